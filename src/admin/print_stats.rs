@@ -1,0 +1,111 @@
+//! print-stats: how full each shard is, the whole cluster, and the replication backlog.
+
+use super::{open, Command};
+use crate::error::Result;
+use crate::js_json::compare_ids;
+use crate::replication_queue;
+use crate::size::format_size;
+use argh::FromArgs;
+use std::time::Duration;
+
+const BAR_WIDTH: u64 = 20;
+
+#[derive(FromArgs)]
+/// Print one line per shard (id, nodes, used / capacity, percent, rw or r for read-only,
+/// a usage bar), an overall line, and the length of the replication queue.
+pub struct PrintStats {
+    /// the ZooKeeper servers, host:port[,host:port...]
+    #[argh(positional)]
+    zk_servers: String,
+    /// the cluster's root path in ZooKeeper, e.g. /backpack
+    #[argh(positional)]
+    root: String,
+    /// seconds to wait for ZooKeeper (default 5)
+    #[argh(option, default = "5")]
+    zk_timeout: u64,
+    /// seconds to wait for each Redis server (default 2)
+    #[argh(option, default = "2")]
+    redis_timeout: u64,
+}
+
+fn percent(used: u64, capacity: u64) -> u64 {
+    if capacity == 0 {
+        0
+    } else {
+        ((used as u128 * 100 + capacity as u128 / 2) / capacity as u128) as u64
+    }
+}
+
+fn bar(used: u64, capacity: u64) -> String {
+    let filled = if capacity == 0 {
+        0
+    } else {
+        ((used as u128 * BAR_WIDTH as u128) / capacity as u128).min(BAR_WIDTH as u128) as usize
+    };
+    format!("[{}{}]", "#".repeat(filled), ".".repeat(BAR_WIDTH as usize - filled))
+}
+
+impl Command for PrintStats {
+    fn run(self) -> Result<()> {
+        let store = open(&self.zk_servers, &self.root, self.zk_timeout)?;
+        let shards = store.shards()?;
+        let mut ids: Vec<&String> = shards.keys().collect();
+        ids.sort_by(|a, b| compare_ids(a, b));
+        let (mut used, mut capacity) = (0u64, 0u64);
+        for id in ids {
+            let shard = &shards[id];
+            let mode = if shard.read_only { "r" } else { "rw" };
+            let nodes = shard.nodes.join(", ");
+            match store.shard_size(id)? {
+                Some(size) => {
+                    used += size.current;
+                    capacity += size.capacity;
+                    println!(
+                        "{id} [{nodes}]: {} / {} ({}%) {mode} {}",
+                        format_size(size.current),
+                        format_size(size.capacity),
+                        percent(size.current, size.capacity),
+                        bar(size.current, size.capacity)
+                    );
+                }
+                None => println!(
+                    "{id} [{nodes}]: size unknown ({} is missing) {mode}",
+                    store.paths().shard_size(id)
+                ),
+            }
+        }
+        println!(
+            "Overall: {} / {} ({}%)",
+            format_size(used),
+            format_size(capacity),
+            percent(used, capacity)
+        );
+        let queue = store.queue()?;
+        let length = replication_queue::length(&queue, Duration::from_secs(self.redis_timeout.max(1)));
+        match length {
+            Ok(length) => {
+                println!("Replication queue: {length} items");
+                Ok(())
+            }
+            Err(err) => {
+                println!("Replication queue: unknown");
+                Err(err)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_and_bar() {
+        assert_eq!(percent(0, 0), 0);
+        assert_eq!(percent(1, 3), 33);
+        assert_eq!(percent(2, 3), 67);
+        assert_eq!(bar(0, 10), "[....................]");
+        assert_eq!(bar(5, 10), "[##########..........]");
+        assert_eq!(bar(20, 10), "[####################]");
+    }
+}

@@ -1,0 +1,175 @@
+//! add-shard, enable-shard, disable-shard.
+
+use super::{open, Command};
+use crate::error::{Error, Result};
+use crate::size::{format_size, parse_size};
+use crate::state::shard_size;
+use crate::state::{check_new_id, shards};
+use crate::store::Store;
+use argh::FromArgs;
+
+#[derive(FromArgs)]
+/// Add a shard (read-only until enabled) made of registered nodes, with a capacity.
+/// For an existing shard, replace its node list; its size and enabled state stay.
+pub struct AddShard {
+    /// the ZooKeeper servers, host:port[,host:port...]
+    #[argh(positional)]
+    zk_servers: String,
+    /// the cluster's root path in ZooKeeper, e.g. /backpack
+    #[argh(positional)]
+    root: String,
+    /// the shard's id, e.g. 1
+    #[argh(positional)]
+    id: String,
+    /// ids of the nodes holding the shard's replicas, comma-separated, e.g. 1,4
+    #[argh(positional)]
+    nodes: String,
+    /// capacity: a number with b, kb, mb, gb or tb (1024-based), e.g. 100gb or 1.5gb
+    #[argh(positional)]
+    size: String,
+    /// seconds to wait for ZooKeeper (default 5)
+    #[argh(option, default = "5")]
+    zk_timeout: u64,
+}
+
+fn node_ids(list: &str) -> Result<Vec<String>> {
+    let mut ids: Vec<String> = Vec::new();
+    for id in list.split(',').map(str::trim) {
+        if id.is_empty() {
+            return Err(Error::invalid(format!(
+                "invalid node list {list:?}: expected ids separated by commas, e.g. 1,4"
+            )));
+        }
+        if ids.iter().any(|seen| seen == id) {
+            return Err(Error::invalid(format!("node {id} is listed twice in {list:?}")));
+        }
+        ids.push(id.to_string());
+    }
+    Ok(ids)
+}
+
+impl Command for AddShard {
+    fn run(self) -> Result<()> {
+        check_new_id("shard", &self.id)?;
+        let nodes = node_ids(&self.nodes)?;
+        let capacity = parse_size(&self.size)?;
+        let store = open(&self.zk_servers, &self.root, self.zk_timeout)?;
+        let servers = store.servers()?;
+        let unknown: Vec<&str> = nodes
+            .iter()
+            .filter(|id| !servers.contains_key(*id))
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Error::invalid(format!(
+                "unknown node {}: register it first with backpack-coordinator-add-server",
+                unknown.join(", ")
+            )));
+        }
+        // Checked before anything is written, so a missing map leaves no size node behind.
+        let shards_path = store.paths().shards_map();
+        store.read_required(&shards_path)?;
+
+        // The size node first: a shard in the map without one could not take uploads.
+        // If the map update then fails, the size node we made is removed again.
+        let size_path = store.paths().shard_size(&self.id);
+        let created_size = store.create(&size_path, &shard_size::new_node(capacity))?;
+        let added = store.update(&shards_path, |doc| shards::add_or_replace_nodes(doc, &self.id, &nodes));
+        let added = match added {
+            Ok(added) => added,
+            Err(err) => {
+                if created_size {
+                    let _ = store.session().delete(&size_path);
+                }
+                return Err(err);
+            }
+        };
+
+        let node_list = nodes.join(", ");
+        if added {
+            println!(
+                "shard {} added: nodes {node_list}, capacity {}; read-only until enabled",
+                self.id,
+                format_size(capacity)
+            );
+        } else {
+            println!("shard {} now has nodes {node_list}", self.id);
+        }
+        if !created_size {
+            if let Some(size) = store.shard_size(&self.id)? {
+                println!(
+                    "{size_path} exists and is kept: {} of {} used",
+                    format_size(size.current),
+                    format_size(size.capacity)
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn set_enabled(store: &Store, id: &str, enabled: bool) -> Result<()> {
+    let path = store.paths().shards_map();
+    let changed = store.update(&path, |doc| shards::set_enabled(doc, id, enabled))?;
+    let state = if enabled { "enabled" } else { "disabled (read-only)" };
+    if changed {
+        println!("shard {id} {state}");
+    } else {
+        println!("shard {id} was already {state}");
+    }
+    if enabled && store.shard_size(id)?.is_none() {
+        eprintln!(
+            "warning: {} is missing, so coordinators cannot place files on shard {id}",
+            store.paths().shard_size(id)
+        );
+    }
+    Ok(())
+}
+
+#[derive(FromArgs)]
+/// Let coordinators place new files on a shard.
+pub struct EnableShard {
+    /// the ZooKeeper servers, host:port[,host:port...]
+    #[argh(positional)]
+    zk_servers: String,
+    /// the cluster's root path in ZooKeeper, e.g. /backpack
+    #[argh(positional)]
+    root: String,
+    /// the shard's id
+    #[argh(positional)]
+    id: String,
+    /// seconds to wait for ZooKeeper (default 5)
+    #[argh(option, default = "5")]
+    zk_timeout: u64,
+}
+
+impl Command for EnableShard {
+    fn run(self) -> Result<()> {
+        let store = open(&self.zk_servers, &self.root, self.zk_timeout)?;
+        set_enabled(&store, &self.id, true)
+    }
+}
+
+#[derive(FromArgs)]
+/// Make a shard read-only: its files stay readable, coordinators place no new files on it.
+pub struct DisableShard {
+    /// the ZooKeeper servers, host:port[,host:port...]
+    #[argh(positional)]
+    zk_servers: String,
+    /// the cluster's root path in ZooKeeper, e.g. /backpack
+    #[argh(positional)]
+    root: String,
+    /// the shard's id
+    #[argh(positional)]
+    id: String,
+    /// seconds to wait for ZooKeeper (default 5)
+    #[argh(option, default = "5")]
+    zk_timeout: u64,
+}
+
+impl Command for DisableShard {
+    fn run(self) -> Result<()> {
+        let store = open(&self.zk_servers, &self.root, self.zk_timeout)?;
+        set_enabled(&store, &self.id, false)
+    }
+}

@@ -1,0 +1,20 @@
+//! backpack-rs: the coordination layer of a Backpack storage cluster.
+//!
+//! Where things are:
+//! - `state`: the cluster state kept in ZooKeeper, as typed values (one module per node);
+//! - `store`: reading and compare-and-set updates of that state over a `zk` session;
+//! - `admin`: the admin commands (init, add-server, add-shard, ...);
+//! - `replication_queue`: the Redis set that holds replication tasks;
+//! - `testkit`: real ZooKeeper, Redis and nginx servers on loopback, for tests and demos.
+
+pub mod admin;
+pub mod error;
+pub mod js_json;
+pub mod replication_queue;
+pub mod size;
+pub mod state;
+pub mod store;
+pub mod testkit;
+pub mod zk;
+
+pub use error::{Error, Result};

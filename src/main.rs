@@ -1,0 +1,38 @@
+//! One binary for every command. It is called either under a command's own name (the
+//! scripts in `bin/` run it as `backpack-coordinator-init ...`, so `--help` and error
+//! messages carry the name users know) or as `backpack <command> ...`.
+
+use std::process::ExitCode;
+
+fn usage() -> ExitCode {
+    eprintln!("usage: backpack <command> [arguments...]   (or run bin/<command>)");
+    eprintln!("commands:");
+    for (name, _) in backpack::admin::COMMANDS {
+        eprintln!("  {name}");
+    }
+    ExitCode::from(backpack::admin::EXIT_USAGE)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let called_as = args
+        .first()
+        .map(|arg0| arg0.rsplit('/').next().unwrap_or(arg0).to_string())
+        .unwrap_or_default();
+    let (name, rest) = if called_as.starts_with("backpack-") {
+        (called_as, &args[1.min(args.len())..])
+    } else {
+        match args.get(1) {
+            Some(command) => (command.clone(), &args[2..]),
+            None => return usage(),
+        }
+    };
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    match backpack::admin::run(&name, &rest) {
+        Some(code) => code,
+        None => {
+            eprintln!("backpack: unknown command {name:?}");
+            usage()
+        }
+    }
+}

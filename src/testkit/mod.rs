@@ -1,0 +1,111 @@
+//! Real servers on loopback for tests, benchmarks and demos: ZooKeeper, Redis and nginx
+//! WebDAV nodes standing in for Backpack nodes.
+//!
+//! Everything a run starts lives in one `Sandbox` directory (configs, data, logs, group
+//! ids) under `$TMPDIR/backpack-testkit/`. Servers stop when their handle is dropped, when
+//! their owner dies (see `process`), and at the latest when the next sandbox is made and
+//! finds them orphaned.
+
+mod nginx;
+pub mod process;
+mod redis;
+mod zookeeper;
+
+pub use nginx::WebDavNode;
+pub use process::{Launch, ServerProcess};
+pub use redis::RedisServer;
+pub use zookeeper::ZooKeeperServer;
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+fn base_dir() -> PathBuf {
+    std::env::temp_dir().join("backpack-testkit")
+}
+
+/// A directory that holds everything one run started. Removed on drop.
+pub struct Sandbox {
+    dir: PathBuf,
+}
+
+impl Sandbox {
+    pub fn new(label: &str) -> std::io::Result<Sandbox> {
+        static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+        reap_orphans();
+        let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+        let dir = base_dir().join(format!("{}-{n}-{label}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir)?;
+        Ok(Sandbox { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A fresh subdirectory for one server.
+    pub fn subdir(&self, name: &str) -> std::io::Result<PathBuf> {
+        let dir = self.dir.join(name);
+        fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    /// What `Launch` needs to start a server named `name` in `dir`.
+    pub fn launch(&self, name: &str, program: &str, args: Vec<String>, dir: &Path) -> Launch {
+        Launch {
+            name: name.to_string(),
+            program: program.to_string(),
+            args,
+            log: dir.join(format!("{name}.log")),
+            pid_dir: self.dir.clone(),
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Kills the servers of sandboxes whose owning process is gone, and removes those
+/// sandboxes. Sandboxes are named `<owner pid>-...`.
+fn reap_orphans() {
+    let Ok(entries) = fs::read_dir(base_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let owner = name.split('-').next().and_then(|pid| pid.parse::<u32>().ok());
+        match owner {
+            Some(pid) if pid == std::process::id() || process::is_alive(pid) => continue,
+            _ => {}
+        }
+        if let Ok(files) = fs::read_dir(entry.path()) {
+            for file in files.flatten() {
+                if file.path().extension().is_some_and(|e| e == "pgid") {
+                    if let Some(pgid) = fs::read_to_string(file.path()).ok().and_then(|t| t.trim().parse().ok()) {
+                        process::signal_group(pgid, libc::SIGKILL);
+                    }
+                }
+            }
+        }
+        let _ = fs::remove_dir_all(entry.path());
+    }
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on right now.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// True when something accepts connections on 127.0.0.1:`port`.
+pub fn is_listening(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        std::time::Duration::from_millis(200),
+    )
+    .is_ok()
+}

@@ -1,0 +1,165 @@
+//! A server process that cannot outlive the program that started it.
+//!
+//! Each server runs in its own process group, so stopping it also stops any children
+//! (nginx workers). Beside it runs a watchdog, a tiny shell loop in a process group of its
+//! own: when the owning process disappears (a test that panicked past its cleanup, or a run
+//! killed with SIGKILL) the watchdog kills the server's group. The group id is also written
+//! to the sandbox, so `Sandbox::new` can reap servers of an owner that died with its
+//! watchdog.
+
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How to (re)start a server: the program, its arguments, and its log file.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub name: String,
+    pub program: String,
+    pub args: Vec<String>,
+    pub log: PathBuf,
+    pub pid_dir: PathBuf,
+}
+
+/// A running server; stopped (with its whole group) when dropped.
+pub struct ServerProcess {
+    launch: Launch,
+    child: Option<Child>,
+    watchdog: Option<Child>,
+}
+
+pub fn signal_group(pgid: u32, signal: libc::c_int) {
+    // SAFETY: kill(2) takes plain integers; a negative pid names a process group.
+    unsafe {
+        libc::kill(-(pgid as libc::pid_t), signal);
+    }
+}
+
+pub fn is_alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+}
+
+impl ServerProcess {
+    pub fn start(launch: Launch) -> std::io::Result<ServerProcess> {
+        let mut server = ServerProcess {
+            launch,
+            child: None,
+            watchdog: None,
+        };
+        server.restart()?;
+        Ok(server)
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.launch.pid_dir.join(format!("{}.pgid", self.launch.name))
+    }
+
+    /// Starts the server again after `stop` (same arguments, same ports).
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        self.stop();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.launch.log)?;
+        let child = Command::new(&self.launch.program)
+            .args(&self.launch.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .map_err(|err| {
+                std::io::Error::new(err.kind(), format!("cannot start {}: {err}", self.launch.program))
+            })?;
+        let pgid = child.id();
+        fs::write(self.pid_file(), pgid.to_string())?;
+        let owner = std::process::id();
+        let script = format!(
+            "while kill -0 {owner} 2>/dev/null && kill -0 {pgid} 2>/dev/null; do sleep 0.5; done; \
+             kill -TERM -{pgid} 2>/dev/null; sleep 1; kill -KILL -{pgid} 2>/dev/null"
+        );
+        let watchdog = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()?;
+        self.child = Some(child);
+        self.watchdog = Some(watchdog);
+        Ok(())
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends `signal` to the server's process group (SIGSTOP and SIGCONT for pauses).
+    pub fn signal(&self, signal: libc::c_int) {
+        if let Some(pid) = self.pid() {
+            signal_group(pid, signal);
+        }
+    }
+
+    /// True while the server process runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// Stops the server: SIGTERM to its group, SIGKILL after two seconds.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pgid = child.id();
+            signal_group(pgid, libc::SIGCONT);
+            signal_group(pgid, libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                thread::sleep(Duration::from_millis(20));
+            }
+            signal_group(pgid, libc::SIGKILL);
+            let _ = child.wait();
+            let _ = fs::remove_file(self.pid_file());
+        }
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+    }
+
+    /// Kills the server at once with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(child) = &self.child {
+            signal_group(child.id(), libc::SIGKILL);
+        }
+        self.stop();
+    }
+
+    pub fn log(&self) -> &Path {
+        &self.launch.log
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Waits until `ready` says yes, up to `timeout`; the error names what did not come up.
+pub fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) -> std::io::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if ready() {
+            return Ok(());
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("{what} did not become ready within {}s", timeout.as_secs()),
+    ))
+}

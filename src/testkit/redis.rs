@@ -1,0 +1,70 @@
+//! A `redis-server` without persistence: restarted, it comes back empty, like a lost one.
+
+use super::process::{wait_until, ServerProcess};
+use super::{free_port, Sandbox};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+pub struct RedisServer {
+    pub port: u16,
+    process: ServerProcess,
+}
+
+fn answers_ping(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut answer = [0u8; 7];
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut answer).is_ok()
+        && &answer == b"+PONG\r\n"
+}
+
+impl RedisServer {
+    pub fn start(sandbox: &Sandbox, name: &str) -> std::io::Result<RedisServer> {
+        let dir = sandbox.subdir(name)?;
+        let port = free_port()?;
+        let args = vec![
+            "--port".into(),
+            port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--save".into(),
+            String::new(),
+            "--appendonly".into(),
+            "no".into(),
+            "--dir".into(),
+            dir.display().to_string(),
+        ];
+        let launch = sandbox.launch(name, "redis-server", args, &dir);
+        let process = ServerProcess::start(launch)?;
+        let server = RedisServer { port, process };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    fn wait_ready(&self) -> std::io::Result<()> {
+        let port = self.port;
+        wait_until("redis-server", Duration::from_secs(10), || answers_ping(port))
+    }
+
+    /// `127.0.0.1:<port>`, as the queue's server list takes it.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        self.process.stop();
+    }
+
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        self.process.restart()?;
+        self.wait_ready()
+    }
+
+    pub fn process(&mut self) -> &mut ServerProcess {
+        &mut self.process
+    }
+}
