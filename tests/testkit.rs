@@ -1,0 +1,82 @@
+//! The launchers themselves: real servers come up, and never outlive their owner.
+
+mod common;
+
+use backpack::testkit::{is_listening, RedisServer, Sandbox, WebDavNode};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Not a test of its own: the child process of `servers_die_with_a_killed_owner`.
+#[test]
+#[ignore]
+fn helper_start_redis_and_hang() {
+    let Ok(port_file) = std::env::var("BACKPACK_TESTKIT_PORT_FILE") else {
+        return;
+    };
+    let sandbox = Sandbox::new("orphan").unwrap();
+    let redis = RedisServer::start(&sandbox, "redis").unwrap();
+    std::fs::write(port_file, redis.port.to_string()).unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+fn servers_die_with_a_killed_owner() {
+    let port_file = std::env::temp_dir().join(format!("backpack-orphan-port-{}", std::process::id()));
+    let _ = std::fs::remove_file(&port_file);
+    let mut owner = Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "helper_start_redis_and_hang", "--nocapture"])
+        .env("BACKPACK_TESTKIT_PORT_FILE", &port_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let port: u16 = loop {
+        if let Some(port) = std::fs::read_to_string(&port_file).ok().and_then(|t| t.parse().ok()) {
+            break port;
+        }
+        assert!(Instant::now() < deadline, "the helper never started Redis");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(is_listening(port));
+    owner.kill().unwrap(); // SIGKILL: no destructor runs in the owner.
+    owner.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while is_listening(port) {
+        assert!(Instant::now() < deadline, "Redis on {port} outlived its owner");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = std::fs::remove_file(&port_file);
+}
+
+fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    let status = text[9..12].parse().unwrap();
+    let body_at = text.find("\r\n\r\n").map_or(answer.len(), |i| i + 4);
+    (status, answer[body_at..].to_vec())
+}
+
+#[test]
+fn webdav_node_behaves_like_a_backpack_node() {
+    let sandbox = Sandbox::new("webdav").unwrap();
+    let mut node = WebDavNode::start(&sandbox, "node-1").unwrap();
+    assert_eq!(http(node.port, "PUT", "/a/b/hi.txt", b"hello").0, 201);
+    assert_eq!(http(node.port, "GET", "/a/b/hi.txt", b""), (200, b"hello".to_vec()));
+    assert_eq!(node.file("/a/b/hi.txt").as_deref(), Some(&b"hello"[..]));
+    assert_eq!(http(node.port, "GET", "/missing", b"").0, 404);
+    assert_eq!(http(node.port, "GET", "/stats", b"").0, 200);
+    node.stop();
+    assert!(!is_listening(node.port));
+    node.restart().unwrap();
+    assert_eq!(http(node.port, "GET", "/a/b/hi.txt", b"").0, 200, "files survive a restart");
+}
