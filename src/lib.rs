@@ -3,18 +3,27 @@
 //! Where things are:
 //! - `state`: the cluster state kept in ZooKeeper, as typed values (one module per node);
 //! - `store`: reading and compare-and-set updates of that state over a `zk` session;
-//! - `admin`: the admin commands (init, add-server, add-shard, ...);
+//! - `coordinator`: the upload server (`coordinator::upload` is the write path);
+//! - `http`: the HTTP/1.1 server it runs on (`may` coroutines);
+//! - `transport`: HTTP and Redis clients over `may` sockets;
+//! - `admin`: the admin commands (init, add-server, add-shard, ...), run by `cli`;
 //! - `replication_queue`: the Redis set that holds replication tasks;
 //! - `testkit`: real ZooKeeper, Redis and nginx servers on loopback, for tests and demos.
 
 pub mod admin;
+pub mod cli;
+pub mod coordinator;
+pub mod duration_arg;
+pub mod http;
 pub mod error;
 pub mod js_json;
+pub mod logline;
 pub mod replication_queue;
 pub mod size;
 pub mod state;
 pub mod store;
 pub mod testkit;
+pub mod transport;
 pub mod zk;
 
 pub use error::{Error, Result};

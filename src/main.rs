@@ -7,10 +7,10 @@ use std::process::ExitCode;
 fn usage() -> ExitCode {
     eprintln!("usage: backpack <command> [arguments...]   (or run bin/<command>)");
     eprintln!("commands:");
-    for (name, _) in backpack::admin::COMMANDS {
+    for (name, _) in backpack::cli::COMMANDS {
         eprintln!("  {name}");
     }
-    ExitCode::from(backpack::admin::EXIT_USAGE)
+    ExitCode::from(backpack::cli::EXIT_USAGE)
 }
 
 fn main() -> ExitCode {
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         }
     };
     let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
-    match backpack::admin::run(&name, &rest) {
+    match backpack::cli::run(&name, &rest) {
         Some(code) => code,
         None => {
             eprintln!("backpack: unknown command {name:?}");

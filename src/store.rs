@@ -29,6 +29,18 @@ impl Store {
         Ok(Store { zk, paths })
     }
 
+    /// Like `open`; `on_event` hears the session's watches and state changes.
+    pub fn open_watching(
+        zk_servers: &str,
+        root: &str,
+        timeout: Duration,
+        on_event: impl Fn(crate::zk::ZkEvent) + Send + 'static,
+    ) -> Result<Store> {
+        let paths = Paths::new(root)?;
+        let zk = ZkSession::connect_watching(zk_servers, timeout, on_event)?;
+        Ok(Store { zk, paths })
+    }
+
     pub fn paths(&self) -> &Paths {
         &self.paths
     }

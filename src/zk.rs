@@ -14,7 +14,16 @@ use crate::error::{Error, Result};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
-use zookeeper::{Acl, CreateMode, ZkError, ZooKeeper};
+use zookeeper::{Acl, CreateMode, KeeperState, WatchedEvent, WatchedEventType, ZkError, ZooKeeper};
+
+/// What a session reports to its owner.
+#[derive(Debug, Clone)]
+pub enum ZkEvent {
+    /// A watched node changed, was created or was deleted.
+    Changed(String),
+    /// The session's state changed (connected, disconnected, expired).
+    Session(KeeperState),
+}
 
 /// How long ZooKeeper keeps our session (and its ephemeral nodes) after we go silent.
 const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,13 +44,29 @@ impl ZkSession {
     /// Connects to `servers` (`host:port[,host:port...]`) and waits at most `timeout` for a
     /// live session.
     pub fn connect(servers: &str, timeout: Duration) -> Result<ZkSession> {
+        ZkSession::connect_watching(servers, timeout, |_| {})
+    }
+
+    /// Like `connect`; `on_event` hears every watch that fires (see `get_watched`) and
+    /// every change of the session's state, on the client's event thread.
+    pub fn connect_watching(
+        servers: &str,
+        timeout: Duration,
+        on_event: impl Fn(ZkEvent) + Send + 'static,
+    ) -> Result<ZkSession> {
         let address_error = || Error::ZkAddress {
             servers: servers.to_string(),
         };
         if servers.trim().is_empty() {
             return Err(address_error());
         }
-        let zk = ZooKeeper::connect(servers, SESSION_TIMEOUT, |_event| {})
+        let watcher = move |event: WatchedEvent| {
+            on_event(match event.path {
+                Some(path) if event.event_type != WatchedEventType::None => ZkEvent::Changed(path),
+                _ => ZkEvent::Session(event.keeper_state),
+            })
+        };
+        let zk = ZooKeeper::connect(servers, SESSION_TIMEOUT, watcher)
             .map_err(|_| address_error())?;
         let zk = Arc::new(zk);
         let (done, answer) = mpsc::channel();
@@ -83,6 +108,24 @@ impl ZkSession {
             Ok((data, stat)) => Ok(Some((data, stat.version))),
             Err(ZkError::NoNode) => Ok(None),
             Err(code) => Err(zk_error("read", path, code)),
+        }
+    }
+
+    /// Like `get`, and leaves a watch on the node: its next change, creation or deletion
+    /// is reported to the session's `on_event`, once.
+    pub fn get_watched(&self, path: &str) -> Result<Option<(Vec<u8>, i32)>> {
+        loop {
+            match self.zk.get_data(path, true) {
+                Ok((data, stat)) => return Ok(Some((data, stat.version))),
+                Err(ZkError::NoNode) => {}
+                Err(code) => return Err(zk_error("read", path, code)),
+            }
+            // Missing: watch for its creation. If it appeared in between, read it again.
+            match self.zk.exists(path, true) {
+                Ok(None) => return Ok(None),
+                Ok(Some(_)) => continue,
+                Err(code) => return Err(zk_error("watch", path, code)),
+            }
         }
     }
 

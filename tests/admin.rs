@@ -296,7 +296,7 @@ fn set_queue_replaces_key_and_servers() {
 
 #[test]
 fn every_command_has_help() {
-    for (name, _) in backpack::admin::COMMANDS {
+    for (name, _) in backpack::cli::COMMANDS {
         let output = run(name, &["--help"]);
         assert!(output.status.success(), "{name}");
         assert!(stdout(&output).starts_with(&format!("Usage: {name} ")), "{}", stdout(&output));

@@ -50,6 +50,16 @@ pub fn new_node(capacity: u64) -> Value {
     Value::Object(map)
 }
 
+/// Adds `delta` bytes to `current` in place (a `null` counts as 0; other keys stay).
+pub fn add_current(path: &str, doc: &mut Value, delta: u64) -> Result<()> {
+    let current = bytes(doc.get("current")).map_err(|why| Error::bad_state(path, why))?;
+    let map = doc
+        .as_object_mut()
+        .ok_or_else(|| Error::bad_state(path, "not a JSON object"))?;
+    map.insert("current".into(), Value::from(current.saturating_add(delta)));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +72,8 @@ mod tests {
         assert_eq!(size.free(), 100);
         assert!(parse("/x", &json!({"capacity": "big"})).is_err());
         assert_eq!(new_node(5).to_string(), r#"{"capacity":5,"current":0}"#);
+        let mut doc = json!({"capacity": 100, "current": null});
+        add_current("/x", &mut doc, 7).unwrap();
+        assert_eq!(doc.to_string(), r#"{"capacity":100,"current":7}"#);
     }
 }

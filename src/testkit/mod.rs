@@ -6,11 +6,13 @@
 //! their owner dies (see `process`), and at the latest when the next sandbox is made and
 //! finds them orphaned.
 
+mod cluster;
 mod nginx;
 pub mod process;
 mod redis;
 mod zookeeper;
 
+pub use cluster::{CoordinatorProcess, LocalCluster, QUEUE_KEY};
 pub use nginx::WebDavNode;
 pub use process::{Launch, ServerProcess};
 pub use redis::RedisServer;
@@ -60,6 +62,7 @@ impl Sandbox {
             args,
             log: dir.join(format!("{name}.log")),
             pid_dir: self.dir.clone(),
+            arg0: None,
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct Launch {
     pub args: Vec<String>,
     pub log: PathBuf,
     pub pid_dir: PathBuf,
+    /// The name the program sees itself called by (argv[0]), when not `program`.
+    pub arg0: Option<String>,
 }
 
 /// A running server; stopped (with its whole group) when dropped.
@@ -65,7 +67,11 @@ impl ServerProcess {
             .create(true)
             .append(true)
             .open(&self.launch.log)?;
-        let child = Command::new(&self.launch.program)
+        let mut command = Command::new(&self.launch.program);
+        if let Some(arg0) = &self.launch.arg0 {
+            command.arg0(arg0);
+        }
+        let child = command
             .args(&self.launch.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -1,0 +1,200 @@
+//! `backpack-coordinator <zk_servers> </zk/root> <listen_host> <listen_port> [statsd]`.
+
+use super::cluster_sync::{self, SyncSettings};
+use super::node_health::NodeHealth;
+use super::sizes::PendingSizes;
+use super::snapshot::SnapshotCell;
+use super::stats::Stats;
+use super::{Coordinator, UploadSettings};
+use crate::cli::Command;
+use crate::duration_arg::parse_duration;
+use crate::error::{Error, Result};
+use crate::http::{self, Limits};
+use crate::log_line;
+use crate::size::parse_size;
+use crate::transport::node_http;
+use argh::FromArgs;
+use std::path::PathBuf;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn size_arg(text: &str) -> Result<u64, String> {
+    parse_size(text).map_err(|err| err.to_string())
+}
+
+#[derive(FromArgs)]
+/// Take PUT uploads and place them on the cluster's shards: each file is stored on one node
+/// of a writable shard (chosen by free space) and replication to the others is queued.
+/// Answers {"shard_id": "<id>"}; GET /stats reports the cluster.
+pub struct CoordinatorCommand {
+    /// the ZooKeeper servers, host:port[,host:port...]
+    #[argh(positional)]
+    zk_servers: String,
+    /// the cluster's root path in ZooKeeper, e.g. /backpack
+    #[argh(positional)]
+    root: String,
+    /// address to listen on, e.g. 127.0.0.1 or 0.0.0.0
+    #[argh(positional)]
+    listen_host: String,
+    /// port to listen on, e.g. 12001
+    #[argh(positional)]
+    listen_port: u16,
+    /// statsd server host[:port] (not implemented yet: accepted and ignored)
+    #[argh(positional)]
+    statsd: Option<String>,
+
+    /// largest upload accepted (default 1gb); larger ones get 413
+    #[argh(option, default = "1 << 30", from_str_fn(size_arg))]
+    max_body: u64,
+    /// uploads up to this size are buffered in memory; larger ones stream to the first node
+    /// while a spool file keeps them for the next (default 1mb)
+    #[argh(option, default = "1 << 20", from_str_fn(size_arg))]
+    memory_body: u64,
+    /// directory for spool files (default: the system's temporary directory)
+    #[argh(option)]
+    spool_dir: Option<PathBuf>,
+    /// time to connect to a node (default 1s)
+    #[argh(option, default = "Duration::from_secs(1)", from_str_fn(parse_duration))]
+    node_connect_timeout: Duration,
+    /// time for a whole PUT to a node, body included (default 120s)
+    #[argh(option, default = "Duration::from_secs(120)", from_str_fn(parse_duration))]
+    node_timeout: Duration,
+    /// how long a failed node is tried last (default 5s)
+    #[argh(option, default = "Duration::from_secs(5)", from_str_fn(parse_duration))]
+    node_cooldown: Duration,
+    /// shards an upload may try before it fails (default 3)
+    #[argh(option, default = "3")]
+    shard_attempts: usize,
+    /// time for one Redis command (default 1s)
+    #[argh(option, default = "Duration::from_secs(1)", from_str_fn(parse_duration))]
+    redis_timeout: Duration,
+    /// how often size increments are written to ZooKeeper (default 3s)
+    #[argh(option, default = "Duration::from_secs(3)", from_str_fn(parse_duration))]
+    size_flush: Duration,
+    /// time to wait for ZooKeeper when connecting (default 5s)
+    #[argh(option, default = "Duration::from_secs(5)", from_str_fn(parse_duration))]
+    zk_timeout: Duration,
+    /// time for a request's head to arrive (default 10s)
+    #[argh(option, default = "Duration::from_secs(10)", from_str_fn(parse_duration))]
+    header_timeout: Duration,
+    /// longest pause inside a request body (default 30s)
+    #[argh(option, default = "Duration::from_secs(30)", from_str_fn(parse_duration))]
+    body_timeout: Duration,
+    /// how long an idle keep-alive connection stays open (default 60s)
+    #[argh(option, default = "Duration::from_secs(60)", from_str_fn(parse_duration))]
+    idle_timeout: Duration,
+    /// open client connections at most; more get 503 (default 10000)
+    #[argh(option, default = "10_000")]
+    max_connections: usize,
+    /// worker threads for coroutines (default: the number of cores)
+    #[argh(option)]
+    workers: Option<usize>,
+    /// coroutine stack size in KiB (default 256; 32 overflows)
+    #[argh(option, default = "256")]
+    stack_kib: usize,
+    /// on SIGTERM, how long uploads in flight may take to finish (default 30s)
+    #[argh(option, default = "Duration::from_secs(30)", from_str_fn(parse_duration))]
+    drain_timeout: Duration,
+    /// do not log successful uploads (failures are always logged)
+    #[argh(switch)]
+    quiet: bool,
+}
+
+impl Command for CoordinatorCommand {
+    fn run(self) -> Result<()> {
+        let workers = self
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        // may counts stack sizes in machine words.
+        may::config()
+            .set_workers(workers.max(1))
+            .set_stack_size(self.stack_kib.max(64) * 1024 / std::mem::size_of::<usize>());
+        if let Some(statsd) = &self.statsd {
+            log_line!("statsd reporting is not implemented yet; ignoring {statsd}");
+        }
+
+        let snapshot = Arc::new(SnapshotCell::default());
+        let sizes = Arc::new(PendingSizes::default());
+        let sync = cluster_sync::start(
+            SyncSettings {
+                zk_servers: self.zk_servers.clone(),
+                root: self.root.clone(),
+                zk_timeout: self.zk_timeout,
+                size_flush: self.size_flush,
+                redis_timeout: self.redis_timeout,
+            },
+            Arc::clone(&snapshot),
+            Arc::clone(&sizes),
+        )?;
+        // Serve nothing before the configuration is loaded (the sync thread logs what it
+        // waits for).
+        let waiting = Instant::now();
+        while snapshot.current().is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+            if waiting.elapsed() > Duration::from_secs(3600 * 24 * 365) {
+                return Err(Error::invalid("the configuration never loaded"));
+            }
+        }
+
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let coordinator = Coordinator {
+            settings: UploadSettings {
+                max_body: self.max_body,
+                memory_body: self.memory_body.min(self.max_body),
+                spool_dir: self.spool_dir.clone().unwrap_or_else(std::env::temp_dir),
+                shard_attempts: self.shard_attempts.max(1),
+                log_uploads: !self.quiet,
+            },
+            snapshot,
+            sizes,
+            stats: Stats::default(),
+            nodes: NodeHealth::new(self.node_cooldown),
+            agent: node_http::agent(self.node_connect_timeout, self.node_timeout),
+            in_flight: Arc::clone(&in_flight),
+        };
+        let limits = Limits {
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+            ..Limits::default()
+        };
+        let address = format!("{}:{}", self.listen_host, self.listen_port);
+        let listener = may::net::TcpListener::bind(address.as_str())
+            .map_err(|err| Error::invalid(format!("cannot listen on {address}: {err}")))?;
+        let server = http::serve(listener, Arc::new(coordinator), limits)
+            .map_err(|err| Error::invalid(format!("cannot serve on {address}: {err}")))?;
+        log_line!("backpack-coordinator listening on {} ({workers} workers)", server.addr);
+
+        // SIGTERM or SIGINT: stop taking connections, let uploads in flight finish (for at
+        // most --drain-timeout), apply pending size increments, exit 0. A second signal
+        // exits at once.
+        let mut signals = Signals::new([SIGTERM, SIGINT])
+            .map_err(|err| Error::invalid(format!("cannot handle signals: {err}")))?;
+        let signal = signals.forever().next();
+        log_line!("signal {signal:?}: no new connections; finishing uploads in flight");
+        std::thread::spawn(move || {
+            if signals.forever().next().is_some() {
+                log_line!("second signal: exiting now");
+                std::process::exit(1);
+            }
+        });
+        server.stop_accepting();
+        let deadline = Instant::now() + self.drain_timeout;
+        while in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let left = in_flight.load(Ordering::SeqCst);
+        if left > 0 {
+            log_line!("{left} uploads still in flight after {:?}; stopping anyway", self.drain_timeout);
+        }
+        if !sync.flush(Duration::from_secs(10)) {
+            log_line!("could not apply the pending size increments");
+        }
+        log_line!("stopped");
+        Ok(())
+    }
+}

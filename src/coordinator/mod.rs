@@ -1,0 +1,95 @@
+//! `backpack-coordinator`: takes `PUT` uploads and places them on shards.
+//!
+//! Where things are: `upload` is the write path, start to finish; `snapshot` is the
+//! configuration it reads, kept current by `cluster_sync` (the only code that talks to
+//! ZooKeeper); `command` parses the command line and starts everything.
+
+mod cluster_sync;
+pub mod command;
+mod node_health;
+mod payload;
+pub mod placement;
+mod sizes;
+pub mod snapshot;
+mod stats;
+pub mod upload;
+
+use crate::http::{Body, Handler, Request, Response};
+use node_health::NodeHealth;
+use sizes::PendingSizes;
+use snapshot::SnapshotCell;
+use stats::Stats;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// What the write path is tuned by (from the command line).
+#[derive(Debug, Clone)]
+pub struct UploadSettings {
+    /// Largest body accepted (413 above).
+    pub max_body: u64,
+    /// Bodies up to this size are kept in memory; larger ones are spooled while streamed.
+    pub memory_body: u64,
+    pub spool_dir: PathBuf,
+    /// How many shards an upload may try before it fails.
+    pub shard_attempts: usize,
+    /// One log line per stored upload (failures are always logged).
+    pub log_uploads: bool,
+}
+
+/// Everything a request handler shares.
+pub struct Coordinator {
+    pub settings: UploadSettings,
+    snapshot: Arc<SnapshotCell>,
+    sizes: Arc<PendingSizes>,
+    stats: Stats,
+    nodes: NodeHealth,
+    agent: ureq::Agent,
+    /// Uploads being handled right now (a clean shutdown waits for them).
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts an upload in flight for as long as it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicUsize) -> InFlight<'a> {
+        counter.fetch_add(1, Ordering::SeqCst);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Coordinator {
+    fn stats_answer(&self) -> Response {
+        let snapshot = self.snapshot.current();
+        let queue_length = snapshot.as_ref().and_then(|s| s.queue.as_ref()).and_then(|queue| {
+            queue.pools.iter().find_map(|pool| {
+                pool.with(|conn| redis::cmd("SCARD").arg(&queue.key).query::<u64>(conn)).ok()
+            })
+        });
+        Response::json(200, &self.stats.document(snapshot.as_deref(), queue_length))
+    }
+}
+
+impl Handler for Coordinator {
+    fn call(&self, request: &Request, body: &mut Body<'_>) -> Response {
+        match request.method.as_str() {
+            "PUT" => {
+                let _counted = InFlight::enter(&self.in_flight);
+                upload::handle(self, request, body)
+            }
+            "GET" | "HEAD" => match request.path() {
+                "/stats" => self.stats_answer(),
+                _ => Response::error(404, "not found: uploads are PUT, statistics are at GET /stats"),
+            },
+            other => Response::error(405, &format!("method {other} is not allowed"))
+                .with_header("Allow", "GET, HEAD, PUT".into()),
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! The write path: `PUT /<path>` stores the body on one node of a writable shard, queues
+//! replication to the shard's other nodes, and answers `{"shard_id": "<id>"}`.
+//!
+//! 1. Validate the request (before reading any of the body, so `100 Continue` is only
+//!    sent for uploads we will take).
+//! 2. Choose a writable shard, weighted by free space (`placement`).
+//! 3. Try its nodes in random order (recently failed ones last); the first that answers
+//!    201 or 204 has the file. If every node of the shard fails, try another shard.
+//! 4. Push a replication item for every other node of the shard to every Redis; at least
+//!    one must take them, or the answer is 503: a 200 means the file is on a node *and*
+//!    its replication is queued.
+//! 5. Count the bytes toward the shard's size (applied to ZooKeeper in batches).
+
+use super::payload::{self, BodyError, Spool};
+use super::placement;
+use super::snapshot::{Shard, Snapshot};
+use super::Coordinator;
+use crate::http::{Body, Framing, Request, Response};
+use crate::log_line;
+use crate::replication_queue;
+use std::io::Read;
+use std::time::Instant;
+use ureq::SendBody;
+
+/// Longest request target accepted, in bytes.
+pub const MAX_PATH_BYTES: usize = 1024;
+
+/// An upload that was not stored, with the answer to give.
+struct Refusal {
+    status: u16,
+    message: String,
+}
+
+fn refuse(status: u16, message: impl Into<String>) -> Refusal {
+    Refusal {
+        status,
+        message: message.into(),
+    }
+}
+
+/// Where an upload ended up.
+struct Stored {
+    shard: String,
+    node: String,
+}
+
+/// Checks the request target: an absolute path, no `..` segment (also percent-encoded),
+/// no control characters, a sane length, and a form the node client accepts.
+pub fn check_path(target: &str) -> Result<(), String> {
+    if !target.starts_with('/') {
+        return Err("the path must start with /".into());
+    }
+    if target.len() > MAX_PATH_BYTES {
+        return Err(format!("the path is longer than {MAX_PATH_BYTES} bytes"));
+    }
+    if target.chars().any(char::is_control) {
+        return Err("the path holds control characters".into());
+    }
+    let path = target.split('?').next().unwrap_or("");
+    let dot_dot = path.split('/').any(|segment| {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        decoded == ".." || decoded == "."
+    });
+    if dot_dot || path.to_ascii_lowercase().contains("%2f") {
+        return Err("the path holds a . or .. segment or an encoded /".into());
+    }
+    if ureq::http::Uri::try_from(format!("http://127.0.0.1{target}")).is_err() {
+        return Err("the path holds characters that are not allowed in a URL".into());
+    }
+    Ok(())
+}
+
+fn validate(coordinator: &Coordinator, request: &Request) -> Result<u64, Refusal> {
+    if request.framing == Framing::Chunked || !request.has_length {
+        return Err(refuse(411, "Content-Length is required"));
+    }
+    let length = request.content_length();
+    if length > coordinator.settings.max_body {
+        return Err(refuse(
+            413,
+            format!("the body is larger than {} bytes", coordinator.settings.max_body),
+        ));
+    }
+    check_path(&request.target).map_err(|why| refuse(400, why))?;
+    Ok(length)
+}
+
+/// `PUT /<path>`: one log line and one counter per upload, whatever the outcome.
+pub fn handle(coordinator: &Coordinator, request: &Request, body: &mut Body<'_>) -> Response {
+    let started = Instant::now();
+    let length = body.len();
+    let outcome = validate(coordinator, request).and_then(|length| store(coordinator, request, body, length));
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    match outcome {
+        Ok(stored) => {
+            coordinator.stats.stored(length);
+            if coordinator.settings.log_uploads {
+                log_line!(
+                    "PUT {} {length} bytes -> shard {} node {} in {ms:.1} ms: 200",
+                    request.target,
+                    stored.shard,
+                    stored.node
+                );
+            }
+            Response::json(200, &serde_json::json!({ "shard_id": stored.shard }))
+        }
+        Err(refusal) => {
+            coordinator.stats.failed();
+            log_line!(
+                "PUT {} {length} bytes in {ms:.1} ms: {} {}",
+                request.target,
+                refusal.status,
+                refusal.message
+            );
+            Response::error(refusal.status, &refusal.message)
+        }
+    }
+}
+
+/// The body as the node attempts need it.
+enum Source {
+    Memory(Vec<u8>),
+    /// A large body: streamed (and spooled) on the first attempt, replayed after.
+    Large { spool: Spool, streamed: bool },
+}
+
+fn body_refusal(err: BodyError) -> Refusal {
+    match err {
+        BodyError::Client(why) => refuse(400, format!("the request body did not arrive: {why}")),
+        BodyError::Spool(why) => refuse(503, format!("cannot keep the body: {why}")),
+    }
+}
+
+fn store(coordinator: &Coordinator, request: &Request, body: &mut Body<'_>, length: u64) -> Result<Stored, Refusal> {
+    let Some(snapshot) = coordinator.snapshot.current() else {
+        return Err(refuse(503, "the configuration is not loaded yet"));
+    };
+    let mut candidates: Vec<&Shard> = snapshot.writable_shards().collect();
+    if candidates.is_empty() {
+        return Err(refuse(503, "no writable shard"));
+    }
+    let settings = &coordinator.settings;
+    let mut source = if length <= settings.memory_body {
+        Source::Memory(payload::read_small(body).map_err(body_refusal)?)
+    } else {
+        let spool = Spool::new(&settings.spool_dir, length).map_err(body_refusal)?;
+        Source::Large { spool, streamed: false }
+    };
+
+    let mut failures = Vec::new();
+    for _ in 0..settings.shard_attempts {
+        let Some(shard) = placement::choose(&candidates, &mut rand::rng()) else { break };
+        for node_id in coordinator.nodes.order(&shard.nodes) {
+            match put_to_node(coordinator, &snapshot, &node_id, request, body, length, &mut source) {
+                Ok(()) => {
+                    coordinator.nodes.succeeded(&node_id);
+                    replicate(&snapshot, shard, &node_id, &request.target)?;
+                    coordinator.sizes.add(&shard.id, length);
+                    return Ok(Stored {
+                        shard: shard.id.clone(),
+                        node: node_id,
+                    });
+                }
+                Err(NodeFailure::Node(why)) => {
+                    log_line!("node {node_id} (shard {}) failed {}: {why}", shard.id, request.target);
+                    coordinator.nodes.failed(&node_id);
+                    failures.push(format!("node {node_id}: {why}"));
+                }
+                Err(NodeFailure::Body(err)) => return Err(body_refusal(err)),
+            }
+        }
+        let failed_id = shard.id.clone();
+        candidates.retain(|candidate| candidate.id != failed_id);
+    }
+    Err(refuse(503, format!("no node could store the file ({})", failures.join("; "))))
+}
+
+enum NodeFailure {
+    /// The node did not take the file; another may.
+    Node(String),
+    /// The client's body broke off: nobody can take the file.
+    Body(BodyError),
+}
+
+/// One attempt: `PUT http://<node><target>` with the body.
+fn put_to_node(
+    coordinator: &Coordinator,
+    snapshot: &Snapshot,
+    node_id: &str,
+    request: &Request,
+    body: &mut Body<'_>,
+    length: u64,
+    source: &mut Source,
+) -> Result<(), NodeFailure> {
+    let Some(node) = snapshot.nodes.get(node_id) else {
+        return Err(NodeFailure::Node("not in servers-map".into()));
+    };
+    let Some(addr) = node.addr else {
+        return Err(NodeFailure::Node(format!("{} does not resolve", node.endpoint)));
+    };
+    let url = format!("http://{addr}{}", request.target);
+    let put = coordinator.agent.put(&url).header("Content-Length", length.to_string());
+    let result = match source {
+        Source::Memory(bytes) => put.send(&bytes[..]),
+        Source::Large { spool, streamed } if !*streamed => {
+            *streamed = true;
+            let result = put.send(SendBody::from_reader(&mut spool.tee(body)));
+            let stored = matches!(&result, Ok(response) if matches!(response.status().as_u16(), 201 | 204));
+            if !stored {
+                // Keep the whole body for the next node (or learn that the client broke off).
+                spool.finish(body).map_err(NodeFailure::Body)?;
+            }
+            result
+        }
+        Source::Large { spool, .. } => {
+            let mut replay = spool.replay().map_err(|err| NodeFailure::Body(BodyError::Spool(err.to_string())))?;
+            put.send(SendBody::from_reader(&mut replay))
+        }
+    };
+    match result {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            // Read the (small) answer so the connection can go back to the pool.
+            let _ = std::io::copy(&mut response.into_body().into_reader().take(64 * 1024), &mut std::io::sink());
+            match status {
+                201 | 204 => Ok(()),
+                other => Err(NodeFailure::Node(format!("answered {other}"))),
+            }
+        }
+        Err(err) => Err(NodeFailure::Node(err.to_string())),
+    }
+}
+
+/// Queues a copy to every other node of the shard.
+fn replicate(snapshot: &Snapshot, shard: &Shard, stored_on: &str, target: &str) -> Result<(), Refusal> {
+    let from = [stored_on.to_string()];
+    let items: Vec<String> = shard
+        .nodes
+        .iter()
+        .filter(|id| *id != stored_on)
+        .map(|to| replication_queue::item(&from, to, target))
+        .collect();
+    if items.is_empty() {
+        return Ok(());
+    }
+    let not_queued = |why: String| {
+        refuse(
+            503,
+            format!("the file is stored on node {stored_on} only: its replication could not be queued ({why})"),
+        )
+    };
+    let Some(queue) = &snapshot.queue else {
+        return Err(not_queued("no queue configured".into()));
+    };
+    replication_queue::push(&queue.pools, &queue.key, &items)
+        .map(|_| ())
+        .map_err(|err| not_queued(err.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_path;
+
+    #[test]
+    fn paths() {
+        for good in ["/hi.txt", "/a/b/c.jpg?x=1&y=2", "/a%20b.txt", "/we:ird.txt", "/..a", "/a..b/c"] {
+            assert!(check_path(good).is_ok(), "{good}");
+        }
+        for bad in ["hi.txt", "/../x", "/a/%2e%2E/x", "/a/.%2e/x", "/a/./b", "/a%2fb", "/a\u{1}b", "/a b"] {
+            assert!(check_path(bad).is_err(), "{bad}");
+        }
+        assert!(check_path(&format!("/{}", "a".repeat(1024))).is_err());
+    }
+}

@@ -1,0 +1,174 @@
+//! One client connection: read a request head, hand the request and its body to the
+//! handler, write the answer, and repeat while the connection may be kept.
+//!
+//! This runs in its own `may` coroutine; every read and write below is on a
+//! `may::net::TcpStream`, which parks the coroutine instead of blocking the worker thread.
+//! Requests on a connection are handled one at a time, so answers to pipelined requests
+//! leave in order; bytes that arrived past the current request wait in the buffer.
+
+use super::body::Body;
+use super::request::{self, Framing, Request};
+use super::response::Response;
+use super::{Handler, Limits};
+use may::net::TcpStream;
+use std::io::{self, Read, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+/// The most header fields a request may have, whatever the limit says (the parser's
+/// slots live on the coroutine's stack).
+pub const MAX_HEADER_SLOTS: usize = 256;
+
+/// The socket and the bytes read from it that nobody has consumed yet (`buf[start..end]`).
+pub(super) struct Conn {
+    pub(super) stream: TcpStream,
+    pub(super) buf: Vec<u8>,
+    pub(super) start: usize,
+    pub(super) end: usize,
+}
+
+impl Conn {
+    pub(super) fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    pub(super) fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Reads more bytes into the buffer, waiting at most `timeout`; Ok(0) at EOF.
+    fn fill(&mut self, timeout: Duration) -> io::Result<usize> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        self.stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+        let n = self.stream.read(&mut self.buf[self.end..])?;
+        self.end += n;
+        Ok(n)
+    }
+}
+
+/// Why no request head could be read.
+enum NoHead {
+    /// The client closed or went idle between requests: end quietly.
+    Gone,
+    /// Answer this, then close.
+    Answer(Response),
+}
+
+fn is_timeout(err: &io::Error) -> bool {
+    matches!(err.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
+}
+
+/// Reads and parses the next request head.
+fn read_head(conn: &mut Conn, limits: &Limits) -> Result<Request, NoHead> {
+    // Between requests the idle timeout applies; once a request has begun, all of its
+    // head must arrive within the header timeout (a client trickling bytes is cut off).
+    let mut deadline: Option<Instant> = None;
+    loop {
+        if conn.end > conn.start {
+            deadline.get_or_insert_with(|| Instant::now() + limits.header_timeout);
+            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADER_SLOTS];
+            let slots = &mut slots[..limits.max_headers.clamp(1, MAX_HEADER_SLOTS)];
+            let mut parsed = httparse::Request::new(slots);
+            match parsed.parse(conn.buffered()) {
+                Ok(httparse::Status::Complete(length)) => {
+                    let request = request::from_parsed(&parsed).map_err(NoHead::Answer);
+                    conn.consume(length);
+                    return request;
+                }
+                Ok(httparse::Status::Partial) => {}
+                Err(httparse::Error::TooManyHeaders) => {
+                    return Err(NoHead::Answer(Response::error(431, "too many header fields").closing()))
+                }
+                Err(_) => return Err(NoHead::Answer(Response::error(400, "malformed request").closing())),
+            }
+            if conn.end - conn.start >= limits.max_head_bytes {
+                return Err(NoHead::Answer(
+                    Response::error(431, "request line and headers too large").closing(),
+                ));
+            }
+        }
+        let timeout = match deadline {
+            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+            None => limits.idle_timeout,
+        };
+        match conn.fill(timeout) {
+            Ok(0) => return Err(NoHead::Gone),
+            Ok(_) => {}
+            Err(err) if is_timeout(&err) && deadline.is_some() => {
+                return Err(NoHead::Answer(Response::error(408, "request head not received in time").closing()))
+            }
+            Err(_) => return Err(NoHead::Gone),
+        }
+    }
+}
+
+fn write_answer(conn: &mut Conn, response: &Response, head_only: bool, timeout: Duration) -> io::Result<()> {
+    conn.stream.set_write_timeout(Some(timeout))?;
+    conn.stream.write_all(&response.to_bytes(head_only))
+}
+
+/// Serves one connection until it closes.
+pub(super) fn serve(stream: TcpStream, handler: &dyn Handler, limits: &Limits) {
+    let _ = stream.set_nodelay(true);
+    let mut conn = Conn {
+        stream,
+        buf: vec![0; limits.max_head_bytes + 4096],
+        start: 0,
+        end: 0,
+    };
+    loop {
+        let request = match read_head(&mut conn, limits) {
+            Ok(request) => request,
+            Err(NoHead::Gone) => return,
+            Err(NoHead::Answer(response)) => {
+                let _ = write_answer(&mut conn, &response, false, limits.body_timeout);
+                return;
+            }
+        };
+        let head_only = request.method == "HEAD";
+        let length = request.content_length();
+        let mut body = Body::new(&mut conn, length, request.expect_continue, limits.body_timeout);
+        let answer = catch_unwind(AssertUnwindSafe(|| handler.call(&request, &mut body)));
+        let body_state = body.state();
+        let mut response = answer.unwrap_or_else(|_| {
+            eprintln!("internal error: handler panicked on {} {}", request.method, request.target);
+            Response::error(500, "internal error").closing()
+        });
+        if body_state.failed {
+            // The body broke off (client gone, or too slow): the connection is unusable.
+            let _ = write_answer(&mut conn, &response.closing(), head_only, limits.body_timeout);
+            return;
+        }
+        let chunked = request.framing == Framing::Chunked;
+        let mut close = response.close || !request.keep_alive || chunked;
+        if !close && body_state.remaining > 0 {
+            // The handler answered without reading the body. Read and drop a small one, so
+            // the connection stays usable; otherwise close, so it is never taken for a
+            // request. A client waiting for `100 Continue` has not sent it at all.
+            let may_drain = body_state.remaining <= limits.drain_limit
+                && (!request.expect_continue || body_state.continue_sent);
+            close = !(may_drain && drain(&mut conn, body_state.remaining, limits.body_timeout));
+        }
+        if close {
+            response.close = true;
+        }
+        if write_answer(&mut conn, &response, head_only, limits.body_timeout).is_err() || close {
+            let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+            return;
+        }
+    }
+}
+
+/// Reads and discards `remaining` body bytes; false when they do not arrive.
+fn drain(conn: &mut Conn, remaining: u64, timeout: Duration) -> bool {
+    let mut body = Body::new(conn, remaining, false, timeout);
+    io::copy(&mut body, &mut io::sink()).is_ok() && body.state().remaining == 0
+}

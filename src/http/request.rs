@@ -1,0 +1,177 @@
+//! A parsed request head, and the framing rules that decide where its body ends.
+//!
+//! Getting framing right is what keeps a connection safe to reuse: if the server and the
+//! client disagree about where a body ends, the rest of the body is read as the next
+//! request (request smuggling). So anything ambiguous is refused, and the connection is
+//! closed after the answer.
+
+use super::response::Response;
+
+/// How the request's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `Content-Length: n` (a missing length means 0 for requests).
+    Length(u64),
+    /// `Transfer-Encoding` without a length: the server does not take such bodies.
+    Chunked,
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    /// The request target exactly as sent: path and query string.
+    pub target: String,
+    /// Header names as sent, values as bytes.
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub framing: Framing,
+    /// The client sent `Expect: 100-continue` and waits for our go-ahead.
+    pub expect_continue: bool,
+    /// Whether the client wants the connection kept open after this request.
+    pub keep_alive: bool,
+    /// Whether a `Content-Length` header was present at all.
+    pub has_length: bool,
+}
+
+impl Request {
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The path without the query string.
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+
+    /// The body length in bytes (0 when there is none, or it is chunked).
+    pub fn content_length(&self) -> u64 {
+        match self.framing {
+            Framing::Length(n) => n,
+            Framing::Chunked => 0,
+        }
+    }
+}
+
+fn bad_request(message: &str) -> Response {
+    Response::error(400, message).closing()
+}
+
+fn has_token(value: &[u8], token: &str) -> bool {
+    String::from_utf8_lossy(value)
+        .split(',')
+        .any(|part| part.trim().eq_ignore_ascii_case(token))
+}
+
+/// Parses a `Content-Length` value: digits only, no sign, no overflow.
+fn parse_length(value: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(value).ok()?.trim_matches([' ', '\t']);
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// Builds a `Request` from httparse's result; an `Err` is the answer to send (and the
+/// connection is closed after it).
+pub fn from_parsed(parsed: &httparse::Request<'_, '_>) -> Result<Request, Response> {
+    let method = parsed.method.unwrap_or("").to_string();
+    let target = parsed.path.unwrap_or("").to_string();
+    let version = parsed.version.unwrap_or(1);
+    let mut headers = Vec::with_capacity(parsed.headers.len());
+    let mut length: Option<u64> = None;
+    let mut transfer_encoding = false;
+    let mut expect_continue = false;
+    let mut close = version == 0;
+    for header in parsed.headers.iter() {
+        let name = header.name;
+        let value = header.value;
+        if name.eq_ignore_ascii_case("content-length") {
+            let Some(n) = parse_length(value) else {
+                return Err(bad_request("invalid Content-Length"));
+            };
+            if length.is_some_and(|seen| seen != n) {
+                return Err(bad_request("conflicting Content-Length headers"));
+            }
+            length = Some(n);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            transfer_encoding = true;
+        } else if name.eq_ignore_ascii_case("expect") {
+            if has_token(value, "100-continue") {
+                expect_continue = true;
+            } else {
+                return Err(Response::error(417, "only Expect: 100-continue is supported").closing());
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            if has_token(value, "close") {
+                close = true;
+            } else if has_token(value, "keep-alive") && version == 0 {
+                close = false;
+            }
+        }
+        headers.push((name.to_string(), value.to_vec()));
+    }
+    let framing = match (transfer_encoding, length) {
+        (true, Some(_)) => {
+            return Err(bad_request("Content-Length together with Transfer-Encoding"))
+        }
+        (true, None) => Framing::Chunked,
+        (false, length) => Framing::Length(length.unwrap_or(0)),
+    };
+    Ok(Request {
+        method,
+        target,
+        headers,
+        framing,
+        expect_continue,
+        keep_alive: !close,
+        has_length: length.is_some(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(head: &str) -> Result<Request, Response> {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut parsed = httparse::Request::new(&mut headers);
+        assert!(parsed.parse(head.as_bytes()).unwrap().is_complete());
+        from_parsed(&parsed)
+    }
+
+    #[test]
+    fn lengths() {
+        let r = parse("PUT /a HTTP/1.1\r\nContent-Length: 5\r\n\r\n").unwrap();
+        assert_eq!(r.framing, Framing::Length(5));
+        assert!(r.keep_alive && r.has_length);
+        let r = parse("PUT /a HTTP/1.1\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n").unwrap();
+        assert_eq!(r.framing, Framing::Length(5));
+        for bad in ["-1", "abc", "1 2", "99999999999999999999999", "+5", ""] {
+            let head = format!("PUT /a HTTP/1.1\r\nContent-Length: {bad}\r\n\r\n");
+            let answer = parse(&head).unwrap_err();
+            assert_eq!(answer.status, 400, "{bad}");
+            assert!(answer.close);
+        }
+        assert_eq!(parse("PUT /a HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n").unwrap_err().status, 400);
+        assert_eq!(
+            parse("PUT /a HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap_err().status,
+            400
+        );
+        let r = parse("PUT /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+        assert_eq!(r.framing, Framing::Chunked);
+    }
+
+    #[test]
+    fn connection_and_expect() {
+        assert!(!parse("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap().keep_alive);
+        assert!(!parse("GET / HTTP/1.0\r\n\r\n").unwrap().keep_alive);
+        assert!(parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap().keep_alive);
+        assert!(parse("PUT / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n").unwrap().expect_continue);
+        assert_eq!(parse("PUT / HTTP/1.1\r\nExpect: magic\r\n\r\n").unwrap_err().status, 417);
+        let r = parse("PUT /a/b?x=1 HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!((r.path(), r.target.as_str()), ("/a/b", "/a/b?x=1"));
+    }
+}

@@ -1,0 +1,157 @@
+//! A whole local cluster: ZooKeeper, Redis servers, nginx WebDAV nodes, the cluster
+//! state made with the project's own admin commands, and coordinators.
+
+use super::process::{wait_until, ServerProcess};
+use super::{free_port, RedisServer, Sandbox, WebDavNode, ZooKeeperServer};
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+pub const QUEUE_KEY: &str = "backpack-queue";
+
+pub struct LocalCluster {
+    /// The `backpack` binary the admin commands and coordinators run from.
+    pub bin: PathBuf,
+    pub root: String,
+    pub zookeeper: ZooKeeperServer,
+    pub redis: Vec<RedisServer>,
+    /// Node `i + 1` is `nodes[i]`.
+    pub nodes: Vec<WebDavNode>,
+    // Dropped last: servers above stop before their directory goes.
+    pub sandbox: Sandbox,
+}
+
+fn other_error(message: String) -> io::Error {
+    io::Error::other(message)
+}
+
+impl LocalCluster {
+    /// Starts ZooKeeper, `redis` Redis servers and `nodes` WebDAV nodes, and runs init and
+    /// add-server for every node (ids 1, 2, ...). No shards yet.
+    pub fn start(bin: &Path, label: &str, redis: usize, nodes: usize) -> io::Result<LocalCluster> {
+        let sandbox = Sandbox::new(label)?;
+        let zookeeper = ZooKeeperServer::start(&sandbox)?;
+        let redis = (1..=redis)
+            .map(|i| RedisServer::start(&sandbox, &format!("redis-{i}")))
+            .collect::<io::Result<Vec<_>>>()?;
+        let nodes = (1..=nodes)
+            .map(|i| WebDavNode::start(&sandbox, &format!("node-{i}")))
+            .collect::<io::Result<Vec<_>>>()?;
+        let cluster = LocalCluster {
+            bin: bin.to_path_buf(),
+            root: "/backpack".to_string(),
+            zookeeper,
+            redis,
+            nodes,
+            sandbox,
+        };
+        let redis_list: Vec<String> = cluster.redis.iter().map(RedisServer::address).collect();
+        cluster.admin("backpack-coordinator-init", &[QUEUE_KEY, &redis_list.join(",")])?;
+        for (i, node) in cluster.nodes.iter().enumerate() {
+            cluster.admin("backpack-coordinator-add-server", &[&(i + 1).to_string(), &node.url()])?;
+        }
+        Ok(cluster)
+    }
+
+    pub fn zk(&self) -> String {
+        self.zookeeper.connect_string()
+    }
+
+    /// Runs an admin command with the cluster's ZooKeeper and root before `args`;
+    /// returns its stdout, or its stderr as the error.
+    pub fn admin(&self, command: &str, args: &[&str]) -> io::Result<String> {
+        let output = Command::new(&self.bin)
+            .arg0(command)
+            .arg(self.zk())
+            .arg(&self.root)
+            .args(args)
+            .output()?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(other_error(format!(
+                "{command} {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            )))
+        }
+    }
+
+    /// Adds shard `id` on the given node ids with `size`, and enables it.
+    pub fn add_enabled_shard(&self, id: &str, nodes: &[usize], size: &str) -> io::Result<()> {
+        let list: Vec<String> = nodes.iter().map(usize::to_string).collect();
+        self.admin("backpack-coordinator-add-shard", &[id, &list.join(","), size])?;
+        self.admin("backpack-coordinator-enable-shard", &[id])?;
+        Ok(())
+    }
+
+    /// The node with id `id` (1-based).
+    pub fn node(&self, id: usize) -> &WebDavNode {
+        &self.nodes[id - 1]
+    }
+
+    pub fn node_mut(&mut self, id: usize) -> &mut WebDavNode {
+        &mut self.nodes[id - 1]
+    }
+
+    /// Starts a coordinator on a free port with extra flags.
+    pub fn start_coordinator(&self, name: &str, flags: &[&str]) -> io::Result<CoordinatorProcess> {
+        let port = free_port()?;
+        let dir = self.sandbox.subdir(name)?;
+        let mut args = vec![
+            self.zk(),
+            self.root.clone(),
+            "127.0.0.1".to_string(),
+            port.to_string(),
+            "--spool-dir".to_string(),
+            dir.display().to_string(),
+        ];
+        args.extend(flags.iter().map(|s| s.to_string()));
+        let mut launch = self.sandbox.launch(name, &self.bin.display().to_string(), args, &dir);
+        launch.arg0 = Some("backpack-coordinator".to_string());
+        let process = ServerProcess::start(launch)?;
+        let mut coordinator = CoordinatorProcess { port, dir, process };
+        coordinator.wait_ready()?;
+        Ok(coordinator)
+    }
+}
+
+pub struct CoordinatorProcess {
+    pub port: u16,
+    /// Holds its log and its spool files.
+    pub dir: PathBuf,
+    pub process: ServerProcess,
+}
+
+impl CoordinatorProcess {
+    /// Waits until it listens; fails at once, with its log, if it exits.
+    fn wait_ready(&mut self) -> io::Result<()> {
+        let port = self.port;
+        let process = &mut self.process;
+        let mut exited = false;
+        let ready = wait_until("backpack-coordinator", Duration::from_secs(20), || {
+            exited = !process.is_running();
+            exited || super::is_listening(port)
+        });
+        if exited || ready.is_err() {
+            let log = self.log();
+            return Err(other_error(format!("backpack-coordinator did not start: {}", log.trim())));
+        }
+        Ok(())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.process.log()).unwrap_or_default()
+    }
+
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.process.restart()?;
+        self.wait_ready()
+    }
+}

@@ -1,0 +1,141 @@
+//! `ureq` over `may::net::TcpStream`: the HTTP client the coordinator uses for nodes.
+//!
+//! ureq 3 lets an agent be built from a `Connector` (makes a `Transport`) and a
+//! `Resolver`. Ours connect with `may` sockets, and resolve nothing: node addresses are
+//! resolved when a configuration snapshot is built, so URLs carry IP addresses and the
+//! upload path never waits on DNS (ureq's default resolver would also start a thread per
+//! lookup when a timeout is set).
+
+use may::net::TcpStream;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, Transport};
+
+/// Resolves only literal `ip:port` authorities.
+#[derive(Debug)]
+pub struct LiteralResolver;
+
+impl Resolver for LiteralResolver {
+    fn resolve(&self, uri: &Uri, _: &ureq::config::Config, _: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let addr: Option<SocketAddr> = uri.authority().and_then(|a| a.as_str().parse().ok());
+        match addr {
+            Some(addr) => {
+                let mut addrs = self.empty();
+                addrs.push(addr);
+                Ok(addrs)
+            }
+            None => Err(ureq::Error::BadUri(format!("{uri}: expected an ip:port address"))),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct MayConnector;
+
+impl<In: Transport> Connector<In> for MayConnector {
+    type Out = MayTransport;
+
+    fn connect(&self, details: &ConnectionDetails, _chained: Option<In>) -> Result<Option<MayTransport>, ureq::Error> {
+        let timeout = details.timeout.not_zero().map(|d| *d);
+        let mut last_error = None;
+        for addr in details.addrs.iter() {
+            let connected = match timeout {
+                Some(timeout) => TcpStream::connect_timeout(addr, timeout),
+                None => TcpStream::connect(addr),
+            };
+            match connected {
+                Ok(stream) => {
+                    stream.set_nodelay(true)?;
+                    let config = details.config;
+                    let buffers = LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size());
+                    return Ok(Some(MayTransport { stream, buffers }));
+                }
+                Err(err) if err.kind() == io::ErrorKind::TimedOut => {
+                    last_error = Some(ureq::Error::Timeout(ureq::Timeout::Connect))
+                }
+                Err(err) => last_error = Some(err.into()),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused).into()))
+    }
+}
+
+pub struct MayTransport {
+    stream: TcpStream,
+    buffers: LazyBuffers,
+}
+
+impl fmt::Debug for MayTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MayTransport").field("peer", &self.stream.peer_addr().ok()).finish()
+    }
+}
+
+/// The time left for one read or write, or the timeout error when none is left.
+fn time_left(timeout: NextTimeout) -> Result<Option<Duration>, ureq::Error> {
+    if !timeout.after.is_not_happening() && timeout.after.is_zero() {
+        return Err(ureq::Error::Timeout(timeout.reason));
+    }
+    Ok(timeout.not_zero().map(|d| *d))
+}
+
+fn io_error(err: io::Error, timeout: NextTimeout) -> ureq::Error {
+    match err.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ureq::Error::Timeout(timeout.reason),
+        _ => err.into(),
+    }
+}
+
+impl Transport for MayTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let timeout = timeout.for_write();
+        self.stream.set_write_timeout(time_left(timeout)?)?;
+        let output = &self.buffers.output()[..amount];
+        self.stream.write_all(output).map_err(|err| io_error(err, timeout))
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        let timeout = timeout.for_read();
+        self.stream.set_read_timeout(time_left(timeout)?)?;
+        let input = self.buffers.input_append_buf();
+        let amount = loop {
+            match self.stream.read(input) {
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other.map_err(|err| io_error(err, timeout))?,
+            }
+        };
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        // A pooled connection is reusable when reading would block: the peer neither
+        // closed it nor sent anything unasked. The socket is non-blocking underneath may.
+        let mut probe = [0u8; 1];
+        match (&mut self.stream.inner()).read(&mut probe) {
+            Err(err) => err.kind() == io::ErrorKind::WouldBlock,
+            Ok(_) => false,
+        }
+    }
+}
+
+/// A ureq agent whose connections are `may` sockets, with pooling (keep-alive to nodes).
+pub fn agent(connect_timeout: Duration, total_timeout: Duration) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(connect_timeout))
+        .timeout_global(Some(total_timeout))
+        .max_idle_connections(1000)
+        .max_idle_connections_per_host(64)
+        .user_agent("backpack-coordinator")
+        .build();
+    ureq::Agent::with_parts(config, MayConnector, LiteralResolver)
+}

@@ -1,0 +1,127 @@
+//! The `redis` crate's typed API over a `may` socket.
+//!
+//! `redis::ConnectionLike` is the seam: it takes packed commands and returns parsed
+//! values. We write the bytes to a `may::net::TcpStream` and parse replies with
+//! `redis::Parser`, so `redis::cmd("SADD")...query(&mut conn)` parks the coroutine, not the
+//! worker thread. A small pool per server keeps connections open between uploads.
+
+use may::net::TcpStream;
+use parking_lot::Mutex;
+use redis::{ConnectionLike, RedisResult, Value};
+use std::io::{self, BufReader, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub struct RedisConnection {
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+    parser: redis::Parser,
+    broken: bool,
+}
+
+impl RedisConnection {
+    pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<RedisConnection> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        Ok(RedisConnection {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+            parser: redis::Parser::new(),
+            broken: false,
+        })
+    }
+
+    fn exchange(&mut self, packed: &[u8], replies: usize) -> RedisResult<Vec<Value>> {
+        let result = self.writer.write_all(packed).map_err(redis::RedisError::from).and_then(|()| {
+            (0..replies)
+                .map(|_| self.parser.parse_value(&mut self.reader))
+                .collect::<RedisResult<Vec<Value>>>()
+        });
+        if result.is_err() {
+            // A timed-out or failed exchange may leave a reply in flight: never reuse it.
+            self.broken = true;
+        }
+        result
+    }
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
+        let mut values = self.exchange(cmd, 1)?;
+        let value = values.pop().unwrap_or(Value::Nil);
+        match value {
+            Value::ServerError(err) => Err(err.into()),
+            value => Ok(value),
+        }
+    }
+
+    fn req_packed_commands(&mut self, cmd: &[u8], offset: usize, count: usize) -> RedisResult<Vec<Value>> {
+        let values = self.exchange(cmd, offset + count)?;
+        Ok(values.into_iter().skip(offset).collect())
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
+
+    fn check_connection(&mut self) -> bool {
+        redis::cmd("PING").query::<String>(self).is_ok()
+    }
+
+    fn is_open(&self) -> bool {
+        !self.broken
+    }
+}
+
+/// Open connections to one Redis server, reused across requests.
+pub struct RedisPool {
+    pub addr: SocketAddr,
+    timeout: Duration,
+    idle: Mutex<Vec<RedisConnection>>,
+}
+
+impl RedisPool {
+    pub fn new(addr: SocketAddr, timeout: Duration) -> RedisPool {
+        RedisPool {
+            addr,
+            timeout,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `work` on a pooled connection (a new one when none is idle). The pool's lock
+    /// is held only to take or return a connection, never across I/O.
+    pub fn with<T>(&self, work: impl Fn(&mut RedisConnection) -> RedisResult<T>) -> RedisResult<T> {
+        let pooled = self.idle.lock().pop();
+        match pooled {
+            Some(mut conn) => match work(&mut conn) {
+                // A pooled connection may have died while idle (Redis restarted): one
+                // more try on a fresh connection. Our commands are idempotent set edits.
+                Err(err) if !conn.is_open() => {
+                    drop(err);
+                    self.fresh(&work)
+                }
+                result => self.keep(conn, result),
+            },
+            None => self.fresh(&work),
+        }
+    }
+
+    fn fresh<T>(&self, work: &impl Fn(&mut RedisConnection) -> RedisResult<T>) -> RedisResult<T> {
+        let mut conn = RedisConnection::connect(self.addr, self.timeout)?;
+        let result = work(&mut conn);
+        self.keep(conn, result)
+    }
+
+    fn keep<T>(&self, conn: RedisConnection, result: RedisResult<T>) -> RedisResult<T> {
+        if conn.is_open() {
+            let mut idle = self.idle.lock();
+            if idle.len() < 64 {
+                idle.push(conn);
+            }
+        }
+        result
+    }
+}

@@ -1,0 +1,337 @@
+//! The write path against a real cluster: ZooKeeper, two Redis, nginx WebDAV nodes.
+
+#[path = "common/cluster.rs"]
+mod cluster;
+
+use backpack::testkit::LocalCluster;
+use cluster::*;
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const FAST_FLUSH: [&str; 2] = ["--size-flush", "200ms"];
+
+#[test]
+fn seed_example_stores_queues_and_counts() {
+    let cluster = example_cluster("seed");
+    let coordinator = cluster.start_coordinator("coordinator", &FAST_FLUSH).unwrap();
+    let file = cluster.sandbox.path().join("hello.txt");
+    std::fs::write(&file, b"hello, backpack\n").unwrap();
+    let output = Command::new("curl")
+        .args(["-s", "-X", "PUT", "-T"])
+        .arg(&file)
+        .arg(coordinator.url("/hi.txt"))
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&output.stdout).into_owned();
+    let shard = shard_of(&answer);
+    assert_eq!(answer, format!("{{\"shard_id\":\"{shard}\"}}\n"));
+    let shard_nodes: [usize; 2] = match shard.as_str() {
+        "1" => [1, 4],
+        "2" => [2, 5],
+        _ => [3, 6],
+    };
+    let held = holders(&cluster, "/hi.txt");
+    assert_eq!(held.len(), 1, "exactly one node has it: {held:?}");
+    let (on, other) = if held[0] == shard_nodes[0] {
+        (shard_nodes[0], shard_nodes[1])
+    } else {
+        (shard_nodes[1], shard_nodes[0])
+    };
+    assert_eq!(held[0], on);
+    assert_eq!(cluster.node(on).file("/hi.txt").unwrap(), b"hello, backpack\n");
+    let item = format!(r#"{{"from":["{on}"],"to":"{other}","path":"/hi.txt"}}"#);
+    for redis in &cluster.redis {
+        assert_eq!(queue_items(&redis.address()), vec![item.clone()]);
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(shard_current(&cluster, &shard), 16);
+
+    // The query string stays in the item's path.
+    let (status, answer) = put(&client(), &coordinator.url("/q.txt?v=2&x=y"), b"q");
+    assert_eq!(status, 200, "{answer}");
+    let items = queue_items(&cluster.redis[0].address());
+    assert!(items.iter().any(|i| i.ends_with(r#""path":"/q.txt?v=2&x=y"}"#)), "{items:?}");
+    let stats = get_json(&client(), &coordinator.url("/stats"));
+    assert_eq!(stats["processed_uploads"], 2);
+    assert_eq!(stats["processed_bytes"], 17);
+    assert_eq!(stats["total_shards"], 3);
+    assert_eq!(stats["writable_shards"], 3);
+    assert_eq!(stats["queue_length"], 2);
+    assert_eq!(stats["total_size"], 3u64 * 100 * (1 << 30));
+    for field in ["uptime", "failed_uploads", "used_size", "usage_ratio", "available_space"] {
+        assert!(stats[field].is_number(), "{field}: {stats}");
+    }
+}
+
+#[test]
+fn curl_gets_100_continue_before_sending_the_body() {
+    let cluster = example_cluster("continue");
+    let coordinator = cluster.start_coordinator("coordinator", &[]).unwrap();
+    let file = cluster.sandbox.path().join("big.bin");
+    std::fs::write(&file, vec![7u8; 5 << 20]).unwrap();
+    let output = Command::new("curl")
+        .args(["-v", "-s", "-T"])
+        .arg(&file)
+        .arg(coordinator.url("/big.bin"))
+        .output()
+        .unwrap();
+    let trace = String::from_utf8_lossy(&output.stderr);
+    let continued = trace.find("< HTTP/1.1 100 Continue").expect("curl got 100 Continue");
+    let uploaded = trace.find("upload completely sent off").or_else(|| trace.find("We are completely uploaded"));
+    let uploaded = uploaded.unwrap_or_else(|| panic!("curl finished the upload: {trace}"));
+    assert!(continued < uploaded, "100 Continue came before the body: {trace}");
+    assert!(!trace.contains("Done waiting for 100-continue"), "curl did not have to give up waiting: {trace}");
+    assert!(trace.contains("< HTTP/1.1 200 OK"), "{trace}");
+    let shard = shard_of(&String::from_utf8_lossy(&output.stdout));
+    assert!(["1", "2", "3"].contains(&shard.as_str()));
+    assert_eq!(holders(&cluster, "/big.bin").len(), 1);
+}
+
+#[test]
+fn placement_follows_free_space_and_skips_read_only_and_full_shards() {
+    let cluster = LocalCluster::start(bin(), "weights", 1, 5).unwrap();
+    let capacity = 1u64 << 30;
+    for (id, used_percent) in [("1", 10), ("2", 50), ("3", 90), ("5", 100)] {
+        let node: usize = id.parse().unwrap();
+        cluster.add_enabled_shard(id, &[node], "1gb").unwrap();
+        set_shard_size(&cluster, id, capacity, capacity / 100 * used_percent);
+    }
+    cluster.admin("backpack-coordinator-add-shard", &["4", "4", "1gb"]).unwrap(); // read-only
+    let coordinator = cluster.start_coordinator("coordinator", &["--quiet"]).unwrap();
+    let counts: HashMap<String, usize> = {
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let url = coordinator.url("");
+                std::thread::spawn(move || {
+                    let agent = client();
+                    let mut counts = HashMap::new();
+                    for i in 0..750 {
+                        let (status, answer) = put(&agent, &format!("{url}/w/{t}-{i}"), b"x");
+                        assert_eq!(status, 200, "{answer}");
+                        *counts.entry(shard_of(&answer)).or_insert(0) += 1;
+                    }
+                    counts
+                })
+            })
+            .collect();
+        let mut total = HashMap::new();
+        for thread in threads {
+            for (shard, n) in thread.join().unwrap() {
+                *total.entry(shard).or_insert(0) += n;
+            }
+        }
+        total
+    };
+    // Expected 0.9 : 0.5 : 0.1 of 3000 = 1800, 1000, 200; the standard deviations are
+    // about 27, 26 and 13, so these bounds are more than 5 of them.
+    let n = |id: &str| counts.get(id).copied().unwrap_or(0) as i64;
+    assert!((n("1") - 1800).abs() < 150, "{counts:?}");
+    assert!((n("2") - 1000).abs() < 150, "{counts:?}");
+    assert!((n("3") - 200).abs() < 80, "{counts:?}");
+    assert_eq!(n("4"), 0, "read-only shard chosen: {counts:?}");
+    assert_eq!(n("5"), 0, "full shard chosen: {counts:?}");
+}
+
+#[test]
+fn dead_nodes_and_dead_redis() {
+    let mut cluster = example_cluster("failover");
+    cluster.admin("backpack-coordinator-disable-shard", &["2"]).unwrap();
+    cluster.admin("backpack-coordinator-disable-shard", &["3"]).unwrap();
+    let coordinator = cluster.start_coordinator("coordinator", &["--node-connect-timeout", "300ms"]).unwrap();
+    let agent = client();
+
+    // Node 4 down: shard 1's uploads land on node 1, with an item for node 4.
+    cluster.node_mut(4).stop();
+    for i in 0..10 {
+        let path = format!("/n4down-{i}");
+        let (status, answer) = put(&agent, &coordinator.url(&path), b"data");
+        assert_eq!((status, shard_of(&answer)), (200, "1".to_string()));
+        assert_eq!(holders(&cluster, &path), vec![1]);
+        let item = format!(r#"{{"from":["1"],"to":"4","path":"{path}"}}"#);
+        assert!(queue_items(&cluster.redis[0].address()).contains(&item));
+    }
+
+    // Both nodes of shard 1 down: uploads go to the other shards.
+    cluster.admin("backpack-coordinator-enable-shard", &["2"]).unwrap();
+    cluster.admin("backpack-coordinator-enable-shard", &["3"]).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    cluster.node_mut(1).stop();
+    for i in 0..10 {
+        let (status, answer) = put(&agent, &coordinator.url(&format!("/s1down-{i}")), b"data");
+        assert_eq!(status, 200, "{answer}");
+        assert_ne!(shard_of(&answer), "1");
+    }
+
+    // One Redis down: still 200. Both down: 503, the client must not believe it is safe.
+    cluster.redis[0].stop();
+    let (status, answer) = put(&agent, &coordinator.url("/one-redis"), b"data");
+    assert_eq!(status, 200, "{answer}");
+    cluster.redis[1].stop();
+    let (status, answer) = put(&agent, &coordinator.url("/no-redis"), b"data");
+    assert_eq!(status, 503, "{answer}");
+    assert!(answer.contains("replication could not be queued"), "{answer}");
+
+    // Every node down: 503, counted.
+    for id in [2, 3, 5, 6] {
+        cluster.node_mut(id).stop();
+    }
+    let before = get_json(&agent, &coordinator.url("/stats"))["failed_uploads"].as_u64().unwrap();
+    let (status, answer) = put(&agent, &coordinator.url("/nowhere"), b"data");
+    assert_eq!(status, 503, "{answer}");
+    assert!(answer.contains("no node could store the file"), "{answer}");
+    let after = get_json(&agent, &coordinator.url("/stats"))["failed_uploads"].as_u64().unwrap();
+    assert_eq!(after, before + 1);
+}
+
+#[test]
+fn a_shard_enabled_while_serving_takes_uploads_within_a_second() {
+    let cluster = LocalCluster::start(bin(), "live-config", 1, 2).unwrap();
+    cluster.add_enabled_shard("1", &[1], "1gb").unwrap();
+    let coordinator = cluster.start_coordinator("coordinator", &[]).unwrap();
+    let agent = client();
+    assert_eq!(shard_of(&put(&agent, &coordinator.url("/before"), b"x").1), "1");
+    cluster.add_enabled_shard("2", &[2], "1gb").unwrap();
+    cluster.admin("backpack-coordinator-disable-shard", &["1"]).unwrap();
+    let changed = Instant::now();
+    let mut i = 0;
+    loop {
+        i += 1;
+        let (status, answer) = put(&agent, &coordinator.url(&format!("/after-{i}")), b"x");
+        if status == 200 && shard_of(&answer) == "2" {
+            break;
+        }
+        assert!(changed.elapsed() < Duration::from_secs(1), "still not on shard 2: {status} {answer}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn two_coordinators_count_every_byte() {
+    let cluster = example_cluster("two-coordinators");
+    let a = cluster.start_coordinator("coordinator-a", &[FAST_FLUSH[0], FAST_FLUSH[1], "--quiet"]).unwrap();
+    let b = cluster.start_coordinator("coordinator-b", &[FAST_FLUSH[0], FAST_FLUSH[1], "--quiet"]).unwrap();
+    let threads: Vec<_> = [a.url(""), b.url(""), a.url(""), b.url("")]
+        .into_iter()
+        .enumerate()
+        .map(|(t, url)| {
+            std::thread::spawn(move || {
+                let agent = client();
+                let mut bytes: HashMap<String, u64> = HashMap::new();
+                for i in 0..100 {
+                    let body = vec![b'z'; 100 + (i * 37 + t * 11) % 3000];
+                    let (status, answer) = put(&agent, &format!("{url}/two/{t}-{i}"), &body);
+                    assert_eq!(status, 200, "{answer}");
+                    *bytes.entry(shard_of(&answer)).or_insert(0) += body.len() as u64;
+                }
+                bytes
+            })
+        })
+        .collect();
+    let mut expected: HashMap<String, u64> = HashMap::new();
+    for thread in threads {
+        for (shard, n) in thread.join().unwrap() {
+            *expected.entry(shard).or_insert(0) += n;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let actual: HashMap<String, u64> =
+            expected.keys().map(|shard| (shard.clone(), shard_current(&cluster, shard))).collect();
+        if actual == expected {
+            break;
+        }
+        assert!(Instant::now() < deadline, "sizes {actual:?}, uploaded {expected:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A reader that makes `len` bytes without holding them.
+struct Pattern {
+    left: u64,
+}
+
+impl std::io::Read for Pattern {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (buf.len() as u64).min(self.left) as usize;
+        buf[..n].iter_mut().enumerate().for_each(|(i, b)| *b = (i % 251) as u8);
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_200_mib_upload_keeps_memory_bounded() {
+    let mut cluster = example_cluster("big-upload");
+    let coordinator = cluster.start_coordinator("coordinator", &[]).unwrap();
+    let size: u64 = 200 << 20;
+    let response = client()
+        .put(&coordinator.url("/big/200m.bin"))
+        .header("Content-Length", size.to_string())
+        .send(ureq::SendBody::from_owned_reader(Pattern { left: size }))
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let peak = peak_rss_kib(coordinator.process.pid().unwrap());
+    assert!(peak < 64 * 1024, "coordinator peak RSS {peak} KiB");
+    let held = holders(&cluster, "/big/200m.bin");
+    assert_eq!(held.len(), 1);
+    let path = cluster.node(held[0]).files.join("big/200m.bin");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), size);
+    // A failing first node costs nothing: the spool takes over. Stop one node of every
+    // shard... and all shards' second nodes answer.
+    for id in [1, 2, 3] {
+        cluster.node_mut(id).stop();
+    }
+    let response = client()
+        .put(&coordinator.url("/big/second.bin"))
+        .header("Content-Length", (8u64 << 20).to_string())
+        .send(ureq::SendBody::from_owned_reader(Pattern { left: 8 << 20 }))
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let held = holders(&cluster, "/big/second.bin");
+    assert!(held.len() == 1 && held[0] >= 4, "{held:?}");
+    assert_eq!(std::fs::read_dir(&coordinator.dir).unwrap().filter(|e| {
+        e.as_ref().map(|e| e.path().extension().is_none_or(|x| x != "log")).unwrap_or(false)
+    }).count(), 0, "no spool file left");
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn keep_alive_and_pipelining() {
+    let cluster = example_cluster("keep-alive");
+    let coordinator = cluster.start_coordinator("coordinator", &[]).unwrap();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", coordinator.port)).unwrap();
+    for i in 0..20 {
+        let request = format!("PUT /ka/{i} HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
+        stream.write_all(request.as_bytes()).unwrap();
+        let answer = read_one_response(&mut stream);
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "request {i}: {answer}");
+    }
+    let pipelined = "PUT /pl/1 HTTP/1.1\r\nContent-Length: 1\r\n\r\naPUT /pl/2 HTTP/1.1\r\nContent-Length: 1\r\n\r\nbGET /stats HTTP/1.1\r\n\r\n";
+    let answers = raw_exchange(coordinator.port, pipelined.as_bytes(), Duration::from_millis(700));
+    assert_eq!(answers.matches("HTTP/1.1 200 OK").count(), 3, "{answers}");
+    let stats_at = answers.find("processed_uploads").unwrap();
+    assert!(answers[..stats_at].matches("shard_id").count() == 2, "answers in order: {answers}");
+    assert_eq!(holders(&cluster, "/pl/2").len(), 1);
+}
+
+/// Reads one response with a Content-Length body.
+fn read_one_response(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let mut byte = [0u8; 1];
+    while !bytes.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "connection closed");
+        bytes.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&bytes).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).unwrap();
+    head + &String::from_utf8_lossy(&body)
+}
