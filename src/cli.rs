@@ -48,16 +48,45 @@ type Runner = fn(&str, &[&str]) -> ExitCode;
 
 /// Command names as users type them, with what runs them.
 pub const COMMANDS: &[(&str, Runner)] = &[
-    ("backpack-coordinator", parse_and_run::<coordinator::command::CoordinatorCommand>),
+    (
+        "backpack-coordinator",
+        parse_and_run::<coordinator::command::CoordinatorCommand>,
+    ),
     ("backpack-coordinator-init", parse_and_run::<admin::Init>),
-    ("backpack-coordinator-set-queue", parse_and_run::<admin::SetQueue>),
-    ("backpack-coordinator-add-server", parse_and_run::<admin::AddServer>),
-    ("backpack-coordinator-add-shard", parse_and_run::<admin::AddShard>),
-    ("backpack-coordinator-enable-shard", parse_and_run::<admin::EnableShard>),
-    ("backpack-coordinator-disable-shard", parse_and_run::<admin::DisableShard>),
-    ("backpack-coordinator-dump-shards", parse_and_run::<admin::DumpShards>),
-    ("backpack-coordinator-print-stats", parse_and_run::<admin::PrintStats>),
+    (
+        "backpack-coordinator-set-queue",
+        parse_and_run::<admin::SetQueue>,
+    ),
+    (
+        "backpack-coordinator-add-server",
+        parse_and_run::<admin::AddServer>,
+    ),
+    (
+        "backpack-coordinator-add-shard",
+        parse_and_run::<admin::AddShard>,
+    ),
+    (
+        "backpack-coordinator-enable-shard",
+        parse_and_run::<admin::EnableShard>,
+    ),
+    (
+        "backpack-coordinator-disable-shard",
+        parse_and_run::<admin::DisableShard>,
+    ),
+    (
+        "backpack-coordinator-dump-shards",
+        parse_and_run::<admin::DumpShards>,
+    ),
+    (
+        "backpack-coordinator-print-stats",
+        parse_and_run::<admin::PrintStats>,
+    ),
 ];
+
+/// Long-running servers (they keep running until stopped).
+pub fn is_daemon(name: &str) -> bool {
+    matches!(name, "backpack-coordinator" | "backpack-replicator")
+}
 
 /// Runs the command called `name`, or None when there is no such command.
 pub fn run(name: &str, args: &[&str]) -> Option<ExitCode> {

@@ -82,7 +82,10 @@ mod tests {
     fn index_keys_come_first_in_numeric_order() {
         let value: Value =
             serde_json::from_str(r#"{"b":1,"10":2,"a":3,"2":4,"02":5,"1":6}"#).unwrap();
-        assert_eq!(to_compact(&value), r#"{"1":6,"2":4,"10":2,"b":1,"a":3,"02":5}"#);
+        assert_eq!(
+            to_compact(&value),
+            r#"{"1":6,"2":4,"10":2,"b":1,"a":3,"02":5}"#
+        );
     }
 
     #[test]
@@ -99,7 +102,10 @@ mod tests {
     #[test]
     fn pretty_uses_four_spaces() {
         let value = json!({"1": {"enabled": true}});
-        assert_eq!(to_pretty(&value), "{\n    \"1\": {\n        \"enabled\": true\n    }\n}");
+        assert_eq!(
+            to_pretty(&value),
+            "{\n    \"1\": {\n        \"enabled\": true\n    }\n}"
+        );
         assert_eq!(to_pretty(&json!({})), "{}");
     }
 }

@@ -28,6 +28,20 @@ fn main() -> ExitCode {
         }
     };
     let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    if !backpack::cli::is_daemon(&name) {
+        // A one-shot command piped into `head` should end quietly when the pipe closes,
+        // like any Unix tool. (Servers keep Rust's default: a closed socket is an error,
+        // not a signal.)
+        // SAFETY: restoring the default disposition of a signal is always sound.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    let program = name.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        // A bug, never the user's fault: one line, no backtrace.
+        eprintln!("{program}: internal error: {info}");
+    }));
     match backpack::cli::run(&name, &rest) {
         Some(code) => code,
         None => {

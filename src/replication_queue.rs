@@ -42,7 +42,11 @@ pub fn push(pools: &[Arc<RedisPool>], key: &str, items: &[String]) -> Result<usi
     if accepted == 0 {
         return Err(Error::Redis(format!(
             "no Redis server took the replication items ({})",
-            if failures.is_empty() { "none configured".to_string() } else { failures.join("; ") }
+            if failures.is_empty() {
+                "none configured".to_string()
+            } else {
+                failures.join("; ")
+            }
         )));
     }
     Ok(accepted)
@@ -69,7 +73,11 @@ pub fn length(queue: &QueueInfo, timeout: Duration) -> Result<u64> {
     }
     Err(Error::Redis(format!(
         "no Redis server of the queue answered ({})",
-        if failures.is_empty() { "none configured".to_string() } else { failures.join("; ") }
+        if failures.is_empty() {
+            "none configured".to_string()
+        } else {
+            failures.join("; ")
+        }
     )))
 }
 
@@ -79,6 +87,9 @@ mod tests {
     fn item_bytes_match_the_old_tools() {
         let item = super::item(&["1".to_string()], "4", "/hi.txt?x=1");
         assert_eq!(item, r#"{"from":["1"],"to":"4","path":"/hi.txt?x=1"}"#);
-        assert_eq!(super::item(&["1".into(), "2".into()], "3", "/a\"b"), r#"{"from":["1","2"],"to":"3","path":"/a\"b"}"#);
+        assert_eq!(
+            super::item(&["1".into(), "2".into()], "3", "/a\"b"),
+            r#"{"from":["1","2"],"to":"3","path":"/a\"b"}"#
+        );
     }
 }

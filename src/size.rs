@@ -44,7 +44,11 @@ pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     } else {
         match UNITS.iter().find(|(name, _)| *name == unit) {
             Some((_, m)) => *m,
-            None => return Err(bad(&format!("unknown unit {unit:?}, use b, kb, mb, gb or tb"))),
+            None => {
+                return Err(bad(&format!(
+                    "unknown unit {unit:?}, use b, kb, mb, gb or tb"
+                )))
+            }
         }
     };
     let (whole, fraction) = match number.split_once('.') {
@@ -111,11 +115,21 @@ mod tests {
 
     #[test]
     fn refuses_nonsense() {
-        for text in ["10 parsecs", "", "gb", "1.2.3gb", "-5gb", "99999999999999999999tb"] {
+        for text in [
+            "10 parsecs",
+            "",
+            "gb",
+            "1.2.3gb",
+            "-5gb",
+            "99999999999999999999tb",
+        ] {
             let err = parse_size(text).expect_err(text);
             assert!(err.to_string().contains("invalid size"), "{err}");
         }
-        assert!(parse_size("10 parsecs").unwrap_err().to_string().contains("parsecs"));
+        assert!(parse_size("10 parsecs")
+            .unwrap_err()
+            .to_string()
+            .contains("parsecs"));
     }
 
     #[test]

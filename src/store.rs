@@ -73,7 +73,11 @@ impl Store {
     /// Applies `edit` to the node's current value and writes it back with compare-and-set,
     /// retrying on conflicts. `edit` may run more than once, so it must only change the
     /// value it is given. Nothing is written when the edit leaves the value as it was.
-    pub fn update<T>(&self, path: &str, mut edit: impl FnMut(&mut Value) -> Result<T>) -> Result<T> {
+    pub fn update<T>(
+        &self,
+        path: &str,
+        mut edit: impl FnMut(&mut Value) -> Result<T>,
+    ) -> Result<T> {
         loop {
             let (mut value, version) = self.read_required(path)?;
             let before = value.clone();

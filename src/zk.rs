@@ -66,8 +66,8 @@ impl ZkSession {
                 _ => ZkEvent::Session(event.keeper_state),
             })
         };
-        let zk = ZooKeeper::connect(servers, SESSION_TIMEOUT, watcher)
-            .map_err(|_| address_error())?;
+        let zk =
+            ZooKeeper::connect(servers, SESSION_TIMEOUT, watcher).map_err(|_| address_error())?;
         let zk = Arc::new(zk);
         let (done, answer) = mpsc::channel();
         let probe = Arc::clone(&zk);
@@ -172,7 +172,12 @@ impl ZkSession {
         for segment in path.split('/').filter(|s| !s.is_empty()) {
             prefix.push('/');
             prefix.push_str(segment);
-            if self.zk.exists(&prefix, false).map_err(|c| zk_error("check", &prefix, c))?.is_none() {
+            if self
+                .zk
+                .exists(&prefix, false)
+                .map_err(|c| zk_error("check", &prefix, c))?
+                .is_none()
+            {
                 self.create(&prefix, Vec::new(), NodeKind::Persistent)?;
             }
         }

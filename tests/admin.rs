@@ -31,7 +31,10 @@ fn walkthrough_leaves_the_old_tools_bytes() {
     for id in 1..=6 {
         let url = format!("http://127.0.0.1:{}", 10000 + id);
         let said = ok(ADD_SERVER, &[&zk, &root, &id.to_string(), &url]);
-        assert_eq!(said, format!("server {id} added: 127.0.0.1:{}\n", 10000 + id));
+        assert_eq!(
+            said,
+            format!("server {id} added: 127.0.0.1:{}\n", 10000 + id)
+        );
     }
     ok(ADD_SHARD, &[&zk, &root, "1", "1,4", "100gb"]);
     ok(ADD_SHARD, &[&zk, &root, "2", "2,5", "100gb"]);
@@ -46,7 +49,10 @@ fn walkthrough_leaves_the_old_tools_bytes() {
     let servers: Vec<String> = (1..=6)
         .map(|id| format!(r#""{id}":{{"host":"127.0.0.1","port":"{}"}}"#, 10000 + id))
         .collect();
-    assert_eq!(node(&s, &format!("{root}/servers-map")).unwrap(), format!("{{{}}}", servers.join(",")));
+    assert_eq!(
+        node(&s, &format!("{root}/servers-map")).unwrap(),
+        format!("{{{}}}", servers.join(","))
+    );
     assert_eq!(
         node(&s, &format!("{root}/shards-map")).unwrap(),
         r#"{"1":{"nodes":["1","4"]},"2":{"read_only":true,"nodes":["2","5"]},"3":{"read_only":true,"nodes":["3","6"]}}"#
@@ -59,7 +65,12 @@ fn walkthrough_leaves_the_old_tools_bytes() {
     }
     let stats = run(STATS, &[&zk, &root]);
     let lines = stdout(&stats);
-    assert!(lines.starts_with("1 [1, 4]: 0b / 100gb (0%) rw [....................]\n2 [2, 5]: 0b / 100gb (0%) r "), "{lines}");
+    assert!(
+        lines.starts_with(
+            "1 [1, 4]: 0b / 100gb (0%) rw [....................]\n2 [2, 5]: 0b / 100gb (0%) r "
+        ),
+        "{lines}"
+    );
     assert!(lines.contains("Overall: 0b / 300gb (0%)\n"), "{lines}");
 }
 
@@ -79,26 +90,50 @@ fn golden_bytes_steps() {
         r#"{"1":{"host":"127.0.0.1","port":null},"2":{"host":"one","port":"24002"},"10":{"host":"127.0.0.1","port":"24001"}}"#
     );
     ok(ADD_SHARD, &[&zk, &root, "1", "10,2", "1.5gb"]);
-    assert_eq!(node(&s, &shards).unwrap(), r#"{"1":{"read_only":true,"nodes":["10","2"]}}"#);
-    assert_eq!(node(&s, &size).unwrap(), r#"{"capacity":1610612736,"current":0}"#);
+    assert_eq!(
+        node(&s, &shards).unwrap(),
+        r#"{"1":{"read_only":true,"nodes":["10","2"]}}"#
+    );
+    assert_eq!(
+        node(&s, &size).unwrap(),
+        r#"{"capacity":1610612736,"current":0}"#
+    );
     ok(ENABLE, &[&zk, &root, "1"]);
     assert_eq!(node(&s, &shards).unwrap(), r#"{"1":{"nodes":["10","2"]}}"#);
     ok(DISABLE, &[&zk, &root, "1"]);
-    assert_eq!(node(&s, &shards).unwrap(), r#"{"1":{"nodes":["10","2"],"read_only":true}}"#);
+    assert_eq!(
+        node(&s, &shards).unwrap(),
+        r#"{"1":{"nodes":["10","2"],"read_only":true}}"#
+    );
     ok(ENABLE, &[&zk, &root, "1"]);
     let size_version = version(&s, &size);
     let said = ok(ADD_SHARD, &[&zk, &root, "1", "2,10", "5gb"]);
     assert!(said.contains("now has nodes 2, 10"), "{said}");
     assert!(said.contains("is kept: 0b of 1.5gb used"), "{said}");
     assert_eq!(node(&s, &shards).unwrap(), r#"{"1":{"nodes":["2","10"]}}"#);
-    assert_eq!(node(&s, &size).unwrap(), r#"{"capacity":1610612736,"current":0}"#);
-    assert_eq!(version(&s, &size), size_version, "the size node was not written");
+    assert_eq!(
+        node(&s, &size).unwrap(),
+        r#"{"capacity":1610612736,"current":0}"#
+    );
+    assert_eq!(
+        version(&s, &size),
+        size_version,
+        "the size node was not written"
+    );
 
     // Re-adding a server moves it in place.
-    assert_eq!(ok(ADD_SERVER, &[&zk, &root, "2", "http://two:24012"]), "server 2 updated: two:24012\n");
-    assert!(node(&s, &servers).unwrap().contains(r#""2":{"host":"two","port":"24012"},"10""#));
+    assert_eq!(
+        ok(ADD_SERVER, &[&zk, &root, "2", "http://two:24012"]),
+        "server 2 updated: two:24012\n"
+    );
+    assert!(node(&s, &servers)
+        .unwrap()
+        .contains(r#""2":{"host":"two","port":"24012"},"10""#));
     let stats = stdout(&run(STATS, &[&zk, &root]));
-    assert!(stats.starts_with("1 [2, 10]: 0b / 1.5gb (0%) rw"), "{stats}");
+    assert!(
+        stats.starts_with("1 [2, 10]: 0b / 1.5gb (0%) rw"),
+        "{stats}"
+    );
     assert!(stats.contains("Overall: 0b / 1.5gb (0%)"), "{stats}");
 }
 
@@ -109,12 +144,21 @@ fn init_twice_changes_nothing() {
     ok(ADD_SERVER, &[&zk, &root, "1", "http://127.0.0.1:10001"]);
     let s = session();
     let names = ["queue", "servers-map", "shards-map"];
-    let before: Vec<_> = names.iter().map(|n| s.get(&format!("{root}/{n}")).unwrap()).collect();
+    let before: Vec<_> = names
+        .iter()
+        .map(|n| s.get(&format!("{root}/{n}")).unwrap())
+        .collect();
     let said = ok(INIT, &[&zk, &root, "other-queue", "127.0.0.1:9"]);
     for n in names {
-        assert!(said.contains(&format!("{root}/{n}: already initialized\n")), "{said}");
+        assert!(
+            said.contains(&format!("{root}/{n}: already initialized\n")),
+            "{said}"
+        );
     }
-    let after: Vec<_> = names.iter().map(|n| s.get(&format!("{root}/{n}")).unwrap()).collect();
+    let after: Vec<_> = names
+        .iter()
+        .map(|n| s.get(&format!("{root}/{n}")).unwrap())
+        .collect();
     assert_eq!(before, after, "bytes and versions unchanged");
 }
 
@@ -122,7 +166,10 @@ fn init_twice_changes_nothing() {
 fn init_creates_a_nested_root() {
     let (zk, root) = (zookeeper(), format!("{}/deep/er", fresh_root("nested")));
     init(&zk, &root, "127.0.0.1:13001");
-    assert_eq!(node(&session(), &format!("{root}/shards-map")).unwrap(), "{}");
+    assert_eq!(
+        node(&session(), &format!("{root}/shards-map")).unwrap(),
+        "{}"
+    );
 }
 
 #[test]
@@ -133,7 +180,15 @@ fn concurrent_add_server_loses_nothing() {
         .map(|id| {
             let (zk, root) = (zk.clone(), root.clone());
             std::thread::spawn(move || {
-                ok(ADD_SERVER, &[&zk, &root, &id.to_string(), &format!("http://127.0.0.1:{}", 20000 + id)])
+                ok(
+                    ADD_SERVER,
+                    &[
+                        &zk,
+                        &root,
+                        &id.to_string(),
+                        &format!("http://127.0.0.1:{}", 20000 + id),
+                    ],
+                )
             })
         })
         .collect();
@@ -154,10 +209,19 @@ fn errors_are_one_line_and_write_nothing() {
     let (zk, root) = (zookeeper(), fresh_root("errors"));
     // Not initialized yet.
     let err = fails(ADD_SERVER, &[&zk, &root, "1", "http://127.0.0.1:1"], 1);
-    assert!(err.contains(&format!("{root}/servers-map does not exist: is the cluster initialized?")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{root}/servers-map does not exist: is the cluster initialized?"
+        )),
+        "{err}"
+    );
     let err = fails(INIT, &[&zk, &root, "q", "127.0.0.1"], 1);
     assert!(err.contains("invalid Redis server list"), "{err}");
-    assert_eq!(session().get(&format!("{root}/queue")).unwrap(), None, "nothing half-written");
+    assert_eq!(
+        session().get(&format!("{root}/queue")).unwrap(),
+        None,
+        "nothing half-written"
+    );
 
     init(&zk, &root, "127.0.0.1:13001");
     ok(ADD_SERVER, &[&zk, &root, "1", "http://127.0.0.1:10001"]);
@@ -190,17 +254,33 @@ fn errors_are_one_line_and_write_nothing() {
     let err = fails(DUMP, &[&zk, "backpack"], 1);
     assert!(err.contains("invalid ZooKeeper root"), "{err}");
     let err = fails(ADD_SHARD, &[&zk, &root, "1"], 2);
-    assert!(err.contains("Required positional arguments not provided"), "{err}");
+    assert!(
+        err.contains("Required positional arguments not provided"),
+        "{err}"
+    );
     let err = fails(DUMP, &[&zk, &root, "--zk-timeout", "soon"], 2);
-    assert!(err.contains("zk_timeout") || err.contains("zk-timeout"), "{err}");
+    assert!(
+        err.contains("zk_timeout") || err.contains("zk-timeout"),
+        "{err}"
+    );
 
     // A node that holds garbage is named.
-    s.create(&format!("{root}/shard-size-x"), b"not json".to_vec(), NodeKind::Persistent).unwrap();
+    s.create(
+        &format!("{root}/shard-size-x"),
+        b"not json".to_vec(),
+        NodeKind::Persistent,
+    )
+    .unwrap();
     let map = format!("{root}/shards-map");
     let (_, v) = s.get(&map).unwrap().unwrap();
-    assert!(s.set(&map, br#"{"x":{"nodes":["1"]}}"#.to_vec(), v).unwrap());
+    assert!(s
+        .set(&map, br#"{"x":{"nodes":["1"]}}"#.to_vec(), v)
+        .unwrap());
     let err = fails(STATS, &[&zk, &root], 1);
-    assert!(err.contains(&format!("{root}/shard-size-x holds invalid data")), "{err}");
+    assert!(
+        err.contains(&format!("{root}/shard-size-x holds invalid data")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -210,8 +290,14 @@ fn unreachable_zookeeper_fails_within_the_timeout() {
     let started = Instant::now();
     let err = fails(DUMP, &[&zk, "/backpack", "--zk-timeout", "2"], 1);
     let took = started.elapsed();
-    assert!(err.contains(&format!("cannot reach ZooKeeper at {zk} within 2s")), "{err}");
-    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        err.contains(&format!("cannot reach ZooKeeper at {zk} within 2s")),
+        "{err}"
+    );
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
     let err = fails(DUMP, &["no such host:2181", "/backpack"], 1);
     assert!(err.contains("invalid ZooKeeper connect string"), "{err}");
 }
@@ -222,14 +308,31 @@ fn reads_the_old_tools_exact_state() {
     let s = session();
     s.create_path(&root).unwrap();
     let old = [
-        ("queue", r#"{"key":"backpack-queue","servers":[{"host":"127.0.0.1","port":"23001"}]}"#),
-        ("servers-map", r#"{"1":{"host":"127.0.0.1","port":null},"2":{"host":"one","port":"24002"},"10":{"host":"127.0.0.1","port":24001}}"#),
-        ("shards-map", r#"{"1":{"nodes":["10","2"]},"7":{"read_only":true,"nodes":["1"],"note":"kept"}}"#),
+        (
+            "queue",
+            r#"{"key":"backpack-queue","servers":[{"host":"127.0.0.1","port":"23001"}]}"#,
+        ),
+        (
+            "servers-map",
+            r#"{"1":{"host":"127.0.0.1","port":null},"2":{"host":"one","port":"24002"},"10":{"host":"127.0.0.1","port":24001}}"#,
+        ),
+        (
+            "shards-map",
+            r#"{"1":{"nodes":["10","2"]},"7":{"read_only":true,"nodes":["1"],"note":"kept"}}"#,
+        ),
         ("shard-size-1", r#"{"capacity":1610612736,"current":null}"#),
-        ("shard-size-7", r#"{"capacity":1073741824,"current":536870912}"#),
+        (
+            "shard-size-7",
+            r#"{"capacity":1073741824,"current":536870912}"#,
+        ),
     ];
     for (name, bytes) in old {
-        s.create(&format!("{root}/{name}"), bytes.as_bytes().to_vec(), NodeKind::Persistent).unwrap();
+        s.create(
+            &format!("{root}/{name}"),
+            bytes.as_bytes().to_vec(),
+            NodeKind::Persistent,
+        )
+        .unwrap();
     }
     let dump = ok(DUMP, &[&zk, &root]);
     let parsed: serde_json::Value = serde_json::from_str(&dump).expect("dump-shards prints JSON");
@@ -237,11 +340,17 @@ fn reads_the_old_tools_exact_state() {
     assert_eq!(parsed["7"]["enabled"], false);
     assert_eq!(parsed["1"]["nodes"]["10"]["port"], 24001);
     assert_eq!(parsed["7"]["nodes"]["1"]["port"], serde_json::Value::Null);
-    assert!(dump.starts_with("{\n    \"1\": {\n        \"enabled\": true,"), "{dump}");
+    assert!(
+        dump.starts_with("{\n    \"1\": {\n        \"enabled\": true,"),
+        "{dump}"
+    );
 
     let stats = stdout(&run(STATS, &[&zk, &root]));
     assert!(stats.contains("1 [10, 2]: 0b / 1.5gb (0%) rw"), "{stats}");
-    assert!(stats.contains("7 [1]: 512mb / 1gb (50%) r [##########..........]"), "{stats}");
+    assert!(
+        stats.contains("7 [1]: 512mb / 1gb (50%) r [##########..........]"),
+        "{stats}"
+    );
     assert!(stats.contains("Overall: 512mb / 2.5gb (20%)"), "{stats}");
 
     // A rewrite touches only what it changes: null and numeric ports and unknown keys stay.
@@ -263,11 +372,19 @@ fn print_stats_reads_the_queue_length_from_redis() {
     let mut first = RedisServer::start(&sandbox, "redis-1").unwrap();
     let second = RedisServer::start(&sandbox, "redis-2").unwrap();
     let (zk, root) = (zookeeper(), fresh_root("stats-redis"));
-    init(&zk, &root, &format!("{},{}", first.address(), second.address()));
+    init(
+        &zk,
+        &root,
+        &format!("{},{}", first.address(), second.address()),
+    );
     let client = redis::Client::open(format!("redis://{}/", second.address())).unwrap();
     let mut conn = client.get_connection().unwrap();
     for item in ["a", "b", "c"] {
-        let _: i64 = redis::cmd("SADD").arg("backpack-queue").arg(item).query(&mut conn).unwrap();
+        let _: i64 = redis::cmd("SADD")
+            .arg("backpack-queue")
+            .arg(item)
+            .query(&mut conn)
+            .unwrap();
     }
     // The first server answers first: its copy of the queue is empty.
     assert!(ok(STATS, &[&zk, &root]).contains("Replication queue: 0 items\n"));
@@ -277,20 +394,34 @@ fn print_stats_reads_the_queue_length_from_redis() {
     let output = run(STATS, &[&zk, &root, "--redis-timeout", "1"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stdout(&output).contains("Replication queue: unknown"));
-    assert!(stderr(&output).contains("no Redis server of the queue answered"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no Redis server of the queue answered"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
 fn set_queue_replaces_key_and_servers() {
     let (zk, root) = (zookeeper(), fresh_root("set-queue"));
     init(&zk, &root, "127.0.0.1:13001");
-    let said = ok(SET_QUEUE, &[&zk, &root, "other", "127.0.0.1:14001,localhost:14002"]);
-    assert_eq!(said, format!("{root}/queue: key other, Redis 127.0.0.1:14001, localhost:14002\n"));
+    let said = ok(
+        SET_QUEUE,
+        &[&zk, &root, "other", "127.0.0.1:14001,localhost:14002"],
+    );
+    assert_eq!(
+        said,
+        format!("{root}/queue: key other, Redis 127.0.0.1:14001, localhost:14002\n")
+    );
     assert_eq!(
         node(&session(), &format!("{root}/queue")).unwrap(),
         r#"{"key":"other","servers":[{"host":"127.0.0.1","port":"14001"},{"host":"localhost","port":"14002"}]}"#
     );
-    let err = fails(SET_QUEUE, &[&zk, &fresh_root("set-queue-missing"), "q", "127.0.0.1:1"], 1);
+    let err = fails(
+        SET_QUEUE,
+        &[&zk, &fresh_root("set-queue-missing"), "q", "127.0.0.1:1"],
+        1,
+    );
     assert!(err.contains("is the cluster initialized?"), "{err}");
 }
 
@@ -299,7 +430,11 @@ fn every_command_has_help() {
     for (name, _) in backpack::cli::COMMANDS {
         let output = run(name, &["--help"]);
         assert!(output.status.success(), "{name}");
-        assert!(stdout(&output).starts_with(&format!("Usage: {name} ")), "{}", stdout(&output));
+        assert!(
+            stdout(&output).starts_with(&format!("Usage: {name} ")),
+            "{}",
+            stdout(&output)
+        );
     }
 }
 

@@ -21,10 +21,16 @@ fn helper_start_redis_and_hang() {
 
 #[test]
 fn servers_die_with_a_killed_owner() {
-    let port_file = std::env::temp_dir().join(format!("backpack-orphan-port-{}", std::process::id()));
+    let port_file =
+        std::env::temp_dir().join(format!("backpack-orphan-port-{}", std::process::id()));
     let _ = std::fs::remove_file(&port_file);
     let mut owner = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "helper_start_redis_and_hang", "--nocapture"])
+        .args([
+            "--ignored",
+            "--exact",
+            "helper_start_redis_and_hang",
+            "--nocapture",
+        ])
         .env("BACKPACK_TESTKIT_PORT_FILE", &port_file)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -32,7 +38,10 @@ fn servers_die_with_a_killed_owner() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let port: u16 = loop {
-        if let Some(port) = std::fs::read_to_string(&port_file).ok().and_then(|t| t.parse().ok()) {
+        if let Some(port) = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|t| t.parse().ok())
+        {
             break port;
         }
         assert!(Instant::now() < deadline, "the helper never started Redis");
@@ -43,7 +52,10 @@ fn servers_die_with_a_killed_owner() {
     owner.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while is_listening(port) {
-        assert!(Instant::now() < deadline, "Redis on {port} outlived its owner");
+        assert!(
+            Instant::now() < deadline,
+            "Redis on {port} outlived its owner"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = std::fs::remove_file(&port_file);
@@ -71,12 +83,19 @@ fn webdav_node_behaves_like_a_backpack_node() {
     let sandbox = Sandbox::new("webdav").unwrap();
     let mut node = WebDavNode::start(&sandbox, "node-1").unwrap();
     assert_eq!(http(node.port, "PUT", "/a/b/hi.txt", b"hello").0, 201);
-    assert_eq!(http(node.port, "GET", "/a/b/hi.txt", b""), (200, b"hello".to_vec()));
+    assert_eq!(
+        http(node.port, "GET", "/a/b/hi.txt", b""),
+        (200, b"hello".to_vec())
+    );
     assert_eq!(node.file("/a/b/hi.txt").as_deref(), Some(&b"hello"[..]));
     assert_eq!(http(node.port, "GET", "/missing", b"").0, 404);
     assert_eq!(http(node.port, "GET", "/stats", b"").0, 200);
     node.stop();
     assert!(!is_listening(node.port));
     node.restart().unwrap();
-    assert_eq!(http(node.port, "GET", "/a/b/hi.txt", b"").0, 200, "files survive a restart");
+    assert_eq!(
+        http(node.port, "GET", "/a/b/hi.txt", b"").0,
+        200,
+        "files survive a restart"
+    );
 }

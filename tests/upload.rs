@@ -15,7 +15,9 @@ const FAST_FLUSH: [&str; 2] = ["--size-flush", "200ms"];
 #[test]
 fn seed_example_stores_queues_and_counts() {
     let cluster = example_cluster("seed");
-    let coordinator = cluster.start_coordinator("coordinator", &FAST_FLUSH).unwrap();
+    let coordinator = cluster
+        .start_coordinator("coordinator", &FAST_FLUSH)
+        .unwrap();
     let file = cluster.sandbox.path().join("hello.txt");
     std::fs::write(&file, b"hello, backpack\n").unwrap();
     let output = Command::new("curl")
@@ -40,7 +42,10 @@ fn seed_example_stores_queues_and_counts() {
         (shard_nodes[1], shard_nodes[0])
     };
     assert_eq!(held[0], on);
-    assert_eq!(cluster.node(on).file("/hi.txt").unwrap(), b"hello, backpack\n");
+    assert_eq!(
+        cluster.node(on).file("/hi.txt").unwrap(),
+        b"hello, backpack\n"
+    );
     let item = format!(r#"{{"from":["{on}"],"to":"{other}","path":"/hi.txt"}}"#);
     for redis in &cluster.redis {
         assert_eq!(queue_items(&redis.address()), vec![item.clone()]);
@@ -52,7 +57,12 @@ fn seed_example_stores_queues_and_counts() {
     let (status, answer) = put(&client(), &coordinator.url("/q.txt?v=2&x=y"), b"q");
     assert_eq!(status, 200, "{answer}");
     let items = queue_items(&cluster.redis[0].address());
-    assert!(items.iter().any(|i| i.ends_with(r#""path":"/q.txt?v=2&x=y"}"#)), "{items:?}");
+    assert!(
+        items
+            .iter()
+            .any(|i| i.ends_with(r#""path":"/q.txt?v=2&x=y"}"#)),
+        "{items:?}"
+    );
     let stats = get_json(&client(), &coordinator.url("/stats"));
     assert_eq!(stats["processed_uploads"], 2);
     assert_eq!(stats["processed_bytes"], 17);
@@ -60,7 +70,13 @@ fn seed_example_stores_queues_and_counts() {
     assert_eq!(stats["writable_shards"], 3);
     assert_eq!(stats["queue_length"], 2);
     assert_eq!(stats["total_size"], 3u64 * 100 * (1 << 30));
-    for field in ["uptime", "failed_uploads", "used_size", "usage_ratio", "available_space"] {
+    for field in [
+        "uptime",
+        "failed_uploads",
+        "used_size",
+        "usage_ratio",
+        "available_space",
+    ] {
         assert!(stats[field].is_number(), "{field}: {stats}");
     }
 }
@@ -78,11 +94,21 @@ fn curl_gets_100_continue_before_sending_the_body() {
         .output()
         .unwrap();
     let trace = String::from_utf8_lossy(&output.stderr);
-    let continued = trace.find("< HTTP/1.1 100 Continue").expect("curl got 100 Continue");
-    let uploaded = trace.find("upload completely sent off").or_else(|| trace.find("We are completely uploaded"));
+    let continued = trace
+        .find("< HTTP/1.1 100 Continue")
+        .expect("curl got 100 Continue");
+    let uploaded = trace
+        .find("upload completely sent off")
+        .or_else(|| trace.find("We are completely uploaded"));
     let uploaded = uploaded.unwrap_or_else(|| panic!("curl finished the upload: {trace}"));
-    assert!(continued < uploaded, "100 Continue came before the body: {trace}");
-    assert!(!trace.contains("Done waiting for 100-continue"), "curl did not have to give up waiting: {trace}");
+    assert!(
+        continued < uploaded,
+        "100 Continue came before the body: {trace}"
+    );
+    assert!(
+        !trace.contains("Done waiting for 100-continue"),
+        "curl did not have to give up waiting: {trace}"
+    );
     assert!(trace.contains("< HTTP/1.1 200 OK"), "{trace}");
     let shard = shard_of(&String::from_utf8_lossy(&output.stdout));
     assert!(["1", "2", "3"].contains(&shard.as_str()));
@@ -98,8 +124,12 @@ fn placement_follows_free_space_and_skips_read_only_and_full_shards() {
         cluster.add_enabled_shard(id, &[node], "1gb").unwrap();
         set_shard_size(&cluster, id, capacity, capacity / 100 * used_percent);
     }
-    cluster.admin("backpack-coordinator-add-shard", &["4", "4", "1gb"]).unwrap(); // read-only
-    let coordinator = cluster.start_coordinator("coordinator", &["--quiet"]).unwrap();
+    cluster
+        .admin("backpack-coordinator-add-shard", &["4", "4", "1gb"])
+        .unwrap(); // read-only
+    let coordinator = cluster
+        .start_coordinator("coordinator", &["--quiet"])
+        .unwrap();
     let counts: HashMap<String, usize> = {
         let threads: Vec<_> = (0..4)
             .map(|t| {
@@ -137,9 +167,15 @@ fn placement_follows_free_space_and_skips_read_only_and_full_shards() {
 #[test]
 fn dead_nodes_and_dead_redis() {
     let mut cluster = example_cluster("failover");
-    cluster.admin("backpack-coordinator-disable-shard", &["2"]).unwrap();
-    cluster.admin("backpack-coordinator-disable-shard", &["3"]).unwrap();
-    let coordinator = cluster.start_coordinator("coordinator", &["--node-connect-timeout", "300ms"]).unwrap();
+    cluster
+        .admin("backpack-coordinator-disable-shard", &["2"])
+        .unwrap();
+    cluster
+        .admin("backpack-coordinator-disable-shard", &["3"])
+        .unwrap();
+    let coordinator = cluster
+        .start_coordinator("coordinator", &["--node-connect-timeout", "300ms"])
+        .unwrap();
     let agent = client();
 
     // Node 4 down: shard 1's uploads land on node 1, with an item for node 4.
@@ -154,8 +190,12 @@ fn dead_nodes_and_dead_redis() {
     }
 
     // Both nodes of shard 1 down: uploads go to the other shards.
-    cluster.admin("backpack-coordinator-enable-shard", &["2"]).unwrap();
-    cluster.admin("backpack-coordinator-enable-shard", &["3"]).unwrap();
+    cluster
+        .admin("backpack-coordinator-enable-shard", &["2"])
+        .unwrap();
+    cluster
+        .admin("backpack-coordinator-enable-shard", &["3"])
+        .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     cluster.node_mut(1).stop();
     for i in 0..10 {
@@ -171,17 +211,24 @@ fn dead_nodes_and_dead_redis() {
     cluster.redis[1].stop();
     let (status, answer) = put(&agent, &coordinator.url("/no-redis"), b"data");
     assert_eq!(status, 503, "{answer}");
-    assert!(answer.contains("replication could not be queued"), "{answer}");
+    assert!(
+        answer.contains("replication could not be queued"),
+        "{answer}"
+    );
 
     // Every node down: 503, counted.
     for id in [2, 3, 5, 6] {
         cluster.node_mut(id).stop();
     }
-    let before = get_json(&agent, &coordinator.url("/stats"))["failed_uploads"].as_u64().unwrap();
+    let before = get_json(&agent, &coordinator.url("/stats"))["failed_uploads"]
+        .as_u64()
+        .unwrap();
     let (status, answer) = put(&agent, &coordinator.url("/nowhere"), b"data");
     assert_eq!(status, 503, "{answer}");
     assert!(answer.contains("no node could store the file"), "{answer}");
-    let after = get_json(&agent, &coordinator.url("/stats"))["failed_uploads"].as_u64().unwrap();
+    let after = get_json(&agent, &coordinator.url("/stats"))["failed_uploads"]
+        .as_u64()
+        .unwrap();
     assert_eq!(after, before + 1);
 }
 
@@ -191,9 +238,14 @@ fn a_shard_enabled_while_serving_takes_uploads_within_a_second() {
     cluster.add_enabled_shard("1", &[1], "1gb").unwrap();
     let coordinator = cluster.start_coordinator("coordinator", &[]).unwrap();
     let agent = client();
-    assert_eq!(shard_of(&put(&agent, &coordinator.url("/before"), b"x").1), "1");
+    assert_eq!(
+        shard_of(&put(&agent, &coordinator.url("/before"), b"x").1),
+        "1"
+    );
     cluster.add_enabled_shard("2", &[2], "1gb").unwrap();
-    cluster.admin("backpack-coordinator-disable-shard", &["1"]).unwrap();
+    cluster
+        .admin("backpack-coordinator-disable-shard", &["1"])
+        .unwrap();
     let changed = Instant::now();
     let mut i = 0;
     loop {
@@ -202,7 +254,10 @@ fn a_shard_enabled_while_serving_takes_uploads_within_a_second() {
         if status == 200 && shard_of(&answer) == "2" {
             break;
         }
-        assert!(changed.elapsed() < Duration::from_secs(1), "still not on shard 2: {status} {answer}");
+        assert!(
+            changed.elapsed() < Duration::from_secs(1),
+            "still not on shard 2: {status} {answer}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -210,8 +265,12 @@ fn a_shard_enabled_while_serving_takes_uploads_within_a_second() {
 #[test]
 fn two_coordinators_count_every_byte() {
     let cluster = example_cluster("two-coordinators");
-    let a = cluster.start_coordinator("coordinator-a", &[FAST_FLUSH[0], FAST_FLUSH[1], "--quiet"]).unwrap();
-    let b = cluster.start_coordinator("coordinator-b", &[FAST_FLUSH[0], FAST_FLUSH[1], "--quiet"]).unwrap();
+    let a = cluster
+        .start_coordinator("coordinator-a", &[FAST_FLUSH[0], FAST_FLUSH[1], "--quiet"])
+        .unwrap();
+    let b = cluster
+        .start_coordinator("coordinator-b", &[FAST_FLUSH[0], FAST_FLUSH[1], "--quiet"])
+        .unwrap();
     let threads: Vec<_> = [a.url(""), b.url(""), a.url(""), b.url("")]
         .into_iter()
         .enumerate()
@@ -237,12 +296,17 @@ fn two_coordinators_count_every_byte() {
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let actual: HashMap<String, u64> =
-            expected.keys().map(|shard| (shard.clone(), shard_current(&cluster, shard))).collect();
+        let actual: HashMap<String, u64> = expected
+            .keys()
+            .map(|shard| (shard.clone(), shard_current(&cluster, shard)))
+            .collect();
         if actual == expected {
             break;
         }
-        assert!(Instant::now() < deadline, "sizes {actual:?}, uploaded {expected:?}");
+        assert!(
+            Instant::now() < deadline,
+            "sizes {actual:?}, uploaded {expected:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -255,7 +319,10 @@ struct Pattern {
 impl std::io::Read for Pattern {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = (buf.len() as u64).min(self.left) as usize;
-        buf[..n].iter_mut().enumerate().for_each(|(i, b)| *b = (i % 251) as u8);
+        buf[..n]
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b = (i % 251) as u8);
         self.left -= n as u64;
         Ok(n)
     }
@@ -273,6 +340,7 @@ fn a_200_mib_upload_keeps_memory_bounded() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 200);
     let peak = peak_rss_kib(coordinator.process.pid().unwrap());
+    eprintln!("200 MiB upload: coordinator peak RSS {peak} KiB");
     assert!(peak < 64 * 1024, "coordinator peak RSS {peak} KiB");
     let held = holders(&cluster, "/big/200m.bin");
     assert_eq!(held.len(), 1);
@@ -291,9 +359,18 @@ fn a_200_mib_upload_keeps_memory_bounded() {
     assert_eq!(response.status().as_u16(), 200);
     let held = holders(&cluster, "/big/second.bin");
     assert!(held.len() == 1 && held[0] >= 4, "{held:?}");
-    assert_eq!(std::fs::read_dir(&coordinator.dir).unwrap().filter(|e| {
-        e.as_ref().map(|e| e.path().extension().is_none_or(|x| x != "log")).unwrap_or(false)
-    }).count(), 0, "no spool file left");
+    assert_eq!(
+        std::fs::read_dir(&coordinator.dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .map(|e| e.path().extension().is_none_or(|x| x != "log"))
+                    .unwrap_or(false)
+            })
+            .count(),
+        0,
+        "no spool file left"
+    );
     let _ = std::fs::remove_file(path);
 }
 
@@ -306,13 +383,23 @@ fn keep_alive_and_pipelining() {
         let request = format!("PUT /ka/{i} HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
         stream.write_all(request.as_bytes()).unwrap();
         let answer = read_one_response(&mut stream);
-        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "request {i}: {answer}");
+        assert!(
+            answer.starts_with("HTTP/1.1 200 OK\r\n"),
+            "request {i}: {answer}"
+        );
     }
     let pipelined = "PUT /pl/1 HTTP/1.1\r\nContent-Length: 1\r\n\r\naPUT /pl/2 HTTP/1.1\r\nContent-Length: 1\r\n\r\nbGET /stats HTTP/1.1\r\n\r\n";
-    let answers = raw_exchange(coordinator.port, pipelined.as_bytes(), Duration::from_millis(700));
+    let answers = raw_exchange(
+        coordinator.port,
+        pipelined.as_bytes(),
+        Duration::from_millis(700),
+    );
     assert_eq!(answers.matches("HTTP/1.1 200 OK").count(), 3, "{answers}");
     let stats_at = answers.find("processed_uploads").unwrap();
-    assert!(answers[..stats_at].matches("shard_id").count() == 2, "answers in order: {answers}");
+    assert!(
+        answers[..stats_at].matches("shard_id").count() == 2,
+        "answers in order: {answers}"
+    );
     assert_eq!(holders(&cluster, "/pl/2").len(), 1);
 }
 
@@ -334,4 +421,127 @@ fn read_one_response(stream: &mut std::net::TcpStream) -> String {
     let mut body = vec![0u8; length];
     stream.read_exact(&mut body).unwrap();
     head + &String::from_utf8_lossy(&body)
+}
+
+#[test]
+fn answers_have_honest_codes() {
+    let cluster = example_cluster("answers");
+    let coordinator = cluster
+        .start_coordinator("coordinator", &["--max-body", "1kb"])
+        .unwrap();
+    let port = coordinator.port;
+    let ask = |request: &str| raw_exchange(port, request.as_bytes(), Duration::from_millis(500));
+    let cases = [
+        ("GET /nope HTTP/1.1\r\n\r\n", "404 Not Found"),
+        ("DELETE /x HTTP/1.1\r\n\r\n", "405 Method Not Allowed"),
+        ("PUT /x HTTP/1.1\r\n\r\n", "411 Length Required"),
+        (
+            "PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "411 Length Required",
+        ),
+        (
+            "PUT /x HTTP/1.1\r\nContent-Length: 2000\r\nExpect: 100-continue\r\n\r\n",
+            "413 Payload Too Large",
+        ),
+        (
+            "PUT /a/../b HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
+            "400 Bad Request",
+        ),
+        (
+            "PUT /a/%2E%2e/b HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
+            "400 Bad Request",
+        ),
+        (
+            "PUT /x HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+            "400 Bad Request",
+        ),
+    ];
+    for (request, status) in cases {
+        let answer = ask(request);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}\r\n")),
+            "{request:?} -> {answer}"
+        );
+        assert!(
+            answer.contains("Content-Type: application/json"),
+            "{answer}"
+        );
+        assert!(answer.contains(r#"{"error":""#), "{answer}");
+    }
+    assert!(ask("DELETE /x HTTP/1.1\r\n\r\n").contains("Allow: GET, HEAD, PUT\r\n"));
+    let long = format!(
+        "PUT /{} HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
+        "a".repeat(1100)
+    );
+    assert!(ask(&long).starts_with("HTTP/1.1 400 "));
+    let head = ask("HEAD /stats HTTP/1.1\r\n\r\n");
+    assert!(
+        head.starts_with("HTTP/1.1 200 OK") && head.ends_with("\r\n\r\n"),
+        "HEAD has no body: {head}"
+    );
+    // No shard writable: 503.
+    for shard in ["1", "2", "3"] {
+        cluster
+            .admin("backpack-coordinator-disable-shard", &[shard])
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, answer) = put(&client(), &coordinator.url("/x"), b"x");
+    assert_eq!(
+        (status, answer.as_str()),
+        (503, "{\"error\":\"no writable shard\"}\n")
+    );
+}
+
+#[test]
+fn does_not_serve_before_the_configuration_loads() {
+    let mut cluster = LocalCluster::start(bin(), "late-config", 1, 1).unwrap();
+    cluster.root = "/late".to_string();
+    let port = backpack::testkit::free_port().unwrap();
+    let dir = cluster.sandbox.subdir("late-coordinator").unwrap();
+    let args = vec![
+        cluster.zk(),
+        "/late".into(),
+        "127.0.0.1".into(),
+        port.to_string(),
+    ];
+    let mut launch = cluster
+        .sandbox
+        .launch("late", &bin().display().to_string(), args, &dir);
+    launch.arg0 = Some("backpack-coordinator".into());
+    let process = backpack::testkit::ServerProcess::start(launch).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !backpack::testkit::is_listening(port),
+        "it serves before loading"
+    );
+    let log = std::fs::read_to_string(process.log()).unwrap();
+    assert!(
+        log.contains("waiting for /late/servers-map: not initialized?"),
+        "{log}"
+    );
+    cluster
+        .admin(
+            "backpack-coordinator-init",
+            &["q", &cluster.redis[0].address()],
+        )
+        .unwrap();
+    cluster
+        .admin(
+            "backpack-coordinator-add-server",
+            &["1", &cluster.node(1).url()],
+        )
+        .unwrap();
+    cluster.add_enabled_shard("1", &[1], "1gb").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !backpack::testkit::is_listening(port) {
+        assert!(Instant::now() < deadline, "it never started serving");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, answer) = put(
+        &client(),
+        &format!("http://127.0.0.1:{port}/late.txt"),
+        b"late",
+    );
+    assert_eq!((status, shard_of(&answer)), (200, "1".to_string()));
 }

@@ -33,7 +33,12 @@ impl Command for DumpShards {
             let nodes: Map<String, Value> = shard
                 .nodes
                 .iter()
-                .map(|node| (node.clone(), servers_doc.get(node).cloned().unwrap_or(Value::Null)))
+                .map(|node| {
+                    (
+                        node.clone(),
+                        servers_doc.get(node).cloned().unwrap_or(Value::Null),
+                    )
+                })
                 .collect();
             let mut entry = Map::new();
             entry.insert("enabled".into(), Value::Bool(!shard.read_only));

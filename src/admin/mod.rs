@@ -21,5 +21,9 @@ use std::time::Duration;
 
 /// Where the cluster is: every admin command starts with these.
 fn open(zk_servers: &str, root: &str, zk_timeout_secs: u64) -> Result<Store> {
-    Store::open(zk_servers, root, Duration::from_secs(zk_timeout_secs.max(1)))
+    Store::open(
+        zk_servers,
+        root,
+        Duration::from_secs(zk_timeout_secs.max(1)),
+    )
 }

@@ -43,7 +43,11 @@ fn bar(used: u64, capacity: u64) -> String {
     } else {
         ((used as u128 * BAR_WIDTH as u128) / capacity as u128).min(BAR_WIDTH as u128) as usize
     };
-    format!("[{}{}]", "#".repeat(filled), ".".repeat(BAR_WIDTH as usize - filled))
+    format!(
+        "[{}{}]",
+        "#".repeat(filled),
+        ".".repeat(BAR_WIDTH as usize - filled)
+    )
 }
 
 impl Command for PrintStats {
@@ -82,7 +86,8 @@ impl Command for PrintStats {
             percent(used, capacity)
         );
         let queue = store.queue()?;
-        let length = replication_queue::length(&queue, Duration::from_secs(self.redis_timeout.max(1)));
+        let length =
+            replication_queue::length(&queue, Duration::from_secs(self.redis_timeout.max(1)));
         match length {
             Ok(length) => {
                 println!("Replication queue: {length} items");

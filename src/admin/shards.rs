@@ -42,7 +42,9 @@ fn node_ids(list: &str) -> Result<Vec<String>> {
             )));
         }
         if ids.iter().any(|seen| seen == id) {
-            return Err(Error::invalid(format!("node {id} is listed twice in {list:?}")));
+            return Err(Error::invalid(format!(
+                "node {id} is listed twice in {list:?}"
+            )));
         }
         ids.push(id.to_string());
     }
@@ -75,7 +77,9 @@ impl Command for AddShard {
         // If the map update then fails, the size node we made is removed again.
         let size_path = store.paths().shard_size(&self.id);
         let created_size = store.create(&size_path, &shard_size::new_node(capacity))?;
-        let added = store.update(&shards_path, |doc| shards::add_or_replace_nodes(doc, &self.id, &nodes));
+        let added = store.update(&shards_path, |doc| {
+            shards::add_or_replace_nodes(doc, &self.id, &nodes)
+        });
         let added = match added {
             Ok(added) => added,
             Err(err) => {
@@ -112,7 +116,11 @@ impl Command for AddShard {
 fn set_enabled(store: &Store, id: &str, enabled: bool) -> Result<()> {
     let path = store.paths().shards_map();
     let changed = store.update(&path, |doc| shards::set_enabled(doc, id, enabled))?;
-    let state = if enabled { "enabled" } else { "disabled (read-only)" };
+    let state = if enabled {
+        "enabled"
+    } else {
+        "disabled (read-only)"
+    };
     if changed {
         println!("shard {id} {state}");
     } else {

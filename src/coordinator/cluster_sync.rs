@@ -74,7 +74,11 @@ struct Sync {
     waiting_for: Option<String>,
 }
 
-pub fn start(settings: SyncSettings, cell: Arc<SnapshotCell>, sizes: Arc<PendingSizes>) -> Result<SyncHandle> {
+pub fn start(
+    settings: SyncSettings,
+    cell: Arc<SnapshotCell>,
+    sizes: Arc<PendingSizes>,
+) -> Result<SyncHandle> {
     let paths = Paths::new(&settings.root)?;
     let (sender, messages) = mpsc::channel();
     let events = sender.clone();
@@ -187,7 +191,11 @@ impl Sync {
     }
 
     fn reload_everything(&mut self, store: &Store) -> Result<()> {
-        for path in [self.paths.servers_map(), self.paths.shards_map(), self.paths.queue()] {
+        for path in [
+            self.paths.servers_map(),
+            self.paths.shards_map(),
+            self.paths.queue(),
+        ] {
             self.reload(store, &path)?;
         }
         let ids: Vec<String> = self.raw.sizes.keys().cloned().collect();
@@ -238,7 +246,10 @@ impl Sync {
         if let Some(addr) = self.resolved.get(&key) {
             return *addr;
         }
-        let addr = (host, port).to_socket_addrs().ok().and_then(|mut addrs| addrs.next());
+        let addr = (host, port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next());
         if addr.is_none() {
             log_line!("cannot resolve {host}:{port}; its node takes no uploads until it resolves");
         }
@@ -260,7 +271,8 @@ impl Sync {
         match self.build() {
             Ok(snapshot) => {
                 self.wait_for(None);
-                let writable: Vec<&str> = snapshot.writable_shards().map(|s| s.id.as_str()).collect();
+                let writable: Vec<&str> =
+                    snapshot.writable_shards().map(|s| s.id.as_str()).collect();
                 log_line!(
                     "configuration: {} nodes, {} shards, writable: [{}]",
                     snapshot.nodes.len(),
@@ -274,13 +286,26 @@ impl Sync {
     }
 
     fn build(&mut self) -> Result<Snapshot, String> {
-        let missing = |path: String| format!("{path}: not initialized? (run backpack-coordinator-init)");
+        let missing =
+            |path: String| format!("{path}: not initialized? (run backpack-coordinator-init)");
         let servers_path = self.paths.servers_map();
-        let servers_doc = self.raw.servers.clone().ok_or_else(|| missing(servers_path.clone()))?;
+        let servers_doc = self
+            .raw
+            .servers
+            .clone()
+            .ok_or_else(|| missing(servers_path.clone()))?;
         let shards_path = self.paths.shards_map();
-        let shards_doc = self.raw.shards.clone().ok_or_else(|| missing(shards_path.clone()))?;
+        let shards_doc = self
+            .raw
+            .shards
+            .clone()
+            .ok_or_else(|| missing(shards_path.clone()))?;
         let queue_path = self.paths.queue();
-        let queue_doc = self.raw.queue.clone().ok_or_else(|| missing(queue_path.clone()))?;
+        let queue_doc = self
+            .raw
+            .queue
+            .clone()
+            .ok_or_else(|| missing(queue_path.clone()))?;
         let servers = servers::parse(&servers_path, &servers_doc).map_err(|e| e.to_string())?;
         let shard_map = shards::parse(&shards_path, &shards_doc).map_err(|e| e.to_string())?;
         let queue = QueueInfo::parse(&queue_path, &queue_doc).map_err(|e| e.to_string())?;
@@ -312,15 +337,23 @@ impl Sync {
 
         let mut pools = Vec::new();
         for server in &queue.servers {
-            let Some(addr) = self.resolve(&server.host, server.port) else { continue };
+            let Some(addr) = self.resolve(&server.host, server.port) else {
+                continue;
+            };
             let timeout = self.settings.redis_timeout;
-            let pool = self.pools.entry(addr).or_insert_with(|| Arc::new(RedisPool::new(addr, timeout)));
+            let pool = self
+                .pools
+                .entry(addr)
+                .or_insert_with(|| Arc::new(RedisPool::new(addr, timeout)));
             pools.push(Arc::clone(pool));
         }
         Ok(Snapshot {
             nodes,
             shards: shard_list,
-            queue: Some(Queue { key: queue.key, pools }),
+            queue: Some(Queue {
+                key: queue.key,
+                pools,
+            }),
         })
     }
 

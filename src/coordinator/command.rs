@@ -14,9 +14,9 @@ use crate::log_line;
 use crate::size::parse_size;
 use crate::transport::node_http;
 use argh::FromArgs;
-use std::path::PathBuf;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,34 +57,70 @@ pub struct CoordinatorCommand {
     #[argh(option)]
     spool_dir: Option<PathBuf>,
     /// time to connect to a node (default 1s)
-    #[argh(option, default = "Duration::from_secs(1)", from_str_fn(parse_duration))]
+    #[argh(
+        option,
+        default = "Duration::from_secs(1)",
+        from_str_fn(parse_duration)
+    )]
     node_connect_timeout: Duration,
     /// time for a whole PUT to a node, body included (default 120s)
-    #[argh(option, default = "Duration::from_secs(120)", from_str_fn(parse_duration))]
+    #[argh(
+        option,
+        default = "Duration::from_secs(120)",
+        from_str_fn(parse_duration)
+    )]
     node_timeout: Duration,
     /// how long a failed node is tried last (default 5s)
-    #[argh(option, default = "Duration::from_secs(5)", from_str_fn(parse_duration))]
+    #[argh(
+        option,
+        default = "Duration::from_secs(5)",
+        from_str_fn(parse_duration)
+    )]
     node_cooldown: Duration,
     /// shards an upload may try before it fails (default 3)
     #[argh(option, default = "3")]
     shard_attempts: usize,
     /// time for one Redis command (default 1s)
-    #[argh(option, default = "Duration::from_secs(1)", from_str_fn(parse_duration))]
+    #[argh(
+        option,
+        default = "Duration::from_secs(1)",
+        from_str_fn(parse_duration)
+    )]
     redis_timeout: Duration,
     /// how often size increments are written to ZooKeeper (default 3s)
-    #[argh(option, default = "Duration::from_secs(3)", from_str_fn(parse_duration))]
+    #[argh(
+        option,
+        default = "Duration::from_secs(3)",
+        from_str_fn(parse_duration)
+    )]
     size_flush: Duration,
     /// time to wait for ZooKeeper when connecting (default 5s)
-    #[argh(option, default = "Duration::from_secs(5)", from_str_fn(parse_duration))]
+    #[argh(
+        option,
+        default = "Duration::from_secs(5)",
+        from_str_fn(parse_duration)
+    )]
     zk_timeout: Duration,
     /// time for a request's head to arrive (default 10s)
-    #[argh(option, default = "Duration::from_secs(10)", from_str_fn(parse_duration))]
+    #[argh(
+        option,
+        default = "Duration::from_secs(10)",
+        from_str_fn(parse_duration)
+    )]
     header_timeout: Duration,
     /// longest pause inside a request body (default 30s)
-    #[argh(option, default = "Duration::from_secs(30)", from_str_fn(parse_duration))]
+    #[argh(
+        option,
+        default = "Duration::from_secs(30)",
+        from_str_fn(parse_duration)
+    )]
     body_timeout: Duration,
     /// how long an idle keep-alive connection stays open (default 60s)
-    #[argh(option, default = "Duration::from_secs(60)", from_str_fn(parse_duration))]
+    #[argh(
+        option,
+        default = "Duration::from_secs(60)",
+        from_str_fn(parse_duration)
+    )]
     idle_timeout: Duration,
     /// open client connections at most; more get 503 (default 10000)
     #[argh(option, default = "10_000")]
@@ -96,7 +132,11 @@ pub struct CoordinatorCommand {
     #[argh(option, default = "256")]
     stack_kib: usize,
     /// on SIGTERM, how long uploads in flight may take to finish (default 30s)
-    #[argh(option, default = "Duration::from_secs(30)", from_str_fn(parse_duration))]
+    #[argh(
+        option,
+        default = "Duration::from_secs(30)",
+        from_str_fn(parse_duration)
+    )]
     drain_timeout: Duration,
     /// do not log successful uploads (failures are always logged)
     #[argh(switch)]
@@ -167,7 +207,10 @@ impl Command for CoordinatorCommand {
             .map_err(|err| Error::invalid(format!("cannot listen on {address}: {err}")))?;
         let server = http::serve(listener, Arc::new(coordinator), limits)
             .map_err(|err| Error::invalid(format!("cannot serve on {address}: {err}")))?;
-        log_line!("backpack-coordinator listening on {} ({workers} workers)", server.addr);
+        log_line!(
+            "backpack-coordinator listening on {} ({workers} workers)",
+            server.addr
+        );
 
         // SIGTERM or SIGINT: stop taking connections, let uploads in flight finish (for at
         // most --drain-timeout), apply pending size increments, exit 0. A second signal
@@ -189,7 +232,10 @@ impl Command for CoordinatorCommand {
         }
         let left = in_flight.load(Ordering::SeqCst);
         if left > 0 {
-            log_line!("{left} uploads still in flight after {:?}; stopping anyway", self.drain_timeout);
+            log_line!(
+                "{left} uploads still in flight after {:?}; stopping anyway",
+                self.drain_timeout
+            );
         }
         if !sync.flush(Duration::from_secs(10)) {
             log_line!("could not apply the pending size increments");

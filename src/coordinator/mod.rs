@@ -68,11 +68,15 @@ impl Drop for InFlight<'_> {
 impl Coordinator {
     fn stats_answer(&self) -> Response {
         let snapshot = self.snapshot.current();
-        let queue_length = snapshot.as_ref().and_then(|s| s.queue.as_ref()).and_then(|queue| {
-            queue.pools.iter().find_map(|pool| {
-                pool.with(|conn| redis::cmd("SCARD").arg(&queue.key).query::<u64>(conn)).ok()
-            })
-        });
+        let queue_length = snapshot
+            .as_ref()
+            .and_then(|s| s.queue.as_ref())
+            .and_then(|queue| {
+                queue.pools.iter().find_map(|pool| {
+                    pool.with(|conn| redis::cmd("SCARD").arg(&queue.key).query::<u64>(conn))
+                        .ok()
+                })
+            });
         Response::json(200, &self.stats.document(snapshot.as_deref(), queue_length))
     }
 }
@@ -86,7 +90,10 @@ impl Handler for Coordinator {
             }
             "GET" | "HEAD" => match request.path() {
                 "/stats" => self.stats_answer(),
-                _ => Response::error(404, "not found: uploads are PUT, statistics are at GET /stats"),
+                _ => Response::error(
+                    404,
+                    "not found: uploads are PUT, statistics are at GET /stats",
+                ),
             },
             other => Response::error(405, &format!("method {other} is not allowed"))
                 .with_header("Allow", "GET, HEAD, PUT".into()),

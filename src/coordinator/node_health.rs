@@ -31,7 +31,9 @@ impl NodeHealth {
     }
 
     pub fn failed(&self, id: &str) {
-        self.failed_until.lock().insert(id.to_string(), Instant::now() + self.cooldown);
+        self.failed_until
+            .lock()
+            .insert(id.to_string(), Instant::now() + self.cooldown);
     }
 
     pub fn succeeded(&self, id: &str) {

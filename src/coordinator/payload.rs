@@ -25,7 +25,8 @@ pub enum BodyError {
 /// Reads a whole small body into memory.
 pub fn read_small(body: &mut Body<'_>) -> Result<Vec<u8>, BodyError> {
     let mut bytes = Vec::with_capacity(body.len() as usize);
-    body.read_to_end(&mut bytes).map_err(|err| BodyError::Client(err.to_string()))?;
+    body.read_to_end(&mut bytes)
+        .map_err(|err| BodyError::Client(err.to_string()))?;
     Ok(bytes)
 }
 
@@ -40,8 +41,12 @@ pub struct Spool {
 
 impl Spool {
     pub fn new(dir: &Path, length: u64) -> Result<Spool, BodyError> {
-        let file = tempfile::tempfile_in(dir)
-            .map_err(|err| BodyError::Spool(format!("cannot create a spool file in {}: {err}", dir.display())))?;
+        let file = tempfile::tempfile_in(dir).map_err(|err| {
+            BodyError::Spool(format!(
+                "cannot create a spool file in {}: {err}",
+                dir.display()
+            ))
+        })?;
         Ok(Spool {
             file,
             length,

@@ -22,7 +22,11 @@ pub fn choose<'a>(candidates: &[&'a Shard], rng: &mut impl Rng) -> Option<&'a Sh
         point -= weight;
     }
     // Rounding can leave `point` a hair past the last weight.
-    candidates.iter().rev().find(|shard| shard.free_ratio() > 0.0).copied()
+    candidates
+        .iter()
+        .rev()
+        .find(|shard| shard.free_ratio() > 0.0)
+        .copied()
 }
 
 #[cfg(test)]
@@ -35,13 +39,21 @@ mod tests {
             id: id.into(),
             nodes: vec![],
             read_only: false,
-            size: Some(ShardSize { capacity: 100, current: used }),
+            size: Some(ShardSize {
+                capacity: 100,
+                current: used,
+            }),
         }
     }
 
     #[test]
     fn weights_follow_free_space() {
-        let shards = [shard("a", 10), shard("b", 50), shard("c", 90), shard("full", 100)];
+        let shards = [
+            shard("a", 10),
+            shard("b", 50),
+            shard("c", 90),
+            shard("full", 100),
+        ];
         let candidates: Vec<&Shard> = shards.iter().collect();
         let mut rng = rand::rng();
         let mut counts = std::collections::HashMap::new();

@@ -44,7 +44,8 @@ impl Stats {
 
     /// The `/stats` document; `queue_length` is None when no Redis answered.
     pub fn document(&self, snapshot: Option<&Snapshot>, queue_length: Option<u64>) -> Value {
-        let (mut total, mut used, mut available, mut shards, mut writable) = (0u64, 0u64, 0u64, 0u64, 0u64);
+        let (mut total, mut used, mut available, mut shards, mut writable) =
+            (0u64, 0u64, 0u64, 0u64, 0u64);
         for shard in snapshot.map(|s| s.shards.as_slice()).unwrap_or_default() {
             shards += 1;
             if let Some(size) = shard.size {

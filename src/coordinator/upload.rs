@@ -78,7 +78,10 @@ fn validate(coordinator: &Coordinator, request: &Request) -> Result<u64, Refusal
     if length > coordinator.settings.max_body {
         return Err(refuse(
             413,
-            format!("the body is larger than {} bytes", coordinator.settings.max_body),
+            format!(
+                "the body is larger than {} bytes",
+                coordinator.settings.max_body
+            ),
         ));
     }
     check_path(&request.target).map_err(|why| refuse(400, why))?;
@@ -89,7 +92,8 @@ fn validate(coordinator: &Coordinator, request: &Request) -> Result<u64, Refusal
 pub fn handle(coordinator: &Coordinator, request: &Request, body: &mut Body<'_>) -> Response {
     let started = Instant::now();
     let length = body.len();
-    let outcome = validate(coordinator, request).and_then(|length| store(coordinator, request, body, length));
+    let outcome =
+        validate(coordinator, request).and_then(|length| store(coordinator, request, body, length));
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     match outcome {
         Ok(stored) => {
@@ -121,7 +125,10 @@ pub fn handle(coordinator: &Coordinator, request: &Request, body: &mut Body<'_>)
 enum Source {
     Memory(Vec<u8>),
     /// A large body: streamed (and spooled) on the first attempt, replayed after.
-    Large { spool: Spool, streamed: bool },
+    Large {
+        spool: Spool,
+        streamed: bool,
+    },
 }
 
 fn body_refusal(err: BodyError) -> Refusal {
@@ -131,7 +138,12 @@ fn body_refusal(err: BodyError) -> Refusal {
     }
 }
 
-fn store(coordinator: &Coordinator, request: &Request, body: &mut Body<'_>, length: u64) -> Result<Stored, Refusal> {
+fn store(
+    coordinator: &Coordinator,
+    request: &Request,
+    body: &mut Body<'_>,
+    length: u64,
+) -> Result<Stored, Refusal> {
     let Some(snapshot) = coordinator.snapshot.current() else {
         return Err(refuse(503, "the configuration is not loaded yet"));
     };
@@ -144,14 +156,27 @@ fn store(coordinator: &Coordinator, request: &Request, body: &mut Body<'_>, leng
         Source::Memory(payload::read_small(body).map_err(body_refusal)?)
     } else {
         let spool = Spool::new(&settings.spool_dir, length).map_err(body_refusal)?;
-        Source::Large { spool, streamed: false }
+        Source::Large {
+            spool,
+            streamed: false,
+        }
     };
 
     let mut failures = Vec::new();
     for _ in 0..settings.shard_attempts {
-        let Some(shard) = placement::choose(&candidates, &mut rand::rng()) else { break };
+        let Some(shard) = placement::choose(&candidates, &mut rand::rng()) else {
+            break;
+        };
         for node_id in coordinator.nodes.order(&shard.nodes) {
-            match put_to_node(coordinator, &snapshot, &node_id, request, body, length, &mut source) {
+            match put_to_node(
+                coordinator,
+                &snapshot,
+                &node_id,
+                request,
+                body,
+                length,
+                &mut source,
+            ) {
                 Ok(()) => {
                     coordinator.nodes.succeeded(&node_id);
                     replicate(&snapshot, shard, &node_id, &request.target)?;
@@ -162,7 +187,11 @@ fn store(coordinator: &Coordinator, request: &Request, body: &mut Body<'_>, leng
                     });
                 }
                 Err(NodeFailure::Node(why)) => {
-                    log_line!("node {node_id} (shard {}) failed {}: {why}", shard.id, request.target);
+                    log_line!(
+                        "node {node_id} (shard {}) failed {}: {why}",
+                        shard.id,
+                        request.target
+                    );
                     coordinator.nodes.failed(&node_id);
                     failures.push(format!("node {node_id}: {why}"));
                 }
@@ -172,7 +201,10 @@ fn store(coordinator: &Coordinator, request: &Request, body: &mut Body<'_>, leng
         let failed_id = shard.id.clone();
         candidates.retain(|candidate| candidate.id != failed_id);
     }
-    Err(refuse(503, format!("no node could store the file ({})", failures.join("; "))))
+    Err(refuse(
+        503,
+        format!("no node could store the file ({})", failures.join("; ")),
+    ))
 }
 
 enum NodeFailure {
@@ -196,16 +228,23 @@ fn put_to_node(
         return Err(NodeFailure::Node("not in servers-map".into()));
     };
     let Some(addr) = node.addr else {
-        return Err(NodeFailure::Node(format!("{} does not resolve", node.endpoint)));
+        return Err(NodeFailure::Node(format!(
+            "{} does not resolve",
+            node.endpoint
+        )));
     };
     let url = format!("http://{addr}{}", request.target);
-    let put = coordinator.agent.put(&url).header("Content-Length", length.to_string());
+    let put = coordinator
+        .agent
+        .put(&url)
+        .header("Content-Length", length.to_string());
     let result = match source {
         Source::Memory(bytes) => put.send(&bytes[..]),
         Source::Large { spool, streamed } if !*streamed => {
             *streamed = true;
             let result = put.send(SendBody::from_reader(&mut spool.tee(body)));
-            let stored = matches!(&result, Ok(response) if matches!(response.status().as_u16(), 201 | 204));
+            let stored =
+                matches!(&result, Ok(response) if matches!(response.status().as_u16(), 201 | 204));
             if !stored {
                 // Keep the whole body for the next node (or learn that the client broke off).
                 spool.finish(body).map_err(NodeFailure::Body)?;
@@ -213,7 +252,9 @@ fn put_to_node(
             result
         }
         Source::Large { spool, .. } => {
-            let mut replay = spool.replay().map_err(|err| NodeFailure::Body(BodyError::Spool(err.to_string())))?;
+            let mut replay = spool
+                .replay()
+                .map_err(|err| NodeFailure::Body(BodyError::Spool(err.to_string())))?;
             put.send(SendBody::from_reader(&mut replay))
         }
     };
@@ -221,7 +262,10 @@ fn put_to_node(
         Ok(response) => {
             let status = response.status().as_u16();
             // Read the (small) answer so the connection can go back to the pool.
-            let _ = std::io::copy(&mut response.into_body().into_reader().take(64 * 1024), &mut std::io::sink());
+            let _ = std::io::copy(
+                &mut response.into_body().into_reader().take(64 * 1024),
+                &mut std::io::sink(),
+            );
             match status {
                 201 | 204 => Ok(()),
                 other => Err(NodeFailure::Node(format!("answered {other}"))),
@@ -232,7 +276,12 @@ fn put_to_node(
 }
 
 /// Queues a copy to every other node of the shard.
-fn replicate(snapshot: &Snapshot, shard: &Shard, stored_on: &str, target: &str) -> Result<(), Refusal> {
+fn replicate(
+    snapshot: &Snapshot,
+    shard: &Shard,
+    stored_on: &str,
+    target: &str,
+) -> Result<(), Refusal> {
     let from = [stored_on.to_string()];
     let items: Vec<String> = shard
         .nodes
@@ -263,10 +312,26 @@ mod tests {
 
     #[test]
     fn paths() {
-        for good in ["/hi.txt", "/a/b/c.jpg?x=1&y=2", "/a%20b.txt", "/we:ird.txt", "/..a", "/a..b/c"] {
+        for good in [
+            "/hi.txt",
+            "/a/b/c.jpg?x=1&y=2",
+            "/a%20b.txt",
+            "/we:ird.txt",
+            "/..a",
+            "/a..b/c",
+        ] {
             assert!(check_path(good).is_ok(), "{good}");
         }
-        for bad in ["hi.txt", "/../x", "/a/%2e%2E/x", "/a/.%2e/x", "/a/./b", "/a%2fb", "/a\u{1}b", "/a b"] {
+        for bad in [
+            "hi.txt",
+            "/../x",
+            "/a/%2e%2E/x",
+            "/a/.%2e/x",
+            "/a/./b",
+            "/a%2fb",
+            "/a\u{1}b",
+            "/a b",
+        ] {
             assert!(check_path(bad).is_err(), "{bad}");
         }
         assert!(check_path(&format!("/{}", "a".repeat(1024))).is_err());

@@ -29,7 +29,12 @@ pub(super) struct BodyState {
 }
 
 impl<'a> Body<'a> {
-    pub(super) fn new(conn: &'a mut Conn, length: u64, expect_continue: bool, timeout: Duration) -> Body<'a> {
+    pub(super) fn new(
+        conn: &'a mut Conn,
+        length: u64,
+        expect_continue: bool,
+        timeout: Duration,
+    ) -> Body<'a> {
         Body {
             conn,
             length,
@@ -75,7 +80,10 @@ impl Read for Body<'_> {
             return Ok(0);
         }
         if self.failed {
-            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "request body already failed"));
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "request body already failed",
+            ));
         }
         let want = (out.len() as u64).min(self.remaining) as usize;
         let buffered = self.conn.buffered();
@@ -108,16 +116,26 @@ impl Read for Body<'_> {
                 let missing = self.remaining;
                 Err(self.fail(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    format!("client closed the connection with {missing} bytes of the body missing"),
+                    format!(
+                        "client closed the connection with {missing} bytes of the body missing"
+                    ),
                 )))
             }
             Ok(n) => {
                 self.remaining -= n as u64;
                 Ok(n)
             }
-            Err(err) if matches!(err.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => Err(self.fail(
-                io::Error::new(io::ErrorKind::TimedOut, "request body stalled past the body timeout"),
-            )),
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                ) =>
+            {
+                Err(self.fail(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "request body stalled past the body timeout",
+                )))
+            }
             Err(err) => Err(self.fail(err)),
         }
     }

@@ -47,7 +47,8 @@ impl Conn {
             self.end -= self.start;
             self.start = 0;
         }
-        self.stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+        self.stream
+            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
         let n = self.stream.read(&mut self.buf[self.end..])?;
         self.end += n;
         Ok(n)
@@ -63,7 +64,10 @@ enum NoHead {
 }
 
 fn is_timeout(err: &io::Error) -> bool {
-    matches!(err.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
+    matches!(
+        err.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
 }
 
 /// Reads and parses the next request head.
@@ -85,9 +89,15 @@ fn read_head(conn: &mut Conn, limits: &Limits) -> Result<Request, NoHead> {
                 }
                 Ok(httparse::Status::Partial) => {}
                 Err(httparse::Error::TooManyHeaders) => {
-                    return Err(NoHead::Answer(Response::error(431, "too many header fields").closing()))
+                    return Err(NoHead::Answer(
+                        Response::error(431, "too many header fields").closing(),
+                    ))
                 }
-                Err(_) => return Err(NoHead::Answer(Response::error(400, "malformed request").closing())),
+                Err(_) => {
+                    return Err(NoHead::Answer(
+                        Response::error(400, "malformed request").closing(),
+                    ))
+                }
             }
             if conn.end - conn.start >= limits.max_head_bytes {
                 return Err(NoHead::Answer(
@@ -103,14 +113,21 @@ fn read_head(conn: &mut Conn, limits: &Limits) -> Result<Request, NoHead> {
             Ok(0) => return Err(NoHead::Gone),
             Ok(_) => {}
             Err(err) if is_timeout(&err) && deadline.is_some() => {
-                return Err(NoHead::Answer(Response::error(408, "request head not received in time").closing()))
+                return Err(NoHead::Answer(
+                    Response::error(408, "request head not received in time").closing(),
+                ))
             }
             Err(_) => return Err(NoHead::Gone),
         }
     }
 }
 
-fn write_answer(conn: &mut Conn, response: &Response, head_only: bool, timeout: Duration) -> io::Result<()> {
+fn write_answer(
+    conn: &mut Conn,
+    response: &Response,
+    head_only: bool,
+    timeout: Duration,
+) -> io::Result<()> {
     conn.stream.set_write_timeout(Some(timeout))?;
     conn.stream.write_all(&response.to_bytes(head_only))
 }
@@ -135,16 +152,29 @@ pub(super) fn serve(stream: TcpStream, handler: &dyn Handler, limits: &Limits) {
         };
         let head_only = request.method == "HEAD";
         let length = request.content_length();
-        let mut body = Body::new(&mut conn, length, request.expect_continue, limits.body_timeout);
+        let mut body = Body::new(
+            &mut conn,
+            length,
+            request.expect_continue,
+            limits.body_timeout,
+        );
         let answer = catch_unwind(AssertUnwindSafe(|| handler.call(&request, &mut body)));
         let body_state = body.state();
         let mut response = answer.unwrap_or_else(|_| {
-            eprintln!("internal error: handler panicked on {} {}", request.method, request.target);
+            eprintln!(
+                "internal error: handler panicked on {} {}",
+                request.method, request.target
+            );
             Response::error(500, "internal error").closing()
         });
         if body_state.failed {
             // The body broke off (client gone, or too slow): the connection is unusable.
-            let _ = write_answer(&mut conn, &response.closing(), head_only, limits.body_timeout);
+            let _ = write_answer(
+                &mut conn,
+                &response.closing(),
+                head_only,
+                limits.body_timeout,
+            );
             return;
         }
         let chunked = request.framing == Framing::Chunked;

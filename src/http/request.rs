@@ -102,7 +102,9 @@ pub fn from_parsed(parsed: &httparse::Request<'_, '_>) -> Result<Request, Respon
             if has_token(value, "100-continue") {
                 expect_continue = true;
             } else {
-                return Err(Response::error(417, "only Expect: 100-continue is supported").closing());
+                return Err(
+                    Response::error(417, "only Expect: 100-continue is supported").closing(),
+                );
             }
         } else if name.eq_ignore_ascii_case("connection") {
             if has_token(value, "close") {
@@ -115,7 +117,9 @@ pub fn from_parsed(parsed: &httparse::Request<'_, '_>) -> Result<Request, Respon
     }
     let framing = match (transfer_encoding, length) {
         (true, Some(_)) => {
-            return Err(bad_request("Content-Length together with Transfer-Encoding"))
+            return Err(bad_request(
+                "Content-Length together with Transfer-Encoding",
+            ))
         }
         (true, None) => Framing::Chunked,
         (false, length) => Framing::Length(length.unwrap_or(0)),
@@ -155,9 +159,16 @@ mod tests {
             assert_eq!(answer.status, 400, "{bad}");
             assert!(answer.close);
         }
-        assert_eq!(parse("PUT /a HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n").unwrap_err().status, 400);
         assert_eq!(
-            parse("PUT /a HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap_err().status,
+            parse("PUT /a HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n")
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            parse("PUT /a HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .unwrap_err()
+                .status,
             400
         );
         let r = parse("PUT /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
@@ -166,11 +177,28 @@ mod tests {
 
     #[test]
     fn connection_and_expect() {
-        assert!(!parse("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap().keep_alive);
+        assert!(
+            !parse("GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+                .unwrap()
+                .keep_alive
+        );
         assert!(!parse("GET / HTTP/1.0\r\n\r\n").unwrap().keep_alive);
-        assert!(parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap().keep_alive);
-        assert!(parse("PUT / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n").unwrap().expect_continue);
-        assert_eq!(parse("PUT / HTTP/1.1\r\nExpect: magic\r\n\r\n").unwrap_err().status, 417);
+        assert!(
+            parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+                .unwrap()
+                .keep_alive
+        );
+        assert!(
+            parse("PUT / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n")
+                .unwrap()
+                .expect_continue
+        );
+        assert_eq!(
+            parse("PUT / HTTP/1.1\r\nExpect: magic\r\n\r\n")
+                .unwrap_err()
+                .status,
+            417
+        );
         let r = parse("PUT /a/b?x=1 HTTP/1.1\r\n\r\n").unwrap();
         assert_eq!((r.path(), r.target.as_str()), ("/a/b", "/a/b?x=1"));
     }

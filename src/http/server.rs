@@ -44,7 +44,11 @@ impl Drop for OpenGuard {
 }
 
 /// Starts serving `listener` in a coroutine and returns at once.
-pub fn serve(listener: TcpListener, handler: Arc<dyn Handler>, limits: Limits) -> std::io::Result<ServerHandle> {
+pub fn serve(
+    listener: TcpListener,
+    handler: Arc<dyn Handler>,
+    limits: Limits,
+) -> std::io::Result<ServerHandle> {
     let handle = ServerHandle {
         addr: listener.local_addr()?,
         open: Arc::new(AtomicUsize::new(0)),

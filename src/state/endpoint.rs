@@ -37,7 +37,9 @@ pub fn is_valid_host(host: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -52,7 +54,10 @@ pub fn parse_port_value(value: Option<&Value>) -> Result<Option<u16>, String> {
     };
     match port {
         Some(port) if port > 0 => Ok(Some(port)),
-        _ => Err(format!("port {} is not a TCP port", value.map_or(Value::Null, Clone::clone))),
+        _ => Err(format!(
+            "port {} is not a TCP port",
+            value.map_or(Value::Null, Clone::clone)
+        )),
     }
 }
 
@@ -87,7 +92,9 @@ pub fn parse_endpoint_list(text: &str) -> Result<Vec<Endpoint>, String> {
             None => return Err(format!("{item:?} is not host:port")),
         };
         if !is_valid_host(host) {
-            return Err(format!("{item:?}: {host:?} is not a host name or IP address"));
+            return Err(format!(
+                "{item:?}: {host:?} is not a host name or IP address"
+            ));
         }
         let port = match port.parse::<u16>() {
             Ok(port) if port > 0 => port,
@@ -130,7 +137,13 @@ mod tests {
     #[test]
     fn endpoint_lists() {
         let list = parse_endpoint_list("127.0.0.1:23001,one:23002").unwrap();
-        assert_eq!(list[1], Endpoint { host: "one".into(), port: 23002 });
+        assert_eq!(
+            list[1],
+            Endpoint {
+                host: "one".into(),
+                port: 23002
+            }
+        );
         assert!(parse_endpoint_list("127.0.0.1").is_err());
         assert!(parse_endpoint_list("127.0.0.1:x").is_err());
         assert!(parse_endpoint_list("").is_err());

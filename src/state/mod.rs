@@ -24,10 +24,9 @@ impl Paths {
     pub fn new(root: &str) -> Result<Paths> {
         let trimmed = root.trim_end_matches('/');
         let valid = root.starts_with('/')
-            && trimmed
-                .split('/')
-                .skip(1)
-                .all(|s| !s.is_empty() && s != "." && s != ".." && !s.chars().any(char::is_control));
+            && trimmed.split('/').skip(1).all(|s| {
+                !s.is_empty() && s != "." && s != ".." && !s.chars().any(char::is_control)
+            });
         if !valid {
             return Err(Error::invalid(format!(
                 "invalid ZooKeeper root {root:?}: expected an absolute path such as /backpack"

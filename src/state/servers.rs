@@ -98,7 +98,11 @@ pub fn upsert(doc: &mut Value, id: &str, url: &NodeUrl) -> Result<Upsert> {
             for (key, value) in fresh {
                 entry.insert(key, value);
             }
-            Ok(if *entry == before { Upsert::Unchanged } else { Upsert::Updated })
+            Ok(if *entry == before {
+                Upsert::Unchanged
+            } else {
+                Upsert::Updated
+            })
         }
         _ => {
             map.insert(id.to_string(), Value::Object(fresh));
@@ -120,23 +124,35 @@ mod tests {
         assert_eq!(url.port, None);
         let url = NodeUrl::parse("HTTP://[::1]:8080/x").unwrap();
         assert_eq!((url.host.as_str(), url.port), ("::1", Some(8080)));
-        for bad in ["127.0.0.1:1", "https://a:1", "http://:1", "http://a:b", "http://a:70000", "http://evil;}:1"] {
+        for bad in [
+            "127.0.0.1:1",
+            "https://a:1",
+            "http://:1",
+            "http://a:b",
+            "http://a:70000",
+            "http://evil;}:1",
+        ] {
             assert!(NodeUrl::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn upsert_keeps_unknown_keys_and_position() {
-        let mut doc = json!({"1": {"host": "a", "port": "1", "zone": "x"}, "2": {"host": "b", "port": "2"}});
+        let mut doc =
+            json!({"1": {"host": "a", "port": "1", "zone": "x"}, "2": {"host": "b", "port": "2"}});
         let url = NodeUrl::parse("http://c:3").unwrap();
         assert_eq!(upsert(&mut doc, "1", &url).unwrap(), Upsert::Updated);
-        assert_eq!(doc.to_string(), r#"{"1":{"host":"c","port":"3","zone":"x"},"2":{"host":"b","port":"2"}}"#);
+        assert_eq!(
+            doc.to_string(),
+            r#"{"1":{"host":"c","port":"3","zone":"x"},"2":{"host":"b","port":"2"}}"#
+        );
         assert_eq!(upsert(&mut doc, "1", &url).unwrap(), Upsert::Unchanged);
     }
 
     #[test]
     fn reads_old_forms() {
-        let doc = json!({"1": {"host": "127.0.0.1", "port": null}, "2": {"host": "one", "port": 24002}});
+        let doc =
+            json!({"1": {"host": "127.0.0.1", "port": null}, "2": {"host": "one", "port": 24002}});
         let servers = parse("/x", &doc).unwrap();
         assert_eq!(servers["1"].port, 80);
         assert_eq!(servers["2"].port, 24002);

@@ -68,7 +68,13 @@ mod tests {
     #[test]
     fn null_current_counts_as_zero() {
         let size = parse("/x", &json!({"capacity": 100, "current": null})).unwrap();
-        assert_eq!(size, ShardSize { capacity: 100, current: 0 });
+        assert_eq!(
+            size,
+            ShardSize {
+                capacity: 100,
+                current: 0
+            }
+        );
         assert_eq!(size.free(), 100);
         assert!(parse("/x", &json!({"capacity": "big"})).is_err());
         assert_eq!(new_node(5).to_string(), r#"{"capacity":5,"current":0}"#);

@@ -111,12 +111,18 @@ mod tests {
         let mut doc = json!({});
         let nodes = vec!["10".to_string(), "2".to_string()];
         assert!(add_or_replace_nodes(&mut doc, "1", &nodes).unwrap());
-        assert_eq!(to_compact(&doc), r#"{"1":{"read_only":true,"nodes":["10","2"]}}"#);
+        assert_eq!(
+            to_compact(&doc),
+            r#"{"1":{"read_only":true,"nodes":["10","2"]}}"#
+        );
         assert!(set_enabled(&mut doc, "1", true).unwrap());
         assert_eq!(to_compact(&doc), r#"{"1":{"nodes":["10","2"]}}"#);
         assert!(!set_enabled(&mut doc, "1", true).unwrap());
         assert!(set_enabled(&mut doc, "1", false).unwrap());
-        assert_eq!(to_compact(&doc), r#"{"1":{"nodes":["10","2"],"read_only":true}}"#);
+        assert_eq!(
+            to_compact(&doc),
+            r#"{"1":{"nodes":["10","2"],"read_only":true}}"#
+        );
         assert!(set_enabled(&mut doc, "9", true).is_err());
     }
 
@@ -124,7 +130,13 @@ mod tests {
     fn reads_missing_and_odd_read_only() {
         let doc = json!({"1": {"nodes": ["1", 4]}, "2": {"read_only": true, "nodes": []}});
         let shards = parse("/x", &doc).unwrap();
-        assert_eq!(shards["1"], Shard { read_only: false, nodes: vec!["1".into(), "4".into()] });
+        assert_eq!(
+            shards["1"],
+            Shard {
+                read_only: false,
+                nodes: vec!["1".into(), "4".into()]
+            }
+        );
         assert!(shards["2"].read_only);
         assert!(parse("/x", &json!({"3": {"read_only": true}})).is_err());
     }

@@ -48,9 +48,15 @@ impl LocalCluster {
             sandbox,
         };
         let redis_list: Vec<String> = cluster.redis.iter().map(RedisServer::address).collect();
-        cluster.admin("backpack-coordinator-init", &[QUEUE_KEY, &redis_list.join(",")])?;
+        cluster.admin(
+            "backpack-coordinator-init",
+            &[QUEUE_KEY, &redis_list.join(",")],
+        )?;
         for (i, node) in cluster.nodes.iter().enumerate() {
-            cluster.admin("backpack-coordinator-add-server", &[&(i + 1).to_string(), &node.url()])?;
+            cluster.admin(
+                "backpack-coordinator-add-server",
+                &[&(i + 1).to_string(), &node.url()],
+            )?;
         }
         Ok(cluster)
     }
@@ -81,7 +87,10 @@ impl LocalCluster {
     /// Adds shard `id` on the given node ids with `size`, and enables it.
     pub fn add_enabled_shard(&self, id: &str, nodes: &[usize], size: &str) -> io::Result<()> {
         let list: Vec<String> = nodes.iter().map(usize::to_string).collect();
-        self.admin("backpack-coordinator-add-shard", &[id, &list.join(","), size])?;
+        self.admin(
+            "backpack-coordinator-add-shard",
+            &[id, &list.join(","), size],
+        )?;
         self.admin("backpack-coordinator-enable-shard", &[id])?;
         Ok(())
     }
@@ -108,7 +117,9 @@ impl LocalCluster {
             dir.display().to_string(),
         ];
         args.extend(flags.iter().map(|s| s.to_string()));
-        let mut launch = self.sandbox.launch(name, &self.bin.display().to_string(), args, &dir);
+        let mut launch = self
+            .sandbox
+            .launch(name, &self.bin.display().to_string(), args, &dir);
         launch.arg0 = Some("backpack-coordinator".to_string());
         let process = ServerProcess::start(launch)?;
         let mut coordinator = CoordinatorProcess { port, dir, process };
@@ -136,7 +147,10 @@ impl CoordinatorProcess {
         });
         if exited || ready.is_err() {
             let log = self.log();
-            return Err(other_error(format!("backpack-coordinator did not start: {}", log.trim())));
+            return Err(other_error(format!(
+                "backpack-coordinator did not start: {}",
+                log.trim()
+            )));
         }
         Ok(())
     }

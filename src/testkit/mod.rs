@@ -81,7 +81,10 @@ fn reap_orphans() {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let owner = name.split('-').next().and_then(|pid| pid.parse::<u32>().ok());
+        let owner = name
+            .split('-')
+            .next()
+            .and_then(|pid| pid.parse::<u32>().ok());
         match owner {
             Some(pid) if pid == std::process::id() || process::is_alive(pid) => continue,
             _ => {}
@@ -89,7 +92,10 @@ fn reap_orphans() {
         if let Ok(files) = fs::read_dir(entry.path()) {
             for file in files.flatten() {
                 if file.path().extension().is_some_and(|e| e == "pgid") {
-                    if let Some(pgid) = fs::read_to_string(file.path()).ok().and_then(|t| t.trim().parse().ok()) {
+                    if let Some(pgid) = fs::read_to_string(file.path())
+                        .ok()
+                        .and_then(|t| t.trim().parse().ok())
+                    {
                         process::signal_group(pgid, libc::SIGKILL);
                     }
                 }

@@ -18,7 +18,11 @@ pub struct WebDavNode {
 fn config(dir: &std::path::Path, files: &std::path::Path, port: u16) -> String {
     // The worker must be allowed to write the node's directory: as root that means
     // running the worker as root too.
-    let user = if unsafe { libc::geteuid() } == 0 { "user root;" } else { "" };
+    let user = if unsafe { libc::geteuid() } == 0 {
+        "user root;"
+    } else {
+        ""
+    };
     let dir = dir.display();
     let files = files.display();
     format!(
@@ -73,14 +77,20 @@ impl WebDavNode {
         ];
         let launch = sandbox.launch(name, "nginx", args, &dir);
         let process = ServerProcess::start(launch)?;
-        let node = WebDavNode { port, files, process };
+        let node = WebDavNode {
+            port,
+            files,
+            process,
+        };
         node.wait_ready()?;
         Ok(node)
     }
 
     fn wait_ready(&self) -> std::io::Result<()> {
         let port = self.port;
-        wait_until("nginx WebDAV node", Duration::from_secs(10), || is_listening(port))
+        wait_until("nginx WebDAV node", Duration::from_secs(10), || {
+            is_listening(port)
+        })
     }
 
     /// `http://127.0.0.1:<port>`, as add-server takes it.

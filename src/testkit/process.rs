@@ -57,7 +57,9 @@ impl ServerProcess {
     }
 
     fn pid_file(&self) -> PathBuf {
-        self.launch.pid_dir.join(format!("{}.pgid", self.launch.name))
+        self.launch
+            .pid_dir
+            .join(format!("{}.pgid", self.launch.name))
     }
 
     /// Starts the server again after `stop` (same arguments, same ports).
@@ -79,7 +81,10 @@ impl ServerProcess {
             .process_group(0)
             .spawn()
             .map_err(|err| {
-                std::io::Error::new(err.kind(), format!("cannot start {}: {err}", self.launch.program))
+                std::io::Error::new(
+                    err.kind(),
+                    format!("cannot start {}: {err}", self.launch.program),
+                )
             })?;
         let pgid = child.id();
         fs::write(self.pid_file(), pgid.to_string())?;
@@ -156,7 +161,11 @@ impl Drop for ServerProcess {
 }
 
 /// Waits until `ready` says yes, up to `timeout`; the error names what did not come up.
-pub fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) -> std::io::Result<()> {
+pub fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut ready: impl FnMut() -> bool,
+) -> std::io::Result<()> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if ready() {

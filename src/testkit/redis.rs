@@ -47,7 +47,9 @@ impl RedisServer {
 
     fn wait_ready(&self) -> std::io::Result<()> {
         let port = self.port;
-        wait_until("redis-server", Duration::from_secs(10), || answers_ping(port))
+        wait_until("redis-server", Duration::from_secs(10), || {
+            answers_ping(port)
+        })
     }
 
     /// `127.0.0.1:<port>`, as the queue's server list takes it.

@@ -13,14 +13,21 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, Transport};
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, Transport,
+};
 
 /// Resolves only literal `ip:port` authorities.
 #[derive(Debug)]
 pub struct LiteralResolver;
 
 impl Resolver for LiteralResolver {
-    fn resolve(&self, uri: &Uri, _: &ureq::config::Config, _: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        _: &ureq::config::Config,
+        _: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let addr: Option<SocketAddr> = uri.authority().and_then(|a| a.as_str().parse().ok());
         match addr {
             Some(addr) => {
@@ -28,7 +35,9 @@ impl Resolver for LiteralResolver {
                 addrs.push(addr);
                 Ok(addrs)
             }
-            None => Err(ureq::Error::BadUri(format!("{uri}: expected an ip:port address"))),
+            None => Err(ureq::Error::BadUri(format!(
+                "{uri}: expected an ip:port address"
+            ))),
         }
     }
 }
@@ -39,7 +48,11 @@ pub struct MayConnector;
 impl<In: Transport> Connector<In> for MayConnector {
     type Out = MayTransport;
 
-    fn connect(&self, details: &ConnectionDetails, _chained: Option<In>) -> Result<Option<MayTransport>, ureq::Error> {
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        _chained: Option<In>,
+    ) -> Result<Option<MayTransport>, ureq::Error> {
         let timeout = details.timeout.not_zero().map(|d| *d);
         let mut last_error = None;
         for addr in details.addrs.iter() {
@@ -51,7 +64,8 @@ impl<In: Transport> Connector<In> for MayConnector {
                 Ok(stream) => {
                     stream.set_nodelay(true)?;
                     let config = details.config;
-                    let buffers = LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size());
+                    let buffers =
+                        LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size());
                     return Ok(Some(MayTransport { stream, buffers }));
                 }
                 Err(err) if err.kind() == io::ErrorKind::TimedOut => {
@@ -71,7 +85,9 @@ pub struct MayTransport {
 
 impl fmt::Debug for MayTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MayTransport").field("peer", &self.stream.peer_addr().ok()).finish()
+        f.debug_struct("MayTransport")
+            .field("peer", &self.stream.peer_addr().ok())
+            .finish()
     }
 }
 
@@ -99,7 +115,9 @@ impl Transport for MayTransport {
         let timeout = timeout.for_write();
         self.stream.set_write_timeout(time_left(timeout)?)?;
         let output = &self.buffers.output()[..amount];
-        self.stream.write_all(output).map_err(|err| io_error(err, timeout))
+        self.stream
+            .write_all(output)
+            .map_err(|err| io_error(err, timeout))
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {

@@ -34,11 +34,15 @@ impl RedisConnection {
     }
 
     fn exchange(&mut self, packed: &[u8], replies: usize) -> RedisResult<Vec<Value>> {
-        let result = self.writer.write_all(packed).map_err(redis::RedisError::from).and_then(|()| {
-            (0..replies)
-                .map(|_| self.parser.parse_value(&mut self.reader))
-                .collect::<RedisResult<Vec<Value>>>()
-        });
+        let result = self
+            .writer
+            .write_all(packed)
+            .map_err(redis::RedisError::from)
+            .and_then(|()| {
+                (0..replies)
+                    .map(|_| self.parser.parse_value(&mut self.reader))
+                    .collect::<RedisResult<Vec<Value>>>()
+            });
         if result.is_err() {
             // A timed-out or failed exchange may leave a reply in flight: never reuse it.
             self.broken = true;
@@ -57,7 +61,12 @@ impl ConnectionLike for RedisConnection {
         }
     }
 
-    fn req_packed_commands(&mut self, cmd: &[u8], offset: usize, count: usize) -> RedisResult<Vec<Value>> {
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
         let values = self.exchange(cmd, offset + count)?;
         Ok(values.into_iter().skip(offset).collect())
     }

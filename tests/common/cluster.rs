@@ -16,7 +16,9 @@ pub fn bin() -> &'static Path {
 pub fn example_cluster(label: &str) -> LocalCluster {
     let cluster = LocalCluster::start(bin(), label, 2, 6).expect("start the cluster");
     for (id, nodes) in [("1", [1, 4]), ("2", [2, 5]), ("3", [3, 6])] {
-        cluster.add_enabled_shard(id, &nodes, "100gb").expect("add shard");
+        cluster
+            .add_enabled_shard(id, &nodes, "100gb")
+            .expect("add shard");
     }
     cluster
 }
@@ -32,7 +34,10 @@ pub fn client() -> ureq::Agent {
 
 /// PUTs `body` and returns the status and the answer's text.
 pub fn put(agent: &ureq::Agent, url: &str, body: &[u8]) -> (u16, String) {
-    let response = agent.put(url).send(body).expect("PUT reaches the coordinator");
+    let response = agent
+        .put(url)
+        .send(body)
+        .expect("PUT reaches the coordinator");
     let status = response.status().as_u16();
     let text = response.into_body().read_to_string().unwrap_or_default();
     (status, text)
@@ -40,12 +45,22 @@ pub fn put(agent: &ureq::Agent, url: &str, body: &[u8]) -> (u16, String) {
 
 /// The shard id from a 200 answer.
 pub fn shard_of(answer: &str) -> String {
-    let value: serde_json::Value = serde_json::from_str(answer).unwrap_or_else(|_| panic!("JSON answer: {answer}"));
-    value["shard_id"].as_str().unwrap_or_else(|| panic!("shard_id in {answer}")).to_string()
+    let value: serde_json::Value =
+        serde_json::from_str(answer).unwrap_or_else(|_| panic!("JSON answer: {answer}"));
+    value["shard_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("shard_id in {answer}"))
+        .to_string()
 }
 
 pub fn get_json(agent: &ureq::Agent, url: &str) -> serde_json::Value {
-    let text = agent.get(url).call().expect("GET").into_body().read_to_string().expect("body");
+    let text = agent
+        .get(url)
+        .call()
+        .expect("GET")
+        .into_body()
+        .read_to_string()
+        .expect("body");
     serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON from {url}: {text}"))
 }
 
@@ -53,7 +68,10 @@ pub fn get_json(agent: &ureq::Agent, url: &str) -> serde_json::Value {
 pub fn queue_items(redis_address: &str) -> Vec<String> {
     let client = redis::Client::open(format!("redis://{redis_address}/")).expect("redis url");
     let mut conn = client.get_connection().expect("connect to redis");
-    let mut items: Vec<String> = redis::cmd("SMEMBERS").arg(QUEUE_KEY).query(&mut conn).expect("SMEMBERS");
+    let mut items: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(QUEUE_KEY)
+        .query(&mut conn)
+        .expect("SMEMBERS");
     items.sort();
     items
 }
@@ -61,7 +79,10 @@ pub fn queue_items(redis_address: &str) -> Vec<String> {
 /// `current` of a shard's size node.
 pub fn shard_current(cluster: &LocalCluster, shard: &str) -> u64 {
     let zk = ZkSession::connect(&cluster.zk(), Duration::from_secs(5)).expect("zk");
-    let (bytes, _) = zk.get(&format!("{}/shard-size-{shard}", cluster.root)).unwrap().expect("size node");
+    let (bytes, _) = zk
+        .get(&format!("{}/shard-size-{shard}", cluster.root))
+        .unwrap()
+        .expect("size node");
     let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     value["current"].as_u64().unwrap_or(0)
 }
@@ -98,7 +119,9 @@ pub fn read_until_quiet(stream: &mut TcpStream, quiet: Duration) -> String {
 
 /// Which nodes (ids) hold `path`.
 pub fn holders(cluster: &LocalCluster, path: &str) -> Vec<usize> {
-    (1..=cluster.nodes.len()).filter(|id| cluster.node(*id).file(path).is_some()).collect()
+    (1..=cluster.nodes.len())
+        .filter(|id| cluster.node(*id).file(path).is_some())
+        .collect()
 }
 
 /// Peak resident memory of a process, in KiB (VmHWM).

@@ -34,7 +34,11 @@ pub fn zookeeper() -> String {
 /// A root no other test uses, e.g. `/t1234-walkthrough-0`.
 pub fn fresh_root(label: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("/t{}-{label}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "/t{}-{label}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub fn repo_dir() -> PathBuf {
@@ -79,9 +83,24 @@ pub fn ok(name: &str, args: &[&str]) -> String {
 pub fn fails(name: &str, args: &[&str], code: i32) -> String {
     let output = run(name, args);
     let err = stderr(&output);
-    assert_eq!(output.status.code(), Some(code), "{name} {args:?}: stdout {} stderr {err}", stdout(&output));
-    assert_eq!(err.trim_end().lines().filter(|l| !l.starts_with("Run ")).count(), 1, "one line: {err}");
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{name} {args:?}: stdout {} stderr {err}",
+        stdout(&output)
+    );
+    assert_eq!(
+        err.trim_end()
+            .lines()
+            .filter(|l| !l.starts_with("Run "))
+            .count(),
+        1,
+        "one line: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
     err
 }
 
