@@ -14,7 +14,7 @@ pub enum Error {
     Zk {
         action: &'static str,
         path: String,
-        code: zookeeper::ZkError,
+        reason: String,
     },
     /// A node the tools need is missing: the cluster was never initialized.
     NotInitialized { path: String },
@@ -53,8 +53,8 @@ impl fmt::Display for Error {
                 f,
                 "invalid ZooKeeper connect string {servers:?}: expected host:port[,host:port...]"
             ),
-            Error::Zk { action, path, code } => {
-                write!(f, "ZooKeeper {action} {path} failed: {code:?}")
+            Error::Zk { action, path, reason } => {
+                write!(f, "ZooKeeper {action} {path} failed: {reason}")
             }
             Error::NotInitialized { path } => write!(
                 f,

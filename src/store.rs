@@ -34,7 +34,7 @@ impl Store {
         zk_servers: &str,
         root: &str,
         timeout: Duration,
-        on_event: impl Fn(crate::zk::ZkEvent) + Send + 'static,
+        on_event: impl Fn(crate::zk::ZkEvent) + Send + Sync + 'static,
     ) -> Result<Store> {
         let paths = Paths::new(root)?;
         let zk = ZkSession::connect_watching(zk_servers, timeout, on_event)?;

@@ -1,35 +1,34 @@
-//! A ZooKeeper session with a bounded connect.
+//! The ZooKeeper session: bounded calls, watches, and state changes reported to the owner.
 //!
-//! The `zookeeper` crate's `connect()` only starts a background connection: it returns Ok
-//! while every server is down, and requests wait, unbounded, until a session exists. So
-//! `connect` below proves the session is live with a probe request made on a helper
-//! thread (a
-//! request blocked on a session that never comes holds only that thread), and gives up after the timeout with an error that names the servers.
+//! Built on `zookeeper-client`, an async client that keeps its session across reconnects
+//! (re-sending its watches to the new server), backs off while no server answers, and
+//! reports state changes. We drive it from plain threads: the client's connection runs on
+//! one small tokio worker thread shared by the process, and every call here blocks its
+//! caller until the answer or the operation timeout, whichever comes first. So no call can
+//! hang, and no `may` worker ever runs ZooKeeper code.
 //!
-//! This wrapper also narrows the crate's API to the few calls the tools need, with results
-//! that say what happened (`created: false` rather than an error for an existing node), so
-//! that the session can be swapped for a self-healing one without touching its callers.
+//! (The `zookeeper` crate was tried first and dropped: its `connect()` returns Ok with no
+//! server up, its reconnect loop spins a core while no server answers, it never recovers
+//! once its state is `Closed`, and its calls can block without bound.)
 
 use crate::error::{Error, Result};
-use std::sync::{mpsc, Arc};
-use std::thread;
-use std::time::{Duration, Instant};
-use zookeeper::{Acl, CreateMode, KeeperState, WatchedEvent, WatchedEventType, ZkError, ZooKeeper};
+use crate::state::endpoint::parse_endpoint_list;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use zookeeper_client::{Acls, Client, CreateMode, EventType, SessionState};
+
+/// How long ZooKeeper keeps our session (and its ephemeral nodes) after we go silent.
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a session reports to its owner.
 #[derive(Debug, Clone)]
 pub enum ZkEvent {
-    /// A watched node changed, was created or was deleted.
+    /// A watched node changed, was created or was deleted (the watch is used up).
     Changed(String),
-    /// The session's state changed (connected, disconnected, expired).
-    Session(KeeperState),
-}
-
-/// How long ZooKeeper keeps our session (and its ephemeral nodes) after we go silent.
-const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
-
-pub struct ZkSession {
-    zk: Arc<ZooKeeper>,
+    /// The session's state changed: `Disconnected`, `SyncConnected` (again), or a
+    /// terminal `Expired`/`Closed`/`AuthFailed` after which a new session is needed.
+    Session(SessionState),
 }
 
 /// What kind of node `create` makes.
@@ -40,93 +39,143 @@ pub enum NodeKind {
     Ephemeral,
 }
 
+type EventSink = Arc<dyn Fn(ZkEvent) + Send + Sync>;
+
+pub struct ZkSession {
+    client: Client,
+    timeout: Duration,
+    on_event: EventSink,
+}
+
+/// The tokio runtime the clients' connections run on: one worker thread for the process.
+fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    static RUNTIME: OnceLock<std::io::Result<tokio::runtime::Runtime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("zookeeper-io")
+                .enable_all()
+                .build()
+        })
+        .as_ref()
+        .map_err(|err| Error::invalid(format!("cannot start the ZooKeeper client thread: {err}")))
+}
+
+/// Checks `host:port[,host:port...][/chroot]` before the client sees it.
+fn check_connect_string(servers: &str) -> Result<()> {
+    let hosts = servers.split('/').next().unwrap_or("");
+    parse_endpoint_list(hosts).map(|_| ()).map_err(|_| Error::ZkAddress {
+        servers: servers.to_string(),
+    })
+}
+
 impl ZkSession {
-    /// Connects to `servers` (`host:port[,host:port...]`) and waits at most `timeout` for a
-    /// live session.
+    /// Connects to `servers` and waits at most `timeout` for a session. `timeout` also
+    /// bounds every later call.
     pub fn connect(servers: &str, timeout: Duration) -> Result<ZkSession> {
         ZkSession::connect_watching(servers, timeout, |_| {})
     }
 
     /// Like `connect`; `on_event` hears every watch that fires (see `get_watched`) and
-    /// every change of the session's state, on the client's event thread.
+    /// every change of the session's state, on the client's thread: it must not block.
     pub fn connect_watching(
         servers: &str,
         timeout: Duration,
-        on_event: impl Fn(ZkEvent) + Send + 'static,
+        on_event: impl Fn(ZkEvent) + Send + Sync + 'static,
     ) -> Result<ZkSession> {
-        let address_error = || Error::ZkAddress {
+        check_connect_string(servers)?;
+        let runtime = runtime()?;
+        let connector = Client::connector()
+            .with_session_timeout(SESSION_TIMEOUT)
+            .with_connection_timeout(timeout.min(SESSION_TIMEOUT));
+        let unreachable = || Error::ZkUnreachable {
             servers: servers.to_string(),
+            waited: timeout,
         };
-        if servers.trim().is_empty() {
-            return Err(address_error());
-        }
-        let watcher = move |event: WatchedEvent| {
-            on_event(match event.path {
-                Some(path) if event.event_type != WatchedEventType::None => ZkEvent::Changed(path),
-                _ => ZkEvent::Session(event.keeper_state),
-            })
+        let client = match runtime.block_on(async { tokio::time::timeout(timeout, connector.connect(servers)).await }) {
+            Ok(Ok(client)) => client,
+            Ok(Err(zookeeper_client::Error::BadArguments(_))) => {
+                return Err(Error::ZkAddress {
+                    servers: servers.to_string(),
+                })
+            }
+            Ok(Err(_)) | Err(_) => return Err(unreachable()),
         };
-        let zk =
-            ZooKeeper::connect(servers, SESSION_TIMEOUT, watcher).map_err(|_| address_error())?;
-        let zk = Arc::new(zk);
-        let (done, answer) = mpsc::channel();
-        let probe = Arc::clone(&zk);
-        let deadline = Instant::now() + timeout;
-        thread::Builder::new()
-            .name("zk-connect-probe".into())
-            .spawn(move || loop {
-                // Until the first session exists the client answers ConnectionLoss at once;
-                // once it is connecting, the request waits for the session.
-                match probe.exists("/", false) {
-                    Err(ZkError::ConnectionLoss) if Instant::now() < deadline => {
-                        thread::sleep(Duration::from_millis(20))
-                    }
-                    result => {
-                        let _ = done.send(result);
-                        return;
-                    }
+        let on_event: EventSink = Arc::new(on_event);
+        let mut states = client.state_watcher();
+        let report = Arc::clone(&on_event);
+        runtime.spawn(async move {
+            loop {
+                let state = states.changed().await;
+                report(ZkEvent::Session(state));
+                if state.is_terminated() {
+                    break;
                 }
-            })
-            .map_err(|err| Error::invalid(format!("cannot start a thread: {err}")))?;
-        match answer.recv_timeout(timeout) {
-            Ok(Ok(_)) => Ok(ZkSession { zk }),
-            Ok(Err(ZkError::ConnectionLoss)) | Err(_) => Err(Error::ZkUnreachable {
-                servers: servers.to_string(),
-                waited: timeout,
-            }),
-            Ok(Err(code)) => Err(Error::Zk {
-                action: "connect to",
-                path: servers.to_string(),
-                code,
-            }),
+            }
+        });
+        Ok(ZkSession {
+            client,
+            timeout,
+            on_event,
+        })
+    }
+
+    /// Runs one call under the operation timeout.
+    fn call<T>(&self, action: &'static str, path: &str, call: impl Future<Output = Result<T, zookeeper_client::Error>>) -> Result<T, ZkFailure> {
+        let runtime = runtime().map_err(ZkFailure::Other)?;
+        // The timer must be made inside the runtime, hence the async block.
+        match runtime.block_on(async { tokio::time::timeout(self.timeout, call).await }) {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(code)) => Err(ZkFailure::Code(code, action, path.to_string())),
+            Err(_) => Err(ZkFailure::Other(Error::Zk {
+                action,
+                path: path.to_string(),
+                reason: format!("no answer within {}s", self.timeout.as_secs_f64()),
+            })),
         }
     }
 
     /// The node's bytes and version, or None when it does not exist.
     pub fn get(&self, path: &str) -> Result<Option<(Vec<u8>, i32)>> {
-        match self.zk.get_data(path, false) {
+        match self.call("read", path, self.client.get_data(path)) {
             Ok((data, stat)) => Ok(Some((data, stat.version))),
-            Err(ZkError::NoNode) => Ok(None),
-            Err(code) => Err(zk_error("read", path, code)),
+            Err(ZkFailure::Code(zookeeper_client::Error::NoNode, ..)) => Ok(None),
+            Err(failure) => Err(failure.into()),
         }
     }
 
     /// Like `get`, and leaves a watch on the node: its next change, creation or deletion
-    /// is reported to the session's `on_event`, once.
+    /// is reported to `on_event` as `ZkEvent::Changed(path)`, once.
     pub fn get_watched(&self, path: &str) -> Result<Option<(Vec<u8>, i32)>> {
         loop {
-            match self.zk.get_data(path, true) {
-                Ok((data, stat)) => return Ok(Some((data, stat.version))),
-                Err(ZkError::NoNode) => {}
-                Err(code) => return Err(zk_error("read", path, code)),
+            match self.call("read", path, self.client.get_and_watch_data(path)) {
+                Ok((data, stat, watcher)) => {
+                    self.forward(path, watcher)?;
+                    return Ok(Some((data, stat.version)));
+                }
+                Err(ZkFailure::Code(zookeeper_client::Error::NoNode, ..)) => {}
+                Err(failure) => return Err(failure.into()),
             }
             // Missing: watch for its creation. If it appeared in between, read it again.
-            match self.zk.exists(path, true) {
-                Ok(None) => return Ok(None),
-                Ok(Some(_)) => continue,
-                Err(code) => return Err(zk_error("watch", path, code)),
+            let (stat, watcher) = self.call("watch", path, self.client.check_and_watch_stat(path))?;
+            if stat.is_none() {
+                self.forward(path, watcher)?;
+                return Ok(None);
             }
         }
+    }
+
+    /// Reports the watch's event, when it comes, to `on_event`.
+    fn forward(&self, path: &str, watcher: zookeeper_client::OneshotWatcher) -> Result<()> {
+        let (report, path) = (Arc::clone(&self.on_event), path.to_string());
+        runtime()?.spawn(async move {
+            let event = watcher.changed().await;
+            if event.event_type != EventType::Session {
+                report(ZkEvent::Changed(path));
+            }
+        });
+        Ok(())
     }
 
     /// Creates the node; false when it already exists.
@@ -135,34 +184,35 @@ impl ZkSession {
             NodeKind::Persistent => CreateMode::Persistent,
             NodeKind::Ephemeral => CreateMode::Ephemeral,
         };
-        match self.zk.create(path, data, Acl::open_unsafe().clone(), mode) {
+        let options = mode.with_acls(Acls::anyone_all());
+        match self.call("create", path, self.client.create(path, &data, &options)) {
             Ok(_) => Ok(true),
-            Err(ZkError::NodeExists) => Ok(false),
-            Err(ZkError::NoNode) => Err(Error::NotInitialized {
+            Err(ZkFailure::Code(zookeeper_client::Error::NodeExists, ..)) => Ok(false),
+            Err(ZkFailure::Code(zookeeper_client::Error::NoNode, ..)) => Err(Error::NotInitialized {
                 path: parent(path).to_string(),
             }),
-            Err(code) => Err(zk_error("create", path, code)),
+            Err(failure) => Err(failure.into()),
         }
     }
 
     /// Writes the node if its version is still `version`; false on a version conflict.
     pub fn set(&self, path: &str, data: Vec<u8>, version: i32) -> Result<bool> {
-        match self.zk.set_data(path, data, Some(version)) {
+        match self.call("write", path, self.client.set_data(path, &data, Some(version))) {
             Ok(_) => Ok(true),
-            Err(ZkError::BadVersion) => Ok(false),
-            Err(ZkError::NoNode) => Err(Error::NotInitialized {
+            Err(ZkFailure::Code(zookeeper_client::Error::BadVersion, ..)) => Ok(false),
+            Err(ZkFailure::Code(zookeeper_client::Error::NoNode, ..)) => Err(Error::NotInitialized {
                 path: path.to_string(),
             }),
-            Err(code) => Err(zk_error("write", path, code)),
+            Err(failure) => Err(failure.into()),
         }
     }
 
     /// Deletes the node whatever its version; false when it did not exist.
     pub fn delete(&self, path: &str) -> Result<bool> {
-        match self.zk.delete(path, None) {
+        match self.call("delete", path, self.client.delete(path, None)) {
             Ok(()) => Ok(true),
-            Err(ZkError::NoNode) => Ok(false),
-            Err(code) => Err(zk_error("delete", path, code)),
+            Err(ZkFailure::Code(zookeeper_client::Error::NoNode, ..)) => Ok(false),
+            Err(failure) => Err(failure.into()),
         }
     }
 
@@ -172,24 +222,34 @@ impl ZkSession {
         for segment in path.split('/').filter(|s| !s.is_empty()) {
             prefix.push('/');
             prefix.push_str(segment);
-            if self
-                .zk
-                .exists(&prefix, false)
-                .map_err(|c| zk_error("check", &prefix, c))?
-                .is_none()
-            {
-                self.create(&prefix, Vec::new(), NodeKind::Persistent)?;
-            }
+            self.create(&prefix, Vec::new(), NodeKind::Persistent)?;
         }
         Ok(())
     }
+
+    /// The session's state now.
+    pub fn state(&self) -> SessionState {
+        self.client.state()
+    }
 }
 
-impl Drop for ZkSession {
-    fn drop(&mut self) {
-        // Ends the session now, so its ephemeral nodes go at once instead of after the
-        // session timeout.
-        let _ = self.zk.close();
+/// A failed call: the client's error code (which callers may expect, like `NoNode`),
+/// or anything else.
+enum ZkFailure {
+    Code(zookeeper_client::Error, &'static str, String),
+    Other(Error),
+}
+
+impl From<ZkFailure> for Error {
+    fn from(failure: ZkFailure) -> Error {
+        match failure {
+            ZkFailure::Code(code, action, path) => Error::Zk {
+                action,
+                path,
+                reason: code.to_string(),
+            },
+            ZkFailure::Other(err) => err,
+        }
     }
 }
 
@@ -197,13 +257,5 @@ fn parent(path: &str) -> &str {
     match path.rfind('/') {
         Some(0) | None => "/",
         Some(i) => &path[..i],
-    }
-}
-
-fn zk_error(action: &'static str, path: &str, code: ZkError) -> Error {
-    Error::Zk {
-        action,
-        path: path.to_string(),
-        code,
     }
 }

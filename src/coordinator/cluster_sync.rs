@@ -23,7 +23,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
-use zookeeper::KeeperState;
+use zookeeper_client::SessionState;
 
 pub struct SyncSettings {
     pub zk_servers: String,
@@ -170,12 +170,17 @@ impl Sync {
                     Message::Zk(ZkEvent::Changed(path)) => {
                         dirty.insert(path);
                     }
-                    Message::Zk(ZkEvent::Session(KeeperState::SyncConnected)) => reload_all = true,
-                    Message::Zk(ZkEvent::Session(KeeperState::Expired)) => {
-                        log_line!("ZooKeeper session expired; opening a new one");
+                    Message::Zk(ZkEvent::Session(SessionState::SyncConnected)) => {
+                        // Back after a disconnection: re-read everything, so a change made
+                        // while we were away is not missed.
+                        log_line!("ZooKeeper connection back");
+                        reload_all = true;
+                    }
+                    Message::Zk(ZkEvent::Session(state)) if state.is_terminated() => {
+                        log_line!("ZooKeeper session ended ({state}); opening a new one");
                         store = None;
                     }
-                    Message::Zk(ZkEvent::Session(_)) => {}
+                    Message::Zk(ZkEvent::Session(state)) => log_line!("ZooKeeper connection: {state}"),
                     Message::Flush(done) => {
                         if let Some(current) = &store {
                             if let Err(err) = self.flush(current) {
