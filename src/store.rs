@@ -34,10 +34,11 @@ impl Store {
         zk_servers: &str,
         root: &str,
         timeout: Duration,
+        session_timeout: Duration,
         on_event: impl Fn(crate::zk::ZkEvent) + Send + Sync + 'static,
     ) -> Result<Store> {
         let paths = Paths::new(root)?;
-        let zk = ZkSession::connect_watching(zk_servers, timeout, on_event)?;
+        let zk = ZkSession::connect_watching(zk_servers, timeout, session_timeout, on_event)?;
         Ok(Store { zk, paths })
     }
 

@@ -18,7 +18,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use zookeeper_client::{Acls, Client, CreateMode, EventType, SessionState};
 
-/// How long ZooKeeper keeps our session (and its ephemeral nodes) after we go silent.
+/// How long ZooKeeper keeps a session (and its ephemeral nodes) after its client goes
+/// silent, unless the caller asks for another.
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a session reports to its owner.
@@ -74,7 +75,7 @@ impl ZkSession {
     /// Connects to `servers` and waits at most `timeout` for a session. `timeout` also
     /// bounds every later call.
     pub fn connect(servers: &str, timeout: Duration) -> Result<ZkSession> {
-        ZkSession::connect_watching(servers, timeout, |_| {})
+        ZkSession::connect_watching(servers, timeout, SESSION_TIMEOUT, |_| {})
     }
 
     /// Like `connect`; `on_event` hears every watch that fires (see `get_watched`) and
@@ -82,13 +83,14 @@ impl ZkSession {
     pub fn connect_watching(
         servers: &str,
         timeout: Duration,
+        session_timeout: Duration,
         on_event: impl Fn(ZkEvent) + Send + Sync + 'static,
     ) -> Result<ZkSession> {
         check_connect_string(servers)?;
         let runtime = runtime()?;
         let connector = Client::connector()
-            .with_session_timeout(SESSION_TIMEOUT)
-            .with_connection_timeout(timeout.min(SESSION_TIMEOUT));
+            .with_session_timeout(session_timeout)
+            .with_connection_timeout(timeout.min(session_timeout));
         let unreachable = || Error::ZkUnreachable {
             servers: servers.to_string(),
             waited: timeout,
@@ -225,6 +227,11 @@ impl ZkSession {
             self.create(&prefix, Vec::new(), NodeKind::Persistent)?;
         }
         Ok(())
+    }
+
+    /// The session's id, as ZooKeeper knows it.
+    pub fn session_id(&self) -> i64 {
+        self.client.session_id().0
     }
 
     /// The session's state now.

@@ -20,6 +20,7 @@ use crate::zk::ZkEvent;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
+use parking_lot::Mutex;
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -28,13 +29,17 @@ use zookeeper_client::SessionState;
 pub struct SyncSettings {
     pub zk_servers: String,
     pub root: String,
+    /// Bounds connecting and every ZooKeeper call.
     pub zk_timeout: Duration,
+    pub session_timeout: Duration,
     pub size_flush: Duration,
     pub redis_timeout: Duration,
 }
 
 enum Message {
-    Zk(ZkEvent),
+    /// An event of the session with this generation (events of replaced sessions are
+    /// ignored).
+    Zk(u64, ZkEvent),
     /// Apply pending sizes now and answer (clean shutdown).
     Flush(mpsc::Sender<()>),
 }
@@ -52,6 +57,41 @@ impl SyncHandle {
     }
 }
 
+/// How the ZooKeeper connection is doing, for `/stats` and `/metrics`.
+pub struct ZkHealth {
+    state: Mutex<&'static str>,
+    last_read: Mutex<Option<Instant>>,
+}
+
+impl Default for ZkHealth {
+    fn default() -> ZkHealth {
+        ZkHealth {
+            state: Mutex::new("connecting"),
+            last_read: Mutex::new(None),
+        }
+    }
+}
+
+impl ZkHealth {
+    /// `connected`, `disconnected`, `connecting` (no session yet, or a new one being made).
+    pub fn state(&self) -> &'static str {
+        *self.state.lock()
+    }
+
+    /// Time since the configuration was last read successfully.
+    pub fn since_last_read(&self) -> Option<Duration> {
+        self.last_read.lock().map(|at| at.elapsed())
+    }
+
+    fn set_state(&self, state: &'static str) {
+        *self.state.lock() = state;
+    }
+
+    fn read_now(&self) {
+        *self.last_read.lock() = Some(Instant::now());
+    }
+}
+
 /// The nodes' JSON as last read (None: the node does not exist).
 #[derive(Default)]
 struct Raw {
@@ -61,23 +101,37 @@ struct Raw {
     sizes: HashMap<String, Option<Value>>,
 }
 
+/// A size write whose outcome is unknown (the connection broke while it was in flight):
+/// before applying its increment again, check whether the node holds what we wrote.
+struct UncertainWrite {
+    shard: String,
+    delta: u64,
+    version: i32,
+    bytes: Vec<u8>,
+}
+
 struct Sync {
     settings: SyncSettings,
     paths: Paths,
     cell: Arc<SnapshotCell>,
     sizes: Arc<PendingSizes>,
+    health: Arc<ZkHealth>,
     raw: Raw,
     /// Host name lookups, redone when servers-map changes.
     resolved: HashMap<(String, u16), Option<SocketAddr>>,
     pools: HashMap<SocketAddr, Arc<RedisPool>>,
     /// What the last snapshot attempt was waiting for, to log a change only once.
     waiting_for: Option<String>,
+    uncertain: Vec<UncertainWrite>,
+    /// Which session's events count.
+    generation: u64,
 }
 
 pub fn start(
     settings: SyncSettings,
     cell: Arc<SnapshotCell>,
     sizes: Arc<PendingSizes>,
+    health: Arc<ZkHealth>,
 ) -> Result<SyncHandle> {
     let paths = Paths::new(&settings.root)?;
     let (sender, messages) = mpsc::channel();
@@ -87,10 +141,13 @@ pub fn start(
         paths,
         cell,
         sizes,
+        health,
         raw: Raw::default(),
         resolved: HashMap::new(),
         pools: HashMap::new(),
         waiting_for: None,
+        uncertain: Vec::new(),
+        generation: 0,
     };
     thread::Builder::new()
         .name("zookeeper-sync".into())
@@ -99,88 +156,166 @@ pub fn start(
     Ok(SyncHandle { messages: sender })
 }
 
+/// Back-off between attempts while ZooKeeper does not answer: no busy loop, ever.
+const MIN_RETRY: Duration = Duration::from_millis(200);
+const MAX_RETRY: Duration = Duration::from_secs(5);
+/// While a session is disconnected, its client retries with a back-off that grows to
+/// seconds. So after this long we also try a new session every `PROBE_EVERY`: whichever
+/// connects first wins, and a returning ZooKeeper is noticed within about a second.
+const PROBE_AFTER: Duration = Duration::from_secs(1);
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+
 impl Sync {
+    /// Opens a new session; its events carry a new generation number.
+    fn open(&mut self, events: &mpsc::Sender<Message>, timeout: Duration) -> Result<Store> {
+        let events = events.clone();
+        let generation = self.generation + 1;
+        let store = Store::open_watching(
+            &self.settings.zk_servers,
+            &self.settings.root,
+            timeout,
+            self.settings.session_timeout,
+            move |event| {
+                let _ = events.send(Message::Zk(generation, event));
+            },
+        )?;
+        self.generation = generation;
+        log_line!(
+            "ZooKeeper session 0x{:x} open ({})",
+            store.session().session_id(),
+            self.settings.zk_servers
+        );
+        self.health.set_state("connected");
+        Ok(store)
+    }
+
+    /// Drops a session ZooKeeper has ended; a live one is kept (its client reconnects by
+    /// itself and keeps the session and its watches).
+    fn check_session(&self, store: &mut Option<Store>, err: &Error, what: &str) {
+        let ended = store.as_ref().is_some_and(|s| s.session().state().is_terminated());
+        log_line!("{what} failed: {err}{}", if ended { "; opening a new session" } else { "" });
+        if ended {
+            *store = None;
+            self.health.set_state("connecting");
+        }
+    }
+
     fn run(mut self, messages: mpsc::Receiver<Message>, events: mpsc::Sender<Message>) {
         let mut store: Option<Store> = None;
-        let mut backoff = Duration::from_millis(200);
+        let mut retry = MIN_RETRY;
+        let mut retry_at = Instant::now();
         let mut next_flush = Instant::now() + self.settings.size_flush;
         let mut dirty: HashSet<String> = HashSet::new();
         let mut reload_all = true;
+        let mut disconnected_since: Option<Instant> = None;
+        let mut probe_at = Instant::now();
         loop {
-            if store.is_none() {
-                let events = events.clone();
-                match Store::open_watching(
-                    &self.settings.zk_servers,
-                    &self.settings.root,
-                    self.settings.zk_timeout,
-                    move |event| {
-                        let _ = events.send(Message::Zk(event));
-                    },
-                ) {
-                    Ok(opened) => {
-                        log_line!("ZooKeeper session open ({})", self.settings.zk_servers);
-                        store = Some(opened);
-                        backoff = Duration::from_millis(200);
+            let now = Instant::now();
+            if store.is_some() && disconnected_since.is_some_and(|since| since.elapsed() >= PROBE_AFTER) && now >= probe_at {
+                match self.open(&events, PROBE_EVERY.min(self.settings.zk_timeout)) {
+                    Ok(fresh) => {
+                        log_line!("ZooKeeper answers again; the old session had not reconnected yet, using the new one");
+                        store = Some(fresh);
+                        disconnected_since = None;
                         reload_all = true;
+                        retry_at = Instant::now();
                     }
-                    Err(err) => log_line!("{err}; retrying in {:.1}s", backoff.as_secs_f64()),
+                    Err(_) => probe_at = Instant::now() + PROBE_EVERY,
                 }
             }
-            if let Some(current) = &store {
-                let loaded = if reload_all {
-                    self.reload_everything(current)
-                } else {
-                    dirty.iter().try_for_each(|path| self.reload(current, path))
-                };
-                match loaded {
-                    Ok(()) => {
-                        if reload_all || !dirty.is_empty() {
-                            self.publish();
+            if now >= retry_at {
+                if store.is_none() {
+                    match self.open(&events, self.settings.zk_timeout) {
+                        Ok(opened) => {
+                            store = Some(opened);
+                            disconnected_since = None;
+                            reload_all = true;
                         }
-                        reload_all = false;
-                        dirty.clear();
+                        Err(err) => log_line!("{err}; retrying in {:.1}s", retry.as_secs_f64()),
                     }
-                    Err(err) => {
-                        log_line!("reading the configuration failed: {err}; reconnecting");
-                        store = None;
+                }
+                // While disconnected, calls would only time out: wait for the client to
+                // reconnect (or a probe to find ZooKeeper back) instead.
+                if let Some(current) = store.as_ref().filter(|_| disconnected_since.is_none()) {
+                    if reload_all || !dirty.is_empty() {
+                        let loaded = if reload_all {
+                            self.reload_everything(current)
+                        } else {
+                            dirty.iter().try_for_each(|path| self.reload(current, path))
+                        };
+                        match loaded {
+                            Ok(()) => {
+                                self.health.read_now();
+                                self.publish();
+                                reload_all = false;
+                                dirty.clear();
+                                retry = MIN_RETRY;
+                            }
+                            Err(err) => self.check_session(&mut store, &err, "reading the configuration"),
+                        }
                     }
+                }
+                let pending = reload_all || !dirty.is_empty();
+                if store.is_none() || pending {
+                    retry_at = Instant::now() + retry;
+                    retry = (retry * 2).min(MAX_RETRY);
                 }
             }
             if Instant::now() >= next_flush {
-                if let Some(current) = &store {
-                    if let Err(err) = self.flush(current) {
-                        log_line!("applying size increments failed: {err}; reconnecting");
-                        store = None;
+                // Increments stay pending while disconnected; none is lost.
+                if let Some(current) = store.as_ref().filter(|_| disconnected_since.is_none()) {
+                    // Also a liveness probe: `zookeeper_last_read_ms` stays small while
+                    // ZooKeeper answers, even when nothing changes.
+                    let probe = current.session().get(&self.paths.shards_map()).map(|_| self.health.read_now());
+                    if let Err(err) = probe.and_then(|()| self.flush(current)) {
+                        self.check_session(&mut store, &err, "applying size increments");
                     }
                 }
                 next_flush = Instant::now() + self.settings.size_flush;
             }
-            let wait = if store.is_none() {
-                let wait = backoff;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                wait
-            } else {
-                next_flush.saturating_duration_since(Instant::now())
-            };
-            // Wait for a change, a flush request, or the next flush; then take every
-            // message that queued up, so a burst of changes costs one rebuild.
-            let mut next = messages.recv_timeout(wait).ok();
+            // Wait for a change, a flush request, a retry or the next flush; then take
+            // every message that queued up, so a burst of changes costs one rebuild.
+            let mut wake = next_flush;
+            if store.is_none() || reload_all || !dirty.is_empty() {
+                wake = wake.min(retry_at);
+            }
+            if store.is_some() && disconnected_since.is_some() {
+                wake = wake.min(probe_at.max(Instant::now() + Duration::from_millis(100)));
+            }
+            let mut next = messages.recv_timeout(wake.saturating_duration_since(Instant::now())).ok();
             while let Some(message) = next {
                 match message {
-                    Message::Zk(ZkEvent::Changed(path)) => {
+                    Message::Zk(generation, _) if generation != self.generation => {}
+                    Message::Zk(_, ZkEvent::Changed(path)) => {
                         dirty.insert(path);
+                        retry_at = retry_at.min(Instant::now());
                     }
-                    Message::Zk(ZkEvent::Session(SessionState::SyncConnected)) => {
+                    Message::Zk(_, ZkEvent::Session(SessionState::SyncConnected)) => {
+                        disconnected_since = None;
                         // Back after a disconnection: re-read everything, so a change made
                         // while we were away is not missed.
-                        log_line!("ZooKeeper connection back");
+                        log_line!("ZooKeeper connection back; re-reading the configuration");
+                        self.health.set_state("connected");
                         reload_all = true;
+                        retry = MIN_RETRY;
+                        retry_at = Instant::now();
                     }
-                    Message::Zk(ZkEvent::Session(state)) if state.is_terminated() => {
+                    Message::Zk(_, ZkEvent::Session(state)) if state.is_terminated() => {
                         log_line!("ZooKeeper session ended ({state}); opening a new one");
+                        self.health.set_state("connecting");
                         store = None;
+                        retry = MIN_RETRY;
+                        retry_at = Instant::now();
                     }
-                    Message::Zk(ZkEvent::Session(state)) => log_line!("ZooKeeper connection: {state}"),
+                    Message::Zk(_, ZkEvent::Session(state)) => {
+                        // The client reports every reconnect attempt; act on the first.
+                        if disconnected_since.is_none() {
+                            log_line!("ZooKeeper connection: {state}; serving the last configuration");
+                            self.health.set_state("disconnected");
+                            disconnected_since = Some(Instant::now());
+                            probe_at = Instant::now() + PROBE_AFTER;
+                        }
+                    }
                     Message::Flush(done) => {
                         if let Some(current) = &store {
                             if let Err(err) = self.flush(current) {
@@ -364,26 +499,73 @@ impl Sync {
 
     /// Applies pending size increments with compare-and-set. A total that fails goes
     /// back to be retried, unless its size node is gone (then it is dropped, logged).
-    fn flush(&self, store: &Store) -> Result<()> {
+    fn flush(&mut self, store: &Store) -> Result<()> {
+        self.settle_uncertain(store)?;
         let totals = self.sizes.take();
         let mut failure = None;
-        for (id, delta) in totals {
+        for (shard, delta) in totals {
             if failure.is_some() {
-                self.sizes.put_back(&id, delta);
+                self.sizes.put_back(&shard, delta);
                 continue;
             }
-            let path = self.paths.shard_size(&id);
-            match store.update(&path, |doc| shard_size::add_current(&path, doc, delta)) {
-                Ok(()) => {}
-                Err(err @ (Error::NotInitialized { .. } | Error::BadState { .. })) => {
-                    log_line!("dropping {delta} bytes of size increments for shard {id}: {err}")
-                }
-                Err(err) => {
-                    self.sizes.put_back(&id, delta);
-                    failure = Some(err);
-                }
+            if let Err(err) = self.add_size(store, &shard, delta) {
+                failure = Some(err);
             }
         }
         failure.map_or(Ok(()), Err)
+    }
+
+    /// One increment: read, add, compare-and-set; again on a version conflict.
+    fn add_size(&mut self, store: &Store, shard: &str, delta: u64) -> Result<()> {
+        let path = self.paths.shard_size(shard);
+        loop {
+            let (mut doc, version) = match store.read_required(&path) {
+                Ok(read) => read,
+                Err(err @ (Error::NotInitialized { .. } | Error::BadState { .. })) => {
+                    log_line!("dropping {delta} bytes of size increments for shard {shard}: {err}");
+                    return Ok(());
+                }
+                Err(err) => {
+                    self.sizes.put_back(shard, delta);
+                    return Err(err);
+                }
+            };
+            if let Err(err) = shard_size::add_current(&path, &mut doc, delta) {
+                log_line!("dropping {delta} bytes of size increments for shard {shard}: {err}");
+                return Ok(());
+            }
+            let bytes = crate::js_json::to_compact(&doc).into_bytes();
+            match store.session().set(&path, bytes.clone(), version) {
+                Ok(true) => return Ok(()),
+                Ok(false) => continue,
+                Err(err) => {
+                    // Applied or not? Decided on the next flush, by looking.
+                    self.uncertain.push(UncertainWrite {
+                        shard: shard.to_string(),
+                        delta,
+                        version,
+                        bytes,
+                    });
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    /// Settles writes whose outcome was unknown: applied if the node's version is the next
+    /// one and it holds our bytes; otherwise the increment is pending again.
+    fn settle_uncertain(&mut self, store: &Store) -> Result<()> {
+        while let Some(write) = self.uncertain.pop() {
+            let path = self.paths.shard_size(&write.shard);
+            match store.session().get(&path) {
+                Ok(Some((bytes, version))) if version == write.version + 1 && bytes == write.bytes => {}
+                Ok(_) => self.sizes.put_back(&write.shard, write.delta),
+                Err(err) => {
+                    self.uncertain.push(write);
+                    return Err(err);
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! `backpack-coordinator <zk_servers> </zk/root> <listen_host> <listen_port> [statsd]`.
 
-use super::cluster_sync::{self, SyncSettings};
+use super::cluster_sync::{self, SyncSettings, ZkHealth};
 use super::node_health::NodeHealth;
 use super::sizes::PendingSizes;
 use super::snapshot::SnapshotCell;
@@ -94,13 +94,16 @@ pub struct CoordinatorCommand {
         from_str_fn(parse_duration)
     )]
     size_flush: Duration,
-    /// time to wait for ZooKeeper when connecting (default 5s)
+    /// time to wait for ZooKeeper when connecting, and for each ZooKeeper call (default 5s)
     #[argh(
         option,
         default = "Duration::from_secs(5)",
         from_str_fn(parse_duration)
     )]
     zk_timeout: Duration,
+    /// how long ZooKeeper keeps our session while it hears nothing from us (default 10s)
+    #[argh(option, default = "crate::zk::SESSION_TIMEOUT", from_str_fn(parse_duration))]
+    zk_session_timeout: Duration,
     /// time for a request's head to arrive (default 10s)
     #[argh(
         option,
@@ -158,16 +161,19 @@ impl Command for CoordinatorCommand {
 
         let snapshot = Arc::new(SnapshotCell::default());
         let sizes = Arc::new(PendingSizes::default());
+        let zk_health = Arc::new(ZkHealth::default());
         let sync = cluster_sync::start(
             SyncSettings {
                 zk_servers: self.zk_servers.clone(),
                 root: self.root.clone(),
                 zk_timeout: self.zk_timeout,
+                session_timeout: self.zk_session_timeout,
                 size_flush: self.size_flush,
                 redis_timeout: self.redis_timeout,
             },
             Arc::clone(&snapshot),
             Arc::clone(&sizes),
+            Arc::clone(&zk_health),
         )?;
         // Serve nothing before the configuration is loaded (the sync thread logs what it
         // waits for).
@@ -194,6 +200,7 @@ impl Command for CoordinatorCommand {
             nodes: NodeHealth::new(self.node_cooldown),
             agent: node_http::agent(self.node_connect_timeout, self.node_timeout),
             in_flight: Arc::clone(&in_flight),
+            zk_health,
         };
         let limits = Limits {
             header_timeout: self.header_timeout,

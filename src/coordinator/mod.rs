@@ -47,6 +47,7 @@ pub struct Coordinator {
     agent: ureq::Agent,
     /// Uploads being handled right now (a clean shutdown waits for them).
     in_flight: Arc<AtomicUsize>,
+    zk_health: Arc<cluster_sync::ZkHealth>,
 }
 
 /// Counts an upload in flight for as long as it lives.
@@ -77,7 +78,12 @@ impl Coordinator {
                         .ok()
                 })
             });
-        Response::json(200, &self.stats.document(snapshot.as_deref(), queue_length))
+        let mut document = self.stats.document(snapshot.as_deref(), queue_length);
+        // Beyond the old coordinator's fields: how current the configuration is.
+        document["zookeeper_state"] = self.zk_health.state().into();
+        document["zookeeper_last_read_ms"] =
+            self.zk_health.since_last_read().map(|d| d.as_millis() as u64).into();
+        Response::json(200, &document)
     }
 }
 
