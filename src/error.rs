@@ -53,7 +53,11 @@ impl fmt::Display for Error {
                 f,
                 "invalid ZooKeeper connect string {servers:?}: expected host:port[,host:port...]"
             ),
-            Error::Zk { action, path, reason } => {
+            Error::Zk {
+                action,
+                path,
+                reason,
+            } => {
                 write!(f, "ZooKeeper {action} {path} failed: {reason}")
             }
             Error::NotInitialized { path } => write!(

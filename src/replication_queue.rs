@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::state::endpoint::Endpoint;
 use crate::state::queue::QueueInfo;
 use crate::transport::redis::RedisPool;
+use redis::ConnectionLike;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,26 +18,47 @@ pub fn item(from: &[String], to: &str, path: &str) -> String {
     serde_json::json!({ "from": from, "to": to, "path": path }).to_string()
 }
 
-/// `SADD key items...` on every pool at once; Ok(number of servers that took them).
-/// Fails when none did, naming why for each server.
+/// `SADD key items...` on every server; Ok(number of servers that took them). Fails when
+/// none did, naming why for each server.
+///
+/// The servers work at the same time: the command is sent to all of them first, and the
+/// replies are read after, so a slow server costs its timeout once, not once per server.
+/// (No helper coroutines: measured here, waking one `may` coroutine from another through
+/// a join or a channel sometimes took 30-60 s.)
 pub fn push(pools: &[Arc<RedisPool>], key: &str, items: &[String]) -> Result<usize> {
-    let waits: Vec<_> = pools
-        .iter()
-        .map(|pool| {
-            let (pool, key, items) = (Arc::clone(pool), key.to_string(), items.to_vec());
-            may::go!(move || {
-                pool.with(|conn| redis::cmd("SADD").arg(&key).arg(&items).query::<i64>(conn))
-                    .map_err(|err| format!("{}: {err}", pool.addr))
-            })
-        })
-        .collect();
-    let mut accepted = 0;
+    let packed = redis::cmd("SADD").arg(key).arg(items).get_packed_command();
     let mut failures = Vec::new();
-    for wait in waits {
-        match wait.join() {
-            Ok(Ok(_)) => accepted += 1,
-            Ok(Err(why)) => failures.push(why),
-            Err(_) => failures.push("push coroutine failed".to_string()),
+    let mut waiting = Vec::new();
+    for pool in pools {
+        match pool.checkout() {
+            Ok((mut conn, pooled)) => match conn.send(&packed) {
+                Ok(()) => waiting.push((pool, conn, pooled)),
+                Err(_) if pooled => waiting.push((pool, conn, pooled)), // retried below
+                Err(err) => failures.push(format!("{}: {err}", pool.addr)),
+            },
+            Err(err) => failures.push(format!("{}: {err}", pool.addr)),
+        }
+    }
+    let mut accepted = 0;
+    for (pool, mut conn, pooled) in waiting {
+        let mut reply = if conn.is_open() {
+            conn.receive()
+        } else {
+            Err(closed())
+        };
+        pool.checkin(conn);
+        // A pooled connection may have died while idle (Redis restarted): one more try
+        // on a fresh connection. Not after a timeout: a slow server would cost it twice.
+        if pooled && reply.as_ref().is_err_and(|err| !err.is_timeout()) {
+            reply = pool.checkout().and_then(|(mut fresh, _)| {
+                let reply = fresh.send(&packed).and_then(|()| fresh.receive());
+                pool.checkin(fresh);
+                reply
+            });
+        }
+        match reply {
+            Ok(_) => accepted += 1,
+            Err(err) => failures.push(format!("{}: {err}", pool.addr)),
         }
     }
     if accepted == 0 {
@@ -50,6 +72,10 @@ pub fn push(pools: &[Arc<RedisPool>], key: &str, items: &[String]) -> Result<usi
         )));
     }
     Ok(accepted)
+}
+
+fn closed() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
 }
 
 fn connect(server: &Endpoint, timeout: Duration) -> redis::RedisResult<redis::Connection> {

@@ -66,9 +66,11 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime> {
 /// Checks `host:port[,host:port...][/chroot]` before the client sees it.
 fn check_connect_string(servers: &str) -> Result<()> {
     let hosts = servers.split('/').next().unwrap_or("");
-    parse_endpoint_list(hosts).map(|_| ()).map_err(|_| Error::ZkAddress {
-        servers: servers.to_string(),
-    })
+    parse_endpoint_list(hosts)
+        .map(|_| ())
+        .map_err(|_| Error::ZkAddress {
+            servers: servers.to_string(),
+        })
 }
 
 impl ZkSession {
@@ -95,7 +97,9 @@ impl ZkSession {
             servers: servers.to_string(),
             waited: timeout,
         };
-        let client = match runtime.block_on(async { tokio::time::timeout(timeout, connector.connect(servers)).await }) {
+        let client = match runtime
+            .block_on(async { tokio::time::timeout(timeout, connector.connect(servers)).await })
+        {
             Ok(Ok(client)) => client,
             Ok(Err(zookeeper_client::Error::BadArguments(_))) => {
                 return Err(Error::ZkAddress {
@@ -124,7 +128,12 @@ impl ZkSession {
     }
 
     /// Runs one call under the operation timeout.
-    fn call<T>(&self, action: &'static str, path: &str, call: impl Future<Output = Result<T, zookeeper_client::Error>>) -> Result<T, ZkFailure> {
+    fn call<T>(
+        &self,
+        action: &'static str,
+        path: &str,
+        call: impl Future<Output = Result<T, zookeeper_client::Error>>,
+    ) -> Result<T, ZkFailure> {
         let runtime = runtime().map_err(ZkFailure::Other)?;
         // The timer must be made inside the runtime, hence the async block.
         match runtime.block_on(async { tokio::time::timeout(self.timeout, call).await }) {
@@ -160,7 +169,8 @@ impl ZkSession {
                 Err(failure) => return Err(failure.into()),
             }
             // Missing: watch for its creation. If it appeared in between, read it again.
-            let (stat, watcher) = self.call("watch", path, self.client.check_and_watch_stat(path))?;
+            let (stat, watcher) =
+                self.call("watch", path, self.client.check_and_watch_stat(path))?;
             if stat.is_none() {
                 self.forward(path, watcher)?;
                 return Ok(None);
@@ -190,21 +200,29 @@ impl ZkSession {
         match self.call("create", path, self.client.create(path, &data, &options)) {
             Ok(_) => Ok(true),
             Err(ZkFailure::Code(zookeeper_client::Error::NodeExists, ..)) => Ok(false),
-            Err(ZkFailure::Code(zookeeper_client::Error::NoNode, ..)) => Err(Error::NotInitialized {
-                path: parent(path).to_string(),
-            }),
+            Err(ZkFailure::Code(zookeeper_client::Error::NoNode, ..)) => {
+                Err(Error::NotInitialized {
+                    path: parent(path).to_string(),
+                })
+            }
             Err(failure) => Err(failure.into()),
         }
     }
 
     /// Writes the node if its version is still `version`; false on a version conflict.
     pub fn set(&self, path: &str, data: Vec<u8>, version: i32) -> Result<bool> {
-        match self.call("write", path, self.client.set_data(path, &data, Some(version))) {
+        match self.call(
+            "write",
+            path,
+            self.client.set_data(path, &data, Some(version)),
+        ) {
             Ok(_) => Ok(true),
             Err(ZkFailure::Code(zookeeper_client::Error::BadVersion, ..)) => Ok(false),
-            Err(ZkFailure::Code(zookeeper_client::Error::NoNode, ..)) => Err(Error::NotInitialized {
-                path: path.to_string(),
-            }),
+            Err(ZkFailure::Code(zookeeper_client::Error::NoNode, ..)) => {
+                Err(Error::NotInitialized {
+                    path: path.to_string(),
+                })
+            }
             Err(failure) => Err(failure.into()),
         }
     }

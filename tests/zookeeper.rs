@@ -36,7 +36,11 @@ impl Load {
         let acknowledged: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
         let failures: Arc<Mutex<Vec<String>>> = Arc::default();
         let url = coordinator.url("");
-        let (s, a, f) = (Arc::clone(&stop), Arc::clone(&acknowledged), Arc::clone(&failures));
+        let (s, a, f) = (
+            Arc::clone(&stop),
+            Arc::clone(&acknowledged),
+            Arc::clone(&failures),
+        );
         let thread = std::thread::spawn(move || {
             let agent = client();
             let mut i = 0u64;
@@ -52,7 +56,12 @@ impl Load {
                 std::thread::sleep(pause);
             }
         });
-        Load { stop, acknowledged, failures, thread: Some(thread) }
+        Load {
+            stop,
+            acknowledged,
+            failures,
+            thread: Some(thread),
+        }
     }
 
     fn finish(mut self) -> (HashMap<String, u64>, Vec<String>) {
@@ -72,7 +81,12 @@ impl Load {
 
 /// Uploads until one lands on `shard`; panics after `within`. Returns how long it took
 /// and the bytes its probes stored per shard.
-fn lands_on(coordinator: &CoordinatorProcess, shard: &str, within: Duration, label: &str) -> (Duration, HashMap<String, u64>) {
+fn lands_on(
+    coordinator: &CoordinatorProcess,
+    shard: &str,
+    within: Duration,
+    label: &str,
+) -> (Duration, HashMap<String, u64>) {
     let agent = client();
     let started = Instant::now();
     let mut stored: HashMap<String, u64> = HashMap::new();
@@ -89,7 +103,9 @@ fn lands_on(coordinator: &CoordinatorProcess, shard: &str, within: Duration, lab
         if started.elapsed() >= within {
             let log = coordinator.log();
             let tail: Vec<&str> = log.lines().rev().take(15).collect();
-            panic!("{label}: no upload on shard {shard} after {within:?}: {answer}\nlog: {tail:#?}");
+            panic!(
+                "{label}: no upload on shard {shard} after {within:?}: {answer}\nlog: {tail:#?}"
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -98,12 +114,17 @@ fn lands_on(coordinator: &CoordinatorProcess, shard: &str, within: Duration, lab
 fn wait_for_sizes(cluster: &LocalCluster, expected: &HashMap<String, u64>) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let actual: HashMap<String, u64> =
-            expected.keys().map(|shard| (shard.clone(), shard_current(cluster, shard))).collect();
+        let actual: HashMap<String, u64> = expected
+            .keys()
+            .map(|shard| (shard.clone(), shard_current(cluster, shard)))
+            .collect();
         if &actual == expected {
             return;
         }
-        assert!(Instant::now() < deadline, "sizes {actual:?}, acknowledged {expected:?}");
+        assert!(
+            Instant::now() < deadline,
+            "sizes {actual:?}, acknowledged {expected:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -112,7 +133,10 @@ fn wait_for_sizes(cluster: &LocalCluster, expected: &HashMap<String, u64>) {
 fn zookeeper_outage_under_load() {
     let mut cluster = example_cluster("zk-outage");
     let coordinator = cluster
-        .start_coordinator("coordinator", &["--size-flush", "500ms", "--zk-timeout", "1s", "--quiet"])
+        .start_coordinator(
+            "coordinator",
+            &["--size-flush", "500ms", "--zk-timeout", "1s", "--quiet"],
+        )
         .unwrap();
     let pid = coordinator.process.pid().unwrap();
     let load = Load::start(&coordinator, Duration::from_millis(50));
@@ -123,19 +147,33 @@ fn zookeeper_outage_under_load() {
     std::thread::sleep(Duration::from_secs(10));
     let cpu = cpu_seconds(pid) - before.0;
     let during = load.count() - before.1;
-    eprintln!("ZooKeeper away 10 s: coordinator CPU {cpu:.2} s, {during} bytes acknowledged meanwhile");
-    assert!(cpu < 1.0, "coordinator used {cpu:.2} CPU seconds in 10 s without ZooKeeper");
+    eprintln!(
+        "ZooKeeper away 10 s: coordinator CPU {cpu:.2} s, {during} bytes acknowledged meanwhile"
+    );
+    assert!(
+        cpu < 1.0,
+        "coordinator used {cpu:.2} CPU seconds in 10 s without ZooKeeper"
+    );
     assert!(during > 0, "uploads stopped while ZooKeeper was away");
     let stats = get_json(&client(), &coordinator.url("/stats"));
     assert_ne!(stats["zookeeper_state"], "connected", "{stats}");
-    assert!(stats["zookeeper_last_read_ms"].as_u64().unwrap() >= 9000, "{stats}");
+    assert!(
+        stats["zookeeper_last_read_ms"].as_u64().unwrap() >= 9000,
+        "{stats}"
+    );
 
     cluster.zookeeper.restart().unwrap();
-    cluster.admin("backpack-coordinator-add-shard", &["4", "1,4", "10gb"]).unwrap();
+    cluster
+        .admin("backpack-coordinator-add-shard", &["4", "1,4", "10gb"])
+        .unwrap();
     for shard in ["1", "2", "3"] {
-        cluster.admin("backpack-coordinator-disable-shard", &[shard]).unwrap();
+        cluster
+            .admin("backpack-coordinator-disable-shard", &[shard])
+            .unwrap();
     }
-    cluster.admin("backpack-coordinator-enable-shard", &["4"]).unwrap();
+    cluster
+        .admin("backpack-coordinator-enable-shard", &["4"])
+        .unwrap();
     let (took, probes) = lands_on(&coordinator, "4", Duration::from_secs(2), "after-outage");
     eprintln!("shard enabled after ZooKeeper came back: first upload on it after {took:?}");
 
@@ -155,21 +193,36 @@ fn zookeeper_outage_under_load() {
 fn an_expired_session_is_replaced() {
     let cluster = example_cluster("zk-expiry");
     let coordinator = cluster
-        .start_coordinator("coordinator", &["--zk-session-timeout", "2s", "--zk-timeout", "1s"])
+        .start_coordinator(
+            "coordinator",
+            &["--zk-session-timeout", "2s", "--zk-timeout", "1s"],
+        )
         .unwrap();
     coordinator.process.signal(libc::SIGSTOP);
     std::thread::sleep(Duration::from_secs(5));
     coordinator.process.signal(libc::SIGCONT);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !coordinator.log().contains("opening a new") {
-        assert!(Instant::now() < deadline, "no new session: {}", coordinator.log());
+        assert!(
+            Instant::now() < deadline,
+            "no new session: {}",
+            coordinator.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     for shard in ["1", "2"] {
-        cluster.admin("backpack-coordinator-disable-shard", &[shard]).unwrap();
+        cluster
+            .admin("backpack-coordinator-disable-shard", &[shard])
+            .unwrap();
     }
     lands_on(&coordinator, "3", Duration::from_secs(3), "after-expiry");
-    assert!(coordinator.log().contains("ZooKeeper session ended (Expired)"), "{}", coordinator.log());
+    assert!(
+        coordinator
+            .log()
+            .contains("ZooKeeper session ended (Expired)"),
+        "{}",
+        coordinator.log()
+    );
     // Only shard 3 now.
     for i in 0..10 {
         let (status, answer) = put(&client(), &coordinator.url(&format!("/only3/{i}")), b"x");
@@ -180,20 +233,34 @@ fn an_expired_session_is_replaced() {
 #[test]
 fn a_change_made_as_zookeeper_returns_is_seen() {
     let mut cluster = example_cluster("zk-restart");
-    let coordinator = cluster.start_coordinator("coordinator", &["--zk-timeout", "1s"]).unwrap();
+    let coordinator = cluster
+        .start_coordinator("coordinator", &["--zk-timeout", "1s"])
+        .unwrap();
     // The change lands before the coordinator has reconnected, then after.
-    for (round, (shard, settle)) in [("1", Duration::ZERO), ("2", Duration::from_secs(3))].into_iter().enumerate() {
+    for (round, (shard, settle)) in [("1", Duration::ZERO), ("2", Duration::from_secs(3))]
+        .into_iter()
+        .enumerate()
+    {
         cluster.zookeeper.stop();
         std::thread::sleep(Duration::from_secs(2));
         cluster.zookeeper.restart().unwrap();
         std::thread::sleep(settle);
         for other in ["1", "2", "3"] {
             if other != shard {
-                cluster.admin("backpack-coordinator-disable-shard", &[other]).unwrap();
+                cluster
+                    .admin("backpack-coordinator-disable-shard", &[other])
+                    .unwrap();
             }
         }
-        cluster.admin("backpack-coordinator-enable-shard", &[shard]).unwrap();
-        let (took, _) = lands_on(&coordinator, shard, Duration::from_secs(2), &format!("round-{round}"));
+        cluster
+            .admin("backpack-coordinator-enable-shard", &[shard])
+            .unwrap();
+        let (took, _) = lands_on(
+            &coordinator,
+            shard,
+            Duration::from_secs(2),
+            &format!("round-{round}"),
+        );
         eprintln!("round {round}: change seen after {took:?}");
     }
 }

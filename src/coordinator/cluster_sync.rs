@@ -17,10 +17,10 @@ use crate::state::{servers, shard_size, shards, Paths};
 use crate::store::Store;
 use crate::transport::redis::RedisPool;
 use crate::zk::ZkEvent;
+use parking_lot::Mutex;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
-use parking_lot::Mutex;
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -192,8 +192,13 @@ impl Sync {
     /// Drops a session ZooKeeper has ended; a live one is kept (its client reconnects by
     /// itself and keeps the session and its watches).
     fn check_session(&self, store: &mut Option<Store>, err: &Error, what: &str) {
-        let ended = store.as_ref().is_some_and(|s| s.session().state().is_terminated());
-        log_line!("{what} failed: {err}{}", if ended { "; opening a new session" } else { "" });
+        let ended = store
+            .as_ref()
+            .is_some_and(|s| s.session().state().is_terminated());
+        log_line!(
+            "{what} failed: {err}{}",
+            if ended { "; opening a new session" } else { "" }
+        );
         if ended {
             *store = None;
             self.health.set_state("connecting");
@@ -211,7 +216,10 @@ impl Sync {
         let mut probe_at = Instant::now();
         loop {
             let now = Instant::now();
-            if store.is_some() && disconnected_since.is_some_and(|since| since.elapsed() >= PROBE_AFTER) && now >= probe_at {
+            if store.is_some()
+                && disconnected_since.is_some_and(|since| since.elapsed() >= PROBE_AFTER)
+                && now >= probe_at
+            {
                 match self.open(&events, PROBE_EVERY.min(self.settings.zk_timeout)) {
                     Ok(fresh) => {
                         log_line!("ZooKeeper answers again; the old session had not reconnected yet, using the new one");
@@ -251,7 +259,9 @@ impl Sync {
                                 dirty.clear();
                                 retry = MIN_RETRY;
                             }
-                            Err(err) => self.check_session(&mut store, &err, "reading the configuration"),
+                            Err(err) => {
+                                self.check_session(&mut store, &err, "reading the configuration")
+                            }
                         }
                     }
                 }
@@ -266,7 +276,10 @@ impl Sync {
                 if let Some(current) = store.as_ref().filter(|_| disconnected_since.is_none()) {
                     // Also a liveness probe: `zookeeper_last_read_ms` stays small while
                     // ZooKeeper answers, even when nothing changes.
-                    let probe = current.session().get(&self.paths.shards_map()).map(|_| self.health.read_now());
+                    let probe = current
+                        .session()
+                        .get(&self.paths.shards_map())
+                        .map(|_| self.health.read_now());
                     if let Err(err) = probe.and_then(|()| self.flush(current)) {
                         self.check_session(&mut store, &err, "applying size increments");
                     }
@@ -282,7 +295,9 @@ impl Sync {
             if store.is_some() && disconnected_since.is_some() {
                 wake = wake.min(probe_at.max(Instant::now() + Duration::from_millis(100)));
             }
-            let mut next = messages.recv_timeout(wake.saturating_duration_since(Instant::now())).ok();
+            let mut next = messages
+                .recv_timeout(wake.saturating_duration_since(Instant::now()))
+                .ok();
             while let Some(message) = next {
                 match message {
                     Message::Zk(generation, _) if generation != self.generation => {}
@@ -310,7 +325,9 @@ impl Sync {
                     Message::Zk(_, ZkEvent::Session(state)) => {
                         // The client reports every reconnect attempt; act on the first.
                         if disconnected_since.is_none() {
-                            log_line!("ZooKeeper connection: {state}; serving the last configuration");
+                            log_line!(
+                                "ZooKeeper connection: {state}; serving the last configuration"
+                            );
                             self.health.set_state("disconnected");
                             disconnected_since = Some(Instant::now());
                             probe_at = Instant::now() + PROBE_AFTER;
@@ -558,7 +575,8 @@ impl Sync {
         while let Some(write) = self.uncertain.pop() {
             let path = self.paths.shard_size(&write.shard);
             match store.session().get(&path) {
-                Ok(Some((bytes, version))) if version == write.version + 1 && bytes == write.bytes => {}
+                Ok(Some((bytes, version)))
+                    if version == write.version + 1 && bytes == write.bytes => {}
                 Ok(_) => self.sizes.put_back(&write.shard, write.delta),
                 Err(err) => {
                     self.uncertain.push(write);

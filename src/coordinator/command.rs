@@ -1,15 +1,18 @@
 //! `backpack-coordinator <zk_servers> </zk/root> <listen_host> <listen_port> [statsd]`.
 
 use super::cluster_sync::{self, SyncSettings, ZkHealth};
+use super::metrics::Metrics;
 use super::node_health::NodeHealth;
 use super::sizes::PendingSizes;
+use super::snapshot::Snapshot;
 use super::snapshot::SnapshotCell;
 use super::stats::Stats;
-use super::{Coordinator, UploadSettings};
+use super::statsd::Statsd;
+use super::{queue_length, Coordinator, UploadSettings};
 use crate::cli::Command;
 use crate::duration_arg::parse_duration;
 use crate::error::{Error, Result};
-use crate::http::{self, Limits};
+use crate::http::{self, Limits, ServerState};
 use crate::log_line;
 use crate::size::parse_size;
 use crate::transport::node_http;
@@ -42,7 +45,7 @@ pub struct CoordinatorCommand {
     /// port to listen on, e.g. 12001
     #[argh(positional)]
     listen_port: u16,
-    /// statsd server host[:port] (not implemented yet: accepted and ignored)
+    /// statsd server host[:port] (port 8125 by default)
     #[argh(positional)]
     statsd: Option<String>,
 
@@ -102,7 +105,11 @@ pub struct CoordinatorCommand {
     )]
     zk_timeout: Duration,
     /// how long ZooKeeper keeps our session while it hears nothing from us (default 10s)
-    #[argh(option, default = "crate::zk::SESSION_TIMEOUT", from_str_fn(parse_duration))]
+    #[argh(
+        option,
+        default = "crate::zk::SESSION_TIMEOUT",
+        from_str_fn(parse_duration)
+    )]
     zk_session_timeout: Duration,
     /// time for a request's head to arrive (default 10s)
     #[argh(
@@ -141,6 +148,13 @@ pub struct CoordinatorCommand {
         from_str_fn(parse_duration)
     )]
     drain_timeout: Duration,
+    /// how often statsd gets the cluster gauges (default 10s)
+    #[argh(
+        option,
+        default = "Duration::from_secs(10)",
+        from_str_fn(parse_duration)
+    )]
+    statsd_interval: Duration,
     /// do not log successful uploads (failures are always logged)
     #[argh(switch)]
     quiet: bool,
@@ -155,9 +169,10 @@ impl Command for CoordinatorCommand {
         may::config()
             .set_workers(workers.max(1))
             .set_stack_size(self.stack_kib.max(64) * 1024 / std::mem::size_of::<usize>());
-        if let Some(statsd) = &self.statsd {
-            log_line!("statsd reporting is not implemented yet; ignoring {statsd}");
-        }
+        let statsd = match &self.statsd {
+            Some(address) => Some(Arc::new(Statsd::new(address).map_err(Error::Invalid)?)),
+            None => None,
+        };
 
         let snapshot = Arc::new(SnapshotCell::default());
         let sizes = Arc::new(PendingSizes::default());
@@ -186,6 +201,7 @@ impl Command for CoordinatorCommand {
         }
 
         let in_flight = Arc::new(AtomicUsize::new(0));
+        let server_state = Arc::new(ServerState::default());
         let coordinator = Coordinator {
             settings: UploadSettings {
                 max_body: self.max_body,
@@ -201,6 +217,9 @@ impl Command for CoordinatorCommand {
             agent: node_http::agent(self.node_connect_timeout, self.node_timeout),
             in_flight: Arc::clone(&in_flight),
             zk_health,
+            metrics: Metrics::default(),
+            statsd: statsd.clone(),
+            server: Arc::clone(&server_state),
         };
         let limits = Limits {
             header_timeout: self.header_timeout,
@@ -212,7 +231,15 @@ impl Command for CoordinatorCommand {
         let address = format!("{}:{}", self.listen_host, self.listen_port);
         let listener = may::net::TcpListener::bind(address.as_str())
             .map_err(|err| Error::invalid(format!("cannot listen on {address}: {err}")))?;
-        let server = http::serve(listener, Arc::new(coordinator), limits)
+        let coordinator = Arc::new(coordinator);
+        if let Some(statsd) = statsd {
+            start_statsd_gauges(
+                statsd,
+                Arc::clone(&coordinator.snapshot),
+                self.statsd_interval,
+            )?;
+        }
+        let server = http::serve(listener, coordinator, limits, server_state)
             .map_err(|err| Error::invalid(format!("cannot serve on {address}: {err}")))?;
         log_line!(
             "backpack-coordinator listening on {} ({workers} workers)",
@@ -250,4 +277,23 @@ impl Command for CoordinatorCommand {
         log_line!("stopped");
         Ok(())
     }
+}
+
+/// Sends the cluster gauges to statsd every `interval`, from a thread of its own.
+fn start_statsd_gauges(
+    statsd: Arc<Statsd>,
+    snapshots: Arc<SnapshotCell>,
+    interval: Duration,
+) -> Result<()> {
+    std::thread::Builder::new()
+        .name("statsd".into())
+        .spawn(move || loop {
+            if let Some(snapshot) = snapshots.current() {
+                let snapshot: &Snapshot = &snapshot;
+                statsd.gauges(snapshot, queue_length(snapshot));
+            }
+            std::thread::sleep(interval);
+        })
+        .map(|_| ())
+        .map_err(|err| Error::invalid(format!("cannot start the statsd thread: {err}")))
 }

@@ -6,15 +6,17 @@
 
 mod cluster_sync;
 pub mod command;
+mod metrics;
 mod node_health;
 mod payload;
 pub mod placement;
 mod sizes;
 pub mod snapshot;
 mod stats;
+mod statsd;
 pub mod upload;
 
-use crate::http::{Body, Handler, Request, Response};
+use crate::http::{Body, Handler, Request, Response, ServerState};
 use node_health::NodeHealth;
 use sizes::PendingSizes;
 use snapshot::SnapshotCell;
@@ -48,6 +50,9 @@ pub struct Coordinator {
     /// Uploads being handled right now (a clean shutdown waits for them).
     in_flight: Arc<AtomicUsize>,
     zk_health: Arc<cluster_sync::ZkHealth>,
+    metrics: metrics::Metrics,
+    statsd: Option<Arc<statsd::Statsd>>,
+    server: Arc<ServerState>,
 }
 
 /// Counts an upload in flight for as long as it lives.
@@ -67,24 +72,56 @@ impl Drop for InFlight<'_> {
 }
 
 impl Coordinator {
+    /// Counts an answered upload everywhere it is counted: `/stats`, `/metrics`, statsd.
+    fn record_upload(&self, status: u16, bytes: u64, elapsed: std::time::Duration) {
+        if status == 200 {
+            self.stats.stored(bytes);
+        } else {
+            self.stats.failed();
+        }
+        self.metrics.upload(status, bytes, elapsed.as_secs_f64());
+        if let Some(statsd) = &self.statsd {
+            statsd.upload(status == 200, elapsed.as_secs_f64() * 1000.0);
+        }
+    }
+
     fn stats_answer(&self) -> Response {
         let snapshot = self.snapshot.current();
-        let queue_length = snapshot
-            .as_ref()
-            .and_then(|s| s.queue.as_ref())
-            .and_then(|queue| {
-                queue.pools.iter().find_map(|pool| {
-                    pool.with(|conn| redis::cmd("SCARD").arg(&queue.key).query::<u64>(conn))
-                        .ok()
-                })
-            });
+        let queue_length = snapshot.as_deref().and_then(queue_length);
         let mut document = self.stats.document(snapshot.as_deref(), queue_length);
         // Beyond the old coordinator's fields: how current the configuration is.
         document["zookeeper_state"] = self.zk_health.state().into();
-        document["zookeeper_last_read_ms"] =
-            self.zk_health.since_last_read().map(|d| d.as_millis() as u64).into();
+        document["zookeeper_last_read_ms"] = self
+            .zk_health
+            .since_last_read()
+            .map(|d| d.as_millis() as u64)
+            .into();
         Response::json(200, &document)
     }
+
+    fn metrics_answer(&self) -> Response {
+        let snapshot = self.snapshot.current();
+        let text = self.metrics.render(
+            snapshot.as_deref(),
+            snapshot.as_deref().and_then(queue_length),
+            self.zk_health.state(),
+            self.server.open_connections(),
+        );
+        Response::plain(
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            text.into_bytes(),
+        )
+    }
+}
+
+/// `SCARD` of the queue on the first Redis that answers.
+fn queue_length(snapshot: &snapshot::Snapshot) -> Option<u64> {
+    let queue = snapshot.queue.as_ref()?;
+    queue.pools.iter().find_map(|pool| {
+        pool.with(|conn| redis::cmd("SCARD").arg(&queue.key).query::<u64>(conn))
+            .ok()
+    })
 }
 
 impl Handler for Coordinator {
@@ -96,9 +133,10 @@ impl Handler for Coordinator {
             }
             "GET" | "HEAD" => match request.path() {
                 "/stats" => self.stats_answer(),
+                "/metrics" => self.metrics_answer(),
                 _ => Response::error(
                     404,
-                    "not found: uploads are PUT, statistics are at GET /stats",
+                    "not found: uploads are PUT, statistics are at GET /stats and /metrics",
                 ),
             },
             other => Response::error(405, &format!("method {other} is not allowed"))

@@ -94,10 +94,14 @@ pub fn handle(coordinator: &Coordinator, request: &Request, body: &mut Body<'_>)
     let length = body.len();
     let outcome =
         validate(coordinator, request).and_then(|length| store(coordinator, request, body, length));
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    let status = outcome
+        .as_ref()
+        .map_or_else(|refusal| refusal.status, |_| 200);
+    coordinator.record_upload(status, length, elapsed);
     match outcome {
         Ok(stored) => {
-            coordinator.stats.stored(length);
             if coordinator.settings.log_uploads {
                 log_line!(
                     "PUT {} {length} bytes -> shard {} node {} in {ms:.1} ms: 200",
@@ -109,7 +113,6 @@ pub fn handle(coordinator: &Coordinator, request: &Request, body: &mut Body<'_>)
             Response::json(200, &serde_json::json!({ "shard_id": stored.shard }))
         }
         Err(refusal) => {
-            coordinator.stats.failed();
             log_line!(
                 "PUT {} {length} bytes in {ms:.1} ms: {} {}",
                 request.target,
@@ -193,6 +196,7 @@ fn store(
                         request.target
                     );
                     coordinator.nodes.failed(&node_id);
+                    coordinator.metrics.node_failed(&node_id);
                     failures.push(format!("node {node_id}: {why}"));
                 }
                 Err(NodeFailure::Body(err)) => return Err(body_refusal(err)),

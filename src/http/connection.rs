@@ -9,6 +9,7 @@
 use super::body::Body;
 use super::request::{self, Framing, Request};
 use super::response::Response;
+use super::server::ServerState;
 use super::{Handler, Limits};
 use may::net::TcpStream;
 use std::io::{self, Read, Write};
@@ -133,7 +134,12 @@ fn write_answer(
 }
 
 /// Serves one connection until it closes.
-pub(super) fn serve(stream: TcpStream, handler: &dyn Handler, limits: &Limits) {
+pub(super) fn serve(
+    stream: TcpStream,
+    handler: &dyn Handler,
+    limits: &Limits,
+    state: &ServerState,
+) {
     let _ = stream.set_nodelay(true);
     let mut conn = Conn {
         stream,
@@ -178,7 +184,8 @@ pub(super) fn serve(stream: TcpStream, handler: &dyn Handler, limits: &Limits) {
             return;
         }
         let chunked = request.framing == Framing::Chunked;
-        let mut close = response.close || !request.keep_alive || chunked;
+        // A server shutting down closes each connection after its current answer.
+        let mut close = response.close || !request.keep_alive || chunked || state.is_stopping();
         if !close && body_state.remaining > 0 {
             // The handler answered without reading the body. Read and drop a small one, so
             // the connection stays usable; otherwise close, so it is never taken for a

@@ -17,7 +17,7 @@ mod server;
 pub use body::Body;
 pub use request::{Framing, Request};
 pub use response::Response;
-pub use server::{serve, ServerHandle};
+pub use server::{serve, ServerHandle, ServerState};
 
 use std::time::Duration;
 

@@ -9,24 +9,16 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Shared view of a running server: its address, its open connections, a stop switch.
-#[derive(Clone)]
-pub struct ServerHandle {
-    pub addr: SocketAddr,
-    open: Arc<AtomicUsize>,
-    stopping: Arc<AtomicBool>,
+/// What a running server shares with its owner: open connections, a stop switch.
+#[derive(Default)]
+pub struct ServerState {
+    open: AtomicUsize,
+    stopping: AtomicBool,
 }
 
-impl ServerHandle {
+impl ServerState {
     pub fn open_connections(&self) -> usize {
         self.open.load(Ordering::Relaxed)
-    }
-
-    /// Stops accepting new connections; open ones finish their current request.
-    pub fn stop_accepting(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        // Wake the accept loop with a connection of our own.
-        let _ = std::net::TcpStream::connect(self.addr);
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -34,12 +26,29 @@ impl ServerHandle {
     }
 }
 
+/// A running server.
+#[derive(Clone)]
+pub struct ServerHandle {
+    pub addr: SocketAddr,
+    pub state: Arc<ServerState>,
+}
+
+impl ServerHandle {
+    /// Stops accepting new connections; open ones finish their current request and are
+    /// closed after its answer.
+    pub fn stop_accepting(&self) {
+        self.state.stopping.store(true, Ordering::SeqCst);
+        // Wake the accept loop with a connection of our own.
+        let _ = std::net::TcpStream::connect(self.addr);
+    }
+}
+
 /// Decrements the open-connection count when a connection coroutine ends, however it ends.
-struct OpenGuard(Arc<AtomicUsize>);
+struct OpenGuard(Arc<ServerState>);
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -48,13 +57,13 @@ pub fn serve(
     listener: TcpListener,
     handler: Arc<dyn Handler>,
     limits: Limits,
+    state: Arc<ServerState>,
 ) -> std::io::Result<ServerHandle> {
     let handle = ServerHandle {
         addr: listener.local_addr()?,
-        open: Arc::new(AtomicUsize::new(0)),
-        stopping: Arc::new(AtomicBool::new(false)),
+        state,
     };
-    let server = handle.clone();
+    let server = Arc::clone(&handle.state);
     let limits = Arc::new(limits);
     may::go!(move || {
         for stream in listener.incoming() {
@@ -63,17 +72,21 @@ pub fn serve(
             }
             let Ok(mut stream) = stream else { continue };
             let open = server.open.fetch_add(1, Ordering::Relaxed) + 1;
-            let guard = OpenGuard(Arc::clone(&server.open));
+            let guard = OpenGuard(Arc::clone(&server));
             if open > limits.max_connections {
                 let answer = Response::error(503, "too many open connections").closing();
                 let _ = stream.write_all(&answer.to_bytes(false));
                 drop(guard);
                 continue;
             }
-            let (handler, limits) = (Arc::clone(&handler), Arc::clone(&limits));
+            let (handler, limits, state) = (
+                Arc::clone(&handler),
+                Arc::clone(&limits),
+                Arc::clone(&server),
+            );
             may::go!(move || {
                 let _guard = guard;
-                connection::serve(stream, handler.as_ref(), &limits);
+                connection::serve(stream, handler.as_ref(), &limits, &state);
             });
         }
     });

@@ -7,12 +7,14 @@
 //! finds them orphaned.
 
 mod cluster;
+mod delay_proxy;
 mod nginx;
 pub mod process;
 mod redis;
 mod zookeeper;
 
 pub use cluster::{CoordinatorProcess, LocalCluster, QUEUE_KEY};
+pub use delay_proxy::DelayProxy;
 pub use nginx::WebDavNode;
 pub use process::{Launch, ServerProcess};
 pub use redis::RedisServer;

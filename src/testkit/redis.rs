@@ -37,6 +37,9 @@ impl RedisServer {
             "no".into(),
             "--dir".into(),
             dir.display().to_string(),
+            // Tests make a Redis slow with DEBUG SLEEP.
+            "--enable-debug-command".into(),
+            "local".into(),
         ];
         let launch = sandbox.launch(name, "redis-server", args, &dir);
         let process = ServerProcess::start(launch)?;

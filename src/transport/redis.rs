@@ -33,6 +33,26 @@ impl RedisConnection {
         })
     }
 
+    /// Sends a packed command without waiting for its reply (see `receive`).
+    pub fn send(&mut self, packed: &[u8]) -> RedisResult<()> {
+        let sent = self
+            .writer
+            .write_all(packed)
+            .map_err(redis::RedisError::from);
+        self.broken |= sent.is_err();
+        sent
+    }
+
+    /// Reads the reply to a command sent with `send`.
+    pub fn receive(&mut self) -> RedisResult<Value> {
+        let value = self.parser.parse_value(&mut self.reader);
+        self.broken |= value.is_err();
+        match value? {
+            Value::ServerError(err) => Err(err.into()),
+            value => Ok(value),
+        }
+    }
+
     fn exchange(&mut self, packed: &[u8], replies: usize) -> RedisResult<Vec<Value>> {
         let result = self
             .writer
@@ -107,14 +127,30 @@ impl RedisPool {
         match pooled {
             Some(mut conn) => match work(&mut conn) {
                 // A pooled connection may have died while idle (Redis restarted): one
-                // more try on a fresh connection. Our commands are idempotent set edits.
-                Err(err) if !conn.is_open() => {
-                    drop(err);
-                    self.fresh(&work)
-                }
+                // more try on a fresh connection (our commands are idempotent set edits).
+                // Not after a timeout: a slow server would cost the timeout twice.
+                Err(err) if !conn.is_open() && !err.is_timeout() => self.fresh(&work),
                 result => self.keep(conn, result),
             },
             None => self.fresh(&work),
+        }
+    }
+
+    /// An idle pooled connection (`true`), or a new one (`false`).
+    pub fn checkout(&self) -> RedisResult<(RedisConnection, bool)> {
+        if let Some(conn) = self.idle.lock().pop() {
+            return Ok((conn, true));
+        }
+        Ok((RedisConnection::connect(self.addr, self.timeout)?, false))
+    }
+
+    /// Returns a connection to the pool, unless it is broken.
+    pub fn checkin(&self, conn: RedisConnection) {
+        if conn.is_open() {
+            let mut idle = self.idle.lock();
+            if idle.len() < 64 {
+                idle.push(conn);
+            }
         }
     }
 
@@ -125,12 +161,7 @@ impl RedisPool {
     }
 
     fn keep<T>(&self, conn: RedisConnection, result: RedisResult<T>) -> RedisResult<T> {
-        if conn.is_open() {
-            let mut idle = self.idle.lock();
-            if idle.len() < 64 {
-                idle.push(conn);
-            }
-        }
+        self.checkin(conn);
         result
     }
 }

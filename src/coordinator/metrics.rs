@@ -1,0 +1,191 @@
+//! `GET /metrics`: Prometheus text format, built with the `prometheus-client` crate.
+//!
+//! Counters and the latency histogram are updated as uploads finish; the gauges that
+//! describe the cluster (shards, queue, ZooKeeper, connections) are set from the current
+//! snapshot when the endpoint is scraped, so they are never stale.
+
+use super::snapshot::Snapshot;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `ok`, `client_error` (4xx) or `server_error` (5xx).
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabel {
+    pub node: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShardLabel {
+    pub shard: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    uploads: Family<ResultLabel, Counter>,
+    upload_bytes: Family<ResultLabel, Counter>,
+    latency: Histogram,
+    node_failures: Family<NodeLabel, Counter>,
+    shard_capacity: Family<ShardLabel, Gauge>,
+    shard_used: Family<ShardLabel, Gauge>,
+    shard_writable: Family<ShardLabel, Gauge>,
+    queue_length: Gauge,
+    zookeeper: Family<StateLabel, Gauge>,
+    open_connections: Gauge,
+}
+
+/// The result label of an HTTP status.
+pub fn result_of(status: u16) -> &'static str {
+    match status {
+        200..=299 => "ok",
+        400..=499 => "client_error",
+        _ => "server_error",
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let mut registry = Registry::with_prefix("backpack_coordinator");
+        let metrics = Metrics {
+            uploads: Family::default(),
+            upload_bytes: Family::default(),
+            // 0.5 ms to about 16 s.
+            latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            node_failures: Family::default(),
+            shard_capacity: Family::default(),
+            shard_used: Family::default(),
+            shard_writable: Family::default(),
+            queue_length: Gauge::default(),
+            zookeeper: Family::default(),
+            open_connections: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "uploads",
+            "Uploads answered, by result",
+            metrics.uploads.clone(),
+        );
+        registry.register(
+            "upload_bytes",
+            "Bytes of uploads answered, by result",
+            metrics.upload_bytes.clone(),
+        );
+        registry.register(
+            "upload_duration_seconds",
+            "Time to answer an upload",
+            metrics.latency.clone(),
+        );
+        registry.register(
+            "node_failures",
+            "PUTs to a node that failed, by node id",
+            metrics.node_failures.clone(),
+        );
+        registry.register(
+            "shard_capacity_bytes",
+            "Capacity of a shard",
+            metrics.shard_capacity.clone(),
+        );
+        registry.register(
+            "shard_used_bytes",
+            "Bytes used on a shard (from ZooKeeper)",
+            metrics.shard_used.clone(),
+        );
+        registry.register(
+            "shard_writable",
+            "1 when a shard takes uploads",
+            metrics.shard_writable.clone(),
+        );
+        registry.register(
+            "queue_length",
+            "Replication items queued (-1: no Redis answered)",
+            metrics.queue_length.clone(),
+        );
+        registry.register(
+            "zookeeper_state",
+            "1 for the ZooKeeper connection's current state",
+            metrics.zookeeper.clone(),
+        );
+        registry.register(
+            "open_connections",
+            "Client connections open now",
+            metrics.open_connections.clone(),
+        );
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+}
+
+impl Metrics {
+    pub fn upload(&self, status: u16, bytes: u64, seconds: f64) {
+        let label = ResultLabel {
+            result: result_of(status),
+        };
+        self.uploads.get_or_create(&label).inc();
+        self.upload_bytes.get_or_create(&label).inc_by(bytes);
+        self.latency.observe(seconds);
+    }
+
+    pub fn node_failed(&self, node: &str) {
+        self.node_failures
+            .get_or_create(&NodeLabel {
+                node: node.to_string(),
+            })
+            .inc();
+    }
+
+    /// The text exposition, with the gauges set from `snapshot` and the given readings.
+    pub fn render(
+        &self,
+        snapshot: Option<&Snapshot>,
+        queue_length: Option<u64>,
+        zk_state: &'static str,
+        open: usize,
+    ) -> String {
+        for family in [&self.shard_capacity, &self.shard_used, &self.shard_writable] {
+            family.clear();
+        }
+        for shard in snapshot.map(|s| s.shards.as_slice()).unwrap_or_default() {
+            let label = ShardLabel {
+                shard: shard.id.clone(),
+            };
+            if let Some(size) = shard.size {
+                self.shard_capacity
+                    .get_or_create(&label)
+                    .set(size.capacity as i64);
+                self.shard_used
+                    .get_or_create(&label)
+                    .set(size.current as i64);
+            }
+            self.shard_writable
+                .get_or_create(&label)
+                .set(i64::from(shard.is_writable()));
+        }
+        self.queue_length.set(queue_length.map_or(-1, |n| n as i64));
+        self.zookeeper.clear();
+        for state in ["connected", "disconnected", "connecting"] {
+            self.zookeeper
+                .get_or_create(&StateLabel { state })
+                .set(i64::from(state == zk_state));
+        }
+        self.open_connections.set(open as i64);
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}

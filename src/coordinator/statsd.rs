@@ -1,0 +1,106 @@
+//! statsd, as the old coordinator sent it: prefix `backpack-coordinator.<hostname>`; per
+//! upload a counter and a timing `add_photo.ok` or `add_photo.error`; every interval,
+//! gauges per shard (`<id>.rw|ro.current_size|capacity_size|available_size`) and for the
+//! cluster (`total_size`, `used_size`, `queue_length`, `total_shards`, `available_space`).
+//!
+//! UDP from a non-blocking socket: a dead or slow statsd never slows an upload (a datagram
+//! that cannot be sent at once is dropped).
+
+use super::snapshot::Snapshot;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+
+pub struct Statsd {
+    socket: UdpSocket,
+    target: SocketAddr,
+    prefix: String,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string())
+}
+
+impl Statsd {
+    /// `host[:port]`, port 8125 by default.
+    pub fn new(address: &str) -> Result<Statsd, String> {
+        let with_port = if address
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            address.to_string()
+        } else {
+            format!("{address}:8125")
+        };
+        let target = with_port
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| format!("cannot resolve the statsd address {address:?}"))?;
+        let bind = if target.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        };
+        let socket =
+            UdpSocket::bind(bind).map_err(|err| format!("cannot open a UDP socket: {err}"))?;
+        socket
+            .set_nonblocking(true)
+            .map_err(|err| err.to_string())?;
+        Ok(Statsd {
+            socket,
+            target,
+            prefix: format!("backpack-coordinator.{}", hostname()),
+        })
+    }
+
+    fn send(&self, lines: &[String]) {
+        // Several metrics per datagram, one per line, as statsd accepts.
+        let _ = self
+            .socket
+            .send_to(lines.join("\n").as_bytes(), self.target);
+    }
+
+    pub fn upload(&self, ok: bool, millis: f64) {
+        let name = format!(
+            "{}.add_photo.{}",
+            self.prefix,
+            if ok { "ok" } else { "error" }
+        );
+        self.send(&[
+            format!("{name}:1|c"),
+            format!("{name}:{}|ms", millis.round() as u64),
+        ]);
+    }
+
+    /// The periodic gauges.
+    pub fn gauges(&self, snapshot: &Snapshot, queue_length: Option<u64>) {
+        let p = &self.prefix;
+        let mut lines = Vec::new();
+        let (mut total, mut used, mut available) = (0u64, 0u64, 0u64);
+        for shard in &snapshot.shards {
+            let Some(size) = shard.size else { continue };
+            let mode = if shard.is_writable() { "rw" } else { "ro" };
+            let id = &shard.id;
+            lines.push(format!("{p}.{id}.{mode}.current_size:{}|g", size.current));
+            lines.push(format!("{p}.{id}.{mode}.capacity_size:{}|g", size.capacity));
+            lines.push(format!("{p}.{id}.{mode}.available_size:{}|g", size.free()));
+            total += size.capacity;
+            used += size.current;
+            if shard.is_writable() {
+                available += size.free();
+            }
+        }
+        lines.push(format!("{p}.total_size:{total}|g"));
+        lines.push(format!("{p}.used_size:{used}|g"));
+        if let Some(length) = queue_length {
+            lines.push(format!("{p}.queue_length:{length}|g"));
+        }
+        lines.push(format!("{p}.total_shards:{}|g", snapshot.shards.len()));
+        lines.push(format!("{p}.available_space:{available}|g"));
+        // Keep datagrams small: a few lines each.
+        for chunk in lines.chunks(8) {
+            self.send(chunk);
+        }
+    }
+}

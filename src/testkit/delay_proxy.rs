@@ -1,0 +1,73 @@
+//! A TCP proxy that holds every answer back for a while: a slow node you control.
+//!
+//! Each chunk the upstream sends is forwarded only after `delay`, so a node behind it
+//! answers each request `delay` late (requests themselves pass at once).
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+pub struct DelayProxy {
+    pub port: u16,
+    stopping: Arc<AtomicBool>,
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
+    let mut chunk = [0u8; 64 * 1024];
+    loop {
+        match from.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                thread::sleep(delay);
+                if to.write_all(&chunk[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+impl DelayProxy {
+    /// Listens on a free loopback port and forwards to 127.0.0.1:`upstream`.
+    pub fn start(upstream: u16, delay: Duration) -> io::Result<DelayProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&stopping);
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                thread::spawn(move || {
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                        return;
+                    };
+                    let (Ok(client_in), Ok(server_in)) = (client.try_clone(), server.try_clone())
+                    else {
+                        return;
+                    };
+                    thread::spawn(move || pump(client_in, server, Duration::ZERO));
+                    pump(server_in, client, delay);
+                });
+            }
+        });
+        Ok(DelayProxy { port, stopping })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for DelayProxy {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
