@@ -5,7 +5,7 @@
 //! (1: the command failed; 2: the arguments do not parse). No backtraces, no panics.
 
 use crate::error::Result;
-use crate::{admin, coordinator};
+use crate::{admin, coordinator, replicator};
 use argh::{EarlyExit, FromArgs};
 use std::process::ExitCode;
 
@@ -51,6 +51,14 @@ pub const COMMANDS: &[(&str, Runner)] = &[
     (
         "backpack-coordinator",
         parse_and_run::<coordinator::command::CoordinatorCommand>,
+    ),
+    (
+        "backpack-replicator",
+        parse_and_run::<replicator::command::ReplicatorCommand>,
+    ),
+    (
+        "backpack-replicator-push",
+        parse_and_run::<replicator::push::ReplicatorPush>,
     ),
     ("backpack-coordinator-init", parse_and_run::<admin::Init>),
     (

@@ -3,15 +3,18 @@
 //! Where things are:
 //! - `state`: the cluster state kept in ZooKeeper, as typed values (one module per node);
 //! - `store`: reading and compare-and-set updates of that state over a `zk` session;
+//! - `cluster`: the live configuration (ZooKeeper session, watches, snapshots);
 //! - `coordinator`: the upload server (`coordinator::upload` is the write path);
 //! - `http`: the HTTP/1.1 server it runs on (`may` coroutines);
 //! - `transport`: HTTP and Redis clients over `may` sockets;
 //! - `admin`: the admin commands (init, add-server, add-shard, ...), run by `cli`;
 //! - `replication_queue`: the Redis set that holds replication tasks;
+//! - `replicator`: the daemon that drains it;
 //! - `testkit`: real ZooKeeper, Redis and nginx servers on loopback, for tests and demos.
 
 pub mod admin;
 pub mod cli;
+pub mod cluster;
 pub mod coordinator;
 pub mod duration_arg;
 pub mod error;
@@ -19,6 +22,7 @@ pub mod http;
 pub mod js_json;
 pub mod logline;
 pub mod replication_queue;
+pub mod replicator;
 pub mod size;
 pub mod state;
 pub mod store;

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::state::endpoint::Endpoint;
 use crate::state::queue::QueueInfo;
 use crate::transport::redis::RedisPool;
+use rand::seq::SliceRandom;
 use redis::ConnectionLike;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,44 +19,52 @@ pub fn item(from: &[String], to: &str, path: &str) -> String {
     serde_json::json!({ "from": from, "to": to, "path": path }).to_string()
 }
 
+/// Sends one command to every server, then reads every reply: the servers work at the
+/// same time, so a slow server costs its timeout once, not once per server. (No helper
+/// coroutines: measured here, waking one `may` coroutine from another through a join or a
+/// channel sometimes took 30-60 s.) One result per pool, in order.
+fn on_every(pools: &[Arc<RedisPool>], packed: &[u8]) -> Vec<redis::RedisResult<redis::Value>> {
+    let mut sent = Vec::with_capacity(pools.len());
+    for pool in pools {
+        sent.push(pool.checkout().map(|(mut conn, pooled)| {
+            // A failed send shows as a failed reply below (the connection is broken).
+            let _ = conn.send(packed);
+            (conn, pooled)
+        }));
+    }
+    pools
+        .iter()
+        .zip(sent)
+        .map(|(pool, sent)| {
+            let (mut conn, pooled) = sent?;
+            let mut reply = if conn.is_open() {
+                conn.receive()
+            } else {
+                Err(closed())
+            };
+            pool.checkin(conn);
+            // A pooled connection may have died while idle (Redis restarted): one more
+            // try on a fresh one. Not after a timeout: a slow server would cost it twice.
+            if pooled && reply.as_ref().is_err_and(|err| !err.is_timeout()) {
+                reply = pool.checkout().and_then(|(mut fresh, _)| {
+                    let reply = fresh.send(packed).and_then(|()| fresh.receive());
+                    pool.checkin(fresh);
+                    reply
+                });
+            }
+            pool.record(reply.is_ok());
+            reply
+        })
+        .collect()
+}
+
 /// `SADD key items...` on every server; Ok(number of servers that took them). Fails when
 /// none did, naming why for each server.
-///
-/// The servers work at the same time: the command is sent to all of them first, and the
-/// replies are read after, so a slow server costs its timeout once, not once per server.
-/// (No helper coroutines: measured here, waking one `may` coroutine from another through
-/// a join or a channel sometimes took 30-60 s.)
 pub fn push(pools: &[Arc<RedisPool>], key: &str, items: &[String]) -> Result<usize> {
     let packed = redis::cmd("SADD").arg(key).arg(items).get_packed_command();
-    let mut failures = Vec::new();
-    let mut waiting = Vec::new();
-    for pool in pools {
-        match pool.checkout() {
-            Ok((mut conn, pooled)) => match conn.send(&packed) {
-                Ok(()) => waiting.push((pool, conn, pooled)),
-                Err(_) if pooled => waiting.push((pool, conn, pooled)), // retried below
-                Err(err) => failures.push(format!("{}: {err}", pool.addr)),
-            },
-            Err(err) => failures.push(format!("{}: {err}", pool.addr)),
-        }
-    }
     let mut accepted = 0;
-    for (pool, mut conn, pooled) in waiting {
-        let mut reply = if conn.is_open() {
-            conn.receive()
-        } else {
-            Err(closed())
-        };
-        pool.checkin(conn);
-        // A pooled connection may have died while idle (Redis restarted): one more try
-        // on a fresh connection. Not after a timeout: a slow server would cost it twice.
-        if pooled && reply.as_ref().is_err_and(|err| !err.is_timeout()) {
-            reply = pool.checkout().and_then(|(mut fresh, _)| {
-                let reply = fresh.send(&packed).and_then(|()| fresh.receive());
-                pool.checkin(fresh);
-                reply
-            });
-        }
+    let mut failures = Vec::new();
+    for (pool, reply) in pools.iter().zip(on_every(pools, &packed)) {
         match reply {
             Ok(_) => accepted += 1,
             Err(err) => failures.push(format!("{}: {err}", pool.addr)),
@@ -72,6 +81,94 @@ pub fn push(pools: &[Arc<RedisPool>], key: &str, items: &[String]) -> Result<usi
         )));
     }
     Ok(accepted)
+}
+
+/// One item, picked at random: `SRANDMEMBER key` on the servers in random order until one
+/// answers. None when the first server that answers has an empty queue; an error when
+/// none answers.
+/// Servers that failed recently are asked last.
+pub fn random_item(pools: &[Arc<RedisPool>], key: &str) -> Result<Option<String>> {
+    let mut order: Vec<&Arc<RedisPool>> = pools.iter().collect();
+    order.shuffle(&mut rand::rng());
+    order.sort_by_key(|pool| pool.failed_recently());
+    let mut failures = Vec::new();
+    for pool in order {
+        let answer = pool.with(|conn| {
+            redis::cmd("SRANDMEMBER")
+                .arg(key)
+                .query::<Option<String>>(conn)
+        });
+        pool.record(answer.is_ok());
+        match answer {
+            Ok(item) => return Ok(item),
+            Err(err) => failures.push(format!("{}: {err}", pool.addr)),
+        }
+    }
+    Err(Error::Redis(format!(
+        "no Redis server of the queue answered ({})",
+        failures.join("; ")
+    )))
+}
+
+/// `SREM key item` on every server at once; the number of servers that answered.
+pub fn remove(pools: &[Arc<RedisPool>], key: &str, item: &str) -> usize {
+    let packed = redis::cmd("SREM").arg(key).arg(item).get_packed_command();
+    on_every(pools, &packed)
+        .iter()
+        .filter(|reply| reply.is_ok())
+        .count()
+}
+
+/// `SCARD key` on every server that answers (None for one that does not).
+pub fn lengths(pools: &[Arc<RedisPool>], key: &str) -> Vec<Option<u64>> {
+    pools
+        .iter()
+        .map(|pool| {
+            pool.with(|conn| redis::cmd("SCARD").arg(key).query::<u64>(conn))
+                .ok()
+        })
+        .collect()
+}
+
+/// The lock node of an item: the root, `/`, the queue key, and the lowercase hex MD5 of
+/// the item's exact bytes (`/backpack/backpack-queue0f3c...`).
+pub fn lock_path(root: &str, key: &str, item: &str) -> String {
+    use md5::{Digest, Md5};
+    let digest = Md5::digest(item.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}/{key}{hex}", root.trim_end_matches('/'))
+}
+
+/// A queue item, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub from: Vec<String>,
+    pub to: String,
+    pub path: String,
+}
+
+impl Item {
+    pub fn parse(text: &str) -> Result<Item, String> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|err| format!("not JSON: {err}"))?;
+        let id = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        let from: Vec<String> = value["from"]
+            .as_array()
+            .ok_or("no \"from\" list")?
+            .iter()
+            .map(|v| id(v).ok_or("a \"from\" id is not a string"))
+            .collect::<Result<_, _>>()?;
+        let to = id(&value["to"]).ok_or("no \"to\" id")?;
+        let path = value["path"].as_str().ok_or("no \"path\"")?.to_string();
+        if from.is_empty() || !path.starts_with('/') {
+            return Err("empty \"from\" or a path without a leading /".into());
+        }
+        Ok(Item { from, to, path })
+    }
 }
 
 fn closed() -> redis::RedisError {
@@ -117,5 +214,19 @@ mod tests {
             super::item(&["1".into(), "2".into()], "3", "/a\"b"),
             r#"{"from":["1","2"],"to":"3","path":"/a\"b"}"#
         );
+    }
+
+    #[test]
+    fn lock_names_and_item_parsing() {
+        let item = r#"{"from":["1"],"to":"4","path":"/hi.txt"}"#;
+        // `printf %s "$item" | md5sum` gives faa482ea13a08f8a5740a7bbd2186a97.
+        let path = super::lock_path("/backpack", "backpack-queue", item);
+        assert_eq!(path, "/backpack/backpack-queuefaa482ea13a08f8a5740a7bbd2186a97");
+        let parsed = super::Item::parse(item).unwrap();
+        let expected = super::Item { from: vec!["1".into()], to: "4".into(), path: "/hi.txt".into() };
+        assert_eq!(parsed, expected);
+        assert!(super::Item::parse("garbage").is_err());
+        assert!(super::Item::parse(r#"{"from":[],"to":"4","path":"/x"}"#).is_err());
+        assert!(super::Item::parse(r#"{"from":["1"],"to":"4","path":"x"}"#).is_err());
     }
 }

@@ -156,6 +156,16 @@ impl ZkSession {
         }
     }
 
+    /// The node's bytes and the id of the session that owns it (0 unless ephemeral), or
+    /// None when it does not exist.
+    pub fn get_with_owner(&self, path: &str) -> Result<Option<(Vec<u8>, i64)>> {
+        match self.call("read", path, self.client.get_data(path)) {
+            Ok((data, stat)) => Ok(Some((data, stat.ephemeral_owner))),
+            Err(ZkFailure::Code(zookeeper_client::Error::NoNode, ..)) => Ok(None),
+            Err(failure) => Err(failure.into()),
+        }
+    }
+
     /// Like `get`, and leaves a watch on the node: its next change, creation or deletion
     /// is reported to `on_event` as `ZkEvent::Changed(path)`, once.
     pub fn get_watched(&self, path: &str) -> Result<Option<(Vec<u8>, i32)>> {

@@ -1,15 +1,14 @@
 //! `backpack-coordinator <zk_servers> </zk/root> <listen_host> <listen_port> [statsd]`.
 
-use super::cluster_sync::{self, SyncSettings, ZkHealth};
 use super::metrics::Metrics;
 use super::node_health::NodeHealth;
-use super::sizes::PendingSizes;
-use super::snapshot::Snapshot;
-use super::snapshot::SnapshotCell;
 use super::stats::Stats;
 use super::statsd::Statsd;
 use super::{queue_length, Coordinator, UploadSettings};
 use crate::cli::Command;
+use crate::cluster::snapshot::Snapshot;
+use crate::cluster::snapshot::SnapshotCell;
+use crate::cluster::sync::{self as cluster_sync, Shared, SyncSettings};
 use crate::duration_arg::parse_duration;
 use crate::error::{Error, Result};
 use crate::http::{self, Limits, ServerState};
@@ -174,9 +173,7 @@ impl Command for CoordinatorCommand {
             None => None,
         };
 
-        let snapshot = Arc::new(SnapshotCell::default());
-        let sizes = Arc::new(PendingSizes::default());
-        let zk_health = Arc::new(ZkHealth::default());
+        let shared = Shared::default();
         let sync = cluster_sync::start(
             SyncSettings {
                 zk_servers: self.zk_servers.clone(),
@@ -186,10 +183,9 @@ impl Command for CoordinatorCommand {
                 size_flush: self.size_flush,
                 redis_timeout: self.redis_timeout,
             },
-            Arc::clone(&snapshot),
-            Arc::clone(&sizes),
-            Arc::clone(&zk_health),
+            &shared,
         )?;
+        let snapshot = Arc::clone(&shared.snapshot);
         // Serve nothing before the configuration is loaded (the sync thread logs what it
         // waits for).
         let waiting = Instant::now();
@@ -211,12 +207,12 @@ impl Command for CoordinatorCommand {
                 log_uploads: !self.quiet,
             },
             snapshot,
-            sizes,
+            sizes: Arc::clone(&shared.sizes),
             stats: Stats::default(),
             nodes: NodeHealth::new(self.node_cooldown),
             agent: node_http::agent(self.node_connect_timeout, self.node_timeout),
             in_flight: Arc::clone(&in_flight),
-            zk_health,
+            zk_health: Arc::clone(&shared.health),
             metrics: Metrics::default(),
             statsd: statsd.clone(),
             server: Arc::clone(&server_state),

@@ -4,7 +4,7 @@
 //! describe the cluster (shards, queue, ZooKeeper, connections) are set from the current
 //! snapshot when the endpoint is scraped, so they are never stale.
 
-use super::snapshot::Snapshot;
+use crate::cluster::snapshot::Snapshot;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

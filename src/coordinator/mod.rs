@@ -1,25 +1,23 @@
 //! `backpack-coordinator`: takes `PUT` uploads and places them on shards.
 //!
-//! Where things are: `upload` is the write path, start to finish; `snapshot` is the
-//! configuration it reads, kept current by `cluster_sync` (the only code that talks to
-//! ZooKeeper); `command` parses the command line and starts everything.
+//! Where things are: `upload` is the write path, start to finish; it reads the
+//! configuration snapshot that `crate::cluster` keeps current (the only code that talks
+//! to ZooKeeper); `command` parses the command line and starts everything.
 
-mod cluster_sync;
 pub mod command;
 mod metrics;
 mod node_health;
 mod payload;
 pub mod placement;
-mod sizes;
-pub mod snapshot;
 mod stats;
 mod statsd;
 pub mod upload;
 
+use crate::cluster::sizes::PendingSizes;
+use crate::cluster::snapshot::{self, SnapshotCell};
+use crate::cluster::sync::ZkHealth;
 use crate::http::{Body, Handler, Request, Response, ServerState};
 use node_health::NodeHealth;
-use sizes::PendingSizes;
-use snapshot::SnapshotCell;
 use stats::Stats;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,7 +47,7 @@ pub struct Coordinator {
     agent: ureq::Agent,
     /// Uploads being handled right now (a clean shutdown waits for them).
     in_flight: Arc<AtomicUsize>,
-    zk_health: Arc<cluster_sync::ZkHealth>,
+    zk_health: Arc<ZkHealth>,
     metrics: metrics::Metrics,
     statsd: Option<Arc<statsd::Statsd>>,
     server: Arc<ServerState>,

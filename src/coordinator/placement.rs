@@ -4,7 +4,7 @@
 //! used, so shards fill up evenly whatever their sizes. Read-only and full shards have no
 //! chance at all.
 
-use super::snapshot::Shard;
+use crate::cluster::snapshot::Shard;
 use rand::Rng;
 
 /// Picks a shard among `candidates` by weight, or None when none has free space.

@@ -1,6 +1,6 @@
 //! Counters since start, and the `GET /stats` answer (fields as the old coordinator had).
 
-use super::snapshot::Snapshot;
+use crate::cluster::snapshot::Snapshot;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;

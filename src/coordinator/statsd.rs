@@ -6,7 +6,7 @@
 //! UDP from a non-blocking socket: a dead or slow statsd never slows an upload (a datagram
 //! that cannot be sent at once is dropped).
 
-use super::snapshot::Snapshot;
+use crate::cluster::snapshot::Snapshot;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 
 pub struct Statsd {

@@ -13,8 +13,8 @@
 
 use super::payload::{self, BodyError, Spool};
 use super::placement;
-use super::snapshot::{Shard, Snapshot};
 use super::Coordinator;
+use crate::cluster::snapshot::{Shard, Snapshot};
 use crate::http::{Body, Framing, Request, Response};
 use crate::log_line;
 use crate::replication_queue;

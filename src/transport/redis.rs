@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use redis::{ConnectionLike, RedisResult, Value};
 use std::io::{self, BufReader, Write};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub struct RedisConnection {
     writer: TcpStream,
@@ -104,11 +104,15 @@ impl ConnectionLike for RedisConnection {
     }
 }
 
+/// How long a server that failed is asked last (see `failed_recently`).
+const COOLDOWN: Duration = Duration::from_secs(5);
+
 /// Open connections to one Redis server, reused across requests.
 pub struct RedisPool {
     pub addr: SocketAddr,
     timeout: Duration,
     idle: Mutex<Vec<RedisConnection>>,
+    failed_until: Mutex<Option<Instant>>,
 }
 
 impl RedisPool {
@@ -117,7 +121,25 @@ impl RedisPool {
             addr,
             timeout,
             idle: Mutex::new(Vec::new()),
+            failed_until: Mutex::new(None),
         }
+    }
+
+    /// Notes whether a command worked, for `failed_recently`.
+    pub fn record(&self, worked: bool) {
+        let mut failed_until = self.failed_until.lock();
+        *failed_until = if worked {
+            None
+        } else {
+            Some(Instant::now() + COOLDOWN)
+        };
+    }
+
+    /// True for a few seconds after a command failed: readers ask such a server last.
+    pub fn failed_recently(&self) -> bool {
+        self.failed_until
+            .lock()
+            .is_some_and(|until| until > Instant::now())
     }
 
     /// Runs `work` on a pooled connection (a new one when none is idle). The pool's lock

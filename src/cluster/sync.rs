@@ -92,6 +92,31 @@ impl ZkHealth {
     }
 }
 
+/// The ZooKeeper session in use, for code that must make its own calls (the replicator's
+/// lock nodes). None while there is none. Calls block: never make them on a `may` worker.
+#[derive(Default)]
+pub struct SessionCell {
+    current: Mutex<Option<Arc<Store>>>,
+}
+
+impl SessionCell {
+    pub fn current(&self) -> Option<Arc<Store>> {
+        self.current.lock().clone()
+    }
+
+    fn set(&self, store: &Option<Arc<Store>>) {
+        let mut current = self.current.lock();
+        let same = match (&*current, store) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            *current = store.clone();
+        }
+    }
+}
+
 /// The nodes' JSON as last read (None: the node does not exist).
 #[derive(Default)]
 struct Raw {
@@ -116,6 +141,7 @@ struct Sync {
     cell: Arc<SnapshotCell>,
     sizes: Arc<PendingSizes>,
     health: Arc<ZkHealth>,
+    session: Arc<SessionCell>,
     raw: Raw,
     /// Host name lookups, redone when servers-map changes.
     resolved: HashMap<(String, u16), Option<SocketAddr>>,
@@ -127,21 +153,26 @@ struct Sync {
     generation: u64,
 }
 
-pub fn start(
-    settings: SyncSettings,
-    cell: Arc<SnapshotCell>,
-    sizes: Arc<PendingSizes>,
-    health: Arc<ZkHealth>,
-) -> Result<SyncHandle> {
+/// What the ZooKeeper thread shares with the rest of the process.
+#[derive(Default)]
+pub struct Shared {
+    pub snapshot: Arc<SnapshotCell>,
+    pub sizes: Arc<PendingSizes>,
+    pub health: Arc<ZkHealth>,
+    pub session: Arc<SessionCell>,
+}
+
+pub fn start(settings: SyncSettings, shared: &Shared) -> Result<SyncHandle> {
     let paths = Paths::new(&settings.root)?;
     let (sender, messages) = mpsc::channel();
     let events = sender.clone();
     let sync = Sync {
         settings,
         paths,
-        cell,
-        sizes,
-        health,
+        cell: Arc::clone(&shared.snapshot),
+        sizes: Arc::clone(&shared.sizes),
+        health: Arc::clone(&shared.health),
+        session: Arc::clone(&shared.session),
         raw: Raw::default(),
         resolved: HashMap::new(),
         pools: HashMap::new(),
@@ -167,7 +198,7 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 impl Sync {
     /// Opens a new session; its events carry a new generation number.
-    fn open(&mut self, events: &mpsc::Sender<Message>, timeout: Duration) -> Result<Store> {
+    fn open(&mut self, events: &mpsc::Sender<Message>, timeout: Duration) -> Result<Arc<Store>> {
         let events = events.clone();
         let generation = self.generation + 1;
         let store = Store::open_watching(
@@ -186,12 +217,12 @@ impl Sync {
             self.settings.zk_servers
         );
         self.health.set_state("connected");
-        Ok(store)
+        Ok(Arc::new(store))
     }
 
     /// Drops a session ZooKeeper has ended; a live one is kept (its client reconnects by
     /// itself and keeps the session and its watches).
-    fn check_session(&self, store: &mut Option<Store>, err: &Error, what: &str) {
+    fn check_session(&self, store: &mut Option<Arc<Store>>, err: &Error, what: &str) {
         let ended = store
             .as_ref()
             .is_some_and(|s| s.session().state().is_terminated());
@@ -206,7 +237,7 @@ impl Sync {
     }
 
     fn run(mut self, messages: mpsc::Receiver<Message>, events: mpsc::Sender<Message>) {
-        let mut store: Option<Store> = None;
+        let mut store: Option<Arc<Store>> = None;
         let mut retry = MIN_RETRY;
         let mut retry_at = Instant::now();
         let mut next_flush = Instant::now() + self.settings.size_flush;
@@ -286,6 +317,7 @@ impl Sync {
                 }
                 next_flush = Instant::now() + self.settings.size_flush;
             }
+            self.session.set(&store);
             // Wait for a change, a flush request, a retry or the next flush; then take
             // every message that queued up, so a burst of changes costs one rebuild.
             let mut wake = next_flush;

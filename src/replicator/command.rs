@@ -1,0 +1,216 @@
+//! `backpack-replicator <zk_servers> </zk/root> [concurrency]`.
+
+use super::worker::{Counters, Worker};
+use crate::cli::Command;
+use crate::cluster::sync::{self, Shared, SyncSettings};
+use crate::duration_arg::parse_duration;
+use crate::error::{Error, Result};
+use crate::log_line;
+use crate::replication_queue;
+use crate::transport::node_http;
+use argh::FromArgs;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(FromArgs)]
+/// Drain the replication queue: copy each queued file from a node that has it to the node
+/// of its shard that lacks it, then remove the item. Runs beside old replicators on the
+/// same queue (items are locked in ZooKeeper).
+pub struct ReplicatorCommand {
+    /// the ZooKeeper servers, host:port[,host:port...]
+    #[argh(positional)]
+    zk_servers: String,
+    /// the cluster's root path in ZooKeeper, e.g. /backpack
+    #[argh(positional)]
+    root: String,
+    /// copies at once (default 4)
+    #[argh(positional, default = "4")]
+    concurrency: usize,
+    /// drain the queue and exit: 0 when it is empty, 1 when items are left that keep failing
+    #[argh(switch)]
+    once: bool,
+    /// with --once, give up after this long without a successful copy (default 60s)
+    #[argh(
+        option,
+        default = "Duration::from_secs(60)",
+        from_str_fn(parse_duration)
+    )]
+    once_timeout: Duration,
+    /// time to connect to a node (default 1s)
+    #[argh(
+        option,
+        default = "Duration::from_secs(1)",
+        from_str_fn(parse_duration)
+    )]
+    node_connect_timeout: Duration,
+    /// time for one copy, GET and PUT together (default 300s)
+    #[argh(
+        option,
+        default = "Duration::from_secs(300)",
+        from_str_fn(parse_duration)
+    )]
+    node_timeout: Duration,
+    /// time for one Redis command (default 1s)
+    #[argh(
+        option,
+        default = "Duration::from_secs(1)",
+        from_str_fn(parse_duration)
+    )]
+    redis_timeout: Duration,
+    /// the longest pause after failures (default 5s)
+    #[argh(
+        option,
+        default = "Duration::from_secs(5)",
+        from_str_fn(parse_duration)
+    )]
+    max_error_backoff: Duration,
+    /// time to wait for ZooKeeper when connecting, and for each ZooKeeper call (default 5s)
+    #[argh(
+        option,
+        default = "Duration::from_secs(5)",
+        from_str_fn(parse_duration)
+    )]
+    zk_timeout: Duration,
+    /// how long ZooKeeper keeps our session, and so our locks, when it hears nothing from us
+    /// (default 10s)
+    #[argh(
+        option,
+        default = "crate::zk::SESSION_TIMEOUT",
+        from_str_fn(parse_duration)
+    )]
+    zk_session_timeout: Duration,
+    /// how often the totals are logged (default 10s)
+    #[argh(
+        option,
+        default = "Duration::from_secs(10)",
+        from_str_fn(parse_duration)
+    )]
+    report_every: Duration,
+    /// do not log each successful copy
+    #[argh(switch)]
+    quiet: bool,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string())
+}
+
+impl Command for ReplicatorCommand {
+    fn run(self) -> Result<()> {
+        if self.concurrency == 0 {
+            return Err(Error::invalid("concurrency must be at least 1"));
+        }
+        let shared = Arc::new(Shared::default());
+        let _sync = sync::start(
+            SyncSettings {
+                zk_servers: self.zk_servers.clone(),
+                root: self.root.clone(),
+                zk_timeout: self.zk_timeout,
+                session_timeout: self.zk_session_timeout,
+                size_flush: Duration::from_secs(3),
+                redis_timeout: self.redis_timeout,
+            },
+            &shared,
+        )?;
+        while shared.snapshot.current().is_none() || shared.session.current().is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let token = format!("{}:{}", hostname(), std::process::id());
+        log_line!("backpack-replicator {token}: {} workers", self.concurrency);
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Counters::default());
+        let workers: Vec<_> = (0..self.concurrency)
+            .map(|i| {
+                let worker = Worker {
+                    shared: Arc::clone(&shared),
+                    agent: node_http::agent(self.node_connect_timeout, self.node_timeout),
+                    root: self.root.trim_end_matches('/').to_string(),
+                    token: token.clone(),
+                    counters: Arc::clone(&counters),
+                    max_error_backoff: self.max_error_backoff,
+                    quiet: self.quiet,
+                };
+                let (stop, once) = (Arc::clone(&stop), self.once);
+                std::thread::Builder::new()
+                    .name(format!("replicator-{i}"))
+                    .spawn(move || worker.run(&stop, once))
+                    .map_err(|err| Error::invalid(format!("cannot start a worker: {err}")))
+            })
+            .collect::<Result<_>>()?;
+
+        // SIGTERM or SIGINT: each worker finishes its current copy, then the process exits.
+        let mut signals = Signals::new([SIGTERM, SIGINT])
+            .map_err(|err| Error::invalid(format!("cannot handle signals: {err}")))?;
+        let signal_stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                log_line!("signal {signal}: finishing the copies in progress");
+                signal_stop.store(true, Ordering::SeqCst);
+            }
+        });
+
+        let started = Instant::now();
+        let mut last_report = (Instant::now(), 0u64, 0u64);
+        let mut last_progress = (Instant::now(), 0u64);
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let copied = counters.copied.load(Ordering::Relaxed);
+            let failed = counters.failed.load(Ordering::Relaxed);
+            if copied != last_progress.1 {
+                last_progress = (Instant::now(), copied);
+            }
+            if last_report.0.elapsed() >= self.report_every
+                && (copied, failed) != (last_report.1, last_report.2)
+            {
+                log_line!(
+                    "totals: {copied} copied ({} bytes), {failed} failed, {} skipped (locked by another replicator)",
+                    counters.bytes.load(Ordering::Relaxed),
+                    counters.locked_elsewhere.load(Ordering::Relaxed)
+                );
+                last_report = (Instant::now(), copied, failed);
+            }
+            if stop.load(Ordering::SeqCst) || workers.iter().all(|w| w.is_finished()) {
+                break;
+            }
+            if self.once && last_progress.0.elapsed() >= self.once_timeout {
+                stop.store(true, Ordering::SeqCst);
+            }
+        }
+        stop.store(true, Ordering::SeqCst);
+        for worker in workers {
+            let _ = worker.join();
+        }
+        let copied = counters.copied.load(Ordering::Relaxed);
+        log_line!(
+            "stopped after {:.1}s: {copied} copied",
+            started.elapsed().as_secs_f64()
+        );
+        if self.once {
+            let left = shared
+                .snapshot
+                .current()
+                .and_then(|s| {
+                    s.queue
+                        .as_ref()
+                        .map(|q| replication_queue::lengths(&q.pools, &q.key))
+                })
+                .unwrap_or_default();
+            if left.iter().any(|n| *n != Some(0)) {
+                return Err(Error::invalid(format!(
+                    "the queue is not empty ({}); the items left keep failing, see the log",
+                    left.iter()
+                        .map(|n| n.map_or("?".to_string(), |n| n.to_string()))
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                )));
+            }
+        }
+        Ok(())
+    }
+}

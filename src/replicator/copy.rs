@@ -1,0 +1,90 @@
+//! Copying one file: `GET` it from a source node and stream it into a `PUT` to the target,
+//! with the same `Content-Length`. Memory stays bounded whatever the size.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use ureq::SendBody;
+
+#[derive(Debug)]
+pub enum CopyFailure {
+    /// The source answered 404: it does not have the file (yet).
+    SourceMissing,
+    /// The source could not give the file.
+    Source(String),
+    /// The target did not take it.
+    Target(String),
+}
+
+impl std::fmt::Display for CopyFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CopyFailure::SourceMissing => f.write_str("the source answered 404"),
+            CopyFailure::Source(why) => write!(f, "source: {why}"),
+            CopyFailure::Target(why) => write!(f, "target: {why}"),
+        }
+    }
+}
+
+fn content_length(headers: &ureq::http::HeaderMap) -> Option<u64> {
+    headers
+        .get("content-length")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Copies `path` from `source` to `target`; the bytes copied.
+pub fn copy(
+    agent: &ureq::Agent,
+    source: SocketAddr,
+    target: SocketAddr,
+    path: &str,
+) -> Result<u64, CopyFailure> {
+    let response = agent
+        .get(&format!("http://{source}{path}"))
+        .call()
+        .map_err(|err| CopyFailure::Source(err.to_string()))?;
+    match response.status().as_u16() {
+        200 => {}
+        404 => return Err(CopyFailure::SourceMissing),
+        other => return Err(CopyFailure::Source(format!("answered {other}"))),
+    }
+    let length = content_length(response.headers())
+        .ok_or_else(|| CopyFailure::Source("no Content-Length in its answer".into()))?;
+    let mut body = response.into_body().into_reader();
+    let put = agent
+        .put(&format!("http://{target}{path}"))
+        .header("Content-Length", length.to_string())
+        .send(SendBody::from_reader(&mut body));
+    let status = match put {
+        Ok(answer) => {
+            let status = answer.status().as_u16();
+            let _ = std::io::copy(
+                &mut answer.into_body().into_reader().take(64 * 1024),
+                &mut std::io::sink(),
+            );
+            status
+        }
+        Err(err) => return Err(CopyFailure::Target(err.to_string())),
+    };
+    if matches!(status, 201 | 204) {
+        return Ok(length);
+    }
+    // A node that does not overwrite may refuse a file it already has: that is a copy
+    // done (an item that comes back after a Redis outage must be harmless).
+    if already_there(agent, target, path, length) {
+        return Ok(length);
+    }
+    Err(CopyFailure::Target(format!("answered {status}")))
+}
+
+fn already_there(agent: &ureq::Agent, target: SocketAddr, path: &str, length: u64) -> bool {
+    agent
+        .head(&format!("http://{target}{path}"))
+        .call()
+        .is_ok_and(|answer| {
+            answer.status().as_u16() == 200 && content_length(answer.headers()) == Some(length)
+        })
+}
