@@ -5,7 +5,7 @@
 //! (1: the command failed; 2: the arguments do not parse). No backtraces, no panics.
 
 use crate::error::Result;
-use crate::{admin, coordinator, replicator};
+use crate::{admin, coordinator, nginx_gen, replicator};
 use argh::{EarlyExit, FromArgs};
 use std::process::ExitCode;
 
@@ -88,6 +88,10 @@ pub const COMMANDS: &[(&str, Runner)] = &[
     (
         "backpack-coordinator-print-stats",
         parse_and_run::<admin::PrintStats>,
+    ),
+    (
+        "bp-nginx-gen",
+        parse_and_run::<nginx_gen::command::NginxGen>,
     ),
 ];
 

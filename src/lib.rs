@@ -21,6 +21,7 @@ pub mod error;
 pub mod http;
 pub mod js_json;
 pub mod logline;
+pub mod nginx_gen;
 pub mod replication_queue;
 pub mod replicator;
 pub mod size;

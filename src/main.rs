@@ -19,7 +19,10 @@ fn main() -> ExitCode {
         .first()
         .map(|arg0| arg0.rsplit('/').next().unwrap_or(arg0).to_string())
         .unwrap_or_default();
-    let (name, rest) = if called_as.starts_with("backpack-") {
+    let known = backpack::cli::COMMANDS
+        .iter()
+        .any(|(name, _)| *name == called_as);
+    let (name, rest) = if known {
         (called_as, &args[1.min(args.len())..])
     } else {
         match args.get(1) {

@@ -221,9 +221,16 @@ mod tests {
         let item = r#"{"from":["1"],"to":"4","path":"/hi.txt"}"#;
         // `printf %s "$item" | md5sum` gives faa482ea13a08f8a5740a7bbd2186a97.
         let path = super::lock_path("/backpack", "backpack-queue", item);
-        assert_eq!(path, "/backpack/backpack-queuefaa482ea13a08f8a5740a7bbd2186a97");
+        assert_eq!(
+            path,
+            "/backpack/backpack-queuefaa482ea13a08f8a5740a7bbd2186a97"
+        );
         let parsed = super::Item::parse(item).unwrap();
-        let expected = super::Item { from: vec!["1".into()], to: "4".into(), path: "/hi.txt".into() };
+        let expected = super::Item {
+            from: vec!["1".into()],
+            to: "4".into(),
+            path: "/hi.txt".into(),
+        };
         assert_eq!(parsed, expected);
         assert!(super::Item::parse("garbage").is_err());
         assert!(super::Item::parse(r#"{"from":[],"to":"4","path":"/x"}"#).is_err());

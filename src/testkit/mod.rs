@@ -8,6 +8,7 @@
 
 mod cluster;
 mod delay_proxy;
+mod front;
 mod nginx;
 pub mod process;
 mod redis;
@@ -15,6 +16,7 @@ mod zookeeper;
 
 pub use cluster::{CoordinatorProcess, LocalCluster, QUEUE_KEY};
 pub use delay_proxy::DelayProxy;
+pub use front::{nginx_test, NginxFront};
 pub use nginx::WebDavNode;
 pub use process::{Launch, ServerProcess};
 pub use redis::RedisServer;
