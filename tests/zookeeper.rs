@@ -216,13 +216,9 @@ fn an_expired_session_is_replaced() {
             .unwrap();
     }
     lands_on(&coordinator, "3", Duration::from_secs(3), "after-expiry");
-    assert!(
-        coordinator
-            .log()
-            .contains("ZooKeeper session ended (Expired)"),
-        "{}",
-        coordinator.log()
-    );
+    // A second session was opened (the expiry shows as an event or as a failed call).
+    let sessions = coordinator.log().matches("ZooKeeper session 0x").count();
+    assert!(sessions >= 2, "{}", coordinator.log());
     // Only shard 3 now.
     for i in 0..10 {
         let (status, answer) = put(&client(), &coordinator.url(&format!("/only3/{i}")), b"x");
