@@ -84,10 +84,13 @@ pub fn push(pools: &[Arc<RedisPool>], key: &str, items: &[String]) -> Result<usi
 }
 
 /// One item, picked at random: `SRANDMEMBER key` on the servers in random order until one
-/// answers. None when the first server that answers has an empty queue; an error when
+/// answers (servers that failed recently are asked last). The item and the server that
+/// gave it; None when the first server that answers has an empty queue; an error when
 /// none answers.
-/// Servers that failed recently are asked last.
-pub fn random_item(pools: &[Arc<RedisPool>], key: &str) -> Result<Option<String>> {
+pub fn random_item<'p>(
+    pools: &'p [Arc<RedisPool>],
+    key: &str,
+) -> Result<Option<(String, &'p Arc<RedisPool>)>> {
     let mut order: Vec<&Arc<RedisPool>> = pools.iter().collect();
     order.shuffle(&mut rand::rng());
     order.sort_by_key(|pool| pool.failed_recently());
@@ -100,7 +103,7 @@ pub fn random_item(pools: &[Arc<RedisPool>], key: &str) -> Result<Option<String>
         });
         pool.record(answer.is_ok());
         match answer {
-            Ok(item) => return Ok(item),
+            Ok(item) => return Ok(item.map(|item| (item, pool))),
             Err(err) => failures.push(format!("{}: {err}", pool.addr)),
         }
     }
@@ -108,6 +111,17 @@ pub fn random_item(pools: &[Arc<RedisPool>], key: &str) -> Result<Option<String>
         "no Redis server of the queue answered ({})",
         failures.join("; ")
     )))
+}
+
+/// `SISMEMBER key item` on one server; an error counts as "still there".
+pub fn still_queued(pool: &RedisPool, key: &str, item: &str) -> bool {
+    pool.with(|conn| {
+        redis::cmd("SISMEMBER")
+            .arg(key)
+            .arg(item)
+            .query::<bool>(conn)
+    })
+    .unwrap_or(true)
 }
 
 /// `SREM key item` on every server at once; the number of servers that answered.

@@ -102,8 +102,8 @@ impl Worker {
         let Some(queue) = &snapshot.queue else {
             return Round::Failed;
         };
-        let text = match replication_queue::random_item(&queue.pools, &queue.key) {
-            Ok(Some(text)) => text,
+        let (text, source) = match replication_queue::random_item(&queue.pools, &queue.key) {
+            Ok(Some(picked)) => picked,
             Ok(None) => return Round::Empty,
             Err(err) => {
                 log_line!("{err}");
@@ -142,6 +142,10 @@ impl Worker {
             store: &store,
             path: lock,
         };
+        // Another replicator may have finished the item between our pick and our lock.
+        if !replication_queue::still_queued(source, &queue.key, &text) {
+            return Round::Locked;
+        }
         let started = Instant::now();
         match self.copy_from_any(&sources, target, &item.path) {
             Ok((from, bytes)) => {

@@ -1,0 +1,72 @@
+//! `bin/backpack-demo`: the whole example cluster on its fixed ports, up, round trip,
+//! status, up again, down.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn demo(state: &PathBuf, action: &str) -> Output {
+    Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bin/backpack-demo"))
+        .arg(action)
+        .env("BACKPACK_DEMO_DIR", state)
+        .env("BACKPACK_BIN", env!("CARGO_BIN_EXE_backpack"))
+        .output()
+        .expect("run bin/backpack-demo")
+}
+
+/// Stops the demo even when an assertion fails.
+struct Down(PathBuf);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        demo(&self.0, "down");
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn listening(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+#[test]
+fn demo_up_round_trips_and_down_leaves_nothing() {
+    let state = std::env::temp_dir().join(format!("backpack-demo-test-{}", std::process::id()));
+    let guard = Down(state.clone());
+    let up = demo(&state, "up");
+    let said = text(&up);
+    assert!(up.status.success(), "{said}");
+    assert!(
+        said.contains("(replicated)") && said.contains("GET http://127.0.0.1:12080/"),
+        "{said}"
+    );
+    for port in [2181, 13001, 13002, 10001, 10006, 12001, 12002, 12080] {
+        assert!(listening(port), "nothing on {port}");
+    }
+    let status = text(&demo(&state, "status"));
+    assert_eq!(status.matches(" running").count(), 15, "{status}");
+
+    let again = demo(&state, "up");
+    assert!(
+        again.status.success() && text(&again).contains("already up"),
+        "{}",
+        text(&again)
+    );
+
+    let down = demo(&state, "down");
+    assert!(
+        text(&down).contains("stopped 15 processes"),
+        "{}",
+        text(&down)
+    );
+    for port in [2181, 13001, 13002, 10001, 10006, 12001, 12002, 12080] {
+        assert!(!listening(port), "{port} still listens after down");
+    }
+    drop(guard);
+}
