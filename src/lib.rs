@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod coordinator;
 pub mod duration_arg;
 pub mod error;
+pub mod hostname;
 pub mod http;
 pub mod js_json;
 pub mod logline;

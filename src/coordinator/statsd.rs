@@ -7,18 +7,13 @@
 //! that cannot be sent at once is dropped).
 
 use crate::cluster::snapshot::Snapshot;
+use crate::hostname::hostname;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 
 pub struct Statsd {
     socket: UdpSocket,
     target: SocketAddr,
     prefix: String,
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_string())
-        .unwrap_or_else(|_| "localhost".to_string())
 }
 
 impl Statsd {

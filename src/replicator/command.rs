@@ -5,6 +5,7 @@ use crate::cli::Command;
 use crate::cluster::sync::{self, Shared, SyncSettings};
 use crate::duration_arg::parse_duration;
 use crate::error::{Error, Result};
+use crate::hostname::hostname;
 use crate::log_line;
 use crate::replication_queue;
 use crate::transport::node_http;
@@ -92,12 +93,6 @@ pub struct ReplicatorCommand {
     /// do not log each successful copy
     #[argh(switch)]
     quiet: bool,
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_string())
-        .unwrap_or_else(|_| "localhost".to_string())
 }
 
 impl Command for ReplicatorCommand {

@@ -2,6 +2,7 @@
 //! included in a minimal nginx.conf, with an access log that shows which node (if any)
 //! served each request.
 
+use super::nginx::{nginx_args, nginx_conf};
 use super::process::{wait_until, ServerProcess};
 use super::{is_listening, Sandbox};
 use std::path::{Path, PathBuf};
@@ -17,32 +18,26 @@ pub struct NginxFront {
 
 /// The nginx.conf around `include`d front config.
 fn wrapper(dir: &Path, front_config: &Path) -> String {
-    let user = if unsafe { libc::geteuid() } == 0 {
-        "user root;"
-    } else {
-        ""
-    };
     let d = dir.display();
-    format!(
-        r#"{user}
-daemon off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    log_format front '$request_uri $status $upstream_addr';
-    access_log {d}/access.log front;
-    client_body_temp_path {d}/tmp/body;
-    proxy_temp_path {d}/tmp/proxy;
-    fastcgi_temp_path {d}/tmp/fastcgi;
-    uwsgi_temp_path {d}/tmp/uwsgi;
-    scgi_temp_path {d}/tmp/scgi;
-    include {};
-}}
-"#,
+    let http = format!(
+        "    log_format front '$request_uri $status $upstream_addr';\n    access_log {d}/access.log front;\n    include {};\n",
         front_config.display()
-    )
+    );
+    nginx_conf(dir, &http)
+}
+
+/// Writes the wrapper for `front_config` into a fresh `dir`; nginx's arguments for it.
+fn prepare(
+    sandbox: &Sandbox,
+    name: &str,
+    front_config: &Path,
+) -> std::io::Result<(PathBuf, Vec<String>)> {
+    let dir = sandbox.subdir(name)?;
+    std::fs::create_dir_all(dir.join("tmp"))?;
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, wrapper(&dir, front_config))?;
+    let args = nginx_args(&dir, &conf);
+    Ok((dir, args))
 }
 
 /// `nginx -t` on a front config; Err holds what nginx said.
@@ -51,19 +46,8 @@ pub fn nginx_test(
     name: &str,
     front_config: &Path,
 ) -> std::io::Result<Result<(), String>> {
-    let dir = sandbox.subdir(name)?;
-    std::fs::create_dir_all(dir.join("tmp"))?;
-    let conf = dir.join("nginx.conf");
-    std::fs::write(&conf, wrapper(&dir, front_config))?;
-    let output = Command::new("nginx")
-        .arg("-t")
-        .arg("-p")
-        .arg(format!("{}/", dir.display()))
-        .arg("-c")
-        .arg(&conf)
-        .arg("-e")
-        .arg(dir.join("error.log"))
-        .output()?;
+    let (_, args) = prepare(sandbox, name, front_config)?;
+    let output = Command::new("nginx").arg("-t").args(args).output()?;
     Ok(if output.status.success() {
         Ok(())
     } else {
@@ -79,18 +63,7 @@ impl NginxFront {
         front_config: &Path,
         port: u16,
     ) -> std::io::Result<NginxFront> {
-        let dir = sandbox.subdir(name)?;
-        std::fs::create_dir_all(dir.join("tmp"))?;
-        let conf = dir.join("nginx.conf");
-        std::fs::write(&conf, wrapper(&dir, front_config))?;
-        let args = vec![
-            "-p".into(),
-            format!("{}/", dir.display()),
-            "-c".into(),
-            conf.display().to_string(),
-            "-e".into(),
-            dir.join("error.log").display().to_string(),
-        ];
+        let (dir, args) = prepare(sandbox, name, front_config)?;
         let process = ServerProcess::start(sandbox.launch(name, "nginx", args, &dir))?;
         wait_until("nginx front", Duration::from_secs(10), || {
             is_listening(port)

@@ -12,6 +12,7 @@ mod front;
 mod nginx;
 pub mod process;
 mod redis;
+mod service;
 mod zookeeper;
 
 pub use cluster::{CoordinatorProcess, LocalCluster, QUEUE_KEY};
@@ -20,6 +21,7 @@ pub use front::{nginx_test, NginxFront};
 pub use nginx::WebDavNode;
 pub use process::{Launch, ServerProcess};
 pub use redis::RedisServer;
+pub use service::Service;
 pub use zookeeper::ZooKeeperServer;
 
 use std::fs;

@@ -3,19 +3,20 @@
 //! Like a Backpack node it answers `PUT /<path>` with 201 (204 when the file existed),
 //! `GET /<path>` with the bytes or 404, and `GET /stats` with JSON.
 
-use super::process::{wait_until, ServerProcess};
+use super::service::Service;
 use super::{free_port, is_listening, Sandbox};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub struct WebDavNode {
-    pub port: u16,
     /// Where the node keeps its files: `<files>/<path>`.
     pub files: PathBuf,
-    process: ServerProcess,
+    service: Service,
 }
 
-fn config(dir: &std::path::Path, files: &std::path::Path, port: u16) -> String {
+/// An nginx.conf that runs in the foreground, keeps everything in `dir` (pid, logs,
+/// temporary files), and holds `http` as its http block's content.
+pub(super) fn nginx_conf(dir: &Path, http: &str) -> String {
     // The worker must be allowed to write the node's directory: as root that means
     // running the worker as root too.
     let user = if unsafe { libc::geteuid() } == 0 {
@@ -23,22 +24,32 @@ fn config(dir: &std::path::Path, files: &std::path::Path, port: u16) -> String {
     } else {
         ""
     };
-    let dir = dir.display();
-    let files = files.display();
+    let d = dir.display();
     format!(
-        r#"{user}
-daemon off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/tmp/body;
-    proxy_temp_path {dir}/tmp/proxy;
-    fastcgi_temp_path {dir}/tmp/fastcgi;
-    uwsgi_temp_path {dir}/tmp/uwsgi;
-    scgi_temp_path {dir}/tmp/scgi;
+        "{user}\ndaemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+         events {{ worker_connections 1024; }}\nhttp {{\n\
+         \x20   client_body_temp_path {d}/tmp/body;\n    proxy_temp_path {d}/tmp/proxy;\n\
+         \x20   fastcgi_temp_path {d}/tmp/fastcgi;\n    uwsgi_temp_path {d}/tmp/uwsgi;\n\
+         \x20   scgi_temp_path {d}/tmp/scgi;\n{http}}}\n"
+    )
+}
+
+/// nginx's arguments to run `conf` with everything in `dir`.
+pub(super) fn nginx_args(dir: &Path, conf: &Path) -> Vec<String> {
+    vec![
+        "-p".into(),
+        format!("{}/", dir.display()),
+        "-c".into(),
+        conf.display().to_string(),
+        "-e".into(),
+        dir.join("error.log").display().to_string(),
+    ]
+}
+
+fn config(dir: &Path, files: &Path, port: u16) -> String {
+    let files = files.display();
+    let http = format!(
+        r#"    access_log off;
     client_max_body_size 0;
     server {{
         listen 127.0.0.1:{port};
@@ -53,9 +64,9 @@ http {{
             dav_access user:rw group:rw all:r;
         }}
     }}
-}}
 "#
-    )
+    );
+    nginx_conf(dir, &http)
 }
 
 impl WebDavNode {
@@ -67,30 +78,15 @@ impl WebDavNode {
         let port = free_port()?;
         let config_path = dir.join("nginx.conf");
         std::fs::write(&config_path, config(&dir, &files, port))?;
-        let args = vec![
-            "-p".into(),
-            format!("{}/", dir.display()),
-            "-c".into(),
-            config_path.display().to_string(),
-            "-e".into(),
-            dir.join("error.log").display().to_string(),
-        ];
-        let launch = sandbox.launch(name, "nginx", args, &dir);
-        let process = ServerProcess::start(launch)?;
-        let node = WebDavNode {
+        let launch = sandbox.launch(name, "nginx", nginx_args(&dir, &config_path), &dir);
+        let service = Service::start(
+            launch,
             port,
-            files,
-            process,
-        };
-        node.wait_ready()?;
-        Ok(node)
-    }
-
-    fn wait_ready(&self) -> std::io::Result<()> {
-        let port = self.port;
-        wait_until("nginx WebDAV node", Duration::from_secs(10), || {
-            is_listening(port)
-        })
+            "nginx WebDAV node",
+            is_listening,
+            Duration::from_secs(10),
+        )?;
+        Ok(WebDavNode { files, service })
     }
 
     /// `http://127.0.0.1:<port>`, as add-server takes it.
@@ -102,17 +98,17 @@ impl WebDavNode {
     pub fn file(&self, path: &str) -> Option<Vec<u8>> {
         std::fs::read(self.files.join(path.trim_start_matches('/'))).ok()
     }
+}
 
-    pub fn stop(&mut self) {
-        self.process.stop();
+impl std::ops::Deref for WebDavNode {
+    type Target = Service;
+    fn deref(&self) -> &Service {
+        &self.service
     }
+}
 
-    pub fn restart(&mut self) -> std::io::Result<()> {
-        self.process.restart()?;
-        self.wait_ready()
-    }
-
-    pub fn process(&mut self) -> &mut ServerProcess {
-        &mut self.process
+impl std::ops::DerefMut for WebDavNode {
+    fn deref_mut(&mut self) -> &mut Service {
+        &mut self.service
     }
 }

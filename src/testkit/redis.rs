@@ -1,14 +1,13 @@
 //! A `redis-server` without persistence: restarted, it comes back empty, like a lost one.
 
-use super::process::{wait_until, ServerProcess};
+use super::service::Service;
 use super::{free_port, Sandbox};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 pub struct RedisServer {
-    pub port: u16,
-    process: ServerProcess,
+    service: Service,
 }
 
 fn answers_ping(port: u16) -> bool {
@@ -42,34 +41,31 @@ impl RedisServer {
             "local".into(),
         ];
         let launch = sandbox.launch(name, "redis-server", args, &dir);
-        let process = ServerProcess::start(launch)?;
-        let server = RedisServer { port, process };
-        server.wait_ready()?;
-        Ok(server)
-    }
-
-    fn wait_ready(&self) -> std::io::Result<()> {
-        let port = self.port;
-        wait_until("redis-server", Duration::from_secs(10), || {
-            answers_ping(port)
-        })
+        let service = Service::start(
+            launch,
+            port,
+            "redis-server",
+            answers_ping,
+            Duration::from_secs(10),
+        )?;
+        Ok(RedisServer { service })
     }
 
     /// `127.0.0.1:<port>`, as the queue's server list takes it.
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+}
 
-    pub fn stop(&mut self) {
-        self.process.stop();
+impl std::ops::Deref for RedisServer {
+    type Target = Service;
+    fn deref(&self) -> &Service {
+        &self.service
     }
+}
 
-    pub fn restart(&mut self) -> std::io::Result<()> {
-        self.process.restart()?;
-        self.wait_ready()
-    }
-
-    pub fn process(&mut self) -> &mut ServerProcess {
-        &mut self.process
+impl std::ops::DerefMut for RedisServer {
+    fn deref_mut(&mut self) -> &mut Service {
+        &mut self.service
     }
 }

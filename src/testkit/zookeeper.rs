@@ -1,6 +1,6 @@
 //! A standalone ZooKeeper from Debian's `zookeeper` package.
 
-use super::process::{wait_until, ServerProcess};
+use super::service::Service;
 use super::{free_port, Sandbox};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -9,8 +9,7 @@ use std::time::Duration;
 const CLASSPATH: &str = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar";
 
 pub struct ZooKeeperServer {
-    pub port: u16,
-    process: ServerProcess,
+    service: Service,
 }
 
 /// Sends a four-letter command and returns the answer ("ruok" -> "imok").
@@ -21,6 +20,10 @@ fn four_letter(port: u16, command: &str) -> Option<String> {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).ok()?;
     Some(answer)
+}
+
+fn answers_ruok(port: u16) -> bool {
+    four_letter(port, "ruok").as_deref() == Some("imok")
 }
 
 impl ZooKeeperServer {
@@ -53,35 +56,31 @@ impl ZooKeeperServer {
         .chain([config_path.display().to_string()])
         .collect();
         let launch = sandbox.launch("zookeeper", "java", args, &dir);
-        let process = ServerProcess::start(launch)?;
-        let server = ZooKeeperServer { port, process };
-        server.wait_ready()?;
-        Ok(server)
-    }
-
-    fn wait_ready(&self) -> std::io::Result<()> {
-        let port = self.port;
-        wait_until("ZooKeeper", Duration::from_secs(30), || {
-            four_letter(port, "ruok").as_deref() == Some("imok")
-        })
+        let service = Service::start(
+            launch,
+            port,
+            "ZooKeeper",
+            answers_ruok,
+            Duration::from_secs(30),
+        )?;
+        Ok(ZooKeeperServer { service })
     }
 
     /// The connect string, `127.0.0.1:<port>`.
     pub fn connect_string(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+}
 
-    pub fn stop(&mut self) {
-        self.process.stop();
+impl std::ops::Deref for ZooKeeperServer {
+    type Target = Service;
+    fn deref(&self) -> &Service {
+        &self.service
     }
+}
 
-    /// Starts it again on the same port with the same data.
-    pub fn restart(&mut self) -> std::io::Result<()> {
-        self.process.restart()?;
-        self.wait_ready()
-    }
-
-    pub fn process(&mut self) -> &mut ServerProcess {
-        &mut self.process
+impl std::ops::DerefMut for ZooKeeperServer {
+    fn deref_mut(&mut self) -> &mut Service {
+        &mut self.service
     }
 }
