@@ -5,7 +5,7 @@
 //! (1: the command failed; 2: the arguments do not parse). No backtraces, no panics.
 
 use crate::error::Result;
-use crate::{admin, coordinator, nginx_gen, replicator};
+use crate::{admin, bench, coordinator, nginx_gen, replicator};
 use argh::{EarlyExit, FromArgs};
 use std::process::ExitCode;
 
@@ -93,6 +93,7 @@ pub const COMMANDS: &[(&str, Runner)] = &[
         "bp-nginx-gen",
         parse_and_run::<nginx_gen::command::NginxGen>,
     ),
+    ("bp-bench", parse_and_run::<bench::command::Bench>),
 ];
 
 /// Long-running servers (they keep running until stopped).

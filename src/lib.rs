@@ -13,6 +13,7 @@
 //! - `testkit`: real ZooKeeper, Redis and nginx servers on loopback, for tests and demos.
 
 pub mod admin;
+pub mod bench;
 pub mod cli;
 pub mod cluster;
 pub mod coordinator;

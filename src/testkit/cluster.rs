@@ -31,13 +31,27 @@ impl LocalCluster {
     /// Starts ZooKeeper, `redis` Redis servers and `nodes` WebDAV nodes, and runs init and
     /// add-server for every node (ids 1, 2, ...). No shards yet.
     pub fn start(bin: &Path, label: &str, redis: usize, nodes: usize) -> io::Result<LocalCluster> {
+        LocalCluster::start_with(bin, label, redis, nodes, false)
+    }
+
+    /// Like `start`; with `sink`, the nodes discard what they get (for benchmarks).
+    pub fn start_with(
+        bin: &Path,
+        label: &str,
+        redis: usize,
+        nodes: usize,
+        sink: bool,
+    ) -> io::Result<LocalCluster> {
         let sandbox = Sandbox::new(label)?;
         let zookeeper = ZooKeeperServer::start(&sandbox)?;
         let redis = (1..=redis)
             .map(|i| RedisServer::start(&sandbox, &format!("redis-{i}")))
             .collect::<io::Result<Vec<_>>>()?;
         let nodes = (1..=nodes)
-            .map(|i| WebDavNode::start(&sandbox, &format!("node-{i}")))
+            .map(|i| match sink {
+                true => WebDavNode::start_sink(&sandbox, &format!("node-{i}")),
+                false => WebDavNode::start(&sandbox, &format!("node-{i}")),
+            })
             .collect::<io::Result<Vec<_>>>()?;
         let cluster = LocalCluster {
             bin: bin.to_path_buf(),

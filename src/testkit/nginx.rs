@@ -46,6 +46,16 @@ pub(super) fn nginx_args(dir: &Path, conf: &Path) -> Vec<String> {
     ]
 }
 
+/// A sink node answers 201 to every PUT and throws the body away: it shows what the
+/// coordinator itself can do, with no disk behind the nodes.
+fn sink_config(dir: &Path, port: u16) -> String {
+    let http = format!(
+        "    access_log off;\n    client_max_body_size 0;\n    server {{\n        listen 127.0.0.1:{port};\n\
+         \x20       location / {{\n            return 201;\n        }}\n    }}\n"
+    );
+    nginx_conf(dir, &http)
+}
+
 fn config(dir: &Path, files: &Path, port: u16) -> String {
     let files = files.display();
     let http = format!(
@@ -71,13 +81,27 @@ fn config(dir: &Path, files: &Path, port: u16) -> String {
 
 impl WebDavNode {
     pub fn start(sandbox: &Sandbox, name: &str) -> std::io::Result<WebDavNode> {
+        WebDavNode::start_kind(sandbox, name, false)
+    }
+
+    /// A sink node instead (see `sink_config`): same interface, stores nothing.
+    pub fn start_sink(sandbox: &Sandbox, name: &str) -> std::io::Result<WebDavNode> {
+        WebDavNode::start_kind(sandbox, name, true)
+    }
+
+    fn start_kind(sandbox: &Sandbox, name: &str, sink: bool) -> std::io::Result<WebDavNode> {
         let dir = sandbox.subdir(name)?;
         let files = dir.join("files");
         std::fs::create_dir_all(&files)?;
         std::fs::create_dir_all(dir.join("tmp"))?;
         let port = free_port()?;
         let config_path = dir.join("nginx.conf");
-        std::fs::write(&config_path, config(&dir, &files, port))?;
+        let text = if sink {
+            sink_config(&dir, port)
+        } else {
+            config(&dir, &files, port)
+        };
+        std::fs::write(&config_path, text)?;
         let launch = sandbox.launch(name, "nginx", nginx_args(&dir, &config_path), &dir);
         let service = Service::start(
             launch,

@@ -1,0 +1,161 @@
+//! `bp-bench load ...` and `bp-bench matrix ...`.
+
+use super::load::{cpu_seconds, memory_kib, run, LoadSpec};
+use super::matrix::{run_matrix, MatrixSpec};
+use crate::cli::Command;
+use crate::duration_arg::parse_duration;
+use crate::error::{Error, Result};
+use crate::size::parse_size;
+use argh::FromArgs;
+use std::time::Duration;
+
+fn size_arg(text: &str) -> Result<u64, String> {
+    parse_size(text).map_err(|err| err.to_string())
+}
+
+fn list<T: std::str::FromStr>(
+    text: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Vec<T>, String> {
+    text.split(',')
+        .map(|item| parse(item.trim()).ok_or_else(|| format!("invalid list item {item:?}")))
+        .collect()
+}
+
+#[derive(FromArgs)]
+/// Benchmarks: `load` puts load on any URL; `matrix` runs the standard table on a local
+/// cluster it starts (direct to the nodes vs through a coordinator, same run).
+pub struct Bench {
+    #[argh(subcommand)]
+    action: Action,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Action {
+    Load(LoadArgs),
+    Matrix(MatrixArgs),
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "load")]
+/// PUT bodies of one size with unique paths to the given base URLs (round-robin).
+struct LoadArgs {
+    /// base URLs, comma-separated, e.g. http://127.0.0.1:12001
+    #[argh(positional)]
+    targets: String,
+    /// body size (default 1kb)
+    #[argh(option, default = "1024", from_str_fn(size_arg))]
+    size: u64,
+    /// connections (default 16)
+    #[argh(option, default = "16")]
+    concurrency: usize,
+    /// open loop at this many requests per second (default: closed loop)
+    #[argh(option)]
+    rate: Option<f64>,
+    /// how long (default 10s)
+    #[argh(
+        option,
+        default = "Duration::from_secs(10)",
+        from_str_fn(parse_duration)
+    )]
+    duration: Duration,
+    /// at most this many requests (default 1000000)
+    #[argh(option, default = "1_000_000")]
+    count: u64,
+    /// report this process's CPU seconds per request and peak RSS (e.g. a coordinator)
+    #[argh(option)]
+    pid: Option<u32>,
+    /// path prefix (default bench)
+    #[argh(option, default = "String::from(\"bench\")")]
+    prefix: String,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "matrix")]
+/// The standard matrix on a local cluster: sizes x concurrencies, direct vs coordinator.
+struct MatrixArgs {
+    /// nodes that discard bodies (nginx answering 201) instead of WebDAV nodes, to show
+    /// the coordinator's own ceiling
+    #[argh(switch)]
+    sink: bool,
+    /// body sizes (default 1kb,64kb,1mb)
+    #[argh(option, default = "String::from(\"1kb,64kb,1mb\")")]
+    sizes: String,
+    /// concurrencies (default 1,16,64)
+    #[argh(option, default = "String::from(\"1,16,64\")")]
+    concurrency: String,
+    /// time per cell and target (default 3s)
+    #[argh(
+        option,
+        default = "Duration::from_secs(3)",
+        from_str_fn(parse_duration)
+    )]
+    duration: Duration,
+    /// bytes per cell and target at most (default 512mb); what a cell stores is deleted
+    #[argh(option, default = "512 << 20", from_str_fn(size_arg))]
+    cap: u64,
+    /// also one upload of this size, direct and through the coordinator (default 512mb; 0: none)
+    #[argh(option, default = "512 << 20", from_str_fn(size_arg))]
+    big_upload: u64,
+}
+
+impl Command for Bench {
+    fn run(self) -> Result<()> {
+        match self.action {
+            Action::Load(args) => {
+                let targets: Vec<String> = args
+                    .targets
+                    .split(',')
+                    .map(|t| t.trim_end_matches('/').to_string())
+                    .collect();
+                let cpu_before = args.pid.and_then(cpu_seconds);
+                let report = run(&LoadSpec {
+                    targets,
+                    body_size: args.size as usize,
+                    concurrency: args.concurrency,
+                    rate: args.rate,
+                    duration: args.duration,
+                    max_requests: args.count,
+                    prefix: args.prefix,
+                });
+                println!(
+                    "{} ok of {} in {:.2}s: {:.0} requests/s; latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms{}",
+                    report.ok,
+                    report.requests,
+                    report.elapsed.as_secs_f64(),
+                    report.rps(),
+                    report.percentile_ms(0.5),
+                    report.percentile_ms(0.99),
+                    report.percentile_ms(0.999),
+                    if args.rate.is_some() { " (from when each request was due)" } else { "" }
+                );
+                for (kind, count) in &report.errors {
+                    println!("errors: {kind}: {count}");
+                }
+                if let (Some(pid), Some(before)) = (args.pid, cpu_before) {
+                    let cpu = cpu_seconds(pid).unwrap_or(before) - before;
+                    println!(
+                        "process {pid}: {:.3} ms CPU per request, peak RSS {} KiB",
+                        cpu * 1000.0 / report.ok.max(1) as f64,
+                        memory_kib(pid, "VmHWM").unwrap_or(0)
+                    );
+                }
+                Ok(())
+            }
+            Action::Matrix(args) => {
+                let spec = MatrixSpec {
+                    sink: args.sink,
+                    sizes: list(&args.sizes, |s| parse_size(s).ok()).map_err(Error::Invalid)?,
+                    concurrencies: list(&args.concurrency, |s| s.parse().ok())
+                        .map_err(Error::Invalid)?,
+                    duration: args.duration,
+                    cap_bytes: args.cap,
+                    big_upload: args.big_upload,
+                };
+                let bin = std::env::current_exe().map_err(|err| Error::invalid(err.to_string()))?;
+                run_matrix(&bin, &spec).map_err(Error::Invalid)
+            }
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The standard matrix: body sizes x concurrencies, direct to the nodes and through one
+//! coordinator, on a local cluster of two nodes (one shard of both, two Redis).
+
+use super::load::{cpu_seconds, memory_kib, run, LoadReport, LoadSpec};
+use crate::size::format_size;
+use crate::testkit::{LocalCluster, QUEUE_KEY};
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub struct MatrixSpec {
+    pub sink: bool,
+    pub sizes: Vec<u64>,
+    pub concurrencies: Vec<usize>,
+    pub duration: Duration,
+    pub cap_bytes: u64,
+    pub big_upload: u64,
+}
+
+/// Removes what a cell stored, so a run never fills the disk, and empties the queue.
+fn clean(cluster: &LocalCluster) {
+    for node in &cluster.nodes {
+        if let Ok(entries) = std::fs::read_dir(&node.files) {
+            for entry in entries.flatten() {
+                let _ = std::fs::remove_dir_all(entry.path())
+                    .or_else(|_| std::fs::remove_file(entry.path()));
+            }
+        }
+    }
+    for redis in &cluster.redis {
+        if let Ok(mut conn) = redis::Client::open(format!("redis://{}/", redis.address()))
+            .and_then(|c| c.get_connection())
+        {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(QUEUE_KEY).query(&mut conn);
+        }
+    }
+}
+
+/// Makes `left` bytes without holding them.
+struct Pattern {
+    left: u64,
+}
+
+impl Read for Pattern {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (buf.len() as u64).min(self.left) as usize;
+        buf[..n].fill(b'p');
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// One upload of `size` bytes; its time.
+fn one_upload(url: &str, size: u64) -> Result<Duration, String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let started = Instant::now();
+    let answer = agent
+        .put(url)
+        .header("Content-Length", size.to_string())
+        .send(ureq::SendBody::from_owned_reader(Pattern { left: size }))
+        .map_err(|err| err.to_string())?;
+    let status = answer.status().as_u16();
+    if !(200..300).contains(&status) {
+        return Err(format!("HTTP {status}"));
+    }
+    Ok(started.elapsed())
+}
+
+fn cell(report: &LoadReport) -> String {
+    let errors: u64 = report.errors.values().sum();
+    let errors = if errors > 0 {
+        format!(" ({errors} errors: {:?})", report.errors)
+    } else {
+        String::new()
+    };
+    format!(
+        "{:>8.0} | {:>6.2} | {:>7.2}{errors}",
+        report.rps(),
+        report.percentile_ms(0.5),
+        report.percentile_ms(0.99)
+    )
+}
+
+pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
+    let nodes = if spec.sink {
+        "sink nodes (nginx answers 201, discards the body)"
+    } else {
+        "nginx WebDAV nodes (real files)"
+    };
+    eprintln!(
+        "starting a local cluster: two {nodes}, one shard of both, two Redis, one coordinator..."
+    );
+    let cluster =
+        LocalCluster::start_with(bin, "bench", 2, 2, spec.sink).map_err(|e| e.to_string())?;
+    cluster
+        .add_enabled_shard("1", &[1, 2], "100tb")
+        .map_err(|e| e.to_string())?;
+    let coordinator = cluster
+        .start_coordinator("coordinator", &["--quiet"])
+        .map_err(|e| e.to_string())?;
+    let pid = coordinator
+        .process
+        .pid()
+        .ok_or("the coordinator is not running")?;
+    std::thread::sleep(Duration::from_millis(500));
+    let idle_rss = memory_kib(pid, "VmRSS").unwrap_or(0);
+    let direct: Vec<String> = cluster.nodes.iter().map(|n| n.url()).collect();
+    let through = vec![coordinator.url("")];
+
+    println!(
+        "\n{nodes}; closed loop, {}s per cell, unique paths\n",
+        spec.duration.as_secs_f64()
+    );
+    println!("| size | c | direct rps | p50 ms | p99 ms | coordinator rps | p50 ms | p99 ms | ratio | coordinator CPU ms/upload |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for &size in &spec.sizes {
+        for &concurrency in &spec.concurrencies {
+            let load = |targets: &Vec<String>, prefix: &str| LoadSpec {
+                targets: targets.clone(),
+                body_size: size as usize,
+                concurrency,
+                rate: None,
+                duration: spec.duration,
+                max_requests: (spec.cap_bytes / size.max(1)).max(1),
+                prefix: prefix.to_string(),
+            };
+            let d = run(&load(&direct, "direct"));
+            clean(&cluster);
+            let cpu_before = cpu_seconds(pid).unwrap_or(0.0);
+            let c = run(&load(&through, "coordinator"));
+            let cpu = cpu_seconds(pid).unwrap_or(0.0) - cpu_before;
+            clean(&cluster);
+            let ratio = c.rps() / d.rps().max(1e-9);
+            let cpu_ms = cpu * 1000.0 / (c.ok.max(1) as f64);
+            let cells: Vec<String> = [cell(&d), cell(&c)].into();
+            println!(
+                "| {} | {concurrency} | {} | {} | {ratio:.2}x | {cpu_ms:.3} |",
+                format_size(size),
+                cells[0],
+                cells[1]
+            );
+        }
+    }
+    if spec.big_upload > 0 {
+        let direct_time = one_upload(&format!("{}/big-direct", direct[0]), spec.big_upload)?;
+        clean(&cluster);
+        let through_time = one_upload(&coordinator.url("/big-through"), spec.big_upload)?;
+        clean(&cluster);
+        println!(
+            "\none {} upload: direct {:.2}s, through the coordinator {:.2}s ({:.2}x)",
+            format_size(spec.big_upload),
+            direct_time.as_secs_f64(),
+            through_time.as_secs_f64(),
+            through_time.as_secs_f64() / direct_time.as_secs_f64().max(1e-9)
+        );
+    }
+    println!(
+        "coordinator RSS: idle {:.1} MiB, peak over the run {:.1} MiB",
+        idle_rss as f64 / 1024.0,
+        memory_kib(pid, "VmHWM").unwrap_or(0) as f64 / 1024.0
+    );
+    Ok(())
+}

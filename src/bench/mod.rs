@@ -1,0 +1,7 @@
+//! `bp-bench`: a load generator (`load`) and the standard benchmark matrix (`matrix`),
+//! which starts a local cluster, measures a direct node and the coordinator on the same
+//! nodes in the same run, and prints a table with ratios.
+
+pub mod command;
+pub mod load;
+mod matrix;
