@@ -1,7 +1,8 @@
 //! A TCP proxy that holds every answer back for a while: a slow node you control.
 //!
-//! Each chunk the upstream sends is forwarded only after `delay`, so a node behind it
-//! answers each request `delay` late (requests themselves pass at once).
+//! The first bytes of each answer are held back for `delay` (once per request, also on a
+//! kept-alive connection), so a node behind it answers each request `delay` late; the
+//! rest of an answer, and requests, pass at once.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -15,13 +16,22 @@ pub struct DelayProxy {
     stopping: Arc<AtomicBool>,
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
+/// Copies `from` to `to`. A request pump sets `asked` on every chunk; an answer pump
+/// (`delay` given) waits `delay` before the first chunk after a request, then clears it.
+fn pump(mut from: TcpStream, mut to: TcpStream, asked: &AtomicBool, delay: Option<Duration>) {
     let mut chunk = [0u8; 64 * 1024];
     loop {
         match from.read(&mut chunk) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                thread::sleep(delay);
+                match delay {
+                    None => asked.store(true, Ordering::SeqCst),
+                    Some(delay) => {
+                        if asked.swap(false, Ordering::SeqCst) {
+                            thread::sleep(delay);
+                        }
+                    }
+                }
                 if to.write_all(&chunk[..n]).is_err() {
                     break;
                 }
@@ -52,8 +62,10 @@ impl DelayProxy {
                     else {
                         return;
                     };
-                    thread::spawn(move || pump(client_in, server, Duration::ZERO));
-                    pump(server_in, client, delay);
+                    let asked = Arc::new(AtomicBool::new(false));
+                    let asked_too = Arc::clone(&asked);
+                    thread::spawn(move || pump(client_in, server, &asked_too, None));
+                    pump(server_in, client, &asked, Some(delay));
                 });
             }
         });
