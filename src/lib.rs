@@ -19,6 +19,7 @@ pub mod cluster;
 pub mod coordinator;
 pub mod duration_arg;
 pub mod error;
+pub mod fuzzing;
 pub mod hostname;
 pub mod http;
 pub mod js_json;

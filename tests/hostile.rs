@@ -23,12 +23,7 @@ fn still_serves(coordinator: &CoordinatorProcess) {
 }
 
 fn vm_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    backpack::bench::load::memory_kib(pid, "VmRSS").expect("VmRSS")
 }
 
 /// Files in the coordinator's directory other than its log (spool files would show here

@@ -126,10 +126,5 @@ pub fn holders(cluster: &LocalCluster, path: &str) -> Vec<usize> {
 
 /// Peak resident memory of a process, in KiB (VmHWM).
 pub fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM")
+    backpack::bench::load::memory_kib(pid, "VmHWM").expect("VmHWM")
 }
