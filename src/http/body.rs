@@ -96,13 +96,13 @@ impl Read for Body<'_> {
         }
         if self.continue_pending {
             self.continue_pending = false;
-            self.conn.stream.set_write_timeout(Some(self.timeout))?;
+            self.conn.set_write_timeout(self.timeout)?;
             if let Err(err) = self.conn.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n") {
                 return Err(self.fail(err));
             }
             self.continue_sent = true;
         }
-        if let Err(err) = self.conn.stream.set_read_timeout(Some(self.timeout)) {
+        if let Err(err) = self.conn.set_read_timeout(self.timeout) {
             return Err(self.fail(err));
         }
         let read = loop {

@@ -26,9 +26,37 @@ pub(super) struct Conn {
     pub(super) buf: Vec<u8>,
     pub(super) start: usize,
     pub(super) end: usize,
+    /// The timeouts last set on the socket: setting one is a system call, so it is
+    /// only done when the value changes.
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+}
+
+/// Rounds a timeout up to 100 ms, so that a deadline counting down does not change the
+/// socket's timeout on every read.
+fn coarse(timeout: Duration) -> Duration {
+    Duration::from_millis((timeout.as_millis() as u64).div_ceil(100).max(1) * 100)
 }
 
 impl Conn {
+    pub(super) fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        let timeout = Some(coarse(timeout));
+        if self.read_timeout != timeout {
+            self.stream.set_read_timeout(timeout)?;
+            self.read_timeout = timeout;
+        }
+        Ok(())
+    }
+
+    pub(super) fn set_write_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        let timeout = Some(coarse(timeout));
+        if self.write_timeout != timeout {
+            self.stream.set_write_timeout(timeout)?;
+            self.write_timeout = timeout;
+        }
+        Ok(())
+    }
+
     pub(super) fn buffered(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
@@ -48,8 +76,7 @@ impl Conn {
             self.end -= self.start;
             self.start = 0;
         }
-        self.stream
-            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+        self.set_read_timeout(timeout)?;
         let n = self.stream.read(&mut self.buf[self.end..])?;
         self.end += n;
         Ok(n)
@@ -129,7 +156,7 @@ fn write_answer(
     head_only: bool,
     timeout: Duration,
 ) -> io::Result<()> {
-    conn.stream.set_write_timeout(Some(timeout))?;
+    conn.set_write_timeout(timeout)?;
     conn.stream.write_all(&response.to_bytes(head_only))
 }
 
@@ -146,6 +173,8 @@ pub(super) fn serve(
         buf: vec![0; limits.max_head_bytes + 4096],
         start: 0,
         end: 0,
+        read_timeout: None,
+        write_timeout: None,
     };
     loop {
         let request = match read_head(&mut conn, limits) {

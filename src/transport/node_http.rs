@@ -66,7 +66,12 @@ impl<In: Transport> Connector<In> for MayConnector {
                     let config = details.config;
                     let buffers =
                         LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size());
-                    return Ok(Some(MayTransport { stream, buffers }));
+                    return Ok(Some(MayTransport {
+                        stream,
+                        buffers,
+                        read_timeout: None,
+                        write_timeout: None,
+                    }));
                 }
                 Err(err) if err.kind() == io::ErrorKind::TimedOut => {
                     last_error = Some(ureq::Error::Timeout(ureq::Timeout::Connect))
@@ -81,6 +86,10 @@ impl<In: Transport> Connector<In> for MayConnector {
 pub struct MayTransport {
     stream: TcpStream,
     buffers: LazyBuffers,
+    /// The timeouts last set on the socket (each set is a system call), rounded up to
+    /// 100 ms so that a deadline counting down does not change them on every call.
+    read_timeout: Option<Option<Duration>>,
+    write_timeout: Option<Option<Duration>>,
 }
 
 impl fmt::Debug for MayTransport {
@@ -91,12 +100,15 @@ impl fmt::Debug for MayTransport {
     }
 }
 
-/// The time left for one read or write, or the timeout error when none is left.
+/// The time left for one read or write (rounded up to 100 ms), or the timeout error when
+/// none is left.
 fn time_left(timeout: NextTimeout) -> Result<Option<Duration>, ureq::Error> {
     if !timeout.after.is_not_happening() && timeout.after.is_zero() {
         return Err(ureq::Error::Timeout(timeout.reason));
     }
-    Ok(timeout.not_zero().map(|d| *d))
+    Ok(timeout
+        .not_zero()
+        .map(|d| Duration::from_millis((d.as_millis() as u64).div_ceil(100).max(1) * 100)))
 }
 
 fn io_error(err: io::Error, timeout: NextTimeout) -> ureq::Error {
@@ -113,7 +125,11 @@ impl Transport for MayTransport {
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         let timeout = timeout.for_write();
-        self.stream.set_write_timeout(time_left(timeout)?)?;
+        let left = Some(time_left(timeout)?);
+        if self.write_timeout != left {
+            self.stream.set_write_timeout(left.flatten())?;
+            self.write_timeout = left;
+        }
         let output = &self.buffers.output()[..amount];
         self.stream
             .write_all(output)
@@ -122,7 +138,11 @@ impl Transport for MayTransport {
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         let timeout = timeout.for_read();
-        self.stream.set_read_timeout(time_left(timeout)?)?;
+        let left = Some(time_left(timeout)?);
+        if self.read_timeout != left {
+            self.stream.set_read_timeout(left.flatten())?;
+            self.read_timeout = left;
+        }
         let input = self.buffers.input_append_buf();
         let amount = loop {
             match self.stream.read(input) {
@@ -151,7 +171,8 @@ pub fn agent(connect_timeout: Duration, total_timeout: Duration) -> ureq::Agent 
         .http_status_as_error(false)
         .timeout_connect(Some(connect_timeout))
         .timeout_global(Some(total_timeout))
-        .max_idle_connections(1000)
+        // The pool is searched linearly for each request: keep it modest.
+        .max_idle_connections(256)
         .max_idle_connections_per_host(64)
         .user_agent("backpack-coordinator")
         .build();
