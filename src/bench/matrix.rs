@@ -109,6 +109,22 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
     let idle_rss = memory_kib(pid, "VmRSS").unwrap_or(0);
     let direct: Vec<String> = cluster.nodes.iter().map(|n| n.url()).collect();
     let through = vec![coordinator.url("")];
+    let mut big_line = String::new();
+    if spec.big_upload > 0 {
+        let direct_time = one_upload(&format!("{}/big-direct", direct[0]), spec.big_upload)?;
+        clean(&cluster);
+        let through_time = one_upload(&coordinator.url("/big-through"), spec.big_upload)?;
+        clean(&cluster);
+        // First, so that the peak RSS so far is this upload's.
+        big_line = format!(
+            "one {} upload: direct {:.2}s, through the coordinator {:.2}s ({:.2}x); coordinator peak RSS {:.1} MiB",
+            format_size(spec.big_upload),
+            direct_time.as_secs_f64(),
+            through_time.as_secs_f64(),
+            through_time.as_secs_f64() / direct_time.as_secs_f64().max(1e-9),
+            memory_kib(pid, "VmHWM").unwrap_or(0) as f64 / 1024.0
+        );
+    }
 
     println!(
         "\n{nodes}; closed loop, {}s per cell, unique paths\n",
@@ -144,18 +160,8 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
             );
         }
     }
-    if spec.big_upload > 0 {
-        let direct_time = one_upload(&format!("{}/big-direct", direct[0]), spec.big_upload)?;
-        clean(&cluster);
-        let through_time = one_upload(&coordinator.url("/big-through"), spec.big_upload)?;
-        clean(&cluster);
-        println!(
-            "\none {} upload: direct {:.2}s, through the coordinator {:.2}s ({:.2}x)",
-            format_size(spec.big_upload),
-            direct_time.as_secs_f64(),
-            through_time.as_secs_f64(),
-            through_time.as_secs_f64() / direct_time.as_secs_f64().max(1e-9)
-        );
+    if !big_line.is_empty() {
+        println!("\n{big_line}");
     }
     println!(
         "coordinator RSS: idle {:.1} MiB, peak over the run {:.1} MiB",
