@@ -137,6 +137,10 @@ pub struct CoordinatorCommand {
     /// worker threads for coroutines (default: the number of cores)
     #[argh(option)]
     workers: Option<usize>,
+    /// coroutines kept ready for new connections (default 100); each costs a few KiB of
+    /// memory even when idle (may's own default, 1000, is about 8 MiB)
+    #[argh(option, default = "100")]
+    coroutine_pool: usize,
     /// coroutine stack size in KiB (default 256; 32 overflows)
     #[argh(option, default = "256")]
     stack_kib: usize,
@@ -167,6 +171,7 @@ impl Command for CoordinatorCommand {
         // may counts stack sizes in machine words.
         may::config()
             .set_workers(workers.max(1))
+            .set_pool_capacity(self.coroutine_pool.max(1))
             .set_stack_size(self.stack_kib.max(64) * 1024 / std::mem::size_of::<usize>());
         let statsd = match &self.statsd {
             Some(address) => Some(Arc::new(Statsd::new(address).map_err(Error::Invalid)?)),
