@@ -96,3 +96,21 @@ fn the_matrix_prints_its_table() {
     assert_eq!(status, 201);
     assert!(sink.file("/x").is_none());
 }
+
+#[test]
+fn slow_node_compares_the_other_shards_latency() {
+    let said = bp_bench(&[
+        "slow-node",
+        "--rate",
+        "60",
+        "--duration",
+        "1s",
+        "--delay",
+        "200ms",
+    ]);
+    assert!(said.contains("| 2 | ") && said.contains("| 3 | "), "{said}");
+    let shard_1 = said.lines().find(|l| l.starts_with("| 1 | ")).unwrap();
+    // Its median with the slow node is the proxy's delay.
+    let p50: f64 = shard_1.split('|').nth(6).unwrap().trim().parse().unwrap();
+    assert!(p50 >= 200.0, "{shard_1}");
+}

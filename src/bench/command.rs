@@ -35,6 +35,31 @@ pub struct Bench {
 enum Action {
     Load(LoadArgs),
     Matrix(MatrixArgs),
+    SlowNode(SlowNodeArgs),
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "slow-node")]
+/// Open-loop uploads over three single-node shards, healthy and then with node 1 slow:
+/// the latency of uploads to the other shards, side by side.
+struct SlowNodeArgs {
+    /// uploads per second (default 300)
+    #[argh(option, default = "300.0")]
+    rate: f64,
+    /// time per phase (default 10s)
+    #[argh(
+        option,
+        default = "Duration::from_secs(10)",
+        from_str_fn(parse_duration)
+    )]
+    duration: Duration,
+    /// how late the slow node answers (default 500ms)
+    #[argh(
+        option,
+        default = "Duration::from_millis(500)",
+        from_str_fn(parse_duration)
+    )]
+    delay: Duration,
 }
 
 #[derive(FromArgs)]
@@ -142,6 +167,11 @@ impl Command for Bench {
                     );
                 }
                 Ok(())
+            }
+            Action::SlowNode(args) => {
+                let bin = std::env::current_exe().map_err(|err| Error::invalid(err.to_string()))?;
+                super::slow_node::run_slow_node(&bin, args.rate, args.duration, args.delay)
+                    .map_err(Error::Invalid)
             }
             Action::Matrix(args) => {
                 let spec = MatrixSpec {

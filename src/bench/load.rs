@@ -32,6 +32,24 @@ pub struct LoadReport {
     pub elapsed: Duration,
     /// Latencies of answered requests, sorted, in microseconds.
     pub latencies_us: Vec<u64>,
+    /// The same, by the shard a coordinator answered (`{"shard_id": ...}`), sorted.
+    pub by_shard: BTreeMap<String, Vec<u64>>,
+}
+
+/// The latency at quantile `q` (0..1) of sorted microseconds, in milliseconds.
+pub fn percentile_ms(sorted_us: &[u64], q: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted_us.len() as f64 * q).ceil() as usize).clamp(1, sorted_us.len()) - 1;
+    sorted_us[index] as f64 / 1000.0
+}
+
+/// The shard id in a coordinator's answer, if it is one.
+fn shard_in(answer: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(answer).ok()?;
+    let rest = text.split_once("\"shard_id\":\"")?.1;
+    Some(rest.split('"').next()?.to_string())
 }
 
 impl LoadReport {
@@ -75,6 +93,7 @@ pub fn run(spec: &LoadSpec) -> LoadReport {
             );
             std::thread::spawn(move || {
                 let mut latencies = Vec::new();
+                let mut by_shard: BTreeMap<String, Vec<u64>> = BTreeMap::new();
                 let mut errors: BTreeMap<String, u64> = BTreeMap::new();
                 let mut ok = 0u64;
                 loop {
@@ -98,10 +117,14 @@ pub fn run(spec: &LoadSpec) -> LoadReport {
                     match agent.put(&url).send(&body[..]) {
                         Ok(response) => {
                             let status = response.status().as_u16();
-                            let _ = response.into_body().read_to_vec();
+                            let answer = response.into_body().read_to_vec().unwrap_or_default();
                             if (200..300).contains(&status) {
                                 ok += 1;
-                                latencies.push(due.elapsed().as_micros() as u64);
+                                let latency = due.elapsed().as_micros() as u64;
+                                latencies.push(latency);
+                                if let Some(shard) = shard_in(&answer) {
+                                    by_shard.entry(shard).or_default().push(latency);
+                                }
                             } else {
                                 *errors.entry(format!("HTTP {status}")).or_insert(0) += 1;
                             }
@@ -121,6 +144,9 @@ pub fn run(spec: &LoadSpec) -> LoadReport {
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
                 report.ok += ok;
                 report.latencies_us.extend(latencies);
+                for (shard, latencies) in by_shard {
+                    report.by_shard.entry(shard).or_default().extend(latencies);
+                }
                 for (kind, count) in errors {
                     *report.errors.entry(kind).or_insert(0) += count;
                 }
@@ -138,6 +164,7 @@ pub fn run(spec: &LoadSpec) -> LoadReport {
     report.elapsed = started.elapsed().min(spec.duration.max(started.elapsed()));
     report.requests = report.ok + report.errors.values().sum::<u64>();
     report.latencies_us.sort_unstable();
+    report.by_shard.values_mut().for_each(|l| l.sort_unstable());
     report
 }
 
