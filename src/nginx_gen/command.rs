@@ -189,16 +189,20 @@ impl NginxGen {
         }
         if let Some(check) = &self.check_cmd {
             if let Err(why) = run_shell(check) {
-                log_line!(
-                    "the new {} fails `{check}` ({why}); keeping the old one",
-                    output.display()
-                );
+                // The old file goes back first; the log line says it is done.
                 let restored = match &old {
                     Some(old) => write_atomically(output, old),
                     None => std::fs::remove_file(output),
                 };
-                if let Err(err) = restored {
-                    log_line!("cannot put the old {} back: {err}", output.display());
+                match restored {
+                    Ok(()) => log_line!(
+                        "the new {} fails `{check}` ({why}); keeping the old one",
+                        output.display()
+                    ),
+                    Err(err) => log_line!(
+                        "the new {} fails `{check}` ({why}), and the old one cannot be put back: {err}",
+                        output.display()
+                    ),
                 }
                 return;
             }
