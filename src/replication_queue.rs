@@ -6,11 +6,11 @@
 //! and share one lock node, also with the old Node.js tools.
 
 use crate::error::{Error, Result};
-use crate::state::endpoint::Endpoint;
 use crate::state::queue::QueueInfo;
 use crate::transport::redis::RedisPool;
 use rand::seq::SliceRandom;
 use redis::ConnectionLike;
+use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -189,21 +189,21 @@ fn closed() -> redis::RedisError {
     redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
 }
 
-fn connect(server: &Endpoint, timeout: Duration) -> redis::RedisResult<redis::Connection> {
-    let client = redis::Client::open(format!("redis://{server}/"))?;
-    let connection = client.get_connection_with_timeout(timeout)?;
-    connection.set_read_timeout(Some(timeout))?;
-    connection.set_write_timeout(Some(timeout))?;
-    Ok(connection)
-}
-
-/// `SCARD key` on the first server that answers.
+/// `SCARD key` on the first server that answers (for a one-shot command, which has no
+/// snapshot with pools: it makes its own).
 pub fn length(queue: &QueueInfo, timeout: Duration) -> Result<u64> {
     let mut failures = Vec::new();
     for server in &queue.servers {
-        let answer = connect(server, timeout)
-            .and_then(|mut conn| redis::cmd("SCARD").arg(&queue.key).query::<u64>(&mut conn));
-        match answer {
+        let addr = (server.host.as_str(), server.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next());
+        let Some(addr) = addr else {
+            failures.push(format!("{server}: does not resolve"));
+            continue;
+        };
+        let pool = RedisPool::new(addr, timeout);
+        match pool.with(|conn| redis::cmd("SCARD").arg(&queue.key).query::<u64>(conn)) {
             Ok(length) => return Ok(length),
             Err(err) => failures.push(format!("{server}: {err}")),
         }

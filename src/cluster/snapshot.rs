@@ -59,9 +59,45 @@ pub struct Snapshot {
     pub queue: Option<Queue>,
 }
 
+impl Queue {
+    /// `SCARD` on the first Redis that answers; None when none does.
+    pub fn length(&self) -> Option<u64> {
+        self.pools.iter().find_map(|pool| {
+            pool.with(|conn| redis::cmd("SCARD").arg(&self.key).query::<u64>(conn))
+                .ok()
+        })
+    }
+}
+
+/// The cluster's sizes, added up over its shards (what `/stats` and statsd report).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Capacity of every shard with a size node, read-only ones included.
+    pub capacity: u64,
+    pub used: u64,
+    /// Free bytes on writable shards only.
+    pub available: u64,
+    pub writable_shards: u64,
+}
+
 impl Snapshot {
     pub fn writable_shards(&self) -> impl Iterator<Item = &Shard> {
         self.shards.iter().filter(|shard| shard.is_writable())
+    }
+
+    pub fn totals(&self) -> Totals {
+        let mut totals = Totals::default();
+        for shard in &self.shards {
+            if let Some(size) = shard.size {
+                totals.capacity += size.capacity;
+                totals.used += size.current;
+                if shard.is_writable() {
+                    totals.writable_shards += 1;
+                    totals.available += size.free();
+                }
+            }
+        }
+        totals
     }
 }
 

@@ -4,7 +4,7 @@ use super::metrics::Metrics;
 use super::node_health::NodeHealth;
 use super::stats::Stats;
 use super::statsd::Statsd;
-use super::{queue_length, Coordinator, UploadSettings};
+use super::{Coordinator, UploadSettings};
 use crate::cli::Command;
 use crate::cluster::snapshot::Snapshot;
 use crate::cluster::snapshot::SnapshotCell;
@@ -287,7 +287,7 @@ fn start_statsd_gauges(
         .spawn(move || loop {
             if let Some(snapshot) = snapshots.current() {
                 let snapshot: &Snapshot = &snapshot;
-                statsd.gauges(snapshot, queue_length(snapshot));
+                statsd.gauges(snapshot, snapshot.queue.as_ref().and_then(|q| q.length()));
             }
             std::thread::sleep(interval);
         })

@@ -85,7 +85,10 @@ impl Coordinator {
 
     fn stats_answer(&self) -> Response {
         let snapshot = self.snapshot.current();
-        let queue_length = snapshot.as_deref().and_then(queue_length);
+        let queue_length = snapshot
+            .as_deref()
+            .and_then(|s| s.queue.as_ref())
+            .and_then(snapshot::Queue::length);
         let mut document = self.stats.document(snapshot.as_deref(), queue_length);
         // Beyond the old coordinator's fields: how current the configuration is.
         document["zookeeper_state"] = self.zk_health.state().into();
@@ -101,7 +104,10 @@ impl Coordinator {
         let snapshot = self.snapshot.current();
         let text = self.metrics.render(
             snapshot.as_deref(),
-            snapshot.as_deref().and_then(queue_length),
+            snapshot
+                .as_deref()
+                .and_then(|s| s.queue.as_ref())
+                .and_then(snapshot::Queue::length),
             self.zk_health.state(),
             self.server.open_connections(),
         );
@@ -111,15 +117,6 @@ impl Coordinator {
             text.into_bytes(),
         )
     }
-}
-
-/// `SCARD` of the queue on the first Redis that answers.
-fn queue_length(snapshot: &snapshot::Snapshot) -> Option<u64> {
-    let queue = snapshot.queue.as_ref()?;
-    queue.pools.iter().find_map(|pool| {
-        pool.with(|conn| redis::cmd("SCARD").arg(&queue.key).query::<u64>(conn))
-            .ok()
-    })
 }
 
 impl Handler for Coordinator {

@@ -44,19 +44,14 @@ impl Stats {
 
     /// The `/stats` document; `queue_length` is None when no Redis answered.
     pub fn document(&self, snapshot: Option<&Snapshot>, queue_length: Option<u64>) -> Value {
-        let (mut total, mut used, mut available, mut shards, mut writable) =
-            (0u64, 0u64, 0u64, 0u64, 0u64);
-        for shard in snapshot.map(|s| s.shards.as_slice()).unwrap_or_default() {
-            shards += 1;
-            if let Some(size) = shard.size {
-                total += size.capacity;
-                used += size.current;
-            }
-            if shard.is_writable() {
-                writable += 1;
-                available += shard.size.map_or(0, |size| size.free());
-            }
-        }
+        let totals = snapshot.map(Snapshot::totals).unwrap_or_default();
+        let shards = snapshot.map_or(0, |s| s.shards.len());
+        let (total, used, available, writable) = (
+            totals.capacity,
+            totals.used,
+            totals.available,
+            totals.writable_shards,
+        );
         json!({
             "uptime": self.started.elapsed().as_millis() as u64,
             "processed_uploads": self.processed_uploads.load(Ordering::Relaxed),

@@ -72,7 +72,6 @@ impl Statsd {
     pub fn gauges(&self, snapshot: &Snapshot, queue_length: Option<u64>) {
         let p = &self.prefix;
         let mut lines = Vec::new();
-        let (mut total, mut used, mut available) = (0u64, 0u64, 0u64);
         for shard in &snapshot.shards {
             let Some(size) = shard.size else { continue };
             let mode = if shard.is_writable() { "rw" } else { "ro" };
@@ -80,19 +79,15 @@ impl Statsd {
             lines.push(format!("{p}.{id}.{mode}.current_size:{}|g", size.current));
             lines.push(format!("{p}.{id}.{mode}.capacity_size:{}|g", size.capacity));
             lines.push(format!("{p}.{id}.{mode}.available_size:{}|g", size.free()));
-            total += size.capacity;
-            used += size.current;
-            if shard.is_writable() {
-                available += size.free();
-            }
         }
-        lines.push(format!("{p}.total_size:{total}|g"));
-        lines.push(format!("{p}.used_size:{used}|g"));
+        let totals = snapshot.totals();
+        lines.push(format!("{p}.total_size:{}|g", totals.capacity));
+        lines.push(format!("{p}.used_size:{}|g", totals.used));
         if let Some(length) = queue_length {
             lines.push(format!("{p}.queue_length:{length}|g"));
         }
         lines.push(format!("{p}.total_shards:{}|g", snapshot.shards.len()));
-        lines.push(format!("{p}.available_space:{available}|g"));
+        lines.push(format!("{p}.available_space:{}|g", totals.available));
         // Keep datagrams small: a few lines each.
         for chunk in lines.chunks(8) {
             self.send(chunk);

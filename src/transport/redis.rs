@@ -53,32 +53,17 @@ impl RedisConnection {
         }
     }
 
+    /// Sends a packed command (or pipeline) and reads `replies` replies.
     fn exchange(&mut self, packed: &[u8], replies: usize) -> RedisResult<Vec<Value>> {
-        let result = self
-            .writer
-            .write_all(packed)
-            .map_err(redis::RedisError::from)
-            .and_then(|()| {
-                (0..replies)
-                    .map(|_| self.parser.parse_value(&mut self.reader))
-                    .collect::<RedisResult<Vec<Value>>>()
-            });
-        if result.is_err() {
-            // A timed-out or failed exchange may leave a reply in flight: never reuse it.
-            self.broken = true;
-        }
-        result
+        self.send(packed)?;
+        (0..replies).map(|_| self.receive()).collect()
     }
 }
 
 impl ConnectionLike for RedisConnection {
     fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
-        let mut values = self.exchange(cmd, 1)?;
-        let value = values.pop().unwrap_or(Value::Nil);
-        match value {
-            Value::ServerError(err) => Err(err.into()),
-            value => Ok(value),
-        }
+        self.send(cmd)?;
+        self.receive()
     }
 
     fn req_packed_commands(
