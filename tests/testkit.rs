@@ -99,3 +99,35 @@ fn webdav_node_behaves_like_a_backpack_node() {
         "files survive a restart"
     );
 }
+
+/// Tests start servers in parallel: two of them must never be given the same port, and
+/// no port may come from the range where outgoing connections take theirs (a client
+/// socket there would keep the server from binding it).
+#[test]
+fn free_ports_are_never_handed_out_twice() {
+    let ephemeral_start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(|| {
+                (0..100)
+                    .map(|_| backpack::testkit::free_port().unwrap())
+                    .collect::<Vec<u16>>()
+            })
+        })
+        .collect();
+    let mut ports: Vec<u16> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert!(ports.iter().all(|&p| p < ephemeral_start), "{ports:?}");
+    ports.sort();
+    let before = ports.len();
+    ports.dedup();
+    assert_eq!(ports.len(), before, "a port was handed out twice");
+}

@@ -137,7 +137,7 @@ impl LocalCluster {
         launch.arg0 = Some("backpack-coordinator".to_string());
         let process = ServerProcess::start(launch)?;
         let mut coordinator = CoordinatorProcess { port, dir, process };
-        coordinator.wait_ready()?;
+        coordinator.wait_ready(0)?;
         Ok(coordinator)
     }
 }
@@ -150,14 +150,25 @@ pub struct CoordinatorProcess {
 }
 
 impl CoordinatorProcess {
+    /// Lines of its log (which restarts append to) that say it listens on its port.
+    fn times_listening(&self) -> usize {
+        let said = format!("listening on 127.0.0.1:{} ", self.port);
+        self.log()
+            .lines()
+            .filter(|line| line.contains(&said))
+            .count()
+    }
+
     /// Waits until it listens; fails at once, with its log, if it exits.
-    fn wait_ready(&mut self) -> io::Result<()> {
-        let port = self.port;
-        let process = &mut self.process;
+    ///
+    /// Ready means a new line of its own log says it listens on the port, after the
+    /// `before` such lines of earlier runs: something else answering on the port would
+    /// pass a mere connection test.
+    fn wait_ready(&mut self, before: usize) -> io::Result<()> {
         let mut exited = false;
         let ready = wait_until("backpack-coordinator", Duration::from_secs(20), || {
-            exited = !process.is_running();
-            exited || super::is_listening(port)
+            exited = !self.process.is_running();
+            exited || self.times_listening() > before
         });
         if exited || ready.is_err() {
             let log = self.log();
@@ -179,7 +190,8 @@ impl CoordinatorProcess {
     }
 
     pub fn restart(&mut self) -> io::Result<()> {
+        let before = self.times_listening();
         self.process.restart()?;
-        self.wait_ready()
+        self.wait_ready(before)
     }
 }

@@ -111,9 +111,42 @@ fn reap_orphans() {
     }
 }
 
-/// A TCP port on 127.0.0.1 that nothing listens on right now.
+/// A TCP port on 127.0.0.1 that nothing listens on right now, and that this process has
+/// not handed out before.
+///
+/// Two traps make "bind port 0 and let go" unsafe for tests that start servers in
+/// parallel. The kernel may hand the same free port to two callers before either server
+/// binds it; the second server then fails, and a readiness probe finds the first one
+/// listening there and takes it for its own. And port 0 draws from the ephemeral range,
+/// where outgoing connections take their local ports: a client socket can sit on the port
+/// before the server binds it. So ports come from below the ephemeral range, each once.
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    use rand::Rng;
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let ephemeral_start = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (
+        ephemeral_start.saturating_sub(20000).max(1024),
+        ephemeral_start.saturating_sub(1),
+    );
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rng = rand::rng();
+    for _ in 0..if low < high { 1000 } else { 0 } {
+        let port = rng.random_range(low..=high);
+        if handed_out.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.push(port);
+            return Ok(port);
+        }
+    }
+    // Everything tried was taken: fall back to the kernel's choice.
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    handed_out.push(port);
+    Ok(port)
 }
 
 /// True when something accepts connections on 127.0.0.1:`port`.
