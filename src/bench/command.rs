@@ -143,7 +143,8 @@ impl Command for Bench {
                     duration: args.duration,
                     max_requests: args.count,
                     prefix: args.prefix,
-                });
+                })
+                .map_err(Error::invalid)?;
                 println!(
                     "{} ok of {} in {:.2}s: {:.0} requests/s; latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms{}",
                     report.ok,

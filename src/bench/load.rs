@@ -4,10 +4,15 @@
 //! from when a request was due, so a stall shows in the percentiles instead of hiding in
 //! fewer requests: the correction for coordinated omission).
 
+use super::client::{Client, Outcome, Target};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// How long one request may take before it counts as a timeout.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
@@ -69,103 +74,140 @@ impl LoadReport {
     }
 }
 
-/// Runs the load and reports.
-pub fn run(spec: &LoadSpec) -> LoadReport {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .max_idle_connections_per_host(spec.concurrency.max(1) * 2)
+/// What one connection's task saw.
+#[derive(Default)]
+struct TaskReport {
+    ok: u64,
+    latencies_us: Vec<u64>,
+    by_shard: BTreeMap<String, Vec<u64>>,
+    errors: BTreeMap<String, u64>,
+}
+
+/// Where the next request's number and due time come from.
+enum Schedule {
+    /// Closed loop: the next number, due as soon as a connection is free.
+    Closed(Arc<AtomicU64>),
+    /// Open loop: numbers with due times, sent by the pacer thread.
+    Open(Arc<tokio::sync::Mutex<UnboundedReceiver<(u64, Instant)>>>),
+}
+
+impl Schedule {
+    async fn next(&self, spec: &LoadSpec, deadline: Instant) -> Option<(u64, Instant)> {
+        let (n, due) = match self {
+            Schedule::Closed(next) => (next.fetch_add(1, Ordering::Relaxed), Instant::now()),
+            Schedule::Open(receiver) => receiver.lock().await.recv().await?,
+        };
+        (n < spec.max_requests && Instant::now() < deadline).then_some((n, due))
+    }
+}
+
+/// Runs the load and reports; an error names a target that is not an `http://host:port`
+/// URL.
+///
+/// All connections are tasks on one tokio thread (see `client`). In open loop a pacer
+/// thread sends each request's number when it is due: the runtime's timers tick in
+/// whole milliseconds, a thread's sleep is far finer, and latencies here are fractions of
+/// a millisecond.
+pub fn run(spec: &LoadSpec) -> Result<LoadReport, String> {
+    let targets = spec
+        .targets
+        .iter()
+        .map(|url| Target::parse(url))
+        .collect::<Result<Vec<_>, _>>()?;
+    if targets.is_empty() {
+        return Err("no target URL".into());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
-        .into();
-    let body = Arc::new(vec![b'b'; spec.body_size]);
-    let next = Arc::new(AtomicU64::new(0));
-    let results = Arc::new(Mutex::new(LoadReport::default()));
+        .map_err(|err| format!("cannot start the load generator's runtime: {err}"))?;
     let started = Instant::now();
     let deadline = started + spec.duration;
-    let threads: Vec<_> = (0..spec.concurrency.max(1))
-        .map(|_| {
-            let (agent, body, next, results, spec) = (
-                agent.clone(),
-                Arc::clone(&body),
-                Arc::clone(&next),
-                Arc::clone(&results),
-                spec.clone(),
-            );
-            std::thread::spawn(move || {
-                let mut latencies = Vec::new();
-                let mut by_shard: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-                let mut errors: BTreeMap<String, u64> = BTreeMap::new();
-                let mut ok = 0u64;
-                loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= spec.max_requests {
-                        break;
-                    }
-                    // When this request is due: now (closed loop) or on the rate's schedule.
-                    let due = match spec.rate {
-                        Some(rate) => started + Duration::from_secs_f64(n as f64 / rate),
-                        None => Instant::now(),
-                    };
-                    if due >= deadline || Instant::now() >= deadline {
+    let (schedule, pacer) = match spec.rate {
+        None => (Schedule::Closed(Arc::new(AtomicU64::new(0))), None),
+        Some(rate) => {
+            let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+            let max_requests = spec.max_requests;
+            let pacer = std::thread::spawn(move || {
+                for n in 0..max_requests {
+                    let due = started + Duration::from_secs_f64(n as f64 / rate);
+                    if due >= deadline {
                         break;
                     }
                     if let Some(wait) = due.checked_duration_since(Instant::now()) {
                         std::thread::sleep(wait);
                     }
-                    let target = &spec.targets[(n as usize) % spec.targets.len()];
-                    let url = format!("{target}/{}/{n}", spec.prefix);
-                    match agent.put(&url).send(&body[..]) {
-                        Ok(response) => {
-                            let status = response.status().as_u16();
-                            let answer = response.into_body().read_to_vec().unwrap_or_default();
-                            if (200..300).contains(&status) {
-                                ok += 1;
-                                let latency = due.elapsed().as_micros() as u64;
-                                latencies.push(latency);
-                                if let Some(shard) = shard_in(&answer) {
-                                    by_shard.entry(shard).or_default().push(latency);
-                                }
-                            } else {
-                                *errors.entry(format!("HTTP {status}")).or_insert(0) += 1;
-                            }
-                        }
-                        Err(err) => {
-                            let kind = match err {
-                                ureq::Error::Timeout(_) => "timeout".to_string(),
-                                ureq::Error::Io(e) => format!("io: {:?}", e.kind()),
-                                other => format!("{other}"),
-                            };
-                            *errors.entry(kind).or_insert(0) += 1;
-                        }
+                    if sender.send((n, due)).is_err() {
+                        break;
                     }
                 }
-                let mut report = results
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                report.ok += ok;
-                report.latencies_us.extend(latencies);
-                for (shard, latencies) in by_shard {
-                    report.by_shard.entry(shard).or_default().extend(latencies);
+            });
+            let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+            (Schedule::Open(receiver), Some(pacer))
+        }
+    };
+    let schedule = Arc::new(schedule);
+    let body: Arc<[u8]> = vec![b'b'; spec.body_size].into();
+    let mut report = LoadReport::default();
+    runtime.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..spec.concurrency.max(1) {
+            let (schedule, body, spec, targets) = (
+                Arc::clone(&schedule),
+                Arc::clone(&body),
+                spec.clone(),
+                targets.clone(),
+            );
+            tasks.spawn(async move {
+                let mut clients: Vec<Client> = targets
+                    .into_iter()
+                    .map(|target| Client::new(target, REQUEST_TIMEOUT))
+                    .collect();
+                let mut seen = TaskReport::default();
+                while let Some((n, due)) = schedule.next(&spec, deadline).await {
+                    let clients_len = clients.len();
+                    let client = &mut clients[(n as usize) % clients_len];
+                    let path = format!("/{}/{n}", spec.prefix);
+                    match client.put(&path, &body).await {
+                        Outcome::Answered { status, body } if (200..300).contains(&status) => {
+                            seen.ok += 1;
+                            let latency = due.elapsed().as_micros() as u64;
+                            seen.latencies_us.push(latency);
+                            if let Some(shard) = shard_in(&body) {
+                                seen.by_shard.entry(shard).or_default().push(latency);
+                            }
+                        }
+                        Outcome::Answered { status, .. } => {
+                            *seen.errors.entry(format!("HTTP {status}")).or_insert(0) += 1;
+                        }
+                        Outcome::Failed(kind) => *seen.errors.entry(kind).or_insert(0) += 1,
+                    }
                 }
-                for (kind, count) in errors {
-                    *report.errors.entry(kind).or_insert(0) += count;
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        let _ = thread.join();
+                seen
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            let Ok(seen) = done else { continue };
+            report.ok += seen.ok;
+            report.latencies_us.extend(seen.latencies_us);
+            for (shard, latencies) in seen.by_shard {
+                report.by_shard.entry(shard).or_default().extend(latencies);
+            }
+            for (kind, count) in seen.errors {
+                *report.errors.entry(kind).or_insert(0) += count;
+            }
+        }
+    });
+    report.elapsed = started.elapsed();
+    // The tasks are done, so the channel's receiver is gone and the pacer stops.
+    drop(schedule);
+    if let Some(pacer) = pacer {
+        let _ = pacer.join();
     }
-    let mut report = std::mem::take(
-        &mut *results
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()),
-    );
-    report.elapsed = started.elapsed().min(spec.duration.max(started.elapsed()));
     report.requests = report.ok + report.errors.values().sum::<u64>();
     report.latencies_us.sort_unstable();
     report.by_shard.values_mut().for_each(|l| l.sort_unstable());
-    report
+    Ok(report)
 }
 
 /// CPU seconds (user + system) a process has used, from `/proc/<pid>/stat`.

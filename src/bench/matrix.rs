@@ -143,10 +143,10 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
                 max_requests: (spec.cap_bytes / size.max(1)).max(1),
                 prefix: prefix.to_string(),
             };
-            let d = run(&load(&direct, "direct"));
+            let d = run(&load(&direct, "direct"))?;
             clean(&cluster);
             let cpu_before = cpu_seconds(pid).unwrap_or(0.0);
-            let c = run(&load(&through, "coordinator"));
+            let c = run(&load(&through, "coordinator"))?;
             let cpu = cpu_seconds(pid).unwrap_or(0.0) - cpu_before;
             clean(&cluster);
             let ratio = c.rps() / d.rps().max(1e-9);

@@ -3,6 +3,7 @@
 //! nodes in the same run, and prints a table with ratios; and `slow-node`, which checks
 //! that one slow node leaves the other shards' latency alone.
 
+mod client;
 pub mod command;
 pub mod load;
 mod matrix;

@@ -53,13 +53,13 @@ pub fn run_slow_node(
         max_requests: u64::MAX,
         prefix: prefix.to_string(),
     };
-    let healthy = run(&spec("healthy"));
+    let healthy = run(&spec("healthy"))?;
     let proxy = DelayProxy::start(cluster.node(1).port, delay).map_err(|e| e.to_string())?;
     cluster
         .admin("backpack-coordinator-add-server", &["1", &proxy.url()])
         .map_err(|e| e.to_string())?;
     std::thread::sleep(Duration::from_secs(1));
-    let slow = run(&spec("slow"));
+    let slow = run(&spec("slow"))?;
     println!(
         "\nopen loop at {rate} uploads/s of 1 KiB for {}s each; node 1 then answers {} ms late; latency from when each upload was due\n",
         duration.as_secs_f64(),
