@@ -292,6 +292,40 @@ fn idle_and_stalled_connections_are_closed() {
     assert_eq!(holders(&cluster, "/stall"), Vec::<usize>::new());
 }
 
+/// The idle timeout holds on its own even when it is longer than the body timeout (the
+/// socket keeps the shorter one and waits again).
+#[test]
+fn an_idle_timeout_longer_than_the_body_timeout_is_kept() {
+    let cluster = LocalCluster::start(bin(), "long-idle", 1, 1).unwrap();
+    cluster.add_enabled_shard("1", &[1], "1gb").unwrap();
+    let coordinator = cluster
+        .start_coordinator(
+            "coordinator",
+            &["--idle-timeout", "3s", "--body-timeout", "1s"],
+        )
+        .unwrap();
+    let mut kept = TcpStream::connect(("127.0.0.1", coordinator.port)).unwrap();
+    kept.write_all(b"GET /stats HTTP/1.1\r\n\r\n").unwrap();
+    assert!(read_until_quiet(&mut kept, QUIET).starts_with("HTTP/1.1 200 "));
+    // Idle for twice the body timeout: still open.
+    std::thread::sleep(Duration::from_millis(2000));
+    kept.write_all(b"GET /stats HTTP/1.1\r\n\r\n").unwrap();
+    let answer = read_until_quiet(&mut kept, QUIET);
+    assert!(
+        answer.starts_with("HTTP/1.1 200 "),
+        "closed early: {answer:?}"
+    );
+    // And closed once the idle timeout has passed.
+    let idle_since = Instant::now();
+    kept.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    assert_eq!(kept.read(&mut [0u8; 16]).unwrap_or(0), 0);
+    let idle = idle_since.elapsed();
+    assert!(
+        idle > Duration::from_millis(1800) && idle < Duration::from_millis(5000),
+        "closed after {idle:?} idle, not about 3s"
+    );
+}
+
 #[test]
 fn too_many_connections_get_503() {
     let cluster = LocalCluster::start(bin(), "conn-cap", 1, 1).unwrap();

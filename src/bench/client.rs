@@ -125,28 +125,43 @@ impl Client {
             stream.write_all(&self.out).await?;
             stream.write_all(body).await?;
         }
-        let (status, length, close, mut filled, head_length) =
-            read_head(stream, &mut self.buf).await?;
+        let head = read_head(stream, &mut self.buf).await?;
         // The body: what came with the head, then the rest.
         let mut answer = Vec::new();
-        let mut remaining = length;
-        let with_head = (filled - head_length).min(length);
-        answer.extend_from_slice(&self.buf[head_length..head_length + with_head]);
-        remaining -= with_head;
-        while remaining > 0 {
-            filled = stream.read(&mut self.buf).await?;
-            if filled == 0 {
-                return Err(Failure::Io(io::ErrorKind::UnexpectedEof));
+        let mut keep = |bytes: &[u8]| {
+            let room = KEEP_BODY_BYTES.saturating_sub(answer.len());
+            answer.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        };
+        let arrived = &self.buf[head.head_length..head.filled];
+        match head.length {
+            Length::Known(length) => {
+                let mut remaining = length.saturating_sub(arrived.len());
+                keep(&arrived[..arrived.len().min(length)]);
+                while remaining > 0 {
+                    let n = stream.read(&mut self.buf).await?;
+                    if n == 0 {
+                        return Err(Failure::Io(io::ErrorKind::UnexpectedEof));
+                    }
+                    keep(&self.buf[..n.min(remaining)]);
+                    remaining -= n.min(remaining);
+                }
+                if head.close {
+                    self.stream = None;
+                }
             }
-            let take = filled.min(remaining);
-            if answer.len() < KEEP_BODY_BYTES {
-                answer.extend_from_slice(&self.buf[..take]);
+            Length::ToClose => {
+                keep(arrived);
+                loop {
+                    let n = stream.read(&mut self.buf).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    keep(&self.buf[..n]);
+                }
+                self.stream = None;
             }
-            remaining -= take;
         }
-        if close {
-            self.stream = None;
-        }
+        let status = head.status;
         Ok(Outcome::Answered {
             status,
             body: answer,
@@ -154,12 +169,26 @@ impl Client {
     }
 }
 
-/// Reads until a whole answer head is in `buf`: (status, Content-Length, whether the
-/// server closes, bytes in `buf`, length of the head).
-async fn read_head(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-) -> Result<(u16, usize, bool, usize, usize), Failure> {
+/// How an answer's body ends.
+enum Length {
+    Known(usize),
+    /// At the end of the connection.
+    ToClose,
+}
+
+/// An answer's head, read into the start of the buffer.
+struct Head {
+    status: u16,
+    length: Length,
+    /// The server closes the connection after this answer.
+    close: bool,
+    /// Bytes in the buffer: the head and whatever of the body came with it.
+    filled: usize,
+    head_length: usize,
+}
+
+/// Reads until a whole answer head is in `buf`.
+async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Head, Failure> {
     let mut filled = 0;
     loop {
         if filled == buf.len() {
@@ -200,10 +229,20 @@ async fn read_head(
                         close = header.value.eq_ignore_ascii_case(b"close");
                     }
                 }
-                let Some(length) = length else {
-                    return Err(Failure::Answer("answer without Content-Length"));
+                // 204 and 304 never have a body; otherwise no length means the body
+                // runs to the end of the connection.
+                let length = match length {
+                    _ if status == 204 || status == 304 => Length::Known(0),
+                    Some(length) => Length::Known(length),
+                    None => Length::ToClose,
                 };
-                return Ok((status, length, close, filled, head_length));
+                return Ok(Head {
+                    status,
+                    length,
+                    close,
+                    filled,
+                    head_length,
+                });
             }
         }
     }

@@ -102,15 +102,7 @@ impl Read for Body<'_> {
             }
             self.continue_sent = true;
         }
-        if let Err(err) = self.conn.set_read_timeout(self.timeout) {
-            return Err(self.fail(err));
-        }
-        let read = loop {
-            match self.conn.stream.read(&mut out[..want]) {
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other,
-            }
-        };
+        let read = self.conn.read_within(self.timeout, &mut out[..want]);
         match read {
             Ok(0) => {
                 let missing = self.remaining;

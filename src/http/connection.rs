@@ -30,6 +30,9 @@ pub(super) struct Conn {
     /// only done when the value changes.
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
+    /// The read timeout the socket keeps: the shortest wait the server uses (see
+    /// `read_within`).
+    standing_read_timeout: Duration,
 }
 
 /// Rounds a timeout up to 100 ms, so that a deadline counting down does not change the
@@ -39,13 +42,32 @@ fn coarse(timeout: Duration) -> Duration {
 }
 
 impl Conn {
-    pub(super) fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
         let timeout = Some(coarse(timeout));
         if self.read_timeout != timeout {
             self.stream.set_read_timeout(timeout)?;
             self.read_timeout = timeout;
         }
         Ok(())
+    }
+
+    /// Reads into `out`, waiting at most `timeout` for bytes to arrive.
+    ///
+    /// A kept-alive connection waits with the idle timeout between requests and with the
+    /// body timeout inside one; setting the socket's timeout to each in turn would cost two
+    /// system calls per request. So the socket keeps the shorter of the two, and a wait
+    /// meant to be longer simply reads again when it runs out.
+    pub(super) fn read_within(&mut self, timeout: Duration, out: &mut [u8]) -> io::Result<usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.set_read_timeout(left.min(self.standing_read_timeout))?;
+            match self.stream.read(out) {
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) if is_timeout(&err) && Instant::now() < deadline => {}
+                other => return other,
+            }
+        }
     }
 
     pub(super) fn set_write_timeout(&mut self, timeout: Duration) -> io::Result<()> {
@@ -76,8 +98,11 @@ impl Conn {
             self.end -= self.start;
             self.start = 0;
         }
-        self.set_read_timeout(timeout)?;
-        let n = self.stream.read(&mut self.buf[self.end..])?;
+        // The buffer is taken out for the read, so that `read_within` may borrow `self`.
+        let mut buf = std::mem::take(&mut self.buf);
+        let read = self.read_within(timeout, &mut buf[self.end..]);
+        self.buf = buf;
+        let n = read?;
         self.end += n;
         Ok(n)
     }
@@ -175,6 +200,7 @@ pub(super) fn serve(
         end: 0,
         read_timeout: None,
         write_timeout: None,
+        standing_read_timeout: limits.idle_timeout.min(limits.body_timeout),
     };
     loop {
         let request = match read_head(&mut conn, limits) {

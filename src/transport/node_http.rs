@@ -8,7 +8,7 @@
 
 use may::net::TcpStream;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 use ureq::http::Uri;
@@ -69,6 +69,7 @@ impl<In: Transport> Connector<In> for MayConnector {
                     return Ok(Some(MayTransport {
                         stream,
                         buffers,
+                        held: Vec::new(),
                         read_timeout: None,
                         write_timeout: None,
                     }));
@@ -86,6 +87,8 @@ impl<In: Transport> Connector<In> for MayConnector {
 pub struct MayTransport {
     stream: TcpStream,
     buffers: LazyBuffers,
+    /// Small writes held back until the next write or read (see `transmit_output`).
+    held: Vec<u8>,
     /// The timeouts last set on the socket (each set is a system call), rounded up to
     /// 100 ms so that a deadline counting down does not change them on every call.
     read_timeout: Option<Option<Duration>>,
@@ -123,20 +126,39 @@ impl Transport for MayTransport {
         &mut self.buffers
     }
 
+    /// ureq sends a request head and then each piece of the body, one call each. Sent as
+    /// they come, a 1 KiB upload would cost the node two wakeups and us two system calls.
+    /// So small pieces are held back and go out with the next piece, in one vectored
+    /// write, or before the next read: a client reads only after its whole request is
+    /// written, so nothing waits on a held piece.
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let output = &self.buffers.output()[..amount];
+        if self.held.len() + output.len() <= HOLD_BYTES {
+            self.held.extend_from_slice(output);
+            return Ok(());
+        }
         let timeout = timeout.for_write();
         let left = Some(time_left(timeout)?);
         if self.write_timeout != left {
             self.stream.set_write_timeout(left.flatten())?;
             self.write_timeout = left;
         }
-        let output = &self.buffers.output()[..amount];
-        self.stream
-            .write_all(output)
-            .map_err(|err| io_error(err, timeout))
+        write_both(&mut self.stream, &self.held, output).map_err(|err| io_error(err, timeout))?;
+        self.held.clear();
+        Ok(())
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        if !self.held.is_empty() {
+            let timeout = timeout.for_write();
+            let left = Some(time_left(timeout)?);
+            if self.write_timeout != left {
+                self.stream.set_write_timeout(left.flatten())?;
+                self.write_timeout = left;
+            }
+            write_both(&mut self.stream, &self.held, &[]).map_err(|err| io_error(err, timeout))?;
+            self.held.clear();
+        }
         let timeout = timeout.for_read();
         let left = Some(time_left(timeout)?);
         if self.read_timeout != left {
@@ -163,6 +185,25 @@ impl Transport for MayTransport {
             Ok(_) => false,
         }
     }
+}
+
+/// Writes held back by `MayTransport` at most (a request head and a small body).
+const HOLD_BYTES: usize = 16 * 1024;
+
+/// Writes all of `first` then all of `second`, in as few system calls as the socket allows.
+fn write_both(stream: &mut TcpStream, mut first: &[u8], mut second: &[u8]) -> io::Result<()> {
+    while !first.is_empty() || !second.is_empty() {
+        let written = match stream.write_vectored(&[IoSlice::new(first), IoSlice::new(second)]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        let from_first = written.min(first.len());
+        first = &first[from_first..];
+        second = &second[written - from_first..];
+    }
+    Ok(())
 }
 
 /// A ureq agent whose connections are `may` sockets, with pooling (keep-alive to nodes).
