@@ -117,9 +117,13 @@ struct MatrixArgs {
         from_str_fn(parse_duration)
     )]
     duration: Duration,
-    /// bytes per cell and target at most (default 512mb); what a cell stores is deleted
-    #[argh(option, default = "512 << 20", from_str_fn(size_arg))]
-    cap: u64,
+    /// bytes per cell and target at most (default 512mb with WebDAV nodes, none with
+    /// sink nodes, which store nothing); what a cell stores is deleted
+    #[argh(option, from_str_fn(size_arg))]
+    cap: Option<u64>,
+    /// more flags for the coordinator, space-separated (e.g. "--workers 1")
+    #[argh(option, default = "String::new()")]
+    coordinator_flags: String,
     /// also one upload of this size, direct and through the coordinator (default 512mb; 0: none)
     #[argh(option, default = "512 << 20", from_str_fn(size_arg))]
     big_upload: u64,
@@ -181,7 +185,14 @@ impl Command for Bench {
                     concurrencies: list(&args.concurrency, |s| s.parse().ok())
                         .map_err(Error::Invalid)?,
                     duration: args.duration,
-                    cap_bytes: args.cap,
+                    cap_bytes: args
+                        .cap
+                        .unwrap_or(if args.sink { u64::MAX } else { 512 << 20 }),
+                    coordinator_flags: args
+                        .coordinator_flags
+                        .split_whitespace()
+                        .map(str::to_string)
+                        .collect(),
                     big_upload: args.big_upload,
                 };
                 let bin = std::env::current_exe().map_err(|err| Error::invalid(err.to_string()))?;

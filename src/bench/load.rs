@@ -58,6 +58,23 @@ fn shard_in(answer: &[u8]) -> Option<String> {
 }
 
 impl LoadReport {
+    /// Adds `other`, a run of the same load that followed this one.
+    pub fn merge(&mut self, other: LoadReport) {
+        self.requests += other.requests;
+        self.ok += other.ok;
+        for (kind, count) in other.errors {
+            *self.errors.entry(kind).or_insert(0) += count;
+        }
+        self.elapsed += other.elapsed;
+        self.latencies_us.extend(other.latencies_us);
+        self.latencies_us.sort_unstable();
+        for (shard, latencies) in other.by_shard {
+            let mine = self.by_shard.entry(shard).or_default();
+            mine.extend(latencies);
+            mine.sort_unstable();
+        }
+    }
+
     pub fn rps(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
