@@ -114,3 +114,53 @@ fn slow_node_compares_the_other_shards_latency() {
     let p50: f64 = shard_1.split('|').nth(6).unwrap().trim().parse().unwrap();
     assert!(p50 >= 200.0, "{shard_1}");
 }
+
+/// What the load generator counts: a rewrite (204, no body, no length) is a success,
+/// a refusal is an error by status, an unreachable target an error by kind.
+#[test]
+fn load_counts_rewrites_refusals_and_unreachable_targets() {
+    let sandbox = Sandbox::new("bench-errors").unwrap();
+    let node = WebDavNode::start(&sandbox, "node").unwrap();
+    let twice = ["load", &node.url(), "--count", "50", "--concurrency", "3"];
+    assert!(bp_bench(&twice).starts_with("50 ok of 50 in "));
+    // The same paths again: nginx answers 204 without a Content-Length.
+    assert!(bp_bench(&twice).starts_with("50 ok of 50 in "));
+    assert_eq!(
+        std::fs::read_dir(node.files.join("bench")).unwrap().count(),
+        50
+    );
+    // A PUT under a path that is a file cannot be stored (nginx answers 500).
+    let refused = bp_bench(&[
+        "load",
+        &node.url(),
+        "--count",
+        "5",
+        "--concurrency",
+        "1",
+        "--prefix",
+        "bench/0",
+    ]);
+    assert!(refused.starts_with("0 ok of 5 in "), "{refused}");
+    assert!(refused.contains("errors: HTTP 500: 5"), "{refused}");
+    // Nothing listens there.
+    let closed = format!(
+        "http://127.0.0.1:{}",
+        backpack::testkit::free_port().unwrap()
+    );
+    let unreachable = bp_bench(&["load", &closed, "--count", "4", "--concurrency", "2"]);
+    assert!(unreachable.starts_with("0 ok of 4 in "), "{unreachable}");
+    assert!(
+        unreachable.contains("errors: io: ConnectionRefused: 4"),
+        "{unreachable}"
+    );
+    // A target that is not an http://host:port URL is a one-line error.
+    let output = std::process::Command::new(bin())
+        .args(["bp-bench", "load", "https://127.0.0.1:1", "--count", "1"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("only http:// URLs are supported"),
+        "{output:?}"
+    );
+}
