@@ -22,6 +22,14 @@ fn still_serves(coordinator: &CoordinatorProcess) {
     assert!(stats["uptime"].is_number(), "{stats}");
 }
 
+/// A cluster of one node in one enabled 1gb shard, and a coordinator run with `flags`.
+fn one_node_coordinator(label: &str, flags: &[&str]) -> (LocalCluster, CoordinatorProcess) {
+    let cluster = LocalCluster::start(bin(), label, 1, 1).unwrap();
+    cluster.add_enabled_shard("1", &[1], "1gb").unwrap();
+    let coordinator = cluster.start_coordinator("coordinator", flags).unwrap();
+    (cluster, coordinator)
+}
+
 fn vm_rss_kib(pid: u32) -> u64 {
     backpack::bench::load::memory_kib(pid, "VmRSS").expect("VmRSS")
 }
@@ -265,14 +273,10 @@ fn slowloris_does_not_block_uploads_and_is_cut_off() {
 
 #[test]
 fn idle_and_stalled_connections_are_closed() {
-    let cluster = LocalCluster::start(bin(), "timeouts", 1, 1).unwrap();
-    cluster.add_enabled_shard("1", &[1], "1gb").unwrap();
-    let coordinator = cluster
-        .start_coordinator(
-            "coordinator",
-            &["--idle-timeout", "1s", "--body-timeout", "1s"],
-        )
-        .unwrap();
+    let (cluster, coordinator) = one_node_coordinator(
+        "timeouts",
+        &["--idle-timeout", "1s", "--body-timeout", "1s"],
+    );
     let mut idle = TcpStream::connect(("127.0.0.1", coordinator.port)).unwrap();
     idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let started = Instant::now();
@@ -296,14 +300,10 @@ fn idle_and_stalled_connections_are_closed() {
 /// socket keeps the shorter one and waits again).
 #[test]
 fn an_idle_timeout_longer_than_the_body_timeout_is_kept() {
-    let cluster = LocalCluster::start(bin(), "long-idle", 1, 1).unwrap();
-    cluster.add_enabled_shard("1", &[1], "1gb").unwrap();
-    let coordinator = cluster
-        .start_coordinator(
-            "coordinator",
-            &["--idle-timeout", "3s", "--body-timeout", "1s"],
-        )
-        .unwrap();
+    let (_cluster, coordinator) = one_node_coordinator(
+        "long-idle",
+        &["--idle-timeout", "3s", "--body-timeout", "1s"],
+    );
     let mut kept = TcpStream::connect(("127.0.0.1", coordinator.port)).unwrap();
     kept.write_all(b"GET /stats HTTP/1.1\r\n\r\n").unwrap();
     assert!(read_until_quiet(&mut kept, QUIET).starts_with("HTTP/1.1 200 "));
@@ -328,11 +328,7 @@ fn an_idle_timeout_longer_than_the_body_timeout_is_kept() {
 
 #[test]
 fn too_many_connections_get_503() {
-    let cluster = LocalCluster::start(bin(), "conn-cap", 1, 1).unwrap();
-    cluster.add_enabled_shard("1", &[1], "1gb").unwrap();
-    let coordinator = cluster
-        .start_coordinator("coordinator", &["--max-connections", "5"])
-        .unwrap();
+    let (_cluster, coordinator) = one_node_coordinator("conn-cap", &["--max-connections", "5"]);
     let held: Vec<TcpStream> = (0..5)
         .map(|_| TcpStream::connect(("127.0.0.1", coordinator.port)).unwrap())
         .collect();

@@ -121,6 +121,22 @@ fn io_error(err: io::Error, timeout: NextTimeout) -> ureq::Error {
     }
 }
 
+impl MayTransport {
+    /// Writes the held bytes, then the first `amount` bytes of the output buffer.
+    fn send_held_and(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let timeout = timeout.for_write();
+        let left = Some(time_left(timeout)?);
+        if self.write_timeout != left {
+            self.stream.set_write_timeout(left.flatten())?;
+            self.write_timeout = left;
+        }
+        let output = &self.buffers.output()[..amount];
+        write_both(&mut self.stream, &self.held, output).map_err(|err| io_error(err, timeout))?;
+        self.held.clear();
+        Ok(())
+    }
+}
+
 impl Transport for MayTransport {
     fn buffers(&mut self) -> &mut dyn Buffers {
         &mut self.buffers
@@ -137,27 +153,12 @@ impl Transport for MayTransport {
             self.held.extend_from_slice(output);
             return Ok(());
         }
-        let timeout = timeout.for_write();
-        let left = Some(time_left(timeout)?);
-        if self.write_timeout != left {
-            self.stream.set_write_timeout(left.flatten())?;
-            self.write_timeout = left;
-        }
-        write_both(&mut self.stream, &self.held, output).map_err(|err| io_error(err, timeout))?;
-        self.held.clear();
-        Ok(())
+        self.send_held_and(amount, timeout)
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         if !self.held.is_empty() {
-            let timeout = timeout.for_write();
-            let left = Some(time_left(timeout)?);
-            if self.write_timeout != left {
-                self.stream.set_write_timeout(left.flatten())?;
-                self.write_timeout = left;
-            }
-            write_both(&mut self.stream, &self.held, &[]).map_err(|err| io_error(err, timeout))?;
-            self.held.clear();
+            self.send_held_and(0, timeout)?;
         }
         let timeout = timeout.for_read();
         let left = Some(time_left(timeout)?);
