@@ -456,6 +456,10 @@ fn answers_have_honest_codes() {
             "PUT /x HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
             "400 Bad Request",
         ),
+        (
+            "PUT /photos/ HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
+            "400 Bad Request",
+        ),
     ];
     for (request, status) in cases {
         let answer = ask(request);

@@ -44,8 +44,9 @@ struct Stored {
     node: String,
 }
 
-/// Checks the request target: an absolute path, no `..` segment (also percent-encoded),
-/// no control characters, a sane length, and a form the node client accepts.
+/// Checks the request target: an absolute path naming a file (not ending with `/`), no
+/// `..` segment (also percent-encoded), no control characters, a sane length, and a form
+/// the node client accepts.
 pub fn check_path(target: &str) -> Result<(), String> {
     if !target.starts_with('/') {
         return Err("the path must start with /".into());
@@ -63,6 +64,11 @@ pub fn check_path(target: &str) -> Result<(), String> {
     });
     if dot_dot || path.to_ascii_lowercase().contains("%2f") {
         return Err("the path holds a . or .. segment or an encoded /".into());
+    }
+    // A directory cannot be stored: every node would refuse it, and each refusal would
+    // count against the node's health.
+    if path.ends_with('/') {
+        return Err("the path must name a file; it ends with /".into());
     }
     if ureq::http::Uri::try_from(format!("http://127.0.0.1{target}")).is_err() {
         return Err("the path holds characters that are not allowed in a URL".into());
@@ -335,6 +341,9 @@ mod tests {
             "/a%2fb",
             "/a\u{1}b",
             "/a b",
+            "/",
+            "/dir/",
+            "/dir/?x=1",
         ] {
             assert!(check_path(bad).is_err(), "{bad}");
         }
