@@ -1,5 +1,6 @@
 //! `backpack-coordinator <zk_servers> </zk/root> <listen_host> <listen_port> [statsd]`.
 
+use super::memory_budget::MemoryBudget;
 use super::metrics::Metrics;
 use super::node_health::NodeHealth;
 use super::stats::Stats;
@@ -55,6 +56,10 @@ pub struct CoordinatorCommand {
     /// while a spool file keeps them for the next (default 1mb)
     #[argh(option, default = "1 << 20", from_str_fn(size_arg))]
     memory_body: u64,
+    /// bodies held in memory at once, all uploads together; a body that does not fit is
+    /// spooled like a large one (default 64mb)
+    #[argh(option, default = "64 << 20", from_str_fn(size_arg))]
+    memory_budget: u64,
     /// directory for spool files (default: the system's temporary directory)
     #[argh(option)]
     spool_dir: Option<PathBuf>,
@@ -211,7 +216,12 @@ impl Command for CoordinatorCommand {
             sizes: Arc::clone(&shared.sizes),
             stats: Stats::default(),
             nodes: NodeHealth::new(self.node_cooldown),
-            agent: node_http::agent(self.node_connect_timeout, self.node_timeout),
+            agent: node_http::agent(
+                self.node_connect_timeout,
+                self.node_timeout,
+                node_http::Use::Uploads,
+            ),
+            memory: MemoryBudget::new(self.memory_budget),
             in_flight: Arc::clone(&in_flight),
             zk_health: Arc::clone(&shared.health),
             metrics: Metrics::default(),

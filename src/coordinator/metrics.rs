@@ -45,6 +45,7 @@ pub struct Metrics {
     queue_length: Gauge,
     zookeeper: Family<StateLabel, Gauge>,
     open_connections: Gauge,
+    memory_bodies: Gauge,
 }
 
 /// The result label of an HTTP status.
@@ -71,6 +72,7 @@ impl Default for Metrics {
             queue_length: Gauge::default(),
             zookeeper: Family::default(),
             open_connections: Gauge::default(),
+            memory_bodies: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -123,11 +125,25 @@ impl Default for Metrics {
             "Client connections open now",
             metrics.open_connections.clone(),
         );
+        registry.register(
+            "memory_body_bytes",
+            "Bytes of upload bodies held in memory now (capped by --memory-budget)",
+            metrics.memory_bodies.clone(),
+        );
         Metrics {
             registry,
             ..metrics
         }
     }
+}
+
+/// What the gauges show that is read at scrape time.
+pub struct Readings {
+    /// None when no Redis answered.
+    pub queue_length: Option<u64>,
+    pub zk_state: &'static str,
+    pub open_connections: usize,
+    pub memory_body_bytes: u64,
 }
 
 impl Metrics {
@@ -148,14 +164,8 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition, with the gauges set from `snapshot` and the given readings.
-    pub fn render(
-        &self,
-        snapshot: Option<&Snapshot>,
-        queue_length: Option<u64>,
-        zk_state: &'static str,
-        open: usize,
-    ) -> String {
+    /// The text exposition, with the gauges set from `snapshot` and the readings.
+    pub fn render(&self, snapshot: Option<&Snapshot>, readings: Readings) -> String {
         for family in [&self.shard_capacity, &self.shard_used, &self.shard_writable] {
             family.clear();
         }
@@ -175,14 +185,16 @@ impl Metrics {
                 .get_or_create(&label)
                 .set(i64::from(shard.is_writable()));
         }
-        self.queue_length.set(queue_length.map_or(-1, |n| n as i64));
+        self.queue_length
+            .set(readings.queue_length.map_or(-1, |n| n as i64));
         self.zookeeper.clear();
         for state in ["connected", "disconnected", "connecting"] {
             self.zookeeper
                 .get_or_create(&StateLabel { state })
-                .set(i64::from(state == zk_state));
+                .set(i64::from(state == readings.zk_state));
         }
-        self.open_connections.set(open as i64);
+        self.open_connections.set(readings.open_connections as i64);
+        self.memory_bodies.set(readings.memory_body_bytes as i64);
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);

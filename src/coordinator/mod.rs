@@ -5,6 +5,7 @@
 //! to ZooKeeper); `command` parses the command line and starts everything.
 
 pub mod command;
+mod memory_budget;
 mod metrics;
 mod node_health;
 mod payload;
@@ -45,6 +46,8 @@ pub struct Coordinator {
     stats: Stats,
     nodes: NodeHealth,
     agent: ureq::Agent,
+    /// Caps the bytes of bodies held in memory (see `memory_budget`).
+    memory: memory_budget::MemoryBudget,
     /// Uploads being handled right now (a clean shutdown waits for them).
     in_flight: Arc<AtomicUsize>,
     zk_health: Arc<ZkHealth>,
@@ -102,15 +105,16 @@ impl Coordinator {
 
     fn metrics_answer(&self) -> Response {
         let snapshot = self.snapshot.current();
-        let text = self.metrics.render(
-            snapshot.as_deref(),
-            snapshot
+        let readings = metrics::Readings {
+            queue_length: snapshot
                 .as_deref()
                 .and_then(|s| s.queue.as_ref())
                 .and_then(snapshot::Queue::length),
-            self.zk_health.state(),
-            self.server.open_connections(),
-        );
+            zk_state: self.zk_health.state(),
+            open_connections: self.server.open_connections(),
+            memory_body_bytes: self.memory.used(),
+        };
+        let text = self.metrics.render(snapshot.as_deref(), readings);
         Response::plain(
             200,
             "text/plain; version=0.0.4; charset=utf-8",

@@ -11,6 +11,7 @@
 //!    its replication is queued.
 //! 5. Count the bytes toward the shard's size (applied to ZooKeeper in batches).
 
+use super::memory_budget::Reservation;
 use super::payload::{self, BodyError, Spool};
 use super::placement;
 use super::Coordinator;
@@ -131,13 +132,14 @@ pub fn handle(coordinator: &Coordinator, request: &Request, body: &mut Body<'_>)
 }
 
 /// The body as the node attempts need it.
-enum Source {
-    Memory(Vec<u8>),
-    /// A large body: streamed (and spooled) on the first attempt, replayed after.
-    Large {
-        spool: Spool,
-        streamed: bool,
+enum Source<'a> {
+    /// A small body, counted against the memory budget while it lives.
+    Memory {
+        bytes: Vec<u8>,
+        _reservation: Reservation<'a>,
     },
+    /// A large body: streamed (and spooled) on the first attempt, replayed after.
+    Large { spool: Spool, streamed: bool },
 }
 
 fn body_refusal(err: BodyError) -> Refusal {
@@ -161,14 +163,18 @@ fn store(
         return Err(refuse(503, "no writable shard"));
     }
     let settings = &coordinator.settings;
-    let mut source = if length <= settings.memory_body {
-        Source::Memory(payload::read_small(body).map_err(body_refusal)?)
-    } else {
-        let spool = Spool::new(&settings.spool_dir, length).map_err(body_refusal)?;
-        Source::Large {
-            spool,
+    let in_memory = (length <= settings.memory_body)
+        .then(|| coordinator.memory.reserve(length))
+        .flatten();
+    let mut source = match in_memory {
+        Some(reservation) => Source::Memory {
+            bytes: payload::read_small(body).map_err(body_refusal)?,
+            _reservation: reservation,
+        },
+        None => Source::Large {
+            spool: Spool::new(&settings.spool_dir, length).map_err(body_refusal)?,
             streamed: false,
-        }
+        },
     };
 
     let mut failures = Vec::new();
@@ -232,7 +238,7 @@ fn put_to_node(
     request: &Request,
     body: &mut Body<'_>,
     length: u64,
-    source: &mut Source,
+    source: &mut Source<'_>,
 ) -> Result<(), NodeFailure> {
     let Some(node) = snapshot.nodes.get(node_id) else {
         return Err(NodeFailure::Node("not in servers-map".into()));
@@ -249,7 +255,7 @@ fn put_to_node(
         .put(&url)
         .header("Content-Length", length.to_string());
     let result = match source {
-        Source::Memory(bytes) => put.send(&bytes[..]),
+        Source::Memory { bytes, .. } => put.send(&bytes[..]),
         Source::Large { spool, streamed } if !*streamed => {
             *streamed = true;
             let result = put.send(SendBody::from_reader(&mut spool.tee(body)));

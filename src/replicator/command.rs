@@ -124,7 +124,11 @@ impl Command for ReplicatorCommand {
             .map(|i| {
                 let worker = Worker {
                     shared: Arc::clone(&shared),
-                    agent: node_http::agent(self.node_connect_timeout, self.node_timeout),
+                    agent: node_http::agent(
+                        self.node_connect_timeout,
+                        self.node_timeout,
+                        node_http::Use::Copies,
+                    ),
                     root: self.root.trim_end_matches('/').to_string(),
                     token: token.clone(),
                     counters: Arc::clone(&counters),

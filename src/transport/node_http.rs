@@ -207,8 +207,23 @@ fn write_both(stream: &mut TcpStream, mut first: &[u8], mut second: &[u8]) -> io
     Ok(())
 }
 
+/// What a node connection is used for, which sets its buffers (each pooled connection
+/// keeps its own, so they add up: ureq's default 128 KiB each way made 32 MiB over the
+/// 128 connections of a c=64 benchmark).
+#[derive(Debug, Clone, Copy)]
+pub enum Use {
+    /// The coordinator's PUTs: bodies go out in 64 KiB pieces, answers are small.
+    Uploads,
+    /// The replicator's copies: GET bodies come in as well as go out.
+    Copies,
+}
+
 /// A ureq agent whose connections are `may` sockets, with pooling (keep-alive to nodes).
-pub fn agent(connect_timeout: Duration, total_timeout: Duration) -> ureq::Agent {
+pub fn agent(connect_timeout: Duration, total_timeout: Duration, purpose: Use) -> ureq::Agent {
+    let (input, output, user_agent) = match purpose {
+        Use::Uploads => (16 * 1024, 64 * 1024, "backpack-coordinator"),
+        Use::Copies => (128 * 1024, 128 * 1024, "backpack-replicator"),
+    };
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(connect_timeout))
@@ -216,7 +231,9 @@ pub fn agent(connect_timeout: Duration, total_timeout: Duration) -> ureq::Agent 
         // The pool is searched linearly for each request: keep it modest.
         .max_idle_connections(256)
         .max_idle_connections_per_host(64)
-        .user_agent("backpack-coordinator")
+        .input_buffer_size(input)
+        .output_buffer_size(output)
+        .user_agent(user_agent)
         .build();
     ureq::Agent::with_parts(config, MayConnector, LiteralResolver)
 }
