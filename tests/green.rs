@@ -268,3 +268,62 @@ fn sigterm_finishes_uploads_in_flight_and_flushes_sizes() {
     assert_eq!(shard_current(&cluster, "1"), 20 * 5);
     assert!(!backpack::testkit::is_listening(coordinator.port));
 }
+
+/// The value of an unlabelled sample in a /metrics text.
+fn sample(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+}
+
+/// Concurrent uploads hold no more body bytes in memory than --memory-budget; the rest
+/// are spooled, and every one is stored.
+#[test]
+fn bodies_in_memory_stay_within_the_budget() {
+    let cluster = LocalCluster::start(bin(), "memory-budget", 1, 1).unwrap();
+    let proxy = DelayProxy::start(cluster.node(1).port, Duration::from_millis(1500)).unwrap();
+    cluster
+        .admin("backpack-coordinator-add-server", &["1", &proxy.url()])
+        .unwrap();
+    cluster.add_enabled_shard("1", &[1], "10gb").unwrap();
+    let coordinator = cluster
+        .start_coordinator("coordinator", &["--memory-budget", "2mb"])
+        .unwrap();
+    let gauge = "backpack_coordinator_memory_body_bytes";
+    let metrics = || {
+        client()
+            .get(&coordinator.url("/metrics"))
+            .call()
+            .unwrap()
+            .into_body()
+            .read_to_string()
+            .unwrap()
+    };
+    let body: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+    let uploads: Vec<_> = (0..12)
+        .map(|i| {
+            let (url, body) = (coordinator.url(&format!("/budget/{i}")), body.clone());
+            std::thread::spawn(move || put(&client(), &url, &body))
+        })
+        .collect();
+    // All twelve wait on the slow node now, their bodies read.
+    std::thread::sleep(Duration::from_millis(800));
+    let held = sample(&metrics(), gauge);
+    assert!(
+        ((1 << 20) as f64..=(2 << 20) as f64).contains(&held),
+        "{held} bytes of bodies in memory with a 2 MiB budget"
+    );
+    for upload in uploads {
+        let (status, answer) = upload.join().unwrap();
+        assert_eq!(status, 200, "{answer}");
+    }
+    for i in 0..12 {
+        assert_eq!(
+            cluster.node(1).file(&format!("/budget/{i}")).as_deref(),
+            Some(&body[..])
+        );
+    }
+    assert_eq!(sample(&metrics(), gauge), 0.0);
+}
