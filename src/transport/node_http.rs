@@ -183,7 +183,10 @@ impl Transport for MayTransport {
         let mut probe = [0u8; 1];
         match (&mut self.stream.inner()).read(&mut probe) {
             Err(err) => err.kind() == io::ErrorKind::WouldBlock,
-            Ok(_) => false,
+            // The peer closed it.
+            Ok(0) => false,
+            // The peer sent bytes nobody asked for: the connection is out of step.
+            Ok(_unasked) => false,
         }
     }
 }
