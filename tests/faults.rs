@@ -226,7 +226,11 @@ fn scenario(label: &str, fault: impl FnOnce(&mut Scenario)) -> String {
         );
     }
     for (i, r) in s.replicators.iter_mut().enumerate() {
-        assert!(r.is_running(), "{label}: replicator {i} is not running");
+        assert!(
+            r.is_running(),
+            "{label}: replicator {i} is not running:\n{}",
+            std::fs::read_to_string(r.log()).unwrap_or_default()
+        );
     }
     let drain_started = Instant::now();
     let drained = loop {

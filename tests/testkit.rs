@@ -131,3 +131,55 @@ fn free_ports_are_never_handed_out_twice() {
     ports.dedup();
     assert_eq!(ports.len(), before, "a port was handed out twice");
 }
+
+/// The reaper kills the servers of a dead owner's sandbox, and only them: a recorded
+/// process group whose number now belongs to another process (pids are reused; pid_max
+/// is 32768 here) is left alone.
+#[test]
+fn the_reaper_kills_only_the_processes_it_recorded() {
+    use backpack::testkit::process::start_time;
+    use std::os::unix::process::CommandExt;
+    let spawn_sleeper = || {
+        Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    };
+    let (mut recorded, mut stranger) = (spawn_sleeper(), spawn_sleeper());
+    // An owner that is gone: a process that has exited.
+    let mut gone = Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let base = std::env::temp_dir().join("backpack-testkit");
+    let orphan = base.join(format!("{}-0-orphaned", gone.id()));
+    std::fs::create_dir_all(&orphan).unwrap();
+    let started = start_time(recorded.id()).unwrap();
+    std::fs::write(
+        orphan.join("server.pgid"),
+        format!("{} {started}", recorded.id()),
+    )
+    .unwrap();
+    // The stranger's number with another start time: the group that once had it.
+    let stranger_started = start_time(stranger.id()).unwrap();
+    std::fs::write(
+        orphan.join("other.pgid"),
+        format!("{} {}", stranger.id(), stranger_started + 1),
+    )
+    .unwrap();
+    let _sandbox = Sandbox::new("reaper").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while recorded.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the recorded server was not reaped"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        stranger.try_wait().unwrap().is_none(),
+        "a stranger was killed"
+    );
+    assert!(!orphan.exists());
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+}

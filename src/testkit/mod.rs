@@ -98,11 +98,17 @@ fn reap_orphans() {
         if let Ok(files) = fs::read_dir(entry.path()) {
             for file in files.flatten() {
                 if file.path().extension().is_some_and(|e| e == "pgid") {
-                    if let Some(pgid) = fs::read_to_string(file.path())
-                        .ok()
-                        .and_then(|t| t.trim().parse().ok())
+                    // "<pgid> <start time>": only that very process's group is killed,
+                    // never one that got the same number later.
+                    let text = fs::read_to_string(file.path()).unwrap_or_default();
+                    let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+                    if let (Some(Some(pgid)), Some(Some(started))) = (fields.next(), fields.next())
                     {
-                        process::signal_group(pgid, libc::SIGKILL);
+                        if let Ok(pgid) = u32::try_from(pgid) {
+                            if process::is_same_process(pgid, started) {
+                                process::signal_group(pgid, libc::SIGKILL);
+                            }
+                        }
                     }
                 }
             }

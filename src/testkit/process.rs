@@ -45,6 +45,23 @@ pub fn is_alive(pid: u32) -> bool {
     unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
 }
 
+/// When process `pid` started (clock ticks since boot, field 22 of `/proc/<pid>/stat`).
+///
+/// A pid alone does not name a process for long: pids are reused, and here `pid_max` is
+/// 32768 while the test suite starts thousands of processes. A pid together with its
+/// start time does.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// True when `pid` is the process that started at `started`.
+pub fn is_same_process(pid: u32, started: u64) -> bool {
+    start_time(pid) == Some(started)
+}
+
 impl ServerProcess {
     pub fn start(launch: Launch) -> std::io::Result<ServerProcess> {
         let mut server = ServerProcess {
@@ -87,11 +104,19 @@ impl ServerProcess {
                 )
             })?;
         let pgid = child.id();
-        fs::write(self.pid_file(), pgid.to_string())?;
+        // Not reaped yet, so the pid is still this child's.
+        let started = start_time(pgid).unwrap_or(0);
+        fs::write(self.pid_file(), format!("{pgid} {started}"))?;
         let owner = std::process::id();
+        let owner_started = start_time(owner).unwrap_or(0);
+        // Processes are named by pid and start time (see `start_time`): a server that
+        // exits on its own leaves its pid free for any other process, which the watchdog
+        // must never signal. It only acts when the owner is gone and the server is not.
         let script = format!(
-            "while kill -0 {owner} 2>/dev/null && kill -0 {pgid} 2>/dev/null; do sleep 0.5; done; \
-             kill -TERM -{pgid} 2>/dev/null; sleep 1; kill -KILL -{pgid} 2>/dev/null"
+            "same() {{ [ \"$(sed 's/.*) //' /proc/$1/stat 2>/dev/null | cut -d' ' -f20)\" = \"$2\" ]; }}; \
+             while same {owner} {owner_started} && same {pgid} {started}; do sleep 0.5; done; \
+             if same {pgid} {started}; then kill -TERM -{pgid} 2>/dev/null; sleep 1; \
+             same {pgid} {started} && kill -KILL -{pgid} 2>/dev/null; fi"
         );
         let watchdog = Command::new("sh")
             .args(["-c", &script])
