@@ -112,8 +112,10 @@ impl ServerProcess {
         // Processes are named by pid and start time (see `start_time`): a server that
         // exits on its own leaves its pid free for any other process, which the watchdog
         // must never signal. It only acts when the owner is gone and the server is not.
+        // Shell builtins only: the loop runs every half second beside every server.
         let script = format!(
-            "same() {{ [ \"$(sed 's/.*) //' /proc/$1/stat 2>/dev/null | cut -d' ' -f20)\" = \"$2\" ]; }}; \
+            "same() {{ want=$2; [ -r /proc/$1/stat ] && read -r line < /proc/$1/stat || return 1; \
+             set -- ${{line##*) }}; shift 19; [ \"$1\" = \"$want\" ]; }}; \
              while same {owner} {owner_started} && same {pgid} {started}; do sleep 0.5; done; \
              if same {pgid} {started}; then kill -TERM -{pgid} 2>/dev/null; sleep 1; \
              same {pgid} {started} && kill -KILL -{pgid} 2>/dev/null; fi"
