@@ -543,6 +543,13 @@ fn does_not_serve_before_the_configuration_loads() {
         assert!(Instant::now() < deadline, "it never started serving");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // It may start with the servers map, before the shard is enabled: that reaches it
+    // through a watch a moment later.
+    let stats_url = format!("http://127.0.0.1:{port}/stats");
+    while get_json(&client(), &stats_url)["writable_shards"] != 1 {
+        assert!(Instant::now() < deadline, "the shard never became writable");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let (status, answer) = put(
         &client(),
         &format!("http://127.0.0.1:{port}/late.txt"),
