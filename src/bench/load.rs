@@ -60,6 +60,12 @@ fn shard_in(answer: &[u8]) -> Option<String> {
 impl LoadReport {
     /// Adds `other`, a run of the same load that followed this one.
     pub fn merge(&mut self, other: LoadReport) {
+        self.absorb(other);
+        self.sort();
+    }
+
+    /// Adds `other`'s counts and latencies, leaving the latencies unsorted.
+    fn absorb(&mut self, other: LoadReport) {
         self.requests += other.requests;
         self.ok += other.ok;
         for (kind, count) in other.errors {
@@ -67,12 +73,14 @@ impl LoadReport {
         }
         self.elapsed += other.elapsed;
         self.latencies_us.extend(other.latencies_us);
-        self.latencies_us.sort_unstable();
         for (shard, latencies) in other.by_shard {
-            let mine = self.by_shard.entry(shard).or_default();
-            mine.extend(latencies);
-            mine.sort_unstable();
+            self.by_shard.entry(shard).or_default().extend(latencies);
         }
+    }
+
+    fn sort(&mut self) {
+        self.latencies_us.sort_unstable();
+        self.by_shard.values_mut().for_each(|l| l.sort_unstable());
     }
 
     pub fn rps(&self) -> f64 {
@@ -89,15 +97,6 @@ impl LoadReport {
             - 1;
         self.latencies_us[index] as f64 / 1000.0
     }
-}
-
-/// What one connection's task saw.
-#[derive(Default)]
-struct TaskReport {
-    ok: u64,
-    latencies_us: Vec<u64>,
-    by_shard: BTreeMap<String, Vec<u64>>,
-    errors: BTreeMap<String, u64>,
 }
 
 /// Where the next request's number and due time come from.
@@ -180,7 +179,8 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport, String> {
                     .into_iter()
                     .map(|target| Client::new(target, REQUEST_TIMEOUT))
                     .collect();
-                let mut seen = TaskReport::default();
+                // What this connection saw (its latencies unsorted).
+                let mut seen = LoadReport::default();
                 while let Some((n, due)) = schedule.next(&spec, deadline).await {
                     let clients_len = clients.len();
                     let client = &mut clients[(n as usize) % clients_len];
@@ -204,14 +204,8 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport, String> {
             });
         }
         while let Some(done) = tasks.join_next().await {
-            let Ok(seen) = done else { continue };
-            report.ok += seen.ok;
-            report.latencies_us.extend(seen.latencies_us);
-            for (shard, latencies) in seen.by_shard {
-                report.by_shard.entry(shard).or_default().extend(latencies);
-            }
-            for (kind, count) in seen.errors {
-                *report.errors.entry(kind).or_insert(0) += count;
+            if let Ok(seen) = done {
+                report.absorb(seen);
             }
         }
     });
@@ -222,8 +216,7 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport, String> {
         let _ = pacer.join();
     }
     report.requests = report.ok + report.errors.values().sum::<u64>();
-    report.latencies_us.sort_unstable();
-    report.by_shard.values_mut().for_each(|l| l.sort_unstable());
+    report.sort();
     Ok(report)
 }
 
