@@ -49,7 +49,7 @@ fn load_reports_rate_latency_and_process_cost() {
         "{said}"
     );
     // Every PUT stored a 2 KiB file with a unique path.
-    let stored = std::fs::read_dir(cluster.node(1).files.join("bench"))
+    let stored = std::fs::read_dir(cluster.node(1).files_dir().unwrap().join("bench"))
         .unwrap()
         .count();
     assert_eq!(stored, 300);

@@ -65,7 +65,12 @@ fn check_front(cluster: &LocalCluster, front: &NginxFront) {
     place(cluster, 2, "/we:ird.txt", b"colon");
     place(cluster, 4, "/a%20b.txt", b"space");
     assert!(
-        cluster.node(4).files.join("a b.txt").exists(),
+        cluster
+            .node(4)
+            .files_dir()
+            .unwrap()
+            .join("a b.txt")
+            .exists(),
         "the node stores it decoded"
     );
     place(cluster, 3, "/q.txt", b"query");

@@ -2,7 +2,7 @@
 
 mod common;
 
-use backpack::testkit::{is_listening, RedisServer, Sandbox, WebDavNode};
+use backpack::testkit::{is_listening, BackpackNode, RedisServer, Sandbox, WebDavNode};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -61,15 +61,11 @@ fn servers_die_with_a_killed_owner() {
     let _ = std::fs::remove_file(&port_file);
 }
 
-fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+/// Sends one raw request on a connection of its own; the status and the body.
+fn exchange(port: u16, request: &[u8]) -> (u16, Vec<u8>) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
+    stream.write_all(request).unwrap();
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).unwrap();
     let text = String::from_utf8_lossy(&answer);
@@ -78,18 +74,53 @@ fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
     (status, answer[body_at..].to_vec())
 }
 
+fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    exchange(port, &request)
+}
+
+/// What the project relies on from a node, checked the same way on the real Backpack node
+/// and on the WebDAV stand-in, so the fast tests catch what the real node would.
+fn answers_like_a_backpack_node(port: u16) {
+    assert_eq!(http(port, "PUT", "/a/b/hi.txt", b"hello").0, 201);
+    assert_eq!(
+        http(port, "PUT", "/a/b/hi.txt", b"hello").0,
+        201,
+        "a repeated PUT answers 201, never 204"
+    );
+    assert_eq!(
+        http(port, "GET", "/a/b/hi.txt", b""),
+        (200, b"hello".to_vec())
+    );
+    assert_eq!(http(port, "GET", "/missing", b"").0, 404);
+    assert_eq!(http(port, "GET", "/stats", b"").0, 200);
+    for method in ["HEAD", "DELETE", "POST", "OPTIONS"] {
+        assert_eq!(http(port, method, "/a/b/hi.txt", b"").0, 418, "{method}");
+    }
+    assert_eq!(http(port, "PUT", "/empty", b"").0, 411, "an empty body");
+    let no_length = b"PUT /no-length HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert_eq!(exchange(port, no_length).0, 411, "no Content-Length");
+    for reserved in ["/files", "/files_counter"] {
+        assert_eq!(http(port, "PUT", reserved, b"x").0, 500, "{reserved}");
+    }
+    assert_eq!(http(port, "PUT", "/q.jpg?v=2", b"query").0, 201);
+    assert_eq!(
+        http(port, "GET", "/q.jpg?v=2", b""),
+        (200, b"query".to_vec())
+    );
+}
+
 #[test]
 fn webdav_node_behaves_like_a_backpack_node() {
     let sandbox = Sandbox::new("webdav").unwrap();
     let mut node = WebDavNode::start(&sandbox, "node-1").unwrap();
-    assert_eq!(http(node.port, "PUT", "/a/b/hi.txt", b"hello").0, 201);
-    assert_eq!(
-        http(node.port, "GET", "/a/b/hi.txt", b""),
-        (200, b"hello".to_vec())
-    );
+    answers_like_a_backpack_node(node.port);
     assert_eq!(node.file("/a/b/hi.txt").as_deref(), Some(&b"hello"[..]));
-    assert_eq!(http(node.port, "GET", "/missing", b"").0, 404);
-    assert_eq!(http(node.port, "GET", "/stats", b"").0, 200);
     node.stop();
     assert!(!is_listening(node.port));
     node.restart().unwrap();
@@ -98,6 +129,33 @@ fn webdav_node_behaves_like_a_backpack_node() {
         200,
         "files survive a restart"
     );
+}
+
+#[test]
+fn a_real_backpack_node_keeps_its_data_through_sigkill_and_can_lose_its_disk() {
+    let sandbox = Sandbox::new("backpack-node").unwrap();
+    let mut node = BackpackNode::start(&sandbox, "node-1").unwrap();
+    answers_like_a_backpack_node(node.port);
+    assert_eq!(node.file("/a/b/hi.txt").as_deref(), Some(&b"hello"[..]));
+    // Its key is the raw target: not decoded.
+    assert_eq!(http(node.port, "PUT", "/a%20b.txt", b"space").0, 201);
+    assert_eq!(node.file("/a%20b.txt").as_deref(), Some(&b"space"[..]));
+    node.stop();
+    assert!(!is_listening(node.port));
+    node.restart().unwrap();
+    assert_eq!(node.file("/a/b/hi.txt").as_deref(), Some(&b"hello"[..]));
+    node.process().kill();
+    assert!(!is_listening(node.port));
+    node.restart().unwrap();
+    assert_eq!(
+        node.file("/a/b/hi.txt").as_deref(),
+        Some(&b"hello"[..]),
+        "files survive a SIGKILL"
+    );
+    node.wipe().unwrap();
+    assert_eq!(node.file("/a/b/hi.txt"), None, "a wiped node is empty");
+    assert_eq!(http(node.port, "PUT", "/after.txt", b"new disk").0, 201);
+    assert_eq!(node.file("/after.txt").as_deref(), Some(&b"new disk"[..]));
 }
 
 /// Tests start servers in parallel: two of them must never be given the same port, and

@@ -345,7 +345,11 @@ fn a_200_mib_upload_keeps_memory_bounded() {
     assert!(peak < 64 * 1024, "coordinator peak RSS {peak} KiB");
     let held = holders(&cluster, "/big/200m.bin");
     assert_eq!(held.len(), 1);
-    let path = cluster.node(held[0]).files.join("big/200m.bin");
+    let path = cluster
+        .node(held[0])
+        .files_dir()
+        .unwrap()
+        .join("big/200m.bin");
     assert_eq!(std::fs::metadata(&path).unwrap().len(), size);
     // A failing first node costs nothing: the spool takes over. Stop one node of every
     // shard... and all shards' second nodes answer.

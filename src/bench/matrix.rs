@@ -3,7 +3,7 @@
 
 use super::load::{cpu_seconds, memory_kib, run, LoadReport, LoadSpec};
 use crate::size::format_size;
-use crate::testkit::{LocalCluster, QUEUE_KEY};
+use crate::testkit::{LocalCluster, NodeKind, QUEUE_KEY};
 use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -26,7 +26,10 @@ pub struct MatrixSpec {
 /// then has the disk write back, so the next cell does not pay for this one's writes.
 fn clean(cluster: &LocalCluster) {
     for node in &cluster.nodes {
-        if let Ok(entries) = std::fs::read_dir(&node.files) {
+        let Some(files) = node.files_dir() else {
+            continue;
+        };
+        if let Ok(entries) = std::fs::read_dir(files) {
             for entry in entries.flatten() {
                 let _ = std::fs::remove_dir_all(entry.path())
                     .or_else(|_| std::fs::remove_file(entry.path()));
@@ -93,16 +96,18 @@ fn cell(report: &LoadReport) -> String {
 }
 
 pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
-    let nodes = if spec.sink {
-        "sink nodes (nginx answers 201, discards the body)"
+    let (nodes, kind) = if spec.sink {
+        (
+            "sink nodes (nginx answers 201, discards the body)",
+            NodeKind::Sink,
+        )
     } else {
-        "nginx WebDAV nodes (real files)"
+        ("nginx WebDAV nodes (real files)", NodeKind::WebDav)
     };
     eprintln!(
         "starting a local cluster: two {nodes}, one shard of both, two Redis, one coordinator..."
     );
-    let cluster =
-        LocalCluster::start_with(bin, "bench", 2, 2, spec.sink).map_err(|e| e.to_string())?;
+    let cluster = LocalCluster::start_with(bin, "bench", 2, 2, kind).map_err(|e| e.to_string())?;
     cluster
         .add_enabled_shard("1", &[1, 2], "100tb")
         .map_err(|e| e.to_string())?;

@@ -3,7 +3,7 @@
 //! delaying proxy). Uploads that land on shards 2 and 3 should keep their latency.
 
 use super::load::{percentile_ms, run, LoadReport, LoadSpec};
-use crate::testkit::{DelayProxy, LocalCluster};
+use crate::testkit::{DelayProxy, LocalCluster, NodeKind};
 use std::path::Path;
 use std::time::Duration;
 
@@ -33,8 +33,8 @@ pub fn run_slow_node(
     delay: Duration,
 ) -> Result<(), String> {
     eprintln!("starting a local cluster: three sink nodes, a shard on each, two Redis, one coordinator...");
-    let cluster =
-        LocalCluster::start_with(bin, "bench-slow-node", 2, 3, true).map_err(|e| e.to_string())?;
+    let cluster = LocalCluster::start_with(bin, "bench-slow-node", 2, 3, NodeKind::Sink)
+        .map_err(|e| e.to_string())?;
     for id in 1..=3usize {
         cluster
             .add_enabled_shard(&id.to_string(), &[id], "100tb")

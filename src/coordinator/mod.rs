@@ -8,6 +8,7 @@ pub mod command;
 mod memory_budget;
 mod metrics;
 mod node_health;
+pub mod node_key;
 mod payload;
 pub mod placement;
 mod stats;

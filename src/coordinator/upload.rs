@@ -2,7 +2,8 @@
 //! replication to the shard's other nodes, and answers `{"shard_id": "<id>"}`.
 //!
 //! 1. Validate the request (before reading any of the body, so `100 Continue` is only
-//!    sent for uploads we will take).
+//!    sent for uploads we will take): what no Backpack node can store is refused here
+//!    (`node_key`), never sent to a node and never counted against one.
 //! 2. Choose a writable shard, weighted by free space (`placement`).
 //! 3. Try its nodes in random order (recently failed ones last); the first that answers
 //!    201 or 204 has the file. If every node of the shard fails, try another shard.
@@ -12,6 +13,7 @@
 //! 5. Count the bytes toward the shard's size (applied to ZooKeeper in batches).
 
 use super::memory_budget::Reservation;
+use super::node_key;
 use super::payload::{self, BodyError, Spool};
 use super::placement;
 use super::Coordinator;
@@ -22,9 +24,6 @@ use crate::replication_queue;
 use std::io::Read;
 use std::time::Instant;
 use ureq::SendBody;
-
-/// Longest request target accepted, in bytes.
-pub const MAX_PATH_BYTES: usize = 1024;
 
 /// An upload that was not stored, with the answer to give.
 struct Refusal {
@@ -45,38 +44,6 @@ struct Stored {
     node: String,
 }
 
-/// Checks the request target: an absolute path naming a file (not ending with `/`), no
-/// `..` segment (also percent-encoded), no control characters, a sane length, and a form
-/// the node client accepts.
-pub fn check_path(target: &str) -> Result<(), String> {
-    if !target.starts_with('/') {
-        return Err("the path must start with /".into());
-    }
-    if target.len() > MAX_PATH_BYTES {
-        return Err(format!("the path is longer than {MAX_PATH_BYTES} bytes"));
-    }
-    if target.chars().any(char::is_control) {
-        return Err("the path holds control characters".into());
-    }
-    let path = target.split('?').next().unwrap_or("");
-    let dot_dot = path.split('/').any(|segment| {
-        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
-        decoded == ".." || decoded == "."
-    });
-    if dot_dot || path.to_ascii_lowercase().contains("%2f") {
-        return Err("the path holds a . or .. segment or an encoded /".into());
-    }
-    // A directory cannot be stored: every node would refuse it, and each refusal would
-    // count against the node's health.
-    if path.ends_with('/') {
-        return Err("the path must name a file; it ends with /".into());
-    }
-    if ureq::http::Uri::try_from(format!("http://127.0.0.1{target}")).is_err() {
-        return Err("the path holds characters that are not allowed in a URL".into());
-    }
-    Ok(())
-}
-
 fn validate(coordinator: &Coordinator, request: &Request) -> Result<u64, Refusal> {
     if request.framing == Framing::Chunked || !request.has_length {
         return Err(refuse(411, "Content-Length is required"));
@@ -91,7 +58,13 @@ fn validate(coordinator: &Coordinator, request: &Request) -> Result<u64, Refusal
             ),
         ));
     }
-    check_path(&request.target).map_err(|why| refuse(400, why))?;
+    node_key::check_target(&request.target).map_err(|why| refuse(400, why))?;
+    if length == 0 {
+        return Err(refuse(
+            400,
+            "the body is empty: a Backpack node cannot store an empty file",
+        ));
+    }
     Ok(length)
 }
 
@@ -320,39 +293,4 @@ fn replicate(
     replication_queue::push(&queue.pools, &queue.key, &items)
         .map(|_| ())
         .map_err(|err| not_queued(err.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check_path;
-
-    #[test]
-    fn paths() {
-        for good in [
-            "/hi.txt",
-            "/a/b/c.jpg?x=1&y=2",
-            "/a%20b.txt",
-            "/we:ird.txt",
-            "/..a",
-            "/a..b/c",
-        ] {
-            assert!(check_path(good).is_ok(), "{good}");
-        }
-        for bad in [
-            "hi.txt",
-            "/../x",
-            "/a/%2e%2E/x",
-            "/a/.%2e/x",
-            "/a/./b",
-            "/a%2fb",
-            "/a\u{1}b",
-            "/a b",
-            "/",
-            "/dir/",
-            "/dir/?x=1",
-        ] {
-            assert!(check_path(bad).is_err(), "{bad}");
-        }
-        assert!(check_path(&format!("/{}", "a".repeat(1024))).is_err());
-    }
 }

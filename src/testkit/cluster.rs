@@ -1,8 +1,8 @@
-//! A whole local cluster: ZooKeeper, Redis servers, nginx WebDAV nodes, the cluster
+//! A whole local cluster: ZooKeeper, Redis servers, nodes (real or stand-in), the cluster
 //! state made with the project's own admin commands, and coordinators.
 
 use super::process::{wait_until, ServerProcess};
-use super::{free_port, RedisServer, Sandbox, WebDavNode, ZooKeeperServer};
+use super::{free_port, ClusterNode, NodeKind, RedisServer, Sandbox, ZooKeeperServer};
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ pub struct LocalCluster {
     pub zookeeper: ZooKeeperServer,
     pub redis: Vec<RedisServer>,
     /// Node `i + 1` is `nodes[i]`.
-    pub nodes: Vec<WebDavNode>,
+    pub nodes: Vec<ClusterNode>,
     // Dropped last: servers above stop before their directory goes.
     pub sandbox: Sandbox,
 }
@@ -31,16 +31,16 @@ impl LocalCluster {
     /// Starts ZooKeeper, `redis` Redis servers and `nodes` WebDAV nodes, and runs init and
     /// add-server for every node (ids 1, 2, ...). No shards yet.
     pub fn start(bin: &Path, label: &str, redis: usize, nodes: usize) -> io::Result<LocalCluster> {
-        LocalCluster::start_with(bin, label, redis, nodes, false)
+        LocalCluster::start_with(bin, label, redis, nodes, NodeKind::WebDav)
     }
 
-    /// Like `start`; with `sink`, the nodes discard what they get (for benchmarks).
+    /// Like `start`, with nodes of `kind`.
     pub fn start_with(
         bin: &Path,
         label: &str,
         redis: usize,
         nodes: usize,
-        sink: bool,
+        kind: NodeKind,
     ) -> io::Result<LocalCluster> {
         let sandbox = Sandbox::new(label)?;
         let zookeeper = ZooKeeperServer::start(&sandbox)?;
@@ -48,10 +48,7 @@ impl LocalCluster {
             .map(|i| RedisServer::start(&sandbox, &format!("redis-{i}")))
             .collect::<io::Result<Vec<_>>>()?;
         let nodes = (1..=nodes)
-            .map(|i| match sink {
-                true => WebDavNode::start_sink(&sandbox, &format!("node-{i}")),
-                false => WebDavNode::start(&sandbox, &format!("node-{i}")),
-            })
+            .map(|i| ClusterNode::start(&sandbox, &format!("node-{i}"), kind))
             .collect::<io::Result<Vec<_>>>()?;
         let cluster = LocalCluster {
             bin: bin.to_path_buf(),
@@ -110,11 +107,11 @@ impl LocalCluster {
     }
 
     /// The node with id `id` (1-based).
-    pub fn node(&self, id: usize) -> &WebDavNode {
+    pub fn node(&self, id: usize) -> &ClusterNode {
         &self.nodes[id - 1]
     }
 
-    pub fn node_mut(&mut self, id: usize) -> &mut WebDavNode {
+    pub fn node_mut(&mut self, id: usize) -> &mut ClusterNode {
         &mut self.nodes[id - 1]
     }
 

@@ -1,24 +1,28 @@
-//! Real servers on loopback for tests, benchmarks and demos: ZooKeeper, Redis and nginx
-//! WebDAV nodes standing in for Backpack nodes.
+//! Real servers on loopback for tests, benchmarks and demos: ZooKeeper, Redis, real
+//! Backpack nodes, and nginx WebDAV nodes standing in for them where speed matters.
 //!
 //! Everything a run starts lives in one `Sandbox` directory (configs, data, logs, group
 //! ids) under `$TMPDIR/backpack-testkit/`. Servers stop when their handle is dropped, when
 //! their owner dies (see `process`), and at the latest when the next sandbox is made and
 //! finds them orphaned.
 
+mod backpack_node;
 mod cluster;
 mod delay_proxy;
 mod front;
 mod nginx;
+mod node;
 pub mod process;
 mod redis;
 mod service;
 mod zookeeper;
 
+pub use backpack_node::BackpackNode;
 pub use cluster::{CoordinatorProcess, LocalCluster, QUEUE_KEY};
 pub use delay_proxy::DelayProxy;
 pub use front::{nginx_test, NginxFront};
 pub use nginx::WebDavNode;
+pub use node::{ClusterNode, NodeKind};
 pub use process::{Launch, ServerProcess};
 pub use redis::RedisServer;
 pub use service::Service;

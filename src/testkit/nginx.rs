@@ -1,8 +1,12 @@
-//! nginx with WebDAV `PUT`: a stand-in Backpack node that stores files on disk.
+//! nginx with WebDAV `PUT`: a stand-in Backpack node that stores files on disk, fast to
+//! start and light to run.
 //!
-//! Like a Backpack node it answers `PUT /<path>` with 201 (204 when the file existed),
-//! `GET /<path>` with the bytes or 404, and `GET /stats` with JSON.
-
+//! It answers like a real Backpack node where the project depends on it: `PUT /<path>`
+//! with a length stores and answers 201 (never 204: a node appends a new copy and
+//! repoints the key), 411 without a `Content-Length` or with 0 (a node cannot store an
+//! empty file), 500 for the node's reserved keys `files` and `files_counter`; `GET` the
+//! bytes or 404, `GET /stats` JSON; 418 to every other method, HEAD included. Unlike a
+//! real node it stores a percent-encoded name decoded (`a%20b.txt` as `a b.txt`).
 use super::service::Service;
 use super::{free_port, is_listening, Sandbox};
 use std::path::{Path, PathBuf};
@@ -56,27 +60,63 @@ fn sink_config(dir: &Path, port: u16) -> String {
     nginx_conf(dir, &http)
 }
 
-fn config(dir: &Path, files: &Path, port: u16) -> String {
-    let files = files.display();
+/// nginx's WebDAV answers 204 when a PUT replaces a file; a Backpack node always answers
+/// 201. nginx cannot change a 2xx status by configuration, so a header filter in njs
+/// (Debian's libnginx-mod-http-js) does.
+const ALWAYS_CREATED_JS: &str = "function created(r) {\n    if (r.status == 204) {\n        r.status = 201;\n    }\n}\nexport default { created };\n";
+
+/// Where Debian's nginx keeps the njs module.
+const NJS_MODULE: &str = "/usr/lib/nginx/modules/ngx_http_js_module.so";
+
+fn config(dir: &Path, files: &Path, port: u16) -> std::io::Result<String> {
+    let script = dir.join("always_created.js");
+    std::fs::write(&script, ALWAYS_CREATED_JS)?;
+    let (files, script) = (files.display(), script.display());
     let http = format!(
         r#"    access_log off;
     client_max_body_size 0;
+    js_import node from {script};
+    # What a Backpack node refuses: 411 for a PUT without a positive length, 418 for any
+    # method but GET and PUT.
+    map "$request_method $http_content_length" $backpack_refusal {{
+        "~^PUT [1-9][0-9]*$" "";
+        "~^PUT " 411;
+        "~^GET " "";
+        default 418;
+    }}
     server {{
         listen 127.0.0.1:{port};
         root {files};
+        if ($backpack_refusal = 411) {{
+            return 411;
+        }}
+        if ($backpack_refusal = 418) {{
+            return 418 "I am teapot, what did you expect?\n";
+        }}
         location = /stats {{
+            # A real node stores it, and can never serve it back.
+            if ($request_method = PUT) {{
+                return 201;
+            }}
             default_type application/json;
             return 200 '{{"node":"webdav"}}';
         }}
+        location ~ ^/(files|files_counter)$ {{
+            return 500;
+        }}
         location / {{
-            dav_methods PUT DELETE;
+            js_header_filter node.created;
+            dav_methods PUT;
             create_full_put_path on;
             dav_access user:rw group:rw all:r;
         }}
     }}
 "#
     );
-    nginx_conf(dir, &http)
+    Ok(format!(
+        "load_module {NJS_MODULE};\n{}",
+        nginx_conf(dir, &http)
+    ))
 }
 
 impl WebDavNode {
@@ -99,7 +139,7 @@ impl WebDavNode {
         let text = if sink {
             sink_config(&dir, port)
         } else {
-            config(&dir, &files, port)
+            config(&dir, &files, port)?
         };
         std::fs::write(&config_path, text)?;
         let launch = sandbox.launch(name, "nginx", nginx_args(&dir, &config_path), &dir);
