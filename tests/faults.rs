@@ -1,19 +1,21 @@
 //! Faults under load: nothing acknowledged is ever lost.
 //!
 //! Each scenario runs the example cluster (ZooKeeper, two Redis, six nginx WebDAV nodes,
-//! two coordinators, two replicators) under upload load: 8 clients, random sizes from
+//! or six real Backpack nodes for `real-node-killed`, two coordinators, two replicators)
+//! under upload load: 8 clients, random sizes from
 //! 1 KiB to 2 MiB, unique paths, alternating coordinators. A fault strikes in the middle.
 //! Afterwards, once the replicators have drained the queue, every acknowledged file must
 //! be byte-identical on every node of its shard, the queue empty, nothing crashed, and the
 //! shard sizes at least the acknowledged bytes (after a coordinator SIGKILL, at most one
 //! flush interval of its increments may be missing).
 //!
-//! `BACKPACK_FAULT_SECONDS` sets the load's length (default 12).
+//! `BACKPACK_FAULT_SECONDS` sets the load's length (default 12); `BACKPACK_FAULT_ONLY`
+//! runs only the scenario of that name.
 
 #[path = "common/cluster.rs"]
 mod cluster;
 
-use backpack::testkit::{CoordinatorProcess, DelayProxy, LocalCluster, ServerProcess};
+use backpack::testkit::{CoordinatorProcess, DelayProxy, LocalCluster, NodeKind, ServerProcess};
 use cluster::*;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,23 +23,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const FLUSH: Duration = Duration::from_millis(1000);
-
-/// The body of `path`: its length and bytes follow from the path, so nothing is kept.
-fn body_for(path: &str) -> Vec<u8> {
-    let mut state = path.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    });
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    // Log-uniform from 1 KiB to 2 MiB.
-    let exponent = 10.0 + (next() % 1000) as f64 / 1000.0 * 11.0;
-    let length = 2f64.powf(exponent) as usize;
-    (0..length).map(|_| next() as u8).collect()
-}
 
 #[derive(Clone)]
 struct Ack {
@@ -144,26 +129,9 @@ struct Scenario {
     replicators: Vec<ServerProcess>,
 }
 
-fn replicator(cluster: &LocalCluster, name: &str) -> ServerProcess {
-    let dir = cluster.sandbox.subdir(name).unwrap();
-    let args = vec![
-        cluster.zk(),
-        cluster.root.clone(),
-        "4".into(),
-        "--quiet".into(),
-        "--zk-session-timeout".into(),
-        "3s".into(),
-    ];
-    let mut launch = cluster
-        .sandbox
-        .launch(name, &bin().display().to_string(), args, &dir);
-    launch.arg0 = Some("backpack-replicator".into());
-    ServerProcess::start(launch).unwrap()
-}
-
 impl Scenario {
-    fn start(label: &str) -> Scenario {
-        let cluster = example_cluster(label);
+    fn start(label: &str, kind: NodeKind) -> Scenario {
+        let cluster = example_cluster_of(label, kind);
         let flags = [
             "--size-flush",
             "1s",
@@ -181,7 +149,13 @@ impl Scenario {
             .collect();
         let replicators = ["replicator-a", "replicator-b"]
             .iter()
-            .map(|name| replicator(&cluster, name))
+            .map(|name| {
+                replicator(
+                    &cluster,
+                    name,
+                    &["4", "--quiet", "--zk-session-timeout", "3s"],
+                )
+            })
             .collect();
         Scenario {
             cluster,
@@ -203,8 +177,11 @@ fn seconds() -> u64 {
 }
 
 /// Runs one scenario: load, `fault` in the middle, drain, verify. Returns the report line.
-fn scenario(label: &str, fault: impl FnOnce(&mut Scenario)) -> String {
-    let mut s = Scenario::start(label);
+fn scenario(label: &str, kind: NodeKind, fault: impl FnOnce(&mut Scenario)) -> Option<String> {
+    if std::env::var("BACKPACK_FAULT_ONLY").is_ok_and(|only| only != label) {
+        return None;
+    }
+    let mut s = Scenario::start(label, kind);
     let load = Load::start(s.urls(), 8, label);
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(3));
@@ -301,7 +278,7 @@ fn scenario(label: &str, fault: impl FnOnce(&mut Scenario)) -> String {
         drained.as_secs_f64()
     );
     eprintln!("{line}");
-    line
+    Some(line)
 }
 
 #[test]
@@ -311,17 +288,23 @@ fn nothing_acknowledged_is_lost() {
             .to_string(),
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |".to_string(),
     ];
-    lines.push(scenario("node-killed", |s| {
+    let kill_node_2 = |s: &mut Scenario| {
         s.cluster.node_mut(2).process().kill();
         std::thread::sleep(Duration::from_secs(3));
-        s.cluster.node_mut(2).restart().unwrap();
-    }));
-    lines.push(scenario("redis-killed", |s| {
+        s.cluster.node_mut(2).restart().unwrap(); // with its data
+    };
+    lines.extend(scenario("node-killed", NodeKind::WebDav, kill_node_2));
+    lines.extend(scenario(
+        "real-node-killed",
+        NodeKind::Backpack,
+        kill_node_2,
+    ));
+    lines.extend(scenario("redis-killed", NodeKind::WebDav, |s| {
         s.cluster.redis[0].process().kill();
         std::thread::sleep(Duration::from_secs(3));
         s.cluster.redis[0].restart().unwrap(); // back empty
     }));
-    lines.push(scenario("zookeeper-and-expiry", |s| {
+    lines.extend(scenario("zookeeper-and-expiry", NodeKind::WebDav, |s| {
         s.cluster.zookeeper.stop();
         std::thread::sleep(Duration::from_secs(3));
         s.cluster.zookeeper.restart().unwrap();
@@ -331,17 +314,17 @@ fn nothing_acknowledged_is_lost() {
         std::thread::sleep(Duration::from_secs(5));
         s.coordinators[0].process.signal(libc::SIGCONT);
     }));
-    lines.push(scenario("replicator-sigkill", |s| {
+    lines.extend(scenario("replicator-sigkill", NodeKind::WebDav, |s| {
         s.replicators[0].kill();
         std::thread::sleep(Duration::from_secs(2));
         s.replicators[0].restart().unwrap();
     }));
-    lines.push(scenario("coordinator-sigkill", |s| {
+    lines.extend(scenario("coordinator-sigkill", NodeKind::WebDav, |s| {
         s.coordinators[0].process.kill();
         std::thread::sleep(Duration::from_secs(2));
         s.coordinators[0].restart().unwrap();
     }));
-    lines.push(scenario("slow-node", |s| {
+    lines.extend(scenario("slow-node", NodeKind::WebDav, |s| {
         let slow = DelayProxy::start(s.cluster.node(3).port, Duration::from_secs(2)).unwrap();
         s.cluster
             .admin("backpack-coordinator-add-server", &["3", &slow.url()])

@@ -4,7 +4,7 @@
 #[path = "common/cluster.rs"]
 mod cluster;
 
-use backpack::testkit::{free_port, nginx_test, LocalCluster, NginxFront};
+use backpack::testkit::{free_port, nginx_test, LocalCluster, NginxFront, NodeKind};
 use backpack::zk::ZkSession;
 use cluster::*;
 use std::path::Path;
@@ -64,16 +64,15 @@ fn check_front(cluster: &LocalCluster, front: &NginxFront) {
     place(cluster, 5, "/only-second.txt", b"second node");
     place(cluster, 2, "/we:ird.txt", b"colon");
     place(cluster, 4, "/a%20b.txt", b"space");
-    assert!(
-        cluster
-            .node(4)
-            .files_dir()
-            .unwrap()
-            .join("a b.txt")
-            .exists(),
-        "the node stores it decoded"
-    );
-    place(cluster, 3, "/q.txt", b"query");
+    match cluster.node(4).files_dir() {
+        Some(files) => assert!(files.join("a b.txt").exists(), "WebDAV stores it decoded"),
+        None => assert!(
+            cluster.node(4).file("/a%20b.txt").is_some(),
+            "Backpack keys it as sent"
+        ),
+    }
+    // A real node keys it with its query string; WebDAV drops the query.
+    place(cluster, 3, "/q.txt?v=2&size=small", b"query");
     // Present only on the second node of shard 2: the 404 of the first moves on.
     for _ in 0..4 {
         assert_eq!(
@@ -98,7 +97,35 @@ fn check_front(cluster: &LocalCluster, front: &NginxFront) {
         status_and_body(&front.url("/3:q.txt?v=2&size=small"), "GET"),
         (200, "query".into())
     );
-    assert_eq!(status_and_body(&front.url("/3:q.txt"), "HEAD").0, 200);
+    // HEAD: the file's length and no body, with the same 404 fallback as GET (a real
+    // node answers HEAD itself with 418).
+    for path in [
+        "/3:q.txt?v=2&size=small",
+        "/2:only-second.txt",
+        "/2:only-second.txt",
+        "/1:a%20b.txt",
+    ] {
+        let answer = client().head(&front.url(path)).call().unwrap();
+        assert_eq!(answer.status().as_u16(), 200, "HEAD {path}");
+        let length = answer.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let expected = if path.starts_with("/3:") {
+            5
+        } else if path.starts_with("/2:") {
+            11
+        } else {
+            5
+        };
+        assert_eq!(length, expected.to_string(), "HEAD {path}");
+        assert_eq!(
+            answer.into_body().read_to_vec().unwrap(),
+            b"",
+            "HEAD {path}"
+        );
+    }
+    assert_eq!(status_and_body(&front.url("/2:missing.txt"), "HEAD").0, 404);
     for method in ["PUT", "POST", "DELETE"] {
         assert_eq!(
             status_and_body(&front.url("/2:only-second.txt"), method).0,
@@ -167,7 +194,15 @@ fn the_generated_front_serves_the_example_cluster() {
 
 #[test]
 fn the_shipped_config_passes_nginx_t_and_serves_the_same() {
-    let cluster = example_cluster("front-shipped");
+    shipped_front_serves(example_cluster("front-shipped"));
+}
+
+#[test]
+fn the_shipped_config_serves_real_backpack_nodes() {
+    shipped_front_serves(example_cluster_of("front-real", NodeKind::Backpack));
+}
+
+fn shipped_front_serves(cluster: LocalCluster) {
     let shipped =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("nginx/backpack.conf"))
             .unwrap();

@@ -9,27 +9,8 @@ use cluster::*;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// Starts a replicator (a daemon, or with `--once`).
-fn replicator(cluster: &LocalCluster, name: &str, args: &[&str]) -> ServerProcess {
-    let dir = cluster.sandbox.subdir(name).unwrap();
-    let mut all = vec![cluster.zk(), cluster.root.clone()];
-    all.extend(args.iter().map(|s| s.to_string()));
-    let mut launch = cluster
-        .sandbox
-        .launch(name, &bin().display().to_string(), all, &dir);
-    launch.arg0 = Some("backpack-replicator".into());
-    ServerProcess::start(launch).unwrap()
-}
-
 fn log_of(process: &ServerProcess) -> String {
     std::fs::read_to_string(process.log()).unwrap_or_default()
-}
-
-fn queue_empty_everywhere(cluster: &LocalCluster) -> bool {
-    cluster
-        .redis
-        .iter()
-        .all(|redis| queue_items(&redis.address()).is_empty())
 }
 
 fn wait_until_drained(

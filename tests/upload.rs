@@ -561,3 +561,10 @@ fn does_not_serve_before_the_configuration_loads() {
     );
     assert_eq!((status, shard_of(&answer)), (200, "1".to_string()));
 }
+
+#[test]
+fn what_no_node_can_store_is_refused_up_front() {
+    let cluster = example_cluster("refusals");
+    let coordinator = cluster.start_coordinator("coordinator", &[]).unwrap();
+    refuses_what_no_node_can_store(&cluster, coordinator.port);
+}

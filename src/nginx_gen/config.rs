@@ -154,7 +154,10 @@ pub fn render(shards: &[FrontShard], options: &FrontOptions) -> String {
     }
     out.push_str(
         "\n    # Reads only.\n    if ($request_method !~ ^(GET|HEAD)$) {\n        return 403;\n    }\n\n\
-         \x20   proxy_http_version 1.1;\n    proxy_set_header Connection \"\";\n",
+         \x20   proxy_http_version 1.1;\n    proxy_set_header Connection \"\";\n\
+         \x20   # A Backpack node answers HEAD with 418: ask it with GET; nginx sends the client\n\
+         \x20   # the headers (Content-Length included) and no body.\n\
+         \x20   proxy_method GET;\n",
     );
     let _ = writeln!(out, "    proxy_connect_timeout {};", o.connect_timeout);
     let _ = writeln!(out, "    proxy_send_timeout {};", o.read_timeout);

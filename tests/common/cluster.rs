@@ -1,7 +1,7 @@
 //! Helpers for tests that run a whole cluster and upload through a coordinator.
 #![allow(dead_code)]
 
-use backpack::testkit::{LocalCluster, QUEUE_KEY};
+use backpack::testkit::{LocalCluster, NodeKind, ServerProcess, QUEUE_KEY};
 use backpack::zk::ZkSession;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -12,9 +12,14 @@ pub fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_backpack"))
 }
 
-/// The example cluster: six nodes, shards 1 = 1,4; 2 = 2,5; 3 = 3,6; 100gb, enabled.
+/// The example cluster: six WebDAV nodes, shards 1 = 1,4; 2 = 2,5; 3 = 3,6; 100gb, enabled.
 pub fn example_cluster(label: &str) -> LocalCluster {
-    let cluster = LocalCluster::start(bin(), label, 2, 6).expect("start the cluster");
+    example_cluster_of(label, NodeKind::WebDav)
+}
+
+/// The example cluster on nodes of `kind`.
+pub fn example_cluster_of(label: &str, kind: NodeKind) -> LocalCluster {
+    let cluster = LocalCluster::start_with(bin(), label, 2, 6, kind).expect("start the cluster");
     for (id, nodes) in [("1", [1, 4]), ("2", [2, 5]), ("3", [3, 6])] {
         cluster
             .add_enabled_shard(id, &nodes, "100gb")
@@ -127,4 +132,126 @@ pub fn holders(cluster: &LocalCluster, path: &str) -> Vec<usize> {
 /// Peak resident memory of a process, in KiB (VmHWM).
 pub fn peak_rss_kib(pid: u32) -> u64 {
     backpack::bench::load::memory_kib(pid, "VmHWM").expect("VmHWM")
+}
+
+/// Sum of every `node_failures` sample in a coordinator's /metrics.
+pub fn node_failures(coordinator_url: &str) -> f64 {
+    let text = client()
+        .get(coordinator_url)
+        .call()
+        .expect("GET /metrics")
+        .into_body()
+        .read_to_string()
+        .expect("metrics text");
+    text.lines()
+        .filter(|line| line.contains("node_failures") && !line.starts_with('#'))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Sends one raw request and returns the answer's status line and body.
+fn raw_status_and_body(port: u16, request: &[u8]) -> (String, String) {
+    let answer = raw_exchange(port, request, Duration::from_millis(1500));
+    let status = answer.lines().next().unwrap_or("").to_string();
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+/// What no Backpack node can store or serve is refused by the coordinator with 400 and a
+/// reason, before any node is asked: nothing stored, nothing queued, no node's health
+/// touched. The same on real nodes and on the stand-in.
+pub fn refuses_what_no_node_can_store(cluster: &LocalCluster, port: u16) {
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let before = node_failures(&url("/metrics"));
+    let long = format!("/{}", "k".repeat(300));
+    let cases: Vec<(String, &[u8], &str)> = vec![
+        ("/empty.jpg".into(), b"", "empty"),
+        ("/files".into(), b"x", "reserved"),
+        ("/files_counter".into(), b"x", "reserved"),
+        ("/stats".into(), b"x", "reserved"),
+        (long, b"x", "255 bytes"),
+        ("/a%00b.jpg".into(), b"x", "NUL"),
+        ("/caf\u{e9}.jpg".into(), b"x", "percent-encode"),
+    ];
+    for (path, body, why) in &cases {
+        let mut request = format!(
+            "PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        let (status, answer) = raw_status_and_body(port, &request);
+        assert!(status.starts_with("HTTP/1.1 400 "), "{path}: {status}");
+        let error: serde_json::Value = serde_json::from_str(&answer)
+            .unwrap_or_else(|_| panic!("{path}: JSON error, got {answer}"));
+        let message = error["error"].as_str().unwrap_or_default();
+        assert!(message.contains(why), "{path}: {message}");
+    }
+    // A missing length stays 411.
+    let (status, _) = raw_status_and_body(
+        port,
+        b"PUT /no-length.jpg HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(status.starts_with("HTTP/1.1 411 "), "{status}");
+    // Names next to the reserved ones are fine.
+    let agent = client();
+    for path in ["/stats.jpg", "/files/1.jpg"] {
+        let (status, answer) = put(&agent, &url(path), b"fine");
+        assert_eq!(status, 200, "{path}: {answer}");
+    }
+    assert_eq!(
+        node_failures(&url("/metrics")),
+        before,
+        "node health touched"
+    );
+    for node in 1..=cluster.nodes.len() {
+        assert_eq!(cluster.node(node).file("/empty.jpg"), None);
+        assert_eq!(cluster.node(node).file("/a%00b.jpg"), None);
+    }
+    for redis in &cluster.redis {
+        let items = queue_items(&redis.address());
+        assert!(
+            items
+                .iter()
+                .all(|item| item.contains("stats.jpg") || item.contains("files/1.jpg")),
+            "{items:?}"
+        );
+    }
+}
+
+/// Starts a replicator (a daemon, or with `--once`) with `args` after ZooKeeper and root.
+pub fn replicator(cluster: &LocalCluster, name: &str, args: &[&str]) -> ServerProcess {
+    let dir = cluster.sandbox.subdir(name).unwrap();
+    let mut all = vec![cluster.zk(), cluster.root.clone()];
+    all.extend(args.iter().map(|s| s.to_string()));
+    let mut launch = cluster
+        .sandbox
+        .launch(name, &bin().display().to_string(), all, &dir);
+    launch.arg0 = Some("backpack-replicator".into());
+    ServerProcess::start(launch).unwrap()
+}
+
+/// True when the queue set is empty on every Redis server.
+pub fn queue_empty_everywhere(cluster: &LocalCluster) -> bool {
+    cluster
+        .redis
+        .iter()
+        .all(|redis| queue_items(&redis.address()).is_empty())
+}
+
+/// The body of `path`: its length and bytes follow from the path, so nothing is kept.
+pub fn body_for(path: &str) -> Vec<u8> {
+    let mut state = path.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    // Log-uniform from 1 KiB to 2 MiB.
+    let exponent = 10.0 + (next() % 1000) as f64 / 1000.0 * 11.0;
+    let length = 2f64.powf(exponent) as usize;
+    (0..length).map(|_| next() as u8).collect()
 }

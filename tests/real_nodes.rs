@@ -1,0 +1,169 @@
+//! The seed example on the node users run: six real Backpack 0.5.5 nodes (each with its
+//! own Redis), three shards, two coordinators, two replicators, and the front that
+//! bp-nginx-gen writes, served by a real nginx.
+//!
+//! The node-SIGKILL fault scenario on real nodes is in `faults.rs` (`real-node-killed`).
+
+#[path = "common/cluster.rs"]
+mod cluster;
+
+use backpack::testkit::{free_port, LocalCluster, NginxFront, NodeKind};
+use cluster::*;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The front bp-nginx-gen writes for the cluster, started on a free port.
+fn generated_front(cluster: &LocalCluster) -> NginxFront {
+    let port = free_port().unwrap();
+    let output = Command::new(bin())
+        .arg0("bp-nginx-gen")
+        .args([&cluster.zk(), &cluster.root, "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let config = cluster.sandbox.path().join("front.conf");
+    std::fs::write(&config, &output.stdout).unwrap();
+    NginxFront::start(&cluster.sandbox, "front", &config, port).unwrap()
+}
+
+/// GET or HEAD through a front: status, Content-Length, body.
+fn read(url: &str, head: bool) -> (u16, Option<String>, Vec<u8>) {
+    let agent = client();
+    let answer = if head {
+        agent.head(url).call()
+    } else {
+        agent.get(url).call()
+    }
+    .unwrap_or_else(|err| panic!("{url}: {err}"));
+    let status = answer.status().as_u16();
+    let length = answer
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = answer
+        .into_body()
+        .with_config()
+        .limit(8 << 20)
+        .read_to_vec()
+        .unwrap_or_default();
+    (status, length, body)
+}
+
+#[test]
+fn the_seed_example_runs_on_real_backpack_nodes() {
+    let cluster = example_cluster_of("real-seed", NodeKind::Backpack);
+    let coordinators: Vec<_> = ["coordinator-a", "coordinator-b"]
+        .iter()
+        .map(|name| cluster.start_coordinator(name, &[]).unwrap())
+        .collect();
+    let mut replicators: Vec<_> = ["replicator-a", "replicator-b"]
+        .iter()
+        .map(|name| replicator(&cluster, name, &["4"]))
+        .collect();
+    let front = generated_front(&cluster);
+
+    // 100 uploads of 1 KiB to 2 MiB, and names the front must carry as the client sent
+    // them: a query string, a percent-encoded space, a colon.
+    let mut paths: Vec<String> = (0..100).map(|i| format!("/seed/{i}.jpg")).collect();
+    paths.extend(["/photos/q.jpg?v=2&size=small", "/a%20b.txt", "/we:ird.txt"].map(String::from));
+    let agent = client();
+    let uploads: Vec<(String, String)> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, path)| {
+            let url = coordinators[i % 2].url(path);
+            let (status, answer) = put(&agent, &url, &body_for(path));
+            assert_eq!(status, 200, "{path}: {answer}");
+            (path.clone(), shard_of(&answer))
+        })
+        .collect();
+
+    let started = Instant::now();
+    while !queue_empty_everywhere(&cluster) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the queue did not drain"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("replicated in {:.1}s", started.elapsed().as_secs_f64());
+
+    for (path, shard) in &uploads {
+        let body = body_for(path);
+        let first: usize = shard.parse().unwrap();
+        for node in [first, first + 3] {
+            assert!(
+                cluster.node(node).file(path).as_ref() == Some(&body),
+                "{path} on node {node} is missing or different"
+            );
+        }
+        let url = front.url(&format!("/{shard}:{}", &path[1..]));
+        let (status, _, got) = read(&url, false);
+        assert!(status == 200 && got == body, "{url}: {status}");
+        let (status, length, got) = read(&url, true);
+        assert_eq!(
+            (status, length, got.len()),
+            (200, Some(body.len().to_string()), 0),
+            "HEAD {url}"
+        );
+    }
+    // A shard the file is not on: 404 after both nodes said so.
+    let (path, shard) = &uploads[0];
+    let other = if shard == "1" { "2" } else { "1" };
+    assert_eq!(
+        read(&front.url(&format!("/{other}:{}", &path[1..])), false).0,
+        404
+    );
+
+    refuses_what_no_node_can_store(&cluster, coordinators[0].port);
+    for r in &mut replicators {
+        assert!(r.is_running(), "a replicator exited");
+    }
+}
+
+/// The replicator copies onto a real node that already holds the file (an item that
+/// comes back after a Redis outage): the node answers 201 again, the item is done, and
+/// no HEAD is needed.
+#[test]
+fn the_replicator_copies_between_real_nodes_without_head() {
+    let cluster = LocalCluster::start_with(bin(), "real-copy", 1, 2, NodeKind::Backpack).unwrap();
+    cluster.add_enabled_shard("1", &[1, 2], "1gb").unwrap();
+    let agent = client();
+    for (node, path) in [
+        (1, "/copy/new.bin"),
+        (1, "/copy/both.bin"),
+        (2, "/copy/both.bin"),
+    ] {
+        let url = format!("{}{path}", cluster.node(node).url());
+        let answer = agent.put(&url).send(&body_for(path)[..]).unwrap();
+        assert_eq!(answer.status().as_u16(), 201, "{url}");
+    }
+    for path in ["/copy/new.bin", "/copy/both.bin"] {
+        let item = format!(r#"{{"from":["1"],"to":"2","path":"{path}"}}"#);
+        let redis = cluster.redis[0].address();
+        let client = redis::Client::open(format!("redis://{redis}/")).unwrap();
+        let mut conn = client.get_connection().unwrap();
+        let _: i64 = redis::cmd("SADD")
+            .arg(backpack::testkit::QUEUE_KEY)
+            .arg(&item)
+            .query(&mut conn)
+            .unwrap();
+    }
+    let mut once = replicator(&cluster, "replicator", &["--once"]);
+    let status = once
+        .wait_exit(Duration::from_secs(30))
+        .expect("--once exits");
+    let log = std::fs::read_to_string(once.log()).unwrap_or_default();
+    assert!(status.success(), "{log}");
+    assert!(queue_empty_everywhere(&cluster), "{log}");
+    for path in ["/copy/new.bin", "/copy/both.bin"] {
+        assert_eq!(cluster.node(2).file(path), Some(body_for(path)), "{path}");
+    }
+}
