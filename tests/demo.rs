@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 fn demo(state: &PathBuf, action: &str) -> Output {
     Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bin/backpack-demo"))
-        .arg(action)
+        .args(action.split(' '))
         .env("BACKPACK_DEMO_DIR", state)
         .env("BACKPACK_BIN", env!("CARGO_BIN_EXE_backpack"))
         .output()
@@ -35,22 +35,30 @@ fn listening(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
 
+const PORTS: [u16; 10] = [
+    2181, 13001, 13002, 10001, 10006, 11001, 11006, 12001, 12002, 12080,
+];
+
 #[test]
-fn demo_up_round_trips_and_down_leaves_nothing() {
+fn demo_up_round_trips_on_real_nodes_and_down_leaves_nothing() {
     let state = std::env::temp_dir().join(format!("backpack-demo-test-{}", std::process::id()));
     let guard = Down(state.clone());
     let up = demo(&state, "up");
     let said = text(&up);
     assert!(up.status.success(), "{said}");
     assert!(
-        said.contains("(replicated)") && said.contains("GET http://127.0.0.1:12080/"),
+        said.contains("six real Backpack 0.5.5 nodes")
+            && said.contains("(replicated)")
+            && said.contains("GET http://127.0.0.1:12080/"),
         "{said}"
     );
-    for port in [2181, 13001, 13002, 10001, 10006, 12001, 12002, 12080] {
+    for port in PORTS {
         assert!(listening(port), "nothing on {port}");
     }
     let status = text(&demo(&state, "status"));
-    assert_eq!(status.matches(" running").count(), 15, "{status}");
+    // ZooKeeper, two queue Redis, six nodes and their six Redis, two coordinators, two
+    // replicators, the front and its config watcher.
+    assert_eq!(status.matches(" running").count(), 21, "{status}");
 
     let again = demo(&state, "up");
     assert!(
@@ -61,12 +69,37 @@ fn demo_up_round_trips_and_down_leaves_nothing() {
 
     let down = demo(&state, "down");
     assert!(
+        text(&down).contains("stopped 21 processes"),
+        "{}",
+        text(&down)
+    );
+    for port in PORTS {
+        assert!(!listening(port), "{port} still listens after down");
+    }
+    drop(guard);
+
+    // The stand-in nodes on request.
+    let guard = Down(state.clone());
+    let up = demo(&state, "up --webdav");
+    let said = text(&up);
+    assert!(
+        up.status.success() && said.contains("nginx WebDAV nodes") && said.contains("(replicated)"),
+        "{said}"
+    );
+    let status = text(&demo(&state, "status"));
+    assert_eq!(status.matches(" running").count(), 15, "{status}");
+    let down = demo(&state, "down");
+    assert!(
         text(&down).contains("stopped 15 processes"),
         "{}",
         text(&down)
     );
-    for port in [2181, 13001, 13002, 10001, 10006, 12001, 12002, 12080] {
-        assert!(!listening(port), "{port} still listens after down");
-    }
     drop(guard);
+
+    let wrong = demo(&state, "up --nodes");
+    assert!(
+        !wrong.status.success() && text(&wrong).contains("unknown option --nodes"),
+        "{}",
+        text(&wrong)
+    );
 }

@@ -131,12 +131,37 @@ fn webdav_node_behaves_like_a_backpack_node() {
     );
 }
 
+/// True when process `pid` has its data file open with O_DIRECT, as the node means to.
+fn reads_with_o_direct(pid: u32) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        let data_file = std::fs::read_link(fd.path())
+            .is_ok_and(|target| target.file_name().is_some_and(|n| n == "data_1"));
+        let flags = std::fs::read_to_string(format!(
+            "/proc/{pid}/fdinfo/{}",
+            fd.file_name().to_string_lossy()
+        ))
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("flags:"))?.to_string();
+            u32::from_str_radix(line.trim_start_matches("flags:").trim(), 8).ok()
+        });
+        data_file && flags.is_some_and(|f| f & libc::O_DIRECT as u32 != 0)
+    })
+}
+
 #[test]
 fn a_real_backpack_node_keeps_its_data_through_sigkill_and_can_lose_its_disk() {
     let sandbox = Sandbox::new("backpack-node").unwrap();
     let mut node = BackpackNode::start(&sandbox, "node-1").unwrap();
     answers_like_a_backpack_node(node.port);
     assert_eq!(node.file("/a/b/hi.txt").as_deref(), Some(&b"hello"[..]));
+    assert!(
+        reads_with_o_direct(node.process().pid().unwrap()),
+        "the compatibility layer must keep the node's O_DIRECT reads"
+    );
     // Its key is the raw target: not decoded.
     assert_eq!(http(node.port, "PUT", "/a%20b.txt", b"space").0, 201);
     assert_eq!(node.file("/a%20b.txt").as_deref(), Some(&b"space"[..]));
