@@ -17,14 +17,16 @@ pub enum NodeKind {
 }
 
 pub enum ClusterNode {
-    Backpack(BackpackNode),
+    Backpack(Box<BackpackNode>),
     WebDav(WebDavNode),
 }
 
 impl ClusterNode {
     pub fn start(sandbox: &Sandbox, name: &str, kind: NodeKind) -> io::Result<ClusterNode> {
         Ok(match kind {
-            NodeKind::Backpack => ClusterNode::Backpack(BackpackNode::start(sandbox, name)?),
+            NodeKind::Backpack => {
+                ClusterNode::Backpack(Box::new(BackpackNode::start(sandbox, name)?))
+            }
             NodeKind::WebDav => ClusterNode::WebDav(WebDavNode::start(sandbox, name)?),
             NodeKind::Sink => ClusterNode::WebDav(WebDavNode::start_sink(sandbox, name)?),
         })
