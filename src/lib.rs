@@ -10,7 +10,8 @@
 //! - `admin`: the admin commands (init, add-server, add-shard, ...), run by `cli`;
 //! - `replication_queue`: the Redis set that holds replication tasks;
 //! - `replicator`: the daemon that drains it;
-//! - `testkit`: real ZooKeeper, Redis and nginx servers on loopback, for tests and demos.
+//! - `testkit`: real ZooKeeper, Redis, Backpack nodes and nginx on loopback, for tests and
+//!   demos.
 
 pub mod admin;
 pub mod bench;

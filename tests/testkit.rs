@@ -93,6 +93,23 @@ fn answers_like_a_backpack_node(port: u16) {
         201,
         "a repeated PUT answers 201, never 204"
     );
+    // Both answers of a repeated PUT on one kept-alive connection are framed (a length,
+    // or an empty chunked body): a client never waits for a body that is not coming.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(3)))
+        .build()
+        .into();
+    for _ in 0..2 {
+        let answer = agent
+            .put(&format!("http://127.0.0.1:{port}/a/b/hi.txt"))
+            .send(&b"hello"[..])
+            .expect("a framed answer");
+        assert_eq!(answer.status().as_u16(), 201);
+        assert_eq!(
+            answer.into_body().read_to_vec().expect("an empty body"),
+            b""
+        );
+    }
     assert_eq!(
         http(port, "GET", "/a/b/hi.txt", b""),
         (200, b"hello".to_vec())

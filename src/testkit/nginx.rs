@@ -63,7 +63,9 @@ fn sink_config(dir: &Path, port: u16) -> String {
 /// nginx's WebDAV answers 204 when a PUT replaces a file; a Backpack node always answers
 /// 201. nginx cannot change a 2xx status by configuration, so a header filter in njs
 /// (Debian's libnginx-mod-http-js) does.
-const ALWAYS_CREATED_JS: &str = "function created(r) {\n    if (r.status == 204) {\n        r.status = 201;\n    }\n}\nexport default { created };\n";
+/// The 204 carries no length, so the 201 must say it has no body (or a keep-alive client
+/// waits for one).
+const ALWAYS_CREATED_JS: &str = "function created(r) {\n    if (r.status == 204) {\n        r.status = 201;\n        r.headersOut['Content-Length'] = '0';\n    }\n}\nexport default { created };\n";
 
 /// Where Debian's nginx keeps the njs module.
 const NJS_MODULE: &str = "/usr/lib/nginx/modules/ngx_http_js_module.so";
