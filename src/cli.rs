@@ -5,7 +5,7 @@
 //! (1: the command failed; 2: the arguments do not parse). No backtraces, no panics.
 
 use crate::error::Result;
-use crate::{admin, bench, coordinator, nginx_gen, replicator};
+use crate::{admin, coordinator, nginx_gen, replicator};
 use argh::{EarlyExit, FromArgs};
 use std::process::ExitCode;
 
@@ -19,7 +19,8 @@ pub trait Command: FromArgs {
     fn run(self) -> Result<()>;
 }
 
-fn parse_and_run<C: Command>(name: &str, args: &[&str]) -> ExitCode {
+/// Parses `args` as command `C` called `name` and runs it: the exit code to return.
+pub fn parse_and_run<C: Command>(name: &str, args: &[&str]) -> ExitCode {
     match C::from_args(&[name], args) {
         Ok(command) => match command.run() {
             Ok(()) => ExitCode::SUCCESS,
@@ -93,7 +94,6 @@ pub const COMMANDS: &[(&str, Runner)] = &[
         "bp-nginx-gen",
         parse_and_run::<nginx_gen::command::NginxGen>,
     ),
-    ("bp-bench", parse_and_run::<bench::command::Bench>),
 ];
 
 /// Long-running servers (they keep running until stopped).

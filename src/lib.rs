@@ -9,12 +9,12 @@
 //! - `transport`: HTTP and Redis clients over `may` sockets;
 //! - `admin`: the admin commands (init, add-server, add-shard, ...), run by `cli`;
 //! - `replication_queue`: the Redis set that holds replication tasks;
-//! - `replicator`: the daemon that drains it;
-//! - `testkit`: real ZooKeeper, Redis, Backpack nodes and nginx on loopback, for tests and
-//!   demos.
+//! - `replicator`: the daemon that drains it.
+//!
+//! Test and benchmark tooling (real servers on loopback, `bp-bench`) is the workspace
+//! crate `backpack-testkit` (`testkit/`), not part of this one.
 
 pub mod admin;
-pub mod bench;
 pub mod cli;
 pub mod cluster;
 pub mod coordinator;
@@ -31,7 +31,6 @@ pub mod replicator;
 pub mod size;
 pub mod state;
 pub mod store;
-pub mod testkit;
 pub mod transport;
 pub mod zk;
 

@@ -2,8 +2,8 @@
 
 mod common;
 
-use backpack::testkit::{RedisServer, Sandbox};
 use backpack::zk::NodeKind;
+use backpack_testkit::{RedisServer, Sandbox};
 use common::*;
 use std::time::{Duration, Instant};
 
@@ -285,7 +285,7 @@ fn errors_are_one_line_and_write_nothing() {
 
 #[test]
 fn unreachable_zookeeper_fails_within_the_timeout() {
-    let port = backpack::testkit::free_port().unwrap();
+    let port = backpack_testkit::free_port().unwrap();
     let zk = format!("127.0.0.1:{port}");
     let started = Instant::now();
     let err = fails(DUMP, &[&zk, "/backpack", "--zk-timeout", "2"], 1);

@@ -4,13 +4,23 @@
 #[path = "common/cluster.rs"]
 mod cluster;
 
-use backpack::testkit::{LocalCluster, Sandbox, WebDavNode};
+use backpack_testkit::{LocalCluster, Sandbox, WebDavNode};
 use cluster::bin;
+use std::path::Path;
 use std::process::Command;
 
+/// bin/bp-bench, run as users run it. The binary is built beside the backpack binary,
+/// from the workspace crate backpack-testkit.
+fn bp_bench_command() -> Command {
+    let mut command = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("bin/bp-bench"));
+    command
+        .env("BP_BENCH_BIN", bin().with_file_name("bp-bench"))
+        .env("BACKPACK_BIN", bin());
+    command
+}
+
 fn bp_bench(args: &[&str]) -> String {
-    let output = Command::new(bin())
-        .arg("bp-bench")
+    let output = bp_bench_command()
         .args(args)
         .output()
         .expect("run bp-bench");
@@ -145,7 +155,7 @@ fn load_counts_rewrites_refusals_and_unreachable_targets() {
     // Nothing listens there.
     let closed = format!(
         "http://127.0.0.1:{}",
-        backpack::testkit::free_port().unwrap()
+        backpack_testkit::free_port().unwrap()
     );
     let unreachable = bp_bench(&["load", &closed, "--count", "4", "--concurrency", "2"]);
     assert!(unreachable.starts_with("0 ok of 4 in "), "{unreachable}");
@@ -154,8 +164,8 @@ fn load_counts_rewrites_refusals_and_unreachable_targets() {
         "{unreachable}"
     );
     // A target that is not an http://host:port URL is a one-line error.
-    let output = std::process::Command::new(bin())
-        .args(["bp-bench", "load", "https://127.0.0.1:1", "--count", "1"])
+    let output = bp_bench_command()
+        .args(["load", "https://127.0.0.1:1", "--count", "1"])
         .output()
         .unwrap();
     assert!(!output.status.success());

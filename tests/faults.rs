@@ -15,7 +15,7 @@
 #[path = "common/cluster.rs"]
 mod cluster;
 
-use backpack::testkit::{CoordinatorProcess, DelayProxy, LocalCluster, NodeKind, ServerProcess};
+use backpack_testkit::{CoordinatorProcess, DelayProxy, LocalCluster, NodeKind, ServerProcess};
 use cluster::*;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

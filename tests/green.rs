@@ -4,7 +4,7 @@
 #[path = "common/cluster.rs"]
 mod cluster;
 
-use backpack::testkit::{DelayProxy, LocalCluster};
+use backpack_testkit::{DelayProxy, LocalCluster};
 use cluster::*;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -266,7 +266,7 @@ fn sigterm_finishes_uploads_in_flight_and_flushes_sizes() {
     assert_eq!(status.code(), Some(0), "{}", coordinator.log());
     // The size flush interval is a minute: only the shutdown flush can have written this.
     assert_eq!(shard_current(&cluster, "1"), 20 * 5);
-    assert!(!backpack::testkit::is_listening(coordinator.port));
+    assert!(!backpack_testkit::is_listening(coordinator.port));
 }
 
 /// The value of an unlabelled sample in a /metrics text.

@@ -3,7 +3,7 @@
 #[path = "common/cluster.rs"]
 mod cluster;
 
-use backpack::testkit::{CoordinatorProcess, LocalCluster};
+use backpack_testkit::{CoordinatorProcess, LocalCluster};
 use cluster::*;
 use rand::Rng;
 use std::io::{Read, Write};
@@ -31,7 +31,7 @@ fn one_node_coordinator(label: &str, flags: &[&str]) -> (LocalCluster, Coordinat
 }
 
 fn vm_rss_kib(pid: u32) -> u64 {
-    backpack::bench::load::memory_kib(pid, "VmRSS").expect("VmRSS")
+    backpack_testkit::bench::load::memory_kib(pid, "VmRSS").expect("VmRSS")
 }
 
 /// Files in the coordinator's directory other than its log (spool files would show here

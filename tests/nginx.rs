@@ -4,8 +4,8 @@
 #[path = "common/cluster.rs"]
 mod cluster;
 
-use backpack::testkit::{free_port, nginx_test, LocalCluster, NginxFront, NodeKind};
 use backpack::zk::ZkSession;
+use backpack_testkit::{free_port, nginx_test, LocalCluster, NginxFront, NodeKind};
 use cluster::*;
 use std::path::Path;
 use std::process::Command;
@@ -299,7 +299,7 @@ fn watch_rewrites_on_change_and_keeps_a_valid_file() {
             .sandbox
             .launch("bp-nginx-gen", &bin().display().to_string(), args, &dir);
     launch.arg0 = Some("bp-nginx-gen".into());
-    let watcher = backpack::testkit::ServerProcess::start(launch).unwrap();
+    let watcher = backpack_testkit::ServerProcess::start(launch).unwrap();
     let wait_for = |what: &str, ok: &dyn Fn() -> bool| {
         let deadline = Instant::now() + Duration::from_secs(5);
         while !ok() {

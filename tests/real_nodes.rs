@@ -7,7 +7,7 @@
 #[path = "common/cluster.rs"]
 mod cluster;
 
-use backpack::testkit::{free_port, LocalCluster, NginxFront, NodeKind};
+use backpack_testkit::{free_port, LocalCluster, NginxFront, NodeKind};
 use cluster::*;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -151,7 +151,7 @@ fn the_replicator_copies_between_real_nodes_without_head() {
         let client = redis::Client::open(format!("redis://{redis}/")).unwrap();
         let mut conn = client.get_connection().unwrap();
         let _: i64 = redis::cmd("SADD")
-            .arg(backpack::testkit::QUEUE_KEY)
+            .arg(backpack_testkit::QUEUE_KEY)
             .arg(&item)
             .query(&mut conn)
             .unwrap();

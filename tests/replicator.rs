@@ -4,7 +4,7 @@
 #[path = "common/cluster.rs"]
 mod cluster;
 
-use backpack::testkit::{DelayProxy, LocalCluster, ServerProcess, QUEUE_KEY};
+use backpack_testkit::{DelayProxy, LocalCluster, ServerProcess, QUEUE_KEY};
 use cluster::*;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

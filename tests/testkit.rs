@@ -2,7 +2,7 @@
 
 mod common;
 
-use backpack::testkit::{is_listening, BackpackNode, RedisServer, Sandbox, WebDavNode};
+use backpack_testkit::{is_listening, BackpackNode, RedisServer, Sandbox, WebDavNode};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -216,7 +216,7 @@ fn free_ports_are_never_handed_out_twice() {
         .map(|_| {
             std::thread::spawn(|| {
                 (0..100)
-                    .map(|_| backpack::testkit::free_port().unwrap())
+                    .map(|_| backpack_testkit::free_port().unwrap())
                     .collect::<Vec<u16>>()
             })
         })
@@ -237,7 +237,7 @@ fn free_ports_are_never_handed_out_twice() {
 /// is 32768 here) is left alone.
 #[test]
 fn the_reaper_kills_only_the_processes_it_recorded() {
-    use backpack::testkit::process::start_time;
+    use backpack_testkit::process::start_time;
     use std::os::unix::process::CommandExt;
     let spawn_sleeper = || {
         Command::new("sleep")

@@ -3,7 +3,7 @@
 #[path = "common/cluster.rs"]
 mod cluster;
 
-use backpack::testkit::LocalCluster;
+use backpack_testkit::LocalCluster;
 use cluster::*;
 use std::collections::HashMap;
 use std::io::Write;
@@ -506,7 +506,7 @@ fn answers_have_honest_codes() {
 fn does_not_serve_before_the_configuration_loads() {
     let mut cluster = LocalCluster::start(bin(), "late-config", 1, 1).unwrap();
     cluster.root = "/late".to_string();
-    let port = backpack::testkit::free_port().unwrap();
+    let port = backpack_testkit::free_port().unwrap();
     let dir = cluster.sandbox.subdir("late-coordinator").unwrap();
     let args = vec![
         cluster.zk(),
@@ -518,10 +518,10 @@ fn does_not_serve_before_the_configuration_loads() {
         .sandbox
         .launch("late", &bin().display().to_string(), args, &dir);
     launch.arg0 = Some("backpack-coordinator".into());
-    let process = backpack::testkit::ServerProcess::start(launch).unwrap();
+    let process = backpack_testkit::ServerProcess::start(launch).unwrap();
     std::thread::sleep(Duration::from_secs(1));
     assert!(
-        !backpack::testkit::is_listening(port),
+        !backpack_testkit::is_listening(port),
         "it serves before loading"
     );
     let log = std::fs::read_to_string(process.log()).unwrap();
@@ -543,7 +543,7 @@ fn does_not_serve_before_the_configuration_loads() {
         .unwrap();
     cluster.add_enabled_shard("1", &[1], "1gb").unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !backpack::testkit::is_listening(port) {
+    while !backpack_testkit::is_listening(port) {
         assert!(Instant::now() < deadline, "it never started serving");
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -4,7 +4,7 @@
 #[path = "common/cluster.rs"]
 mod cluster;
 
-use backpack::testkit::{CoordinatorProcess, LocalCluster};
+use backpack_testkit::{CoordinatorProcess, LocalCluster};
 use cluster::*;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn cpu_seconds(pid: u32) -> f64 {
-    backpack::bench::load::cpu_seconds(pid).expect("the coordinator's /proc/<pid>/stat")
+    backpack_testkit::bench::load::cpu_seconds(pid).expect("the coordinator's /proc/<pid>/stat")
 }
 
 /// Uploads in the background until stopped; records the bytes acknowledged per shard.

@@ -1,8 +1,8 @@
 //! Helpers for tests that run a whole cluster and upload through a coordinator.
 #![allow(dead_code)]
 
-use backpack::testkit::{LocalCluster, NodeKind, ServerProcess, QUEUE_KEY};
 use backpack::zk::ZkSession;
+use backpack_testkit::{LocalCluster, NodeKind, ServerProcess, QUEUE_KEY};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -131,7 +131,7 @@ pub fn holders(cluster: &LocalCluster, path: &str) -> Vec<usize> {
 
 /// Peak resident memory of a process, in KiB (VmHWM).
 pub fn peak_rss_kib(pid: u32) -> u64 {
-    backpack::bench::load::memory_kib(pid, "VmHWM").expect("VmHWM")
+    backpack_testkit::bench::load::memory_kib(pid, "VmHWM").expect("VmHWM")
 }
 
 /// Sum of every `node_failures` sample in a coordinator's /metrics.

@@ -2,8 +2,8 @@
 //! cluster roots, and the commands run the way users run them (the scripts in `bin/`).
 #![allow(dead_code)]
 
-use backpack::testkit::{Sandbox, ZooKeeperServer};
 use backpack::zk::ZkSession;
+use backpack_testkit::{Sandbox, ZooKeeperServer};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -2,12 +2,32 @@
 
 use super::load::{cpu_seconds, memory_kib, run, LoadSpec};
 use super::matrix::{run_matrix, MatrixSpec};
-use crate::cli::Command;
-use crate::duration_arg::parse_duration;
-use crate::error::{Error, Result};
-use crate::size::parse_size;
 use argh::FromArgs;
+use backpack::cli::Command;
+use backpack::duration_arg::parse_duration;
+use backpack::error::{Error, Result};
+use backpack::size::parse_size;
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// The `backpack` binary whose coordinators the benchmarks start: `$BACKPACK_BIN`, or the
+/// one built beside `bp-bench` (cargo puts both in `target/release`).
+fn backpack_binary() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("BACKPACK_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let beside = std::env::current_exe()
+        .map_err(|err| Error::invalid(err.to_string()))?
+        .with_file_name("backpack");
+    if beside.is_file() {
+        Ok(beside)
+    } else {
+        Err(Error::invalid(format!(
+            "no backpack binary at {}: run cargo build --release, or set BACKPACK_BIN",
+            beside.display()
+        )))
+    }
+}
 
 fn size_arg(text: &str) -> Result<u64, String> {
     parse_size(text).map_err(|err| err.to_string())
@@ -173,11 +193,13 @@ impl Command for Bench {
                 }
                 Ok(())
             }
-            Action::SlowNode(args) => {
-                let bin = std::env::current_exe().map_err(|err| Error::invalid(err.to_string()))?;
-                super::slow_node::run_slow_node(&bin, args.rate, args.duration, args.delay)
-                    .map_err(Error::Invalid)
-            }
+            Action::SlowNode(args) => super::slow_node::run_slow_node(
+                &backpack_binary()?,
+                args.rate,
+                args.duration,
+                args.delay,
+            )
+            .map_err(Error::Invalid),
             Action::Matrix(args) => {
                 let spec = MatrixSpec {
                     sink: args.sink,
@@ -195,8 +217,7 @@ impl Command for Bench {
                         .collect(),
                     big_upload: args.big_upload,
                 };
-                let bin = std::env::current_exe().map_err(|err| Error::invalid(err.to_string()))?;
-                run_matrix(&bin, &spec).map_err(Error::Invalid)
+                run_matrix(&backpack_binary()?, &spec).map_err(Error::Invalid)
             }
         }
     }

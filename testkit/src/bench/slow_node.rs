@@ -3,7 +3,7 @@
 //! delaying proxy). Uploads that land on shards 2 and 3 should keep their latency.
 
 use super::load::{percentile_ms, run, LoadReport, LoadSpec};
-use crate::testkit::{DelayProxy, LocalCluster, NodeKind};
+use crate::{DelayProxy, LocalCluster, NodeKind};
 use std::path::Path;
 use std::time::Duration;
 

@@ -1,5 +1,7 @@
-//! Real servers on loopback for tests, benchmarks and demos: ZooKeeper, Redis, real
-//! Backpack nodes, and nginx WebDAV nodes standing in for them where speed matters.
+//! Test and benchmark tooling for backpack-rs, kept out of the production crate: real
+//! servers on loopback for tests, benchmarks and demos (ZooKeeper, Redis, real Backpack
+//! nodes, and nginx WebDAV nodes standing in for them where speed matters), and `bench`,
+//! the `bp-bench` load generator and benchmark matrix.
 //!
 //! Everything a run starts lives in one `Sandbox` directory (configs, data, logs, group
 //! ids) under `$TMPDIR/backpack-testkit/`. Servers stop when their handle is dropped, when
@@ -7,6 +9,7 @@
 //! finds them orphaned.
 
 mod backpack_node;
+pub mod bench;
 mod cluster;
 mod delay_proxy;
 mod front;

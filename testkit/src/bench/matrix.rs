@@ -2,8 +2,8 @@
 //! coordinator, on a local cluster of two nodes (one shard of both, two Redis).
 
 use super::load::{cpu_seconds, memory_kib, run, LoadReport, LoadSpec};
-use crate::size::format_size;
-use crate::testkit::{LocalCluster, NodeKind, QUEUE_KEY};
+use crate::{LocalCluster, NodeKind, QUEUE_KEY};
+use backpack::size::format_size;
 use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
