@@ -1,49 +1,9 @@
-//! The command table: every command's user-facing name and how to run it.
-//!
-//! Each command is an `argh` struct implementing `Command`. `run` parses the arguments,
-//! prints `--help`, and turns an error into one line on stderr and a non-zero exit code
-//! (1: the command failed; 2: the arguments do not parse). No backtraces, no panics.
+//! The command table: every command's user-facing name and how to run it (`command`
+//! holds what a command is; this module only lists them).
 
-use crate::error::Result;
+use crate::command::parse_and_run;
 use crate::{admin, coordinator, nginx_gen, replicator};
-use argh::{EarlyExit, FromArgs};
 use std::process::ExitCode;
-
-/// Exit code for a command that failed (ZooKeeper, Redis, bad state, refused request).
-pub const EXIT_FAILED: u8 = 1;
-/// Exit code for arguments that do not parse.
-pub const EXIT_USAGE: u8 = 2;
-
-/// One command.
-pub trait Command: FromArgs {
-    fn run(self) -> Result<()>;
-}
-
-/// Parses `args` as command `C` called `name` and runs it: the exit code to return.
-pub fn parse_and_run<C: Command>(name: &str, args: &[&str]) -> ExitCode {
-    match C::from_args(&[name], args) {
-        Ok(command) => match command.run() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("{name}: {err}");
-                ExitCode::from(EXIT_FAILED)
-            }
-        },
-        Err(EarlyExit { output, status }) => match status {
-            Ok(()) => {
-                println!("{output}");
-                ExitCode::SUCCESS
-            }
-            Err(()) => {
-                // argh spreads some messages over lines; an error is one line.
-                let message: Vec<&str> = output.split_whitespace().collect();
-                eprintln!("{name}: {}", message.join(" "));
-                eprintln!("Run {name} --help for usage.");
-                ExitCode::from(EXIT_USAGE)
-            }
-        },
-    }
-}
 
 type Runner = fn(&str, &[&str]) -> ExitCode;
 

@@ -17,6 +17,7 @@
 pub mod admin;
 pub mod cli;
 pub mod cluster;
+pub mod command;
 pub mod coordinator;
 pub mod duration_arg;
 pub mod error;

@@ -10,7 +10,7 @@ fn usage() -> ExitCode {
     for (name, _) in backpack::cli::COMMANDS {
         eprintln!("  {name}");
     }
-    ExitCode::from(backpack::cli::EXIT_USAGE)
+    ExitCode::from(backpack::command::EXIT_USAGE)
 }
 
 fn main() -> ExitCode {

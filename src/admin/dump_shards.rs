@@ -1,7 +1,7 @@
 //! dump-shards: every shard with its state and its nodes' addresses, as JSON.
 
 use super::open;
-use crate::cli::Command;
+use crate::command::Command;
 use crate::error::Result;
 use crate::js_json;
 use argh::FromArgs;

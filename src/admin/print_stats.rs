@@ -1,7 +1,7 @@
 //! print-stats: how full each shard is, the whole cluster, and the replication backlog.
 
 use super::open;
-use crate::cli::Command;
+use crate::command::Command;
 use crate::error::Result;
 use crate::js_json::compare_ids;
 use crate::replication_queue;

@@ -1,7 +1,7 @@
 //! add-server: register a Backpack node, or move an existing one to a new address.
 
 use super::open;
-use crate::cli::Command;
+use crate::command::Command;
 use crate::error::Result;
 use crate::state::check_new_id;
 use crate::state::servers::{self, NodeUrl, Upsert};

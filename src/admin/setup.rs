@@ -1,7 +1,7 @@
 //! init and set-queue: the nodes every other command and daemon needs.
 
 use super::open;
-use crate::cli::Command;
+use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::state::endpoint::parse_endpoint_list;
 use crate::state::queue::QueueInfo;

@@ -1,7 +1,7 @@
 //! add-shard, enable-shard, disable-shard.
 
 use super::open;
-use crate::cli::Command;
+use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::size::{format_size, parse_size};
 use crate::state::shard_size;

@@ -6,12 +6,12 @@
 //! request before reading its body has validated it, so the client never sends a body
 //! that would be refused.
 
-use super::connection::Conn;
+use super::client_stream::ClientStream;
 use std::io::{self, Read, Write};
 use std::time::Duration;
 
 pub struct Body<'a> {
-    conn: &'a mut Conn,
+    conn: &'a mut ClientStream,
     length: u64,
     remaining: u64,
     continue_pending: bool,
@@ -30,7 +30,7 @@ pub(super) struct BodyState {
 
 impl<'a> Body<'a> {
     pub(super) fn new(
-        conn: &'a mut Conn,
+        conn: &'a mut ClientStream,
         length: u64,
         expect_continue: bool,
         timeout: Duration,

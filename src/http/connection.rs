@@ -7,106 +7,18 @@
 //! leave in order; bytes that arrived past the current request wait in the buffer.
 
 use super::body::Body;
+use super::client_stream::{is_timeout, ClientStream};
 use super::request::{self, Framing, Request};
 use super::response::Response;
-use super::server::ServerState;
-use super::{Handler, Limits};
+use super::{Handler, Limits, ServerState};
 use may::net::TcpStream;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 /// The most header fields a request may have, whatever the limit says (the parser's
 /// slots live on the coroutine's stack).
 pub const MAX_HEADER_SLOTS: usize = 256;
-
-/// The socket and the bytes read from it that nobody has consumed yet (`buf[start..end]`).
-pub(super) struct Conn {
-    pub(super) stream: TcpStream,
-    pub(super) buf: Vec<u8>,
-    pub(super) start: usize,
-    pub(super) end: usize,
-    /// The timeouts last set on the socket: setting one is a system call, so it is
-    /// only done when the value changes.
-    read_timeout: Option<Duration>,
-    write_timeout: Option<Duration>,
-    /// The read timeout the socket keeps: the shortest wait the server uses (see
-    /// `read_within`).
-    standing_read_timeout: Duration,
-}
-
-/// Rounds a timeout up to 100 ms, so that a deadline counting down does not change the
-/// socket's timeout on every read.
-fn coarse(timeout: Duration) -> Duration {
-    Duration::from_millis((timeout.as_millis() as u64).div_ceil(100).max(1) * 100)
-}
-
-impl Conn {
-    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
-        let timeout = Some(coarse(timeout));
-        if self.read_timeout != timeout {
-            self.stream.set_read_timeout(timeout)?;
-            self.read_timeout = timeout;
-        }
-        Ok(())
-    }
-
-    /// Reads into `out`, waiting at most `timeout` for bytes to arrive.
-    ///
-    /// A kept-alive connection waits with the idle timeout between requests and with the
-    /// body timeout inside one; setting the socket's timeout to each in turn would cost two
-    /// system calls per request. So the socket keeps the shorter of the two, and a wait
-    /// meant to be longer simply reads again when it runs out.
-    pub(super) fn read_within(&mut self, timeout: Duration, out: &mut [u8]) -> io::Result<usize> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            self.set_read_timeout(left.min(self.standing_read_timeout))?;
-            match self.stream.read(out) {
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) if is_timeout(&err) && Instant::now() < deadline => {}
-                other => return other,
-            }
-        }
-    }
-
-    pub(super) fn set_write_timeout(&mut self, timeout: Duration) -> io::Result<()> {
-        let timeout = Some(coarse(timeout));
-        if self.write_timeout != timeout {
-            self.stream.set_write_timeout(timeout)?;
-            self.write_timeout = timeout;
-        }
-        Ok(())
-    }
-
-    pub(super) fn buffered(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
-    }
-
-    pub(super) fn consume(&mut self, n: usize) {
-        self.start += n;
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-    }
-
-    /// Reads more bytes into the buffer, waiting at most `timeout`; Ok(0) at EOF.
-    fn fill(&mut self, timeout: Duration) -> io::Result<usize> {
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        // The buffer is taken out for the read, so that `read_within` may borrow `self`.
-        let mut buf = std::mem::take(&mut self.buf);
-        let read = self.read_within(timeout, &mut buf[self.end..]);
-        self.buf = buf;
-        let n = read?;
-        self.end += n;
-        Ok(n)
-    }
-}
 
 /// Why no request head could be read.
 enum NoHead {
@@ -116,15 +28,8 @@ enum NoHead {
     Answer(Response),
 }
 
-fn is_timeout(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-    )
-}
-
 /// Reads and parses the next request head.
-fn read_head(conn: &mut Conn, limits: &Limits) -> Result<Request, NoHead> {
+fn read_head(conn: &mut ClientStream, limits: &Limits) -> Result<Request, NoHead> {
     // Between requests the idle timeout applies; once a request has begun, all of its
     // head must arrive within the header timeout (a client trickling bytes is cut off).
     let mut deadline: Option<Instant> = None;
@@ -176,7 +81,7 @@ fn read_head(conn: &mut Conn, limits: &Limits) -> Result<Request, NoHead> {
 }
 
 fn write_answer(
-    conn: &mut Conn,
+    conn: &mut ClientStream,
     response: &Response,
     head_only: bool,
     timeout: Duration,
@@ -193,15 +98,11 @@ pub(super) fn serve(
     state: &ServerState,
 ) {
     let _ = stream.set_nodelay(true);
-    let mut conn = Conn {
+    let mut conn = ClientStream::new(
         stream,
-        buf: vec![0; limits.max_head_bytes + 4096],
-        start: 0,
-        end: 0,
-        read_timeout: None,
-        write_timeout: None,
-        standing_read_timeout: limits.idle_timeout.min(limits.body_timeout),
-    };
+        limits.max_head_bytes + 4096,
+        limits.idle_timeout.min(limits.body_timeout),
+    );
     loop {
         let request = match read_head(&mut conn, limits) {
             Ok(request) => request,
@@ -260,7 +161,7 @@ pub(super) fn serve(
 }
 
 /// Reads and discards `remaining` body bytes; false when they do not arrive.
-fn drain(conn: &mut Conn, remaining: u64, timeout: Duration) -> bool {
+fn drain(conn: &mut ClientStream, remaining: u64, timeout: Duration) -> bool {
     let mut body = Body::new(conn, remaining, false, timeout);
     io::copy(&mut body, &mut io::sink()).is_ok() && body.state().remaining == 0
 }

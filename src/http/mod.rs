@@ -9,6 +9,7 @@
 //! request whose body is not read either has it drained (small) or closes the connection.
 
 mod body;
+mod client_stream;
 mod connection;
 pub mod request;
 pub mod response;
@@ -17,8 +18,9 @@ mod server;
 pub use body::Body;
 pub use request::{Framing, Request};
 pub use response::Response;
-pub use server::{serve, ServerHandle, ServerState};
+pub use server::{serve, ServerHandle};
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// What the server does with a request. Runs inside a `may` coroutine: block only on
@@ -57,5 +59,22 @@ impl Default for Limits {
             drain_limit: 64 * 1024,
             max_connections: 10_000,
         }
+    }
+}
+
+/// What a running server shares with its owner: open connections, a stop switch.
+#[derive(Default)]
+pub struct ServerState {
+    open: AtomicUsize,
+    stopping: AtomicBool,
+}
+
+impl ServerState {
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 }

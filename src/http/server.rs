@@ -2,29 +2,12 @@
 
 use super::connection;
 use super::response::Response;
-use super::{Handler, Limits};
+use super::{Handler, Limits, ServerState};
 use may::net::TcpListener;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-/// What a running server shares with its owner: open connections, a stop switch.
-#[derive(Default)]
-pub struct ServerState {
-    open: AtomicUsize,
-    stopping: AtomicBool,
-}
-
-impl ServerState {
-    pub fn open_connections(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
-    }
-
-    pub fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
-    }
-}
 
 /// A running server.
 #[derive(Clone)]

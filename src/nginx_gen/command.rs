@@ -2,9 +2,9 @@
 //! --output FILE` a daemon that rewrites FILE whenever servers-map or shards-map changes.
 
 use super::config::{check, render, FrontOptions, FrontShard};
-use crate::cli::Command;
 use crate::cluster::snapshot::Snapshot;
 use crate::cluster::sync::{self, Shared, SyncSettings};
+use crate::command::Command;
 use crate::duration_arg::parse_duration;
 use crate::error::{Error, Result};
 use crate::js_json::compare_ids;

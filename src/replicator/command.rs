@@ -1,8 +1,8 @@
 //! `backpack-replicator <zk_servers> </zk/root> [concurrency]`.
 
 use super::worker::{Counters, Worker};
-use crate::cli::Command;
 use crate::cluster::sync::{self, Shared, SyncSettings};
+use crate::command::Command;
 use crate::duration_arg::parse_duration;
 use crate::error::{Error, Result};
 use crate::hostname::hostname;

@@ -1,6 +1,6 @@
 //! `backpack-replicator-push`: queue a copy by hand, in the old tools' exact item form.
 
-use crate::cli::Command;
+use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::replication_queue;
 use crate::state::endpoint::parse_endpoint_list;

@@ -6,5 +6,5 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    backpack::cli::parse_and_run::<backpack_testkit::bench::command::Bench>("bp-bench", &args)
+    backpack::command::parse_and_run::<backpack_testkit::bench::command::Bench>("bp-bench", &args)
 }

@@ -3,7 +3,7 @@
 use super::load::{cpu_seconds, memory_kib, run, LoadSpec};
 use super::matrix::{run_matrix, MatrixSpec};
 use argh::FromArgs;
-use backpack::cli::Command;
+use backpack::command::Command;
 use backpack::duration_arg::parse_duration;
 use backpack::error::{Error, Result};
 use backpack::size::parse_size;

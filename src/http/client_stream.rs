@@ -1,0 +1,121 @@
+//! A client's socket with its read buffer: what the connection loop reads request heads
+//! from and what a request body reads from, with timeouts that cost as few system calls
+//! as possible.
+
+use may::net::TcpStream;
+use std::io::{self, Read};
+use std::time::{Duration, Instant};
+
+/// The client's socket and the bytes read from it that nobody has consumed yet
+/// (`buf[start..end]`).
+pub(super) struct ClientStream {
+    pub(super) stream: TcpStream,
+    pub(super) buf: Vec<u8>,
+    pub(super) start: usize,
+    pub(super) end: usize,
+    /// The timeouts last set on the socket: setting one is a system call, so it is
+    /// only done when the value changes.
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    /// The read timeout the socket keeps: the shortest wait the server uses (see
+    /// `read_within`).
+    standing_read_timeout: Duration,
+}
+
+/// Rounds a timeout up to 100 ms, so that a deadline counting down does not change the
+/// socket's timeout on every read.
+fn coarse(timeout: Duration) -> Duration {
+    Duration::from_millis((timeout.as_millis() as u64).div_ceil(100).max(1) * 100)
+}
+
+impl ClientStream {
+    /// A stream with a read buffer of `buffer` bytes whose socket keeps the read timeout
+    /// `standing_read_timeout` (see `read_within`).
+    pub(super) fn new(
+        stream: TcpStream,
+        buffer: usize,
+        standing_read_timeout: Duration,
+    ) -> ClientStream {
+        ClientStream {
+            stream,
+            buf: vec![0; buffer],
+            start: 0,
+            end: 0,
+            read_timeout: None,
+            write_timeout: None,
+            standing_read_timeout,
+        }
+    }
+
+    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        let timeout = Some(coarse(timeout));
+        if self.read_timeout != timeout {
+            self.stream.set_read_timeout(timeout)?;
+            self.read_timeout = timeout;
+        }
+        Ok(())
+    }
+
+    /// Reads into `out`, waiting at most `timeout` for bytes to arrive.
+    ///
+    /// A kept-alive connection waits with the idle timeout between requests and with the
+    /// body timeout inside one; setting the socket's timeout to each in turn would cost two
+    /// system calls per request. So the socket keeps the shorter of the two, and a wait
+    /// meant to be longer simply reads again when it runs out.
+    pub(super) fn read_within(&mut self, timeout: Duration, out: &mut [u8]) -> io::Result<usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.set_read_timeout(left.min(self.standing_read_timeout))?;
+            match self.stream.read(out) {
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) if is_timeout(&err) && Instant::now() < deadline => {}
+                other => return other,
+            }
+        }
+    }
+
+    pub(super) fn set_write_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        let timeout = Some(coarse(timeout));
+        if self.write_timeout != timeout {
+            self.stream.set_write_timeout(timeout)?;
+            self.write_timeout = timeout;
+        }
+        Ok(())
+    }
+
+    pub(super) fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    pub(super) fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Reads more bytes into the buffer, waiting at most `timeout`; Ok(0) at EOF.
+    pub(super) fn fill(&mut self, timeout: Duration) -> io::Result<usize> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        // The buffer is taken out for the read, so that `read_within` may borrow `self`.
+        let mut buf = std::mem::take(&mut self.buf);
+        let read = self.read_within(timeout, &mut buf[self.end..]);
+        self.buf = buf;
+        let n = read?;
+        self.end += n;
+        Ok(n)
+    }
+}
+
+pub(super) fn is_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
+}
