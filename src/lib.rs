@@ -2,7 +2,7 @@
 //!
 //! Where things are:
 //! - `state`: the cluster state kept in ZooKeeper, as typed values (one module per node);
-//! - `store`: reading and compare-and-set updates of that state over a `zk` session;
+//! - `zk_state`: reading and compare-and-set updates of that state over a `zk` session;
 //! - `cluster`: the live configuration (ZooKeeper session, watches, snapshots);
 //! - `coordinator`: the upload server (`coordinator::upload` is the write path);
 //! - `http`: the HTTP/1.1 server it runs on (`may` coroutines);
@@ -31,8 +31,8 @@ pub mod replication_queue;
 pub mod replicator;
 pub mod size;
 pub mod state;
-pub mod store;
 pub mod transport;
 pub mod zk;
+pub mod zk_state;
 
 pub use error::{Error, Result};

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::size::{format_size, parse_size};
 use crate::state::shard_size;
 use crate::state::{check_new_id, shards};
-use crate::store::Store;
+use crate::zk_state::ZkState;
 use argh::FromArgs;
 
 #[derive(FromArgs)]
@@ -113,7 +113,7 @@ impl Command for AddShard {
     }
 }
 
-fn set_enabled(store: &Store, id: &str, enabled: bool) -> Result<()> {
+fn set_enabled(store: &ZkState, id: &str, enabled: bool) -> Result<()> {
     let path = store.paths().shards_map();
     let changed = store.update(&path, |doc| shards::set_enabled(doc, id, enabled))?;
     let state = if enabled {

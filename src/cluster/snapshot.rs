@@ -13,11 +13,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// A Backpack node: its id, its address as configured, and the address to connect to
-/// (None when the host name does not resolve).
+/// A Backpack node (the snapshot keys them by id): its address as configured, and the
+/// address to connect to (None when the host name does not resolve).
 #[derive(Debug, Clone)]
 pub struct Node {
-    pub id: String,
     pub endpoint: Endpoint,
     pub addr: Option<SocketAddr>,
 }

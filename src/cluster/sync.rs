@@ -14,9 +14,9 @@ use crate::js_json::compare_ids;
 use crate::log_line;
 use crate::state::queue::QueueInfo;
 use crate::state::{servers, shard_size, shards, Paths};
-use crate::store::Store;
 use crate::transport::redis::RedisPool;
 use crate::zk::ZkEvent;
+use crate::zk_state::ZkState;
 use parking_lot::Mutex;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -96,15 +96,15 @@ impl ZkHealth {
 /// lock nodes). None while there is none. Calls block: never make them on a `may` worker.
 #[derive(Default)]
 pub struct SessionCell {
-    current: Mutex<Option<Arc<Store>>>,
+    current: Mutex<Option<Arc<ZkState>>>,
 }
 
 impl SessionCell {
-    pub fn current(&self) -> Option<Arc<Store>> {
+    pub fn current(&self) -> Option<Arc<ZkState>> {
         self.current.lock().clone()
     }
 
-    fn set(&self, store: &Option<Arc<Store>>) {
+    fn set(&self, store: &Option<Arc<ZkState>>) {
         let mut current = self.current.lock();
         let same = match (&*current, store) {
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
@@ -135,7 +135,8 @@ struct UncertainWrite {
     bytes: Vec<u8>,
 }
 
-struct Sync {
+/// The ZooKeeper thread's state: what it follows, what it last read, what it must write.
+struct SnapshotKeeper {
     settings: SyncSettings,
     paths: Paths,
     cell: Arc<SnapshotCell>,
@@ -166,7 +167,7 @@ pub fn start(settings: SyncSettings, shared: &Shared) -> Result<SyncHandle> {
     let paths = Paths::new(&settings.root)?;
     let (sender, messages) = mpsc::channel();
     let events = sender.clone();
-    let sync = Sync {
+    let sync = SnapshotKeeper {
         settings,
         paths,
         cell: Arc::clone(&shared.snapshot),
@@ -196,12 +197,12 @@ const MAX_RETRY: Duration = Duration::from_secs(5);
 const PROBE_AFTER: Duration = Duration::from_secs(1);
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 
-impl Sync {
+impl SnapshotKeeper {
     /// Opens a new session; its events carry a new generation number.
-    fn open(&mut self, events: &mpsc::Sender<Message>, timeout: Duration) -> Result<Arc<Store>> {
+    fn open(&mut self, events: &mpsc::Sender<Message>, timeout: Duration) -> Result<Arc<ZkState>> {
         let events = events.clone();
         let generation = self.generation + 1;
-        let store = Store::open_watching(
+        let store = ZkState::open_watching(
             &self.settings.zk_servers,
             &self.settings.root,
             timeout,
@@ -222,7 +223,7 @@ impl Sync {
 
     /// Drops a session ZooKeeper has ended; a live one is kept (its client reconnects by
     /// itself and keeps the session and its watches).
-    fn check_session(&self, store: &mut Option<Arc<Store>>, err: &Error, what: &str) {
+    fn check_session(&self, store: &mut Option<Arc<ZkState>>, err: &Error, what: &str) {
         let ended = store
             .as_ref()
             .is_some_and(|s| s.session().state().is_terminated());
@@ -237,7 +238,7 @@ impl Sync {
     }
 
     fn run(mut self, messages: mpsc::Receiver<Message>, events: mpsc::Sender<Message>) {
-        let mut store: Option<Arc<Store>> = None;
+        let mut store: Option<Arc<ZkState>> = None;
         let mut retry = MIN_RETRY;
         let mut retry_at = Instant::now();
         let mut next_flush = Instant::now() + self.settings.size_flush;
@@ -379,7 +380,7 @@ impl Sync {
         }
     }
 
-    fn reload_everything(&mut self, store: &Store) -> Result<()> {
+    fn reload_everything(&mut self, store: &ZkState) -> Result<()> {
         for path in [
             self.paths.servers_map(),
             self.paths.shards_map(),
@@ -395,7 +396,7 @@ impl Sync {
     }
 
     /// Re-reads one node (and re-arms its watch).
-    fn reload(&mut self, store: &Store, path: &str) -> Result<()> {
+    fn reload(&mut self, store: &ZkState, path: &str) -> Result<()> {
         let read = |path: &str| -> Result<Option<Value>> {
             match store.session().get_watched(path)? {
                 Some((bytes, _)) => crate::state::parse_object(path, &bytes).map(Some),
@@ -502,7 +503,7 @@ impl Sync {
         let mut nodes = HashMap::new();
         for (id, endpoint) in servers {
             let addr = self.resolve(&endpoint.host, endpoint.port);
-            nodes.insert(id.clone(), Node { id, endpoint, addr });
+            nodes.insert(id, Node { endpoint, addr });
         }
         let mut shard_list: Vec<Shard> = shard_map
             .into_iter()
@@ -548,7 +549,7 @@ impl Sync {
 
     /// Applies pending size increments with compare-and-set. A total that fails goes
     /// back to be retried, unless its size node is gone (then it is dropped, logged).
-    fn flush(&mut self, store: &Store) -> Result<()> {
+    fn flush(&mut self, store: &ZkState) -> Result<()> {
         self.settle_uncertain(store)?;
         let totals = self.sizes.take();
         let mut failure = None;
@@ -565,7 +566,7 @@ impl Sync {
     }
 
     /// One increment: read, add, compare-and-set; again on a version conflict.
-    fn add_size(&mut self, store: &Store, shard: &str, delta: u64) -> Result<()> {
+    fn add_size(&mut self, store: &ZkState, shard: &str, delta: u64) -> Result<()> {
         let path = self.paths.shard_size(shard);
         loop {
             let (mut doc, version) = match store.read_required(&path) {
@@ -603,7 +604,7 @@ impl Sync {
 
     /// Settles writes whose outcome was unknown: applied if the node's version is the next
     /// one and it holds our bytes; otherwise the increment is pending again.
-    fn settle_uncertain(&mut self, store: &Store) -> Result<()> {
+    fn settle_uncertain(&mut self, store: &ZkState) -> Result<()> {
         while let Some(write) = self.uncertain.pop() {
             let path = self.paths.shard_size(&write.shard);
             match store.session().get(&path) {

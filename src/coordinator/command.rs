@@ -219,7 +219,7 @@ impl Command for CoordinatorCommand {
             agent: node_http::agent(
                 self.node_connect_timeout,
                 self.node_timeout,
-                node_http::Use::Uploads,
+                node_http::Role::Uploads,
             ),
             memory: MemoryBudget::new(self.memory_budget),
             in_flight: Arc::clone(&in_flight),

@@ -10,7 +10,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
@@ -60,81 +60,94 @@ pub fn result_of(status: u16) -> &'static str {
 impl Default for Metrics {
     fn default() -> Metrics {
         let mut registry = Registry::with_prefix("backpack_coordinator");
-        let metrics = Metrics {
-            uploads: Family::default(),
-            upload_bytes: Family::default(),
-            // 0.5 ms to about 16 s.
-            latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
-            node_failures: Family::default(),
-            shard_capacity: Family::default(),
-            shard_used: Family::default(),
-            shard_writable: Family::default(),
-            queue_length: Gauge::default(),
-            zookeeper: Family::default(),
-            open_connections: Gauge::default(),
-            memory_bodies: Gauge::default(),
-            registry: Registry::default(),
-        };
-        registry.register(
+        let uploads = registered(
+            &mut registry,
             "uploads",
             "Uploads answered, by result",
-            metrics.uploads.clone(),
+            Family::default(),
         );
-        registry.register(
+        let upload_bytes = registered(
+            &mut registry,
             "upload_bytes",
             "Bytes of uploads answered, by result",
-            metrics.upload_bytes.clone(),
+            Family::default(),
         );
-        registry.register(
+        // 0.5 ms to about 16 s.
+        let latency = registered(
+            &mut registry,
             "upload_duration_seconds",
             "Time to answer an upload",
-            metrics.latency.clone(),
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
         );
-        registry.register(
+        let node_failures = registered(
+            &mut registry,
             "node_failures",
             "PUTs to a node that failed, by node id",
-            metrics.node_failures.clone(),
+            Family::default(),
         );
-        registry.register(
+        let shard_capacity = registered(
+            &mut registry,
             "shard_capacity_bytes",
             "Capacity of a shard",
-            metrics.shard_capacity.clone(),
+            Family::default(),
         );
-        registry.register(
+        let shard_used = registered(
+            &mut registry,
             "shard_used_bytes",
             "Bytes used on a shard (from ZooKeeper)",
-            metrics.shard_used.clone(),
+            Family::default(),
         );
-        registry.register(
+        let shard_writable = registered(
+            &mut registry,
             "shard_writable",
             "1 when a shard takes uploads",
-            metrics.shard_writable.clone(),
+            Family::default(),
         );
-        registry.register(
+        let queue_length = registered(
+            &mut registry,
             "queue_length",
             "Replication items queued (-1: no Redis answered)",
-            metrics.queue_length.clone(),
+            Gauge::default(),
         );
-        registry.register(
+        let zookeeper = registered(
+            &mut registry,
             "zookeeper_state",
             "1 for the ZooKeeper connection's current state",
-            metrics.zookeeper.clone(),
+            Family::default(),
         );
-        registry.register(
+        let open_connections = registered(
+            &mut registry,
             "open_connections",
             "Client connections open now",
-            metrics.open_connections.clone(),
+            Gauge::default(),
         );
-        registry.register(
+        let memory_bodies = registered(
+            &mut registry,
             "memory_body_bytes",
             "Bytes of upload bodies held in memory now (capped by --memory-budget)",
-            metrics.memory_bodies.clone(),
+            Gauge::default(),
         );
         Metrics {
             registry,
-            ..metrics
+            uploads,
+            upload_bytes,
+            latency,
+            node_failures,
+            shard_capacity,
+            shard_used,
+            shard_writable,
+            queue_length,
+            zookeeper,
+            open_connections,
+            memory_bodies,
         }
     }
+}
+
+/// Registers `metric` under `name` and hands it back, to keep in `Metrics`.
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 /// What the gauges show that is read at scrape time.

@@ -45,10 +45,9 @@ struct Stored {
 }
 
 fn validate(coordinator: &Coordinator, request: &Request) -> Result<u64, Refusal> {
-    if request.framing == Framing::Chunked || !request.has_length {
+    let Framing::Length(length) = request.framing else {
         return Err(refuse(411, "Content-Length is required"));
-    }
-    let length = request.content_length();
+    };
     if length > coordinator.settings.max_body {
         return Err(refuse(
             413,

@@ -55,11 +55,6 @@ impl<'a> Body<'a> {
         self.length == 0
     }
 
-    /// Bytes not read yet.
-    pub fn remaining(&self) -> u64 {
-        self.remaining
-    }
-
     pub(super) fn state(&self) -> BodyState {
         BodyState {
             remaining: self.remaining,

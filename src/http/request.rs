@@ -10,7 +10,9 @@ use super::response::Response;
 /// How the request's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
-    /// `Content-Length: n` (a missing length means 0 for requests).
+    /// Neither `Content-Length` nor `Transfer-Encoding`: a request without a body.
+    Absent,
+    /// `Content-Length: n`.
     Length(u64),
     /// `Transfer-Encoding` without a length: the server does not take such bodies.
     Chunked,
@@ -21,26 +23,14 @@ pub struct Request {
     pub method: String,
     /// The request target exactly as sent: path and query string.
     pub target: String,
-    /// Header names as sent, values as bytes.
-    pub headers: Vec<(String, Vec<u8>)>,
     pub framing: Framing,
     /// The client sent `Expect: 100-continue` and waits for our go-ahead.
     pub expect_continue: bool,
     /// Whether the client wants the connection kept open after this request.
     pub keep_alive: bool,
-    /// Whether a `Content-Length` header was present at all.
-    pub has_length: bool,
 }
 
 impl Request {
-    /// The first value of a header, by case-insensitive name.
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
-    }
-
     /// The path without the query string.
     pub fn path(&self) -> &str {
         self.target.split('?').next().unwrap_or("")
@@ -50,7 +40,7 @@ impl Request {
     pub fn content_length(&self) -> u64 {
         match self.framing {
             Framing::Length(n) => n,
-            Framing::Chunked => 0,
+            Framing::Absent | Framing::Chunked => 0,
         }
     }
 }
@@ -80,7 +70,6 @@ pub fn from_parsed(parsed: &httparse::Request<'_, '_>) -> Result<Request, Respon
     let method = parsed.method.unwrap_or("").to_string();
     let target = parsed.path.unwrap_or("").to_string();
     let version = parsed.version.unwrap_or(1);
-    let mut headers = Vec::with_capacity(parsed.headers.len());
     let mut length: Option<u64> = None;
     let mut transfer_encoding = false;
     let mut expect_continue = false;
@@ -113,7 +102,6 @@ pub fn from_parsed(parsed: &httparse::Request<'_, '_>) -> Result<Request, Respon
                 close = false;
             }
         }
-        headers.push((name.to_string(), value.to_vec()));
     }
     let framing = match (transfer_encoding, length) {
         (true, Some(_)) => {
@@ -122,16 +110,15 @@ pub fn from_parsed(parsed: &httparse::Request<'_, '_>) -> Result<Request, Respon
             ))
         }
         (true, None) => Framing::Chunked,
-        (false, length) => Framing::Length(length.unwrap_or(0)),
+        (false, Some(length)) => Framing::Length(length),
+        (false, None) => Framing::Absent,
     };
     Ok(Request {
         method,
         target,
-        headers,
         framing,
         expect_continue,
         keep_alive: !close,
-        has_length: length.is_some(),
     })
 }
 
@@ -150,7 +137,7 @@ mod tests {
     fn lengths() {
         let r = parse("PUT /a HTTP/1.1\r\nContent-Length: 5\r\n\r\n").unwrap();
         assert_eq!(r.framing, Framing::Length(5));
-        assert!(r.keep_alive && r.has_length);
+        assert!(r.keep_alive);
         let r = parse("PUT /a HTTP/1.1\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n").unwrap();
         assert_eq!(r.framing, Framing::Length(5));
         for bad in ["-1", "abc", "1 2", "99999999999999999999999", "+5", ""] {
@@ -173,6 +160,8 @@ mod tests {
         );
         let r = parse("PUT /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
         assert_eq!(r.framing, Framing::Chunked);
+        let r = parse("PUT /a HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!((r.framing, r.content_length()), (Framing::Absent, 0));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::js_json::compare_ids;
 use crate::log_line;
 use crate::state::endpoint::Endpoint;
-use crate::store::Store;
+use crate::zk_state::ZkState;
 use argh::FromArgs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -122,7 +122,7 @@ impl NginxGen {
     }
 
     fn once(&self) -> Result<()> {
-        let store = Store::open(&self.zk_servers, &self.root, self.zk_timeout)?;
+        let store = ZkState::open(&self.zk_servers, &self.root, self.zk_timeout)?;
         let servers = store.servers()?;
         let shards = store.shards()?;
         let front = front_shards(shards.iter().map(|(id, s)| (id, &s.nodes)), |id| {

@@ -127,7 +127,7 @@ impl Command for ReplicatorCommand {
                     agent: node_http::agent(
                         self.node_connect_timeout,
                         self.node_timeout,
-                        node_http::Use::Copies,
+                        node_http::Role::Copies,
                     ),
                     root: self.root.trim_end_matches('/').to_string(),
                     token: token.clone(),

@@ -10,8 +10,8 @@ use crate::cluster::snapshot::Snapshot;
 use crate::cluster::sync::Shared;
 use crate::log_line;
 use crate::replication_queue::{self, Item};
-use crate::store::Store;
 use crate::zk::NodeKind;
+use crate::zk_state::ZkState;
 use rand::seq::SliceRandom;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -51,7 +51,7 @@ enum Round {
 
 /// Deletes the lock node when dropped, however the copy ended.
 struct LockGuard<'a> {
-    store: &'a Store,
+    store: &'a ZkState,
     path: String,
 }
 
@@ -178,7 +178,7 @@ impl Worker {
     }
 
     /// Creates the lock node; false when another process holds it.
-    fn take_lock(&self, store: &Store, path: &str) -> crate::Result<bool> {
+    fn take_lock(&self, store: &ZkState, path: &str) -> crate::Result<bool> {
         let zk = store.session();
         if zk.create(path, self.token.clone().into_bytes(), NodeKind::Ephemeral)? {
             return Ok(true);

@@ -3,7 +3,7 @@
 //! Each node has its own module: how to read it (tolerating everything real clusters
 //! hold) and how to change it (producing exactly the JSON the old tools wrote). Reading and
 //! editing work on `serde_json::Value`, so keys this project does not know survive a
-//! rewrite; `crate::store` moves those values in and out of ZooKeeper.
+//! rewrite; `crate::zk_state` moves those values in and out of ZooKeeper.
 
 pub mod endpoint;
 pub mod queue;

@@ -216,7 +216,7 @@ fn write_both(stream: &mut TcpStream, mut first: &[u8], mut second: &[u8]) -> io
 /// the same CPU per upload. A 64 KiB output buffer saved 5 MiB more but cost about 8 % more
 /// CPU at 64 KiB uploads (0.117 against 0.108 ms, medians of three runs each).
 #[derive(Debug, Clone, Copy)]
-pub enum Use {
+pub enum Role {
     /// The coordinator's PUTs: bodies go out in 128 KiB pieces, answers are small.
     Uploads,
     /// The replicator's copies: GET bodies come in as well as go out.
@@ -224,10 +224,10 @@ pub enum Use {
 }
 
 /// A ureq agent whose connections are `may` sockets, with pooling (keep-alive to nodes).
-pub fn agent(connect_timeout: Duration, total_timeout: Duration, purpose: Use) -> ureq::Agent {
-    let (input, output, user_agent) = match purpose {
-        Use::Uploads => (16 * 1024, 128 * 1024, "backpack-coordinator"),
-        Use::Copies => (128 * 1024, 128 * 1024, "backpack-replicator"),
+pub fn agent(connect_timeout: Duration, total_timeout: Duration, role: Role) -> ureq::Agent {
+    let (input, output, user_agent) = match role {
+        Role::Uploads => (16 * 1024, 128 * 1024, "backpack-coordinator"),
+        Role::Copies => (128 * 1024, 128 * 1024, "backpack-replicator"),
     };
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)

@@ -16,17 +16,18 @@ use crate::zk::{NodeKind, ZkSession};
 use serde_json::Value;
 use std::time::Duration;
 
-pub struct Store {
+/// A handle on the cluster state in ZooKeeper (a session and the root's paths).
+pub struct ZkState {
     zk: ZkSession,
     paths: Paths,
 }
 
-impl Store {
+impl ZkState {
     /// Connects to ZooKeeper for the cluster below `root`.
-    pub fn open(zk_servers: &str, root: &str, timeout: Duration) -> Result<Store> {
+    pub fn open(zk_servers: &str, root: &str, timeout: Duration) -> Result<ZkState> {
         let paths = Paths::new(root)?;
         let zk = ZkSession::connect(zk_servers, timeout)?;
-        Ok(Store { zk, paths })
+        Ok(ZkState { zk, paths })
     }
 
     /// Like `open`; `on_event` hears the session's watches and state changes.
@@ -36,10 +37,10 @@ impl Store {
         timeout: Duration,
         session_timeout: Duration,
         on_event: impl Fn(crate::zk::ZkEvent) + Send + Sync + 'static,
-    ) -> Result<Store> {
+    ) -> Result<ZkState> {
         let paths = Paths::new(root)?;
         let zk = ZkSession::connect_watching(zk_servers, timeout, session_timeout, on_event)?;
-        Ok(Store { zk, paths })
+        Ok(ZkState { zk, paths })
     }
 
     pub fn paths(&self) -> &Paths {
