@@ -14,6 +14,13 @@ use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The queue: its key and a connection pool per Redis server. The one handle the
+/// coordinator (push), the replicator (pick, remove) and the admin commands (length) use.
+pub struct ReplicationQueue {
+    pub key: String,
+    pub pools: Vec<Arc<RedisPool>>,
+}
+
 /// `{"from":["1"],"to":"4","path":"/hi.txt"}`: keys in this order, no spaces.
 pub fn item(from: &[String], to: &str, path: &str) -> String {
     serde_json::json!({ "from": from, "to": to, "path": path }).to_string()
@@ -58,90 +65,137 @@ fn on_every(pools: &[Arc<RedisPool>], packed: &[u8]) -> Vec<redis::RedisResult<r
         .collect()
 }
 
-/// `SADD key items...` on every server; Ok(number of servers that took them). Fails when
-/// none did, naming why for each server.
-pub fn push(pools: &[Arc<RedisPool>], key: &str, items: &[String]) -> Result<usize> {
-    let packed = redis::cmd("SADD").arg(key).arg(items).get_packed_command();
-    let mut accepted = 0;
-    let mut failures = Vec::new();
-    for (pool, reply) in pools.iter().zip(on_every(pools, &packed)) {
-        match reply {
-            Ok(_) => accepted += 1,
-            Err(err) => failures.push(format!("{}: {err}", pool.addr)),
-        }
+impl ReplicationQueue {
+    /// A handle on the queue `info` describes, with fresh pools, for a one-shot command (the
+    /// daemons take theirs from the configuration snapshot). Fails on a server name that
+    /// does not resolve.
+    pub fn connect(info: &QueueInfo, timeout: Duration) -> Result<ReplicationQueue> {
+        let pools = info
+            .servers
+            .iter()
+            .map(|server| {
+                let addr = (server.host.as_str(), server.port)
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut addrs| addrs.next())
+                    .ok_or_else(|| Error::invalid(format!("cannot resolve {server}")))?;
+                Ok(Arc::new(RedisPool::new(addr, timeout)))
+            })
+            .collect::<Result<_>>()?;
+        Ok(ReplicationQueue {
+            key: info.key.clone(),
+            pools,
+        })
     }
-    if accepted == 0 {
-        return Err(Error::Redis(format!(
-            "no Redis server took the replication items ({})",
+
+    /// `SADD key items...` on every server; Ok(number of servers that took them). Fails
+    /// when none did, naming why for each server.
+    pub fn push(&self, items: &[String]) -> Result<usize> {
+        let packed = redis::cmd("SADD")
+            .arg(&self.key)
+            .arg(items)
+            .get_packed_command();
+        let mut accepted = 0;
+        let mut failures = Vec::new();
+        for (pool, reply) in self.pools.iter().zip(on_every(&self.pools, &packed)) {
+            match reply {
+                Ok(_) => accepted += 1,
+                Err(err) => failures.push(format!("{}: {err}", pool.addr)),
+            }
+        }
+        if accepted == 0 {
+            return Err(Error::Redis(format!(
+                "no Redis server took the replication items ({})",
+                if failures.is_empty() {
+                    "none configured".to_string()
+                } else {
+                    failures.join("; ")
+                }
+            )));
+        }
+        Ok(accepted)
+    }
+
+    /// One item, picked at random: `SRANDMEMBER key` on the servers in random order until
+    /// one answers (servers that failed recently are asked last). The item and the server
+    /// that gave it; None when the first server that answers has an empty queue; an error
+    /// when none answers.
+    pub fn pick(&self) -> Result<Option<(String, &Arc<RedisPool>)>> {
+        let mut order: Vec<&Arc<RedisPool>> = self.pools.iter().collect();
+        order.shuffle(&mut rand::rng());
+        order.sort_by_key(|pool| pool.failed_recently());
+        let mut failures = Vec::new();
+        for pool in order {
+            let answer = pool.with(|conn| {
+                redis::cmd("SRANDMEMBER")
+                    .arg(&self.key)
+                    .query::<Option<String>>(conn)
+            });
+            pool.record(answer.is_ok());
+            match answer {
+                Ok(item) => return Ok(item.map(|item| (item, pool))),
+                Err(err) => failures.push(format!("{}: {err}", pool.addr)),
+            }
+        }
+        Err(Error::Redis(format!(
+            "no Redis server of the queue answered ({})",
+            failures.join("; ")
+        )))
+    }
+
+    /// `SISMEMBER key item` on one server; an error counts as "still there".
+    pub fn still_queued(&self, pool: &RedisPool, item: &str) -> bool {
+        pool.with(|conn| {
+            redis::cmd("SISMEMBER")
+                .arg(&self.key)
+                .arg(item)
+                .query::<bool>(conn)
+        })
+        .unwrap_or(true)
+    }
+
+    /// `SREM key item` on every server at once; the number of servers that answered.
+    pub fn remove(&self, item: &str) -> usize {
+        let packed = redis::cmd("SREM")
+            .arg(&self.key)
+            .arg(item)
+            .get_packed_command();
+        on_every(&self.pools, &packed)
+            .iter()
+            .filter(|reply| reply.is_ok())
+            .count()
+    }
+
+    /// `SCARD key` on every server (None for one that does not answer).
+    pub fn lengths(&self) -> Vec<Option<u64>> {
+        self.pools
+            .iter()
+            .map(|pool| self.length_on(pool).ok())
+            .collect()
+    }
+
+    /// `SCARD key` on the first server that answers; an error naming why when none does.
+    pub fn length(&self) -> Result<u64> {
+        let mut failures = Vec::new();
+        for pool in &self.pools {
+            match self.length_on(pool) {
+                Ok(length) => return Ok(length),
+                Err(err) => failures.push(format!("{}: {err}", pool.addr)),
+            }
+        }
+        Err(Error::Redis(format!(
+            "no Redis server of the queue answered ({})",
             if failures.is_empty() {
                 "none configured".to_string()
             } else {
                 failures.join("; ")
             }
-        )));
+        )))
     }
-    Ok(accepted)
-}
 
-/// One item, picked at random: `SRANDMEMBER key` on the servers in random order until one
-/// answers (servers that failed recently are asked last). The item and the server that
-/// gave it; None when the first server that answers has an empty queue; an error when
-/// none answers.
-pub fn random_item<'p>(
-    pools: &'p [Arc<RedisPool>],
-    key: &str,
-) -> Result<Option<(String, &'p Arc<RedisPool>)>> {
-    let mut order: Vec<&Arc<RedisPool>> = pools.iter().collect();
-    order.shuffle(&mut rand::rng());
-    order.sort_by_key(|pool| pool.failed_recently());
-    let mut failures = Vec::new();
-    for pool in order {
-        let answer = pool.with(|conn| {
-            redis::cmd("SRANDMEMBER")
-                .arg(key)
-                .query::<Option<String>>(conn)
-        });
-        pool.record(answer.is_ok());
-        match answer {
-            Ok(item) => return Ok(item.map(|item| (item, pool))),
-            Err(err) => failures.push(format!("{}: {err}", pool.addr)),
-        }
+    fn length_on(&self, pool: &RedisPool) -> redis::RedisResult<u64> {
+        pool.with(|conn| redis::cmd("SCARD").arg(&self.key).query::<u64>(conn))
     }
-    Err(Error::Redis(format!(
-        "no Redis server of the queue answered ({})",
-        failures.join("; ")
-    )))
-}
-
-/// `SISMEMBER key item` on one server; an error counts as "still there".
-pub fn still_queued(pool: &RedisPool, key: &str, item: &str) -> bool {
-    pool.with(|conn| {
-        redis::cmd("SISMEMBER")
-            .arg(key)
-            .arg(item)
-            .query::<bool>(conn)
-    })
-    .unwrap_or(true)
-}
-
-/// `SREM key item` on every server at once; the number of servers that answered.
-pub fn remove(pools: &[Arc<RedisPool>], key: &str, item: &str) -> usize {
-    let packed = redis::cmd("SREM").arg(key).arg(item).get_packed_command();
-    on_every(pools, &packed)
-        .iter()
-        .filter(|reply| reply.is_ok())
-        .count()
-}
-
-/// `SCARD key` on every server that answers (None for one that does not).
-pub fn lengths(pools: &[Arc<RedisPool>], key: &str) -> Vec<Option<u64>> {
-    pools
-        .iter()
-        .map(|pool| {
-            pool.with(|conn| redis::cmd("SCARD").arg(key).query::<u64>(conn))
-                .ok()
-        })
-        .collect()
 }
 
 /// The lock node of an item: the root, `/`, the queue key, and the lowercase hex MD5 of
@@ -187,67 +241,4 @@ impl Item {
 
 fn closed() -> redis::RedisError {
     redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
-}
-
-/// `SCARD key` on the first server that answers (for a one-shot command, which has no
-/// snapshot with pools: it makes its own).
-pub fn length(queue: &QueueInfo, timeout: Duration) -> Result<u64> {
-    let mut failures = Vec::new();
-    for server in &queue.servers {
-        let addr = (server.host.as_str(), server.port)
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next());
-        let Some(addr) = addr else {
-            failures.push(format!("{server}: does not resolve"));
-            continue;
-        };
-        let pool = RedisPool::new(addr, timeout);
-        match pool.with(|conn| redis::cmd("SCARD").arg(&queue.key).query::<u64>(conn)) {
-            Ok(length) => return Ok(length),
-            Err(err) => failures.push(format!("{server}: {err}")),
-        }
-    }
-    Err(Error::Redis(format!(
-        "no Redis server of the queue answered ({})",
-        if failures.is_empty() {
-            "none configured".to_string()
-        } else {
-            failures.join("; ")
-        }
-    )))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn item_bytes_match_the_old_tools() {
-        let item = super::item(&["1".to_string()], "4", "/hi.txt?x=1");
-        assert_eq!(item, r#"{"from":["1"],"to":"4","path":"/hi.txt?x=1"}"#);
-        assert_eq!(
-            super::item(&["1".into(), "2".into()], "3", "/a\"b"),
-            r#"{"from":["1","2"],"to":"3","path":"/a\"b"}"#
-        );
-    }
-
-    #[test]
-    fn lock_names_and_item_parsing() {
-        let item = r#"{"from":["1"],"to":"4","path":"/hi.txt"}"#;
-        // `printf %s "$item" | md5sum` gives faa482ea13a08f8a5740a7bbd2186a97.
-        let path = super::lock_path("/backpack", "backpack-queue", item);
-        assert_eq!(
-            path,
-            "/backpack/backpack-queuefaa482ea13a08f8a5740a7bbd2186a97"
-        );
-        let parsed = super::Item::parse(item).unwrap();
-        let expected = super::Item {
-            from: vec!["1".into()],
-            to: "4".into(),
-            path: "/hi.txt".into(),
-        };
-        assert_eq!(parsed, expected);
-        assert!(super::Item::parse("garbage").is_err());
-        assert!(super::Item::parse(r#"{"from":[],"to":"4","path":"/x"}"#).is_err());
-        assert!(super::Item::parse(r#"{"from":["1"],"to":"4","path":"x"}"#).is_err());
-    }
 }

@@ -4,7 +4,7 @@ use super::open;
 use crate::command::Command;
 use crate::error::Result;
 use crate::js_json::compare_ids;
-use crate::replication_queue;
+use crate::replication_queue::ReplicationQueue;
 use crate::size::format_size;
 use argh::FromArgs;
 use std::time::Duration;
@@ -87,7 +87,8 @@ impl Command for PrintStats {
         );
         let queue = store.queue()?;
         let length =
-            replication_queue::length(&queue, Duration::from_secs(self.redis_timeout.max(1)));
+            ReplicationQueue::connect(&queue, Duration::from_secs(self.redis_timeout.max(1)))
+                .and_then(|queue| queue.length());
         match length {
             Ok(length) => {
                 println!("Replication queue: {length} items");

@@ -5,9 +5,9 @@
 //! swapping an `Arc`. An upload takes the current `Arc` once and never calls ZooKeeper or
 //! DNS.
 
+use crate::replication_queue::ReplicationQueue;
 use crate::state::endpoint::Endpoint;
 use crate::state::shard_size::ShardSize;
-use crate::transport::redis::RedisPool;
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -45,27 +45,12 @@ impl Shard {
     }
 }
 
-/// Where replication items go.
-pub struct Queue {
-    pub key: String,
-    pub pools: Vec<Arc<RedisPool>>,
-}
-
 pub struct Snapshot {
     pub nodes: HashMap<String, Node>,
     /// Sorted by id.
     pub shards: Vec<Shard>,
-    pub queue: Option<Queue>,
-}
-
-impl Queue {
-    /// `SCARD` on the first Redis that answers; None when none does.
-    pub fn length(&self) -> Option<u64> {
-        self.pools.iter().find_map(|pool| {
-            pool.with(|conn| redis::cmd("SCARD").arg(&self.key).query::<u64>(conn))
-                .ok()
-        })
-    }
+    /// Where replication items go.
+    pub queue: Option<ReplicationQueue>,
 }
 
 /// The cluster's sizes, added up over its shards (what `/stats` and statsd report).

@@ -8,10 +8,11 @@
 //! Every `--size-flush` it applies the pending size increments with compare-and-set.
 
 use super::sizes::PendingSizes;
-use super::snapshot::{Node, Queue, Shard, Snapshot, SnapshotCell};
+use super::snapshot::{Node, Shard, Snapshot, SnapshotCell};
 use crate::error::{Error, Result};
 use crate::js_json::compare_ids;
 use crate::log_line;
+use crate::replication_queue::ReplicationQueue;
 use crate::state::queue::QueueInfo;
 use crate::state::{servers, shard_size, shards, Paths};
 use crate::transport::redis::RedisPool;
@@ -540,7 +541,7 @@ impl SnapshotKeeper {
         Ok(Snapshot {
             nodes,
             shards: shard_list,
-            queue: Some(Queue {
+            queue: Some(ReplicationQueue {
                 key: queue.key,
                 pools,
             }),

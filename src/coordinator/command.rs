@@ -297,7 +297,10 @@ fn start_statsd_gauges(
         .spawn(move || loop {
             if let Some(snapshot) = snapshots.current() {
                 let snapshot: &Snapshot = &snapshot;
-                statsd.gauges(snapshot, snapshot.queue.as_ref().and_then(|q| q.length()));
+                statsd.gauges(
+                    snapshot,
+                    snapshot.queue.as_ref().and_then(|q| q.length().ok()),
+                );
             }
             std::thread::sleep(interval);
         })

@@ -16,7 +16,7 @@ mod statsd;
 pub mod upload;
 
 use crate::cluster::sizes::PendingSizes;
-use crate::cluster::snapshot::{self, SnapshotCell};
+use crate::cluster::snapshot::SnapshotCell;
 use crate::cluster::sync::ZkHealth;
 use crate::http::{Body, Handler, Request, Response, ServerState};
 use node_health::NodeHealth;
@@ -92,7 +92,7 @@ impl Coordinator {
         let queue_length = snapshot
             .as_deref()
             .and_then(|s| s.queue.as_ref())
-            .and_then(snapshot::Queue::length);
+            .and_then(|queue| queue.length().ok());
         let mut document = self.stats.document(snapshot.as_deref(), queue_length);
         // Beyond the old coordinator's fields: how current the configuration is.
         document["zookeeper_state"] = self.zk_health.state().into();
@@ -110,7 +110,7 @@ impl Coordinator {
             queue_length: snapshot
                 .as_deref()
                 .and_then(|s| s.queue.as_ref())
-                .and_then(snapshot::Queue::length),
+                .and_then(|queue| queue.length().ok()),
             zk_state: self.zk_health.state(),
             open_connections: self.server.open_connections(),
             memory_body_bytes: self.memory.used(),

@@ -289,7 +289,8 @@ fn replicate(
     let Some(queue) = &snapshot.queue else {
         return Err(not_queued("no queue configured".into()));
     };
-    replication_queue::push(&queue.pools, &queue.key, &items)
+    queue
+        .push(&items)
         .map(|_| ())
         .map_err(|err| not_queued(err.to_string()))
 }

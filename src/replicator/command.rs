@@ -7,7 +7,6 @@ use crate::duration_arg::parse_duration;
 use crate::error::{Error, Result};
 use crate::hostname::hostname;
 use crate::log_line;
-use crate::replication_queue;
 use crate::transport::node_http;
 use argh::FromArgs;
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -194,11 +193,7 @@ impl Command for ReplicatorCommand {
             let left = shared
                 .snapshot
                 .current()
-                .and_then(|s| {
-                    s.queue
-                        .as_ref()
-                        .map(|q| replication_queue::lengths(&q.pools, &q.key))
-                })
+                .and_then(|s| s.queue.as_ref().map(|q| q.lengths()))
                 .unwrap_or_default();
             if left.iter().any(|n| *n != Some(0)) {
                 return Err(Error::invalid(format!(

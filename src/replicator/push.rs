@@ -2,12 +2,10 @@
 
 use crate::command::Command;
 use crate::error::{Error, Result};
-use crate::replication_queue;
+use crate::replication_queue::{self, ReplicationQueue};
 use crate::state::endpoint::parse_endpoint_list;
-use crate::transport::redis::RedisPool;
+use crate::state::queue::QueueInfo;
 use argh::FromArgs;
-use std::net::ToSocketAddrs;
-use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(FromArgs)]
@@ -58,20 +56,19 @@ impl Command for ReplicatorPush {
         }
         let servers = parse_endpoint_list(&self.redis_servers)
             .map_err(|why| Error::invalid(format!("invalid Redis server list: {why}")))?;
-        let pools: Vec<Arc<RedisPool>> = servers
-            .iter()
-            .map(|server| {
-                let addr = (server.host.as_str(), server.port)
-                    .to_socket_addrs()
-                    .ok()
-                    .and_then(|mut addrs| addrs.next())
-                    .ok_or_else(|| Error::invalid(format!("cannot resolve {server}")))?;
-                Ok(Arc::new(RedisPool::new(addr, self.redis_timeout)))
-            })
-            .collect::<Result<_>>()?;
+        let queue = ReplicationQueue::connect(
+            &QueueInfo {
+                key: self.queue_key.clone(),
+                servers,
+            },
+            self.redis_timeout,
+        )?;
         let item = replication_queue::item(&from, &self.to, &self.path);
-        let took = replication_queue::push(&pools, &self.queue_key, std::slice::from_ref(&item))?;
-        println!("queued {item} on {took} of {} Redis servers", pools.len());
+        let took = queue.push(std::slice::from_ref(&item))?;
+        println!(
+            "queued {item} on {took} of {} Redis servers",
+            queue.pools.len()
+        );
         Ok(())
     }
 }

@@ -102,7 +102,7 @@ impl Worker {
         let Some(queue) = &snapshot.queue else {
             return Round::Failed;
         };
-        let (text, source) = match replication_queue::random_item(&queue.pools, &queue.key) {
+        let (text, source) = match queue.pick() {
             Ok(Some(picked)) => picked,
             Ok(None) => return Round::Empty,
             Err(err) => {
@@ -143,14 +143,14 @@ impl Worker {
             path: lock,
         };
         // Another replicator may have finished the item between our pick and our lock.
-        if !replication_queue::still_queued(source, &queue.key, &text) {
+        if !queue.still_queued(source, &text) {
             return Round::Locked;
         }
         let started = Instant::now();
         match self.copy_from_any(&sources, target, &item.path) {
             Ok((from, bytes)) => {
                 // Removed everywhere before the lock goes, so nobody picks it up again.
-                replication_queue::remove(&queue.pools, &queue.key, &text);
+                queue.remove(&text);
                 self.counters.copied.fetch_add(1, Ordering::Relaxed);
                 self.counters.bytes.fetch_add(bytes, Ordering::Relaxed);
                 if !self.quiet {

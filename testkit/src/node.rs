@@ -18,7 +18,7 @@ pub enum NodeKind {
 
 pub enum ClusterNode {
     Backpack(Box<BackpackNode>),
-    WebDav(WebDavNode),
+    WebDav(Box<WebDavNode>),
 }
 
 impl ClusterNode {
@@ -27,8 +27,8 @@ impl ClusterNode {
             NodeKind::Backpack => {
                 ClusterNode::Backpack(Box::new(BackpackNode::start(sandbox, name)?))
             }
-            NodeKind::WebDav => ClusterNode::WebDav(WebDavNode::start(sandbox, name)?),
-            NodeKind::Sink => ClusterNode::WebDav(WebDavNode::start_sink(sandbox, name)?),
+            NodeKind::WebDav => ClusterNode::WebDav(Box::new(WebDavNode::start(sandbox, name)?)),
+            NodeKind::Sink => ClusterNode::WebDav(Box::new(WebDavNode::start_sink(sandbox, name)?)),
         })
     }
 
