@@ -8,24 +8,27 @@
 //! Every `--size-flush` it applies the pending size increments with compare-and-set.
 
 use super::sizes::PendingSizes;
-use super::snapshot::{Node, Shard, Snapshot, SnapshotCell};
+use super::snapshot::SnapshotCell;
 use crate::error::{Error, Result};
-use crate::js_json::compare_ids;
 use crate::log_line;
-use crate::replication_queue::ReplicationQueue;
-use crate::state::queue::QueueInfo;
-use crate::state::{servers, shard_size, shards, Paths};
+use crate::state::Paths;
 use crate::transport::redis::RedisPool;
 use crate::zk::ZkEvent;
 use crate::zk_state::ZkState;
-use parking_lot::Mutex;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 use zookeeper_client::SessionState;
+
+mod build;
+mod flush;
+mod status;
+
+use flush::UncertainWrite;
+pub use status::{SessionCell, ZkHealth};
 
 pub struct SyncSettings {
     pub zk_servers: String,
@@ -58,66 +61,6 @@ impl SyncHandle {
     }
 }
 
-/// How the ZooKeeper connection is doing, for `/stats` and `/metrics`.
-pub struct ZkHealth {
-    state: Mutex<&'static str>,
-    last_read: Mutex<Option<Instant>>,
-}
-
-impl Default for ZkHealth {
-    fn default() -> ZkHealth {
-        ZkHealth {
-            state: Mutex::new("connecting"),
-            last_read: Mutex::new(None),
-        }
-    }
-}
-
-impl ZkHealth {
-    /// `connected`, `disconnected`, `connecting` (no session yet, or a new one being made).
-    pub fn state(&self) -> &'static str {
-        *self.state.lock()
-    }
-
-    /// Time since the configuration was last read successfully.
-    pub fn since_last_read(&self) -> Option<Duration> {
-        self.last_read.lock().map(|at| at.elapsed())
-    }
-
-    fn set_state(&self, state: &'static str) {
-        *self.state.lock() = state;
-    }
-
-    fn read_now(&self) {
-        *self.last_read.lock() = Some(Instant::now());
-    }
-}
-
-/// The ZooKeeper session in use, for code that must make its own calls (the replicator's
-/// lock nodes). None while there is none. Calls block: never make them on a `may` worker.
-#[derive(Default)]
-pub struct SessionCell {
-    current: Mutex<Option<Arc<ZkState>>>,
-}
-
-impl SessionCell {
-    pub fn current(&self) -> Option<Arc<ZkState>> {
-        self.current.lock().clone()
-    }
-
-    fn set(&self, store: &Option<Arc<ZkState>>) {
-        let mut current = self.current.lock();
-        let same = match (&*current, store) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            (None, None) => true,
-            _ => false,
-        };
-        if !same {
-            *current = store.clone();
-        }
-    }
-}
-
 /// The nodes' JSON as last read (None: the node does not exist).
 #[derive(Default)]
 struct Raw {
@@ -125,15 +68,6 @@ struct Raw {
     shards: Option<Value>,
     queue: Option<Value>,
     sizes: HashMap<String, Option<Value>>,
-}
-
-/// A size write whose outcome is unknown (the connection broke while it was in flight):
-/// before applying its increment again, check whether the node holds what we wrote.
-struct UncertainWrite {
-    shard: String,
-    delta: u64,
-    version: i32,
-    bytes: Vec<u8>,
 }
 
 /// The ZooKeeper thread's state: what it follows, what it last read, what it must write.
@@ -432,22 +366,6 @@ impl SnapshotKeeper {
         Ok(())
     }
 
-    fn resolve(&mut self, host: &str, port: u16) -> Option<SocketAddr> {
-        let key = (host.to_string(), port);
-        if let Some(addr) = self.resolved.get(&key) {
-            return *addr;
-        }
-        let addr = (host, port)
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut addrs| addrs.next());
-        if addr.is_none() {
-            log_line!("cannot resolve {host}:{port}; its node takes no uploads until it resolves");
-        }
-        self.resolved.insert(key, addr);
-        addr
-    }
-
     fn wait_for(&mut self, what: Option<String>) {
         if what != self.waiting_for {
             if let Some(what) = &what {
@@ -474,150 +392,5 @@ impl SnapshotKeeper {
             }
             Err(why) => self.wait_for(Some(why)),
         }
-    }
-
-    fn build(&mut self) -> Result<Snapshot, String> {
-        let missing =
-            |path: String| format!("{path}: not initialized? (run backpack-coordinator-init)");
-        let servers_path = self.paths.servers_map();
-        let servers_doc = self
-            .raw
-            .servers
-            .clone()
-            .ok_or_else(|| missing(servers_path.clone()))?;
-        let shards_path = self.paths.shards_map();
-        let shards_doc = self
-            .raw
-            .shards
-            .clone()
-            .ok_or_else(|| missing(shards_path.clone()))?;
-        let queue_path = self.paths.queue();
-        let queue_doc = self
-            .raw
-            .queue
-            .clone()
-            .ok_or_else(|| missing(queue_path.clone()))?;
-        let servers = servers::parse(&servers_path, &servers_doc).map_err(|e| e.to_string())?;
-        let shard_map = shards::parse(&shards_path, &shards_doc).map_err(|e| e.to_string())?;
-        let queue = QueueInfo::parse(&queue_path, &queue_doc).map_err(|e| e.to_string())?;
-
-        let mut nodes = HashMap::new();
-        for (id, endpoint) in servers {
-            let addr = self.resolve(&endpoint.host, endpoint.port);
-            nodes.insert(id, Node { endpoint, addr });
-        }
-        let mut shard_list: Vec<Shard> = shard_map
-            .into_iter()
-            .map(|(id, shard)| {
-                let path = self.paths.shard_size(&id);
-                let size = match self.raw.sizes.get(&id) {
-                    Some(Some(doc)) => shard_size::parse(&path, doc)
-                        .map_err(|err| log_line!("shard {id} takes no uploads: {err}"))
-                        .ok(),
-                    _ => None,
-                };
-                Shard {
-                    id,
-                    nodes: shard.nodes,
-                    read_only: shard.read_only,
-                    size,
-                }
-            })
-            .collect();
-        shard_list.sort_by(|a, b| compare_ids(&a.id, &b.id));
-
-        let mut pools = Vec::new();
-        for server in &queue.servers {
-            let Some(addr) = self.resolve(&server.host, server.port) else {
-                continue;
-            };
-            let timeout = self.settings.redis_timeout;
-            let pool = self
-                .pools
-                .entry(addr)
-                .or_insert_with(|| Arc::new(RedisPool::new(addr, timeout)));
-            pools.push(Arc::clone(pool));
-        }
-        Ok(Snapshot {
-            nodes,
-            shards: shard_list,
-            queue: Some(ReplicationQueue {
-                key: queue.key,
-                pools,
-            }),
-        })
-    }
-
-    /// Applies pending size increments with compare-and-set. A total that fails goes
-    /// back to be retried, unless its size node is gone (then it is dropped, logged).
-    fn flush(&mut self, store: &ZkState) -> Result<()> {
-        self.settle_uncertain(store)?;
-        let totals = self.sizes.take();
-        let mut failure = None;
-        for (shard, delta) in totals {
-            if failure.is_some() {
-                self.sizes.put_back(&shard, delta);
-                continue;
-            }
-            if let Err(err) = self.add_size(store, &shard, delta) {
-                failure = Some(err);
-            }
-        }
-        failure.map_or(Ok(()), Err)
-    }
-
-    /// One increment: read, add, compare-and-set; again on a version conflict.
-    fn add_size(&mut self, store: &ZkState, shard: &str, delta: u64) -> Result<()> {
-        let path = self.paths.shard_size(shard);
-        loop {
-            let (mut doc, version) = match store.read_required(&path) {
-                Ok(read) => read,
-                Err(err @ (Error::NotInitialized { .. } | Error::BadState { .. })) => {
-                    log_line!("dropping {delta} bytes of size increments for shard {shard}: {err}");
-                    return Ok(());
-                }
-                Err(err) => {
-                    self.sizes.put_back(shard, delta);
-                    return Err(err);
-                }
-            };
-            if let Err(err) = shard_size::add_current(&path, &mut doc, delta) {
-                log_line!("dropping {delta} bytes of size increments for shard {shard}: {err}");
-                return Ok(());
-            }
-            let bytes = crate::js_json::to_compact(&doc).into_bytes();
-            match store.session().set(&path, bytes.clone(), version) {
-                Ok(true) => return Ok(()),
-                Ok(false) => continue,
-                Err(err) => {
-                    // Applied or not? Decided on the next flush, by looking.
-                    self.uncertain.push(UncertainWrite {
-                        shard: shard.to_string(),
-                        delta,
-                        version,
-                        bytes,
-                    });
-                    return Err(err);
-                }
-            }
-        }
-    }
-
-    /// Settles writes whose outcome was unknown: applied if the node's version is the next
-    /// one and it holds our bytes; otherwise the increment is pending again.
-    fn settle_uncertain(&mut self, store: &ZkState) -> Result<()> {
-        while let Some(write) = self.uncertain.pop() {
-            let path = self.paths.shard_size(&write.shard);
-            match store.session().get(&path) {
-                Ok(Some((bytes, version)))
-                    if version == write.version + 1 && bytes == write.bytes => {}
-                Ok(_) => self.sizes.put_back(&write.shard, write.delta),
-                Err(err) => {
-                    self.uncertain.push(write);
-                    return Err(err);
-                }
-            }
-        }
-        Ok(())
     }
 }

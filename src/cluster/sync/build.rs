@@ -1,0 +1,104 @@
+//! Building a configuration snapshot from the nodes' JSON as last read: parse, resolve
+//! host names, attach Redis pools.
+
+use super::SnapshotKeeper;
+use crate::cluster::snapshot::{Node, Shard, Snapshot};
+use crate::js_json::compare_ids;
+use crate::log_line;
+use crate::replication_queue::ReplicationQueue;
+use crate::state::queue::QueueInfo;
+use crate::state::{servers, shard_size, shards};
+use crate::transport::redis::RedisPool;
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+impl SnapshotKeeper {
+    pub(super) fn build(&mut self) -> Result<Snapshot, String> {
+        let missing =
+            |path: String| format!("{path}: not initialized? (run backpack-coordinator-init)");
+        let servers_path = self.paths.servers_map();
+        let servers_doc = self
+            .raw
+            .servers
+            .clone()
+            .ok_or_else(|| missing(servers_path.clone()))?;
+        let shards_path = self.paths.shards_map();
+        let shards_doc = self
+            .raw
+            .shards
+            .clone()
+            .ok_or_else(|| missing(shards_path.clone()))?;
+        let queue_path = self.paths.queue();
+        let queue_doc = self
+            .raw
+            .queue
+            .clone()
+            .ok_or_else(|| missing(queue_path.clone()))?;
+        let servers = servers::parse(&servers_path, &servers_doc).map_err(|e| e.to_string())?;
+        let shard_map = shards::parse(&shards_path, &shards_doc).map_err(|e| e.to_string())?;
+        let queue = QueueInfo::parse(&queue_path, &queue_doc).map_err(|e| e.to_string())?;
+
+        let mut nodes = HashMap::new();
+        for (id, endpoint) in servers {
+            let addr = self.resolve(&endpoint.host, endpoint.port);
+            nodes.insert(id, Node { endpoint, addr });
+        }
+        let mut shard_list: Vec<Shard> = shard_map
+            .into_iter()
+            .map(|(id, shard)| {
+                let path = self.paths.shard_size(&id);
+                let size = match self.raw.sizes.get(&id) {
+                    Some(Some(doc)) => shard_size::parse(&path, doc)
+                        .map_err(|err| log_line!("shard {id} takes no uploads: {err}"))
+                        .ok(),
+                    _ => None,
+                };
+                Shard {
+                    id,
+                    nodes: shard.nodes,
+                    read_only: shard.read_only,
+                    size,
+                }
+            })
+            .collect();
+        shard_list.sort_by(|a, b| compare_ids(&a.id, &b.id));
+
+        let mut pools = Vec::new();
+        for server in &queue.servers {
+            let Some(addr) = self.resolve(&server.host, server.port) else {
+                continue;
+            };
+            let timeout = self.settings.redis_timeout;
+            let pool = self
+                .pools
+                .entry(addr)
+                .or_insert_with(|| Arc::new(RedisPool::new(addr, timeout)));
+            pools.push(Arc::clone(pool));
+        }
+        Ok(Snapshot {
+            nodes,
+            shards: shard_list,
+            queue: Some(ReplicationQueue {
+                key: queue.key,
+                pools,
+            }),
+        })
+    }
+
+    fn resolve(&mut self, host: &str, port: u16) -> Option<SocketAddr> {
+        let key = (host.to_string(), port);
+        if let Some(addr) = self.resolved.get(&key) {
+            return *addr;
+        }
+        let addr = (host, port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next());
+        if addr.is_none() {
+            log_line!("cannot resolve {host}:{port}; its node takes no uploads until it resolves");
+        }
+        self.resolved.insert(key, addr);
+        addr
+    }
+}
