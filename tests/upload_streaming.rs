@@ -1,0 +1,199 @@
+//! Bodies and connections through a coordinator: a 200 MiB upload in bounded memory,
+//! keep-alive and pipelining, and the status code of every kind of answer.
+
+#[path = "common/cluster.rs"]
+mod cluster;
+
+use cluster::*;
+use std::io::Write;
+use std::time::Duration;
+
+/// A reader that makes `len` bytes without holding them.
+struct Pattern {
+    left: u64,
+}
+
+impl std::io::Read for Pattern {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (buf.len() as u64).min(self.left) as usize;
+        buf[..n]
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b = (i % 251) as u8);
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_200_mib_upload_keeps_memory_bounded() {
+    let mut cluster = example_cluster("big-upload");
+    let coordinator = cluster.start_coordinator("coordinator", &[]).unwrap();
+    let size: u64 = 200 << 20;
+    let response = client()
+        .put(&coordinator.url("/big/200m.bin"))
+        .header("Content-Length", size.to_string())
+        .send(ureq::SendBody::from_owned_reader(Pattern { left: size }))
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let peak = peak_rss_kib(coordinator.process.pid().unwrap());
+    eprintln!("200 MiB upload: coordinator peak RSS {peak} KiB");
+    assert!(peak < 64 * 1024, "coordinator peak RSS {peak} KiB");
+    let held = holders(&cluster, "/big/200m.bin");
+    assert_eq!(held.len(), 1);
+    let path = cluster
+        .node(held[0])
+        .files_dir()
+        .unwrap()
+        .join("big/200m.bin");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), size);
+    // A failing first node costs nothing: the spool takes over. Stop one node of every
+    // shard... and all shards' second nodes answer.
+    for id in [1, 2, 3] {
+        cluster.node_mut(id).stop();
+    }
+    let response = client()
+        .put(&coordinator.url("/big/second.bin"))
+        .header("Content-Length", (8u64 << 20).to_string())
+        .send(ureq::SendBody::from_owned_reader(Pattern { left: 8 << 20 }))
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let held = holders(&cluster, "/big/second.bin");
+    assert!(held.len() == 1 && held[0] >= 4, "{held:?}");
+    assert_eq!(
+        std::fs::read_dir(&coordinator.dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .map(|e| e.path().extension().is_none_or(|x| x != "log"))
+                    .unwrap_or(false)
+            })
+            .count(),
+        0,
+        "no spool file left"
+    );
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn keep_alive_and_pipelining() {
+    let cluster = example_cluster("keep-alive");
+    let coordinator = cluster.start_coordinator("coordinator", &[]).unwrap();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", coordinator.port)).unwrap();
+    for i in 0..20 {
+        let request = format!("PUT /ka/{i} HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
+        stream.write_all(request.as_bytes()).unwrap();
+        let answer = read_one_response(&mut stream);
+        assert!(
+            answer.starts_with("HTTP/1.1 200 OK\r\n"),
+            "request {i}: {answer}"
+        );
+    }
+    let pipelined = "PUT /pl/1 HTTP/1.1\r\nContent-Length: 1\r\n\r\naPUT /pl/2 HTTP/1.1\r\nContent-Length: 1\r\n\r\nbGET /stats HTTP/1.1\r\n\r\n";
+    let answers = raw_exchange(
+        coordinator.port,
+        pipelined.as_bytes(),
+        Duration::from_millis(700),
+    );
+    assert_eq!(answers.matches("HTTP/1.1 200 OK").count(), 3, "{answers}");
+    let stats_at = answers.find("processed_uploads").unwrap();
+    assert!(
+        answers[..stats_at].matches("shard_id").count() == 2,
+        "answers in order: {answers}"
+    );
+    assert_eq!(holders(&cluster, "/pl/2").len(), 1);
+}
+
+/// Reads one response with a Content-Length body.
+fn read_one_response(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let mut byte = [0u8; 1];
+    while !bytes.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "connection closed");
+        bytes.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&bytes).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).unwrap();
+    head + &String::from_utf8_lossy(&body)
+}
+
+#[test]
+fn answers_have_honest_codes() {
+    let cluster = example_cluster("answers");
+    let coordinator = cluster
+        .start_coordinator("coordinator", &["--max-body", "1kb"])
+        .unwrap();
+    let port = coordinator.port;
+    let ask = |request: &str| raw_exchange(port, request.as_bytes(), Duration::from_millis(500));
+    let cases = [
+        ("GET /nope HTTP/1.1\r\n\r\n", "404 Not Found"),
+        ("DELETE /x HTTP/1.1\r\n\r\n", "405 Method Not Allowed"),
+        ("PUT /x HTTP/1.1\r\n\r\n", "411 Length Required"),
+        (
+            "PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "411 Length Required",
+        ),
+        (
+            "PUT /x HTTP/1.1\r\nContent-Length: 2000\r\nExpect: 100-continue\r\n\r\n",
+            "413 Payload Too Large",
+        ),
+        (
+            "PUT /a/../b HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
+            "400 Bad Request",
+        ),
+        (
+            "PUT /a/%2E%2e/b HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
+            "400 Bad Request",
+        ),
+        (
+            "PUT /x HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+            "400 Bad Request",
+        ),
+        (
+            "PUT /photos/ HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
+            "400 Bad Request",
+        ),
+    ];
+    for (request, status) in cases {
+        let answer = ask(request);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}\r\n")),
+            "{request:?} -> {answer}"
+        );
+        assert!(
+            answer.contains("Content-Type: application/json"),
+            "{answer}"
+        );
+        assert!(answer.contains(r#"{"error":""#), "{answer}");
+    }
+    assert!(ask("DELETE /x HTTP/1.1\r\n\r\n").contains("Allow: GET, HEAD, PUT\r\n"));
+    let long = format!(
+        "PUT /{} HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
+        "a".repeat(1100)
+    );
+    assert!(ask(&long).starts_with("HTTP/1.1 400 "));
+    let head = ask("HEAD /stats HTTP/1.1\r\n\r\n");
+    assert!(
+        head.starts_with("HTTP/1.1 200 OK") && head.ends_with("\r\n\r\n"),
+        "HEAD has no body: {head}"
+    );
+    // No shard writable: 503.
+    for shard in ["1", "2", "3"] {
+        cluster
+            .admin("backpack-coordinator-disable-shard", &[shard])
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, answer) = put(&client(), &coordinator.url("/x"), b"x");
+    assert_eq!(
+        (status, answer.as_str()),
+        (503, "{\"error\":\"no writable shard\"}\n")
+    );
+}
