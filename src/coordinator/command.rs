@@ -94,6 +94,14 @@ pub struct CoordinatorCommand {
         from_str_fn(parse_duration)
     )]
     redis_timeout: Duration,
+    /// how long a node's or Redis server's host name lookup stands before it is looked
+    /// up again in the background, failed names included (default 30s)
+    #[argh(
+        option,
+        default = "Duration::from_secs(30)",
+        from_str_fn(parse_duration)
+    )]
+    resolve_every: Duration,
     /// how often size increments are written to ZooKeeper (default 3s)
     #[argh(
         option,
@@ -192,6 +200,7 @@ impl Command for CoordinatorCommand {
                 session_timeout: self.zk_session_timeout,
                 size_flush: self.size_flush,
                 redis_timeout: self.redis_timeout,
+                resolve_every: self.resolve_every,
             },
             &shared,
         )?;

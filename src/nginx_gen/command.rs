@@ -151,6 +151,8 @@ impl NginxGen {
                 session_timeout: crate::zk::SESSION_TIMEOUT,
                 size_flush: Duration::from_secs(3),
                 redis_timeout: Duration::from_secs(1),
+                // It writes host names, not addresses, into the config.
+                resolve_every: Duration::from_secs(300),
             },
             &shared,
         )?;

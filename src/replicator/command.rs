@@ -60,6 +60,14 @@ pub struct ReplicatorCommand {
         from_str_fn(parse_duration)
     )]
     redis_timeout: Duration,
+    /// how long a node's or Redis server's host name lookup stands before it is looked
+    /// up again in the background, failed names included (default 30s)
+    #[argh(
+        option,
+        default = "Duration::from_secs(30)",
+        from_str_fn(parse_duration)
+    )]
+    resolve_every: Duration,
     /// the longest pause after failures (default 5s)
     #[argh(
         option,
@@ -108,6 +116,7 @@ impl Command for ReplicatorCommand {
                 session_timeout: self.zk_session_timeout,
                 size_flush: Duration::from_secs(3),
                 redis_timeout: self.redis_timeout,
+                resolve_every: self.resolve_every,
             },
             &shared,
         )?;

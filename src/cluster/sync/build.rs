@@ -86,19 +86,46 @@ impl SnapshotKeeper {
         })
     }
 
+    /// The address of `host:port`, looked up once and then taken from the cache until
+    /// `refresh_addresses` looks it up again.
     fn resolve(&mut self, host: &str, port: u16) -> Option<SocketAddr> {
         let key = (host.to_string(), port);
         if let Some(addr) = self.resolved.get(&key) {
             return *addr;
         }
-        let addr = (host, port)
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut addrs| addrs.next());
+        let addr = lookup(host, port);
         if addr.is_none() {
             log_line!("cannot resolve {host}:{port}; its node takes no uploads until it resolves");
         }
         self.resolved.insert(key, addr);
         addr
     }
+
+    /// Looks every cached name up again: an address that changed, or a name that resolves
+    /// now after failing (or fails now), gives a new snapshot. Lookups run here, on the
+    /// ZooKeeper thread; uploads only ever see addresses.
+    pub(super) fn refresh_addresses(&mut self) {
+        let mut changed = false;
+        for ((host, port), addr) in self.resolved.iter_mut() {
+            let fresh = lookup(host, *port);
+            if fresh != *addr {
+                match fresh {
+                    Some(to) => log_line!("{host}:{port} now resolves to {to}"),
+                    None => log_line!("cannot resolve {host}:{port} any more; its node takes no uploads until it resolves"),
+                }
+                *addr = fresh;
+                changed = true;
+            }
+        }
+        if changed {
+            self.publish();
+        }
+    }
+}
+
+fn lookup(host: &str, port: u16) -> Option<SocketAddr> {
+    (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
 }

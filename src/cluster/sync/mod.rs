@@ -38,6 +38,9 @@ pub struct SyncSettings {
     pub session_timeout: Duration,
     pub size_flush: Duration,
     pub redis_timeout: Duration,
+    /// How long a host name lookup stands: then every name is looked up again (on this
+    /// thread, never on the upload path), names that failed included.
+    pub resolve_every: Duration,
 }
 
 enum Message {
@@ -179,6 +182,7 @@ impl SnapshotKeeper {
         let mut next_flush = Instant::now() + self.settings.size_flush;
         let mut dirty: HashSet<String> = HashSet::new();
         let mut reload_all = true;
+        let mut next_resolve = Instant::now() + self.settings.resolve_every;
         let mut disconnected_since: Option<Instant> = None;
         let mut probe_at = Instant::now();
         loop {
@@ -238,6 +242,10 @@ impl SnapshotKeeper {
                     retry = (retry * 2).min(MAX_RETRY);
                 }
             }
+            if Instant::now() >= next_resolve {
+                self.refresh_addresses();
+                next_resolve = Instant::now() + self.settings.resolve_every;
+            }
             if Instant::now() >= next_flush {
                 // Increments stay pending while disconnected; none is lost.
                 if let Some(current) = store.as_ref().filter(|_| disconnected_since.is_none()) {
@@ -256,7 +264,7 @@ impl SnapshotKeeper {
             self.session.set(&store);
             // Wait for a change, a flush request, a retry or the next flush; then take
             // every message that queued up, so a burst of changes costs one rebuild.
-            let mut wake = next_flush;
+            let mut wake = next_flush.min(next_resolve);
             if store.is_none() || reload_all || !dirty.is_empty() {
                 wake = wake.min(retry_at);
             }
