@@ -1,6 +1,7 @@
 //! print-stats: how full each shard is, the whole cluster, and the replication backlog.
 
 use super::open;
+use crate::cluster::snapshot::Totals;
 use crate::command::Command;
 use crate::error::Result;
 use crate::js_json::compare_ids;
@@ -56,15 +57,14 @@ impl Command for PrintStats {
         let shards = store.shards()?;
         let mut ids: Vec<&String> = shards.keys().collect();
         ids.sort_by(|a, b| compare_ids(a, b));
-        let (mut used, mut capacity) = (0u64, 0u64);
+        let mut totals = Totals::default();
         for id in ids {
             let shard = &shards[id];
             let mode = if shard.read_only { "r" } else { "rw" };
             let nodes = shard.nodes.join(", ");
             match store.shard_size(id)? {
                 Some(size) => {
-                    used += size.current;
-                    capacity += size.capacity;
+                    totals.add(size, !shard.read_only && size.current < size.capacity);
                     println!(
                         "{id} [{nodes}]: {} / {} ({}%) {mode} {}",
                         format_size(size.current),
@@ -81,9 +81,9 @@ impl Command for PrintStats {
         }
         println!(
             "Overall: {} / {} ({}%)",
-            format_size(used),
-            format_size(capacity),
-            percent(used, capacity)
+            format_size(totals.used),
+            format_size(totals.capacity),
+            percent(totals.used, totals.capacity)
         );
         let queue = store.queue()?;
         let length =

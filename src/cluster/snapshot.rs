@@ -53,7 +53,8 @@ pub struct Snapshot {
     pub queue: Option<ReplicationQueue>,
 }
 
-/// The cluster's sizes, added up over its shards (what `/stats` and statsd report).
+/// The cluster's sizes, added up over its shards (what `/stats`, statsd and print-stats
+/// report).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Totals {
     /// Capacity of every shard with a size node, read-only ones included.
@@ -62,6 +63,18 @@ pub struct Totals {
     /// Free bytes on writable shards only.
     pub available: u64,
     pub writable_shards: u64,
+}
+
+impl Totals {
+    /// Counts one shard's size; `writable`: it takes uploads.
+    pub fn add(&mut self, size: ShardSize, writable: bool) {
+        self.capacity += size.capacity;
+        self.used += size.current;
+        if writable {
+            self.writable_shards += 1;
+            self.available += size.free();
+        }
+    }
 }
 
 impl Snapshot {
@@ -73,12 +86,7 @@ impl Snapshot {
         let mut totals = Totals::default();
         for shard in &self.shards {
             if let Some(size) = shard.size {
-                totals.capacity += size.capacity;
-                totals.used += size.current;
-                if shard.is_writable() {
-                    totals.writable_shards += 1;
-                    totals.available += size.free();
-                }
+                totals.add(size, shard.is_writable());
             }
         }
         totals

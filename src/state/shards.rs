@@ -7,14 +7,16 @@ use crate::error::{Error, Result};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
+/// One shard as shards-map holds it (the live view, with its size, is
+/// `cluster::snapshot::Shard`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Shard {
+pub struct ShardEntry {
     pub read_only: bool,
     /// Node ids, keys of servers-map.
     pub nodes: Vec<String>,
 }
 
-pub type Shards = BTreeMap<String, Shard>;
+pub type Shards = BTreeMap<String, ShardEntry>;
 
 /// JavaScript truthiness, which is how the old tools tested `read_only`.
 fn truthy(value: Option<&Value>) -> bool {
@@ -27,7 +29,7 @@ fn truthy(value: Option<&Value>) -> bool {
     }
 }
 
-fn parse_shard(value: &Value) -> Result<Shard, String> {
+fn parse_shard(value: &Value) -> Result<ShardEntry, String> {
     let nodes = match value.get("nodes") {
         Some(Value::Array(items)) => items
             .iter()
@@ -40,7 +42,7 @@ fn parse_shard(value: &Value) -> Result<Shard, String> {
         Some(other) => return Err(format!("nodes {other} is not a list")),
         None => return Err("no nodes".to_string()),
     };
-    Ok(Shard {
+    Ok(ShardEntry {
         read_only: truthy(value.get("read_only")),
         nodes,
     })
@@ -132,7 +134,7 @@ mod tests {
         let shards = parse("/x", &doc).unwrap();
         assert_eq!(
             shards["1"],
-            Shard {
+            ShardEntry {
                 read_only: false,
                 nodes: vec!["1".into(), "4".into()]
             }
