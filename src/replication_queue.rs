@@ -7,10 +7,9 @@
 
 use crate::error::{Error, Result};
 use crate::state::queue::QueueInfo;
+use crate::transport::peer::{resolve, try_order, worth_a_fresh_try};
 use crate::transport::redis::RedisPool;
-use rand::seq::SliceRandom;
 use redis::ConnectionLike;
-use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,9 +49,10 @@ fn on_every(pools: &[Arc<RedisPool>], packed: &[u8]) -> Vec<redis::RedisResult<r
                 Err(closed())
             };
             pool.checkin(conn);
-            // A pooled connection may have died while idle (Redis restarted): one more
-            // try on a fresh one. Not after a timeout: a slow server would cost it twice.
-            if pooled && reply.as_ref().is_err_and(|err| !err.is_timeout()) {
+            if reply
+                .as_ref()
+                .is_err_and(|err| worth_a_fresh_try(pooled, err.is_timeout()))
+            {
                 reply = pool.checkout().and_then(|(mut fresh, _)| {
                     let reply = fresh.send(packed).and_then(|()| fresh.receive());
                     pool.checkin(fresh);
@@ -74,10 +74,7 @@ impl ReplicationQueue {
             .servers
             .iter()
             .map(|server| {
-                let addr = (server.host.as_str(), server.port)
-                    .to_socket_addrs()
-                    .ok()
-                    .and_then(|mut addrs| addrs.next())
+                let addr = resolve(&server.host, server.port)
                     .ok_or_else(|| Error::invalid(format!("cannot resolve {server}")))?;
                 Ok(Arc::new(RedisPool::new(addr, timeout)))
             })
@@ -121,9 +118,7 @@ impl ReplicationQueue {
     /// that gave it; None when the first server that answers has an empty queue; an error
     /// when none answers.
     pub fn pick(&self) -> Result<Option<(String, &Arc<RedisPool>)>> {
-        let mut order: Vec<&Arc<RedisPool>> = self.pools.iter().collect();
-        order.shuffle(&mut rand::rng());
-        order.sort_by_key(|pool| pool.failed_recently());
+        let order = try_order(self.pools.iter().collect(), |pool| pool.failed_recently());
         let mut failures = Vec::new();
         for pool in order {
             let answer = pool.with(|conn| {

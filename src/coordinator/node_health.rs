@@ -1,45 +1,46 @@
 //! Nodes that failed recently are tried last for a while (`--node-cooldown`), so a dead
 //! node does not cost a connect timeout on every upload. They are still tried when every
 //! other node of the shard failed too: a cooled-down node is a last hope, not excluded.
+//! The rule itself is `transport::peer`'s, as for Redis servers.
 
+use crate::transport::peer::{try_order, Cooldown};
 use parking_lot::Mutex;
-use rand::seq::SliceRandom;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct NodeHealth {
-    cooldown: Duration,
-    failed_until: Mutex<HashMap<String, Instant>>,
+    period: Duration,
+    nodes: Mutex<HashMap<String, Cooldown>>,
 }
 
 impl NodeHealth {
-    pub fn new(cooldown: Duration) -> NodeHealth {
+    pub fn new(period: Duration) -> NodeHealth {
         NodeHealth {
-            cooldown,
-            failed_until: Mutex::new(HashMap::new()),
+            period,
+            nodes: Mutex::new(HashMap::new()),
         }
     }
 
     /// The node ids in the order to try them: random, recently failed ones last.
     pub fn order(&self, nodes: &[String]) -> Vec<String> {
-        let mut order = nodes.to_vec();
-        order.shuffle(&mut rand::rng());
-        let now = Instant::now();
-        let failed = self.failed_until.lock();
-        order.sort_by_key(|id| failed.get(id).is_some_and(|until| *until > now));
-        order
+        let cooling = self.nodes.lock();
+        try_order(nodes.to_vec(), |id| {
+            cooling.get(id).is_some_and(Cooldown::is_cooling)
+        })
     }
 
     pub fn failed(&self, id: &str) {
-        self.failed_until
+        self.nodes
             .lock()
-            .insert(id.to_string(), Instant::now() + self.cooldown);
+            .entry(id.to_string())
+            .or_default()
+            .record(false, self.period);
     }
 
     pub fn succeeded(&self, id: &str) {
-        let mut failed = self.failed_until.lock();
-        if !failed.is_empty() {
-            failed.remove(id);
+        let mut nodes = self.nodes.lock();
+        if !nodes.is_empty() {
+            nodes.remove(id);
         }
     }
 }

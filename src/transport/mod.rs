@@ -7,4 +7,5 @@
 //! into both crates, so a slow peer only parks the coroutine that waits for it.
 
 pub mod node_http;
+pub mod peer;
 pub mod redis;

@@ -5,12 +5,13 @@
 //! `redis::Parser`, so `redis::cmd("SADD")...query(&mut conn)` parks the coroutine, not the
 //! worker thread. A small pool per server keeps connections open between uploads.
 
+use super::peer::{worth_a_fresh_try, Cooldown};
 use may::net::TcpStream;
 use parking_lot::Mutex;
 use redis::{ConnectionLike, RedisResult, Value};
 use std::io::{self, BufReader, Write};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct RedisConnection {
     writer: TcpStream,
@@ -97,7 +98,7 @@ pub struct RedisPool {
     pub addr: SocketAddr,
     timeout: Duration,
     idle: Mutex<Vec<RedisConnection>>,
-    failed_until: Mutex<Option<Instant>>,
+    cooldown: Mutex<Cooldown>,
 }
 
 impl RedisPool {
@@ -106,25 +107,18 @@ impl RedisPool {
             addr,
             timeout,
             idle: Mutex::new(Vec::new()),
-            failed_until: Mutex::new(None),
+            cooldown: Mutex::new(Cooldown::default()),
         }
     }
 
     /// Notes whether a command worked, for `failed_recently`.
     pub fn record(&self, worked: bool) {
-        let mut failed_until = self.failed_until.lock();
-        *failed_until = if worked {
-            None
-        } else {
-            Some(Instant::now() + COOLDOWN)
-        };
+        self.cooldown.lock().record(worked, COOLDOWN);
     }
 
     /// True for a few seconds after a command failed: readers ask such a server last.
     pub fn failed_recently(&self) -> bool {
-        self.failed_until
-            .lock()
-            .is_some_and(|until| until > Instant::now())
+        self.cooldown.lock().is_cooling()
     }
 
     /// Runs `work` on a pooled connection (a new one when none is idle). The pool's lock
@@ -133,10 +127,10 @@ impl RedisPool {
         let pooled = self.idle.lock().pop();
         match pooled {
             Some(mut conn) => match work(&mut conn) {
-                // A pooled connection may have died while idle (Redis restarted): one
-                // more try on a fresh connection (our commands are idempotent set edits).
-                // Not after a timeout: a slow server would cost the timeout twice.
-                Err(err) if !conn.is_open() && !err.is_timeout() => self.fresh(&work),
+                // Our commands are idempotent set edits: a retry is harmless.
+                Err(err) if !conn.is_open() && worth_a_fresh_try(true, err.is_timeout()) => {
+                    self.fresh(&work)
+                }
                 result => self.keep(conn, result),
             },
             None => self.fresh(&work),

@@ -8,9 +8,10 @@ use crate::log_line;
 use crate::replication_queue::ReplicationQueue;
 use crate::state::queue::QueueInfo;
 use crate::state::{servers, shard_size, shards};
+use crate::transport::peer::resolve as lookup;
 use crate::transport::redis::RedisPool;
 use std::collections::HashMap;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 impl SnapshotKeeper {
@@ -121,11 +122,4 @@ impl SnapshotKeeper {
             self.publish();
         }
     }
-}
-
-fn lookup(host: &str, port: u16) -> Option<SocketAddr> {
-    (host, port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
 }
