@@ -6,18 +6,6 @@ use backpack::zk::NodeKind;
 use common::*;
 use std::time::{Duration, Instant};
 
-const INIT: &str = "backpack-coordinator-init";
-const ADD_SERVER: &str = "backpack-coordinator-add-server";
-const ADD_SHARD: &str = "backpack-coordinator-add-shard";
-const ENABLE: &str = "backpack-coordinator-enable-shard";
-const DISABLE: &str = "backpack-coordinator-disable-shard";
-const DUMP: &str = "backpack-coordinator-dump-shards";
-const STATS: &str = "backpack-coordinator-print-stats";
-
-fn init(zk: &str, root: &str, redis: &str) -> String {
-    ok(INIT, &[zk, root, "backpack-queue", redis])
-}
-
 #[test]
 fn walkthrough_leaves_the_old_tools_bytes() {
     let (zk, root) = (zookeeper(), fresh_root("walkthrough"));

@@ -7,17 +7,6 @@ use backpack::zk::NodeKind;
 use backpack_testkit::{RedisServer, Sandbox};
 use common::*;
 
-const INIT: &str = "backpack-coordinator-init";
-const ADD_SERVER: &str = "backpack-coordinator-add-server";
-const ENABLE: &str = "backpack-coordinator-enable-shard";
-const DUMP: &str = "backpack-coordinator-dump-shards";
-const STATS: &str = "backpack-coordinator-print-stats";
-const SET_QUEUE: &str = "backpack-coordinator-set-queue";
-
-fn init(zk: &str, root: &str, redis: &str) -> String {
-    ok(INIT, &[zk, root, "backpack-queue", redis])
-}
-
 #[test]
 fn reads_the_old_tools_exact_state() {
     let (zk, root) = (zookeeper(), fresh_root("old-state"));

@@ -12,7 +12,7 @@ use crate::cluster::sync::{self as cluster_sync, Shared, SyncSettings};
 use crate::command::Command;
 use crate::duration_arg::parse_duration;
 use crate::error::{Error, Result};
-use crate::http::{self, Limits, ServerState};
+use crate::http::{self, Limits, ServerStatus};
 use crate::log_line;
 use crate::size::parse_size;
 use crate::transport::node_http;
@@ -212,7 +212,7 @@ impl Command for CoordinatorCommand {
         }
 
         let in_flight = Arc::new(AtomicUsize::new(0));
-        let server_state = Arc::new(ServerState::default());
+        let server_status = Arc::new(ServerStatus::default());
         let coordinator = Coordinator {
             settings: UploadSettings {
                 max_body: self.max_body,
@@ -235,7 +235,7 @@ impl Command for CoordinatorCommand {
             zk_health: Arc::clone(&shared.health),
             metrics: Metrics::default(),
             statsd: statsd.clone(),
-            server: Arc::clone(&server_state),
+            server: Arc::clone(&server_status),
         };
         let limits = Limits {
             header_timeout: self.header_timeout,
@@ -255,7 +255,7 @@ impl Command for CoordinatorCommand {
                 self.statsd_interval,
             )?;
         }
-        let server = http::serve(listener, coordinator, limits, server_state)
+        let server = http::serve(listener, coordinator, limits, server_status)
             .map_err(|err| Error::invalid(format!("cannot serve on {address}: {err}")))?;
         log_line!(
             "backpack-coordinator listening on {} ({workers} workers)",

@@ -18,7 +18,7 @@ pub mod upload;
 use crate::cluster::sizes::PendingSizes;
 use crate::cluster::snapshot::SnapshotCell;
 use crate::cluster::sync::ZkHealth;
-use crate::http::{Body, Handler, Request, Response, ServerState};
+use crate::http::{Body, Handler, Request, Response, ServerStatus};
 use node_health::NodeHealth;
 use stats::Stats;
 use std::path::PathBuf;
@@ -54,7 +54,7 @@ pub struct Coordinator {
     zk_health: Arc<ZkHealth>,
     metrics: metrics::Metrics,
     statsd: Option<Arc<statsd::Statsd>>,
-    server: Arc<ServerState>,
+    server: Arc<ServerStatus>,
 }
 
 /// Counts an upload in flight for as long as it lives.

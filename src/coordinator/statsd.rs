@@ -8,7 +8,8 @@
 
 use crate::cluster::snapshot::Snapshot;
 use crate::hostname::hostname;
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use crate::transport::peer::resolve;
+use std::net::{SocketAddr, UdpSocket};
 
 pub struct Statsd {
     socket: UdpSocket,
@@ -19,18 +20,14 @@ pub struct Statsd {
 impl Statsd {
     /// `host[:port]`, port 8125 by default.
     pub fn new(address: &str) -> Result<Statsd, String> {
-        let with_port = if address
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
-            address.to_string()
-        } else {
-            format!("{address}:8125")
+        let (host, port) = match address.rsplit_once(':') {
+            Some((host, port)) if port.parse::<u16>().is_ok() => {
+                (host, port.parse::<u16>().unwrap_or(8125))
+            }
+            _ => (address, 8125),
         };
-        let target = with_port
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut addrs| addrs.next())
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let target = resolve(host, port)
             .ok_or_else(|| format!("cannot resolve the statsd address {address:?}"))?;
         let bind = if target.is_ipv4() {
             "0.0.0.0:0"

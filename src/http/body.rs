@@ -22,7 +22,7 @@ pub struct Body<'a> {
 
 /// What became of the body once the handler is done.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct BodyState {
+pub(super) struct BodyOutcome {
     pub remaining: u64,
     pub continue_sent: bool,
     pub failed: bool,
@@ -55,8 +55,8 @@ impl<'a> Body<'a> {
         self.length == 0
     }
 
-    pub(super) fn state(&self) -> BodyState {
-        BodyState {
+    pub(super) fn outcome(&self) -> BodyOutcome {
+        BodyOutcome {
             remaining: self.remaining,
             continue_sent: self.continue_sent,
             failed: self.failed,

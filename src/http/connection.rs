@@ -10,7 +10,7 @@ use super::body::Body;
 use super::client_stream::{is_timeout, ClientStream};
 use super::request::{self, Framing, Request};
 use super::response::Response;
-use super::{Handler, Limits, ServerState};
+use super::{Handler, Limits, ServerStatus};
 use may::net::TcpStream;
 use std::io::{self, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -95,7 +95,7 @@ pub(super) fn serve(
     stream: TcpStream,
     handler: &dyn Handler,
     limits: &Limits,
-    state: &ServerState,
+    status: &ServerStatus,
 ) {
     let _ = stream.set_nodelay(true);
     let mut conn = ClientStream::new(
@@ -121,7 +121,7 @@ pub(super) fn serve(
             limits.body_timeout,
         );
         let answer = catch_unwind(AssertUnwindSafe(|| handler.call(&request, &mut body)));
-        let body_state = body.state();
+        let body_outcome = body.outcome();
         let mut response = answer.unwrap_or_else(|_| {
             eprintln!(
                 "internal error: handler panicked on {} {}",
@@ -129,7 +129,7 @@ pub(super) fn serve(
             );
             Response::error(500, "internal error").closing()
         });
-        if body_state.failed {
+        if body_outcome.failed {
             // The body broke off (client gone, or too slow): the connection is unusable.
             let _ = write_answer(
                 &mut conn,
@@ -141,14 +141,14 @@ pub(super) fn serve(
         }
         let chunked = request.framing == Framing::Chunked;
         // A server shutting down closes each connection after its current answer.
-        let mut close = response.close || !request.keep_alive || chunked || state.is_stopping();
-        if !close && body_state.remaining > 0 {
+        let mut close = response.close || !request.keep_alive || chunked || status.is_stopping();
+        if !close && body_outcome.remaining > 0 {
             // The handler answered without reading the body. Read and drop a small one, so
             // the connection stays usable; otherwise close, so it is never taken for a
             // request. A client waiting for `100 Continue` has not sent it at all.
-            let may_drain = body_state.remaining <= limits.drain_limit
-                && (!request.expect_continue || body_state.continue_sent);
-            close = !(may_drain && drain(&mut conn, body_state.remaining, limits.body_timeout));
+            let may_drain = body_outcome.remaining <= limits.drain_limit
+                && (!request.expect_continue || body_outcome.continue_sent);
+            close = !(may_drain && drain(&mut conn, body_outcome.remaining, limits.body_timeout));
         }
         if close {
             response.close = true;
@@ -163,5 +163,5 @@ pub(super) fn serve(
 /// Reads and discards `remaining` body bytes; false when they do not arrive.
 fn drain(conn: &mut ClientStream, remaining: u64, timeout: Duration) -> bool {
     let mut body = Body::new(conn, remaining, false, timeout);
-    io::copy(&mut body, &mut io::sink()).is_ok() && body.state().remaining == 0
+    io::copy(&mut body, &mut io::sink()).is_ok() && body.outcome().remaining == 0
 }

@@ -64,12 +64,12 @@ impl Default for Limits {
 
 /// What a running server shares with its owner: open connections, a stop switch.
 #[derive(Default)]
-pub struct ServerState {
+pub struct ServerStatus {
     open: AtomicUsize,
     stopping: AtomicBool,
 }
 
-impl ServerState {
+impl ServerStatus {
     pub fn open_connections(&self) -> usize {
         self.open.load(Ordering::Relaxed)
     }

@@ -2,7 +2,7 @@
 
 use super::connection;
 use super::response::Response;
-use super::{Handler, Limits, ServerState};
+use super::{Handler, Limits, ServerStatus};
 use may::net::TcpListener;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -13,21 +13,21 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct ServerHandle {
     pub addr: SocketAddr,
-    pub state: Arc<ServerState>,
+    pub status: Arc<ServerStatus>,
 }
 
 impl ServerHandle {
     /// Stops accepting new connections; open ones finish their current request and are
     /// closed after its answer.
     pub fn stop_accepting(&self) {
-        self.state.stopping.store(true, Ordering::SeqCst);
+        self.status.stopping.store(true, Ordering::SeqCst);
         // Wake the accept loop with a connection of our own.
         let _ = std::net::TcpStream::connect(self.addr);
     }
 }
 
 /// Decrements the open-connection count when a connection coroutine ends, however it ends.
-struct OpenGuard(Arc<ServerState>);
+struct OpenGuard(Arc<ServerStatus>);
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
@@ -40,13 +40,13 @@ pub fn serve(
     listener: TcpListener,
     handler: Arc<dyn Handler>,
     limits: Limits,
-    state: Arc<ServerState>,
+    status: Arc<ServerStatus>,
 ) -> std::io::Result<ServerHandle> {
     let handle = ServerHandle {
         addr: listener.local_addr()?,
-        state,
+        status,
     };
-    let server = Arc::clone(&handle.state);
+    let server = Arc::clone(&handle.status);
     let limits = Arc::new(limits);
     may::go!(move || {
         for stream in listener.incoming() {
@@ -62,14 +62,14 @@ pub fn serve(
                 drop(guard);
                 continue;
             }
-            let (handler, limits, state) = (
+            let (handler, limits, status) = (
                 Arc::clone(&handler),
                 Arc::clone(&limits),
                 Arc::clone(&server),
             );
             may::go!(move || {
                 let _guard = guard;
-                connection::serve(stream, handler.as_ref(), &limits, &state);
+                connection::serve(stream, handler.as_ref(), &limits, &status);
             });
         }
     });

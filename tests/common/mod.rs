@@ -119,3 +119,17 @@ pub fn node(zk: &ZkSession, path: &str) -> Option<String> {
 pub fn version(zk: &ZkSession, path: &str) -> Option<i32> {
     zk.get(path).expect("read node").map(|(_, version)| version)
 }
+
+pub const INIT: &str = "backpack-coordinator-init";
+pub const ADD_SERVER: &str = "backpack-coordinator-add-server";
+pub const ADD_SHARD: &str = "backpack-coordinator-add-shard";
+pub const ENABLE: &str = "backpack-coordinator-enable-shard";
+pub const DISABLE: &str = "backpack-coordinator-disable-shard";
+pub const DUMP: &str = "backpack-coordinator-dump-shards";
+pub const STATS: &str = "backpack-coordinator-print-stats";
+pub const SET_QUEUE: &str = "backpack-coordinator-set-queue";
+
+/// `backpack-coordinator-init` with the queue key `backpack-queue`; its output.
+pub fn init(zk: &str, root: &str, redis: &str) -> String {
+    ok(INIT, &[zk, root, "backpack-queue", redis])
+}
