@@ -8,7 +8,7 @@
 use crate::replication_queue::ReplicationQueue;
 use crate::state::endpoint::Endpoint;
 use crate::state::shard_size::ShardSize;
-use parking_lot::RwLock;
+use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -93,15 +93,22 @@ impl Snapshot {
     }
 }
 
-/// The current snapshot, shared by every upload.
+/// The current snapshot, shared by every upload, and a way for readers that act on changes
+/// (the front's config writer, a daemon waiting for its first configuration) to sleep until
+/// one is published instead of polling.
 pub struct SnapshotCell {
     current: RwLock<Option<Arc<Snapshot>>>,
+    /// How many snapshots were published so far.
+    published: Mutex<u64>,
+    changed: Condvar,
 }
 
 impl Default for SnapshotCell {
     fn default() -> SnapshotCell {
         SnapshotCell {
             current: RwLock::new(None),
+            published: Mutex::new(0),
+            changed: Condvar::new(),
         }
     }
 }
@@ -114,5 +121,59 @@ impl SnapshotCell {
 
     pub fn publish(&self, snapshot: Snapshot) {
         *self.current.write() = Some(Arc::new(snapshot));
+        *self.published.lock() += 1;
+        self.changed.notify_all();
+    }
+
+    /// Blocks the calling OS thread (never call it in a coroutine) until a snapshot newer
+    /// than the `seen`-th is published; that snapshot and its number. `seen` 0 waits for
+    /// the first one.
+    pub fn wait_newer(&self, seen: u64) -> (Arc<Snapshot>, u64) {
+        let mut published = self.published.lock();
+        loop {
+            if *published > seen {
+                if let Some(snapshot) = self.current() {
+                    return (snapshot, *published);
+                }
+            }
+            self.changed.wait(&mut published);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn empty() -> Snapshot {
+        Snapshot {
+            nodes: HashMap::new(),
+            shards: Vec::new(),
+            queue: None,
+        }
+    }
+
+    #[test]
+    fn a_waiting_reader_wakes_on_publish() {
+        let cell = Arc::new(SnapshotCell::default());
+        let (saw_first, first_seen) = std::sync::mpsc::channel();
+        let waiter = {
+            let cell = Arc::clone(&cell);
+            std::thread::spawn(move || {
+                let (_, first) = cell.wait_newer(0);
+                let _ = saw_first.send(first);
+                cell.wait_newer(first).1
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        cell.publish(empty());
+        assert_eq!(first_seen.recv_timeout(Duration::from_secs(5)), Ok(1));
+        let started = Instant::now();
+        cell.publish(empty());
+        assert_eq!(waiter.join().unwrap(), 2);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // Nothing newer than what was seen: it would wait; something newer: at once.
+        assert_eq!(cell.wait_newer(1).1, 2);
     }
 }

@@ -198,7 +198,7 @@ impl Command for CoordinatorCommand {
                 root: self.root.clone(),
                 zk_timeout: self.zk_timeout,
                 session_timeout: self.zk_session_timeout,
-                size_flush: self.size_flush,
+                size_flush: Some(self.size_flush),
                 redis_timeout: self.redis_timeout,
                 resolve_every: self.resolve_every,
             },
@@ -207,9 +207,7 @@ impl Command for CoordinatorCommand {
         let snapshot = Arc::clone(&shared.snapshot);
         // Serve nothing before the configuration is loaded (the sync thread logs what it
         // waits for).
-        while snapshot.current().is_none() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        snapshot.wait_newer(0);
 
         let in_flight = Arc::new(AtomicUsize::new(0));
         let server_status = Arc::new(ServerStatus::default());

@@ -13,7 +13,6 @@ use crate::state::endpoint::Endpoint;
 use crate::zk_state::ZkState;
 use argh::FromArgs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(FromArgs)]
@@ -149,7 +148,7 @@ impl NginxGen {
                 root: self.root.clone(),
                 zk_timeout: self.zk_timeout,
                 session_timeout: crate::zk::SESSION_TIMEOUT,
-                size_flush: Duration::from_secs(3),
+                size_flush: None,
                 redis_timeout: Duration::from_secs(1),
                 // It writes host names, not addresses, into the config.
                 resolve_every: Duration::from_secs(300),
@@ -161,16 +160,10 @@ impl NginxGen {
             self.root,
             output.display()
         );
-        let mut seen: Option<Arc<Snapshot>> = None;
+        let mut seen = 0;
         loop {
-            std::thread::sleep(Duration::from_millis(100));
-            let Some(snapshot) = shared.snapshot.current() else {
-                continue;
-            };
-            if seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &snapshot)) {
-                continue;
-            }
-            seen = Some(Arc::clone(&snapshot));
+            let (snapshot, number) = shared.snapshot.wait_newer(seen);
+            seen = number;
             match self.from_snapshot(&snapshot) {
                 Ok(text) => self.install(output, &text),
                 Err(err) => log_line!("not writing {}: {err}", output.display()),

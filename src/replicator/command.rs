@@ -114,14 +114,17 @@ impl Command for ReplicatorCommand {
                 root: self.root.clone(),
                 zk_timeout: self.zk_timeout,
                 session_timeout: self.zk_session_timeout,
-                size_flush: Duration::from_secs(3),
+                size_flush: None,
                 redis_timeout: self.redis_timeout,
                 resolve_every: self.resolve_every,
             },
             &shared,
         )?;
-        while shared.snapshot.current().is_none() || shared.session.current().is_none() {
-            std::thread::sleep(Duration::from_millis(20));
+        // The sync thread sets the session before it publishes a snapshot.
+        let (_, mut seen) = shared.snapshot.wait_newer(0);
+        while shared.session.current().is_none() {
+            // The session ended again in between: the next snapshot comes with a new one.
+            seen = shared.snapshot.wait_newer(seen).1;
         }
         let token = format!("{}:{}", hostname(), std::process::id());
         log_line!("backpack-replicator {token}: {} workers", self.concurrency);

@@ -36,7 +36,9 @@ pub struct SyncSettings {
     /// Bounds connecting and every ZooKeeper call.
     pub zk_timeout: Duration,
     pub session_timeout: Duration,
-    pub size_flush: Duration,
+    /// How often to apply pending size increments (and probe ZooKeeper); None for a
+    /// process that never counts sizes (the replicator, bp-nginx-gen).
+    pub size_flush: Option<Duration>,
     pub redis_timeout: Duration,
     /// How long a host name lookup stands: then every name is looked up again (on this
     /// thread, never on the upload path), names that failed included.
@@ -179,7 +181,8 @@ impl SnapshotKeeper {
         let mut store: Option<Arc<ZkState>> = None;
         let mut retry = MIN_RETRY;
         let mut retry_at = Instant::now();
-        let mut next_flush = Instant::now() + self.settings.size_flush;
+        let flush_every = self.settings.size_flush;
+        let mut next_flush = flush_every.map(|every| Instant::now() + every);
         let mut dirty: HashSet<String> = HashSet::new();
         let mut reload_all = true;
         let mut next_resolve = Instant::now() + self.settings.resolve_every;
@@ -213,6 +216,8 @@ impl SnapshotKeeper {
                         Err(err) => log_line!("{err}; retrying in {:.1}s", retry.as_secs_f64()),
                     }
                 }
+                // Readers may act on a snapshot at once: the session goes out first.
+                self.session.set(&store);
                 // While disconnected, calls would only time out: wait for the client to
                 // reconnect (or a probe to find ZooKeeper back) instead.
                 if let Some(current) = store.as_ref().filter(|_| disconnected_since.is_none()) {
@@ -246,7 +251,7 @@ impl SnapshotKeeper {
                 self.refresh_addresses();
                 next_resolve = Instant::now() + self.settings.resolve_every;
             }
-            if Instant::now() >= next_flush {
+            if next_flush.is_some_and(|at| Instant::now() >= at) {
                 // Increments stay pending while disconnected; none is lost.
                 if let Some(current) = store.as_ref().filter(|_| disconnected_since.is_none()) {
                     // Also a liveness probe: `zookeeper_last_read_ms` stays small while
@@ -259,12 +264,12 @@ impl SnapshotKeeper {
                         self.check_session(&mut store, &err, "applying size increments");
                     }
                 }
-                next_flush = Instant::now() + self.settings.size_flush;
+                next_flush = flush_every.map(|every| Instant::now() + every);
             }
             self.session.set(&store);
             // Wait for a change, a flush request, a retry or the next flush; then take
             // every message that queued up, so a burst of changes costs one rebuild.
-            let mut wake = next_flush.min(next_resolve);
+            let mut wake = next_flush.map_or(next_resolve, |at| at.min(next_resolve));
             if store.is_none() || reload_all || !dirty.is_empty() {
                 wake = wake.min(retry_at);
             }
