@@ -20,9 +20,8 @@ use argh::FromArgs;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn size_arg(text: &str) -> Result<u64, String> {
     parse_size(text).map_err(|err| err.to_string())
@@ -209,7 +208,6 @@ impl Command for CoordinatorCommand {
         // waits for).
         snapshot.wait_newer(0);
 
-        let in_flight = Arc::new(AtomicUsize::new(0));
         let server_status = Arc::new(ServerStatus::default());
         let coordinator = Coordinator {
             settings: UploadSettings {
@@ -229,7 +227,6 @@ impl Command for CoordinatorCommand {
                 node_http::Role::Uploads,
             ),
             memory: MemoryBudget::new(self.memory_budget),
-            in_flight: Arc::clone(&in_flight),
             zk_health: Arc::clone(&shared.health),
             metrics: Metrics::default(),
             statsd: statsd.clone(),
@@ -273,15 +270,10 @@ impl Command for CoordinatorCommand {
                 std::process::exit(1);
             }
         });
-        server.stop_accepting();
-        let deadline = Instant::now() + self.drain_timeout;
-        while in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let left = in_flight.load(Ordering::SeqCst);
+        let left = server.shutdown(self.drain_timeout);
         if left > 0 {
             log_line!(
-                "{left} uploads still in flight after {:?}; stopping anyway",
+                "{left} requests still in flight after {:?}; stopping anyway",
                 self.drain_timeout
             );
         }

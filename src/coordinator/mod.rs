@@ -22,7 +22,6 @@ use crate::http::{Body, Handler, Request, Response, ServerStatus};
 use node_health::NodeHealth;
 use stats::Stats;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// What the write path is tuned by (from the command line).
@@ -49,28 +48,10 @@ pub struct Coordinator {
     agent: ureq::Agent,
     /// Caps the bytes of bodies held in memory (see `memory_budget`).
     memory: memory_budget::MemoryBudget,
-    /// Uploads being handled right now (a clean shutdown waits for them).
-    in_flight: Arc<AtomicUsize>,
     zk_health: Arc<ZkHealth>,
     metrics: metrics::Metrics,
     statsd: Option<Arc<statsd::Statsd>>,
     server: Arc<ServerStatus>,
-}
-
-/// Counts an upload in flight for as long as it lives.
-struct InFlight<'a>(&'a AtomicUsize);
-
-impl<'a> InFlight<'a> {
-    fn enter(counter: &'a AtomicUsize) -> InFlight<'a> {
-        counter.fetch_add(1, Ordering::SeqCst);
-        InFlight(counter)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 impl Coordinator {
@@ -127,10 +108,7 @@ impl Coordinator {
 impl Handler for Coordinator {
     fn call(&self, request: &Request, body: &mut Body<'_>) -> Response {
         match request.method.as_str() {
-            "PUT" => {
-                let _counted = InFlight::enter(&self.in_flight);
-                upload::handle(self, request, body)
-            }
+            "PUT" => upload::handle(self, request, body),
             "GET" | "HEAD" => match request.path() {
                 "/stats" => self.stats_answer(),
                 "/metrics" => self.metrics_answer(),

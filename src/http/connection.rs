@@ -10,7 +10,7 @@ use super::body::Body;
 use super::client_stream::{is_timeout, ClientStream};
 use super::request::{self, Framing, Request};
 use super::response::Response;
-use super::{Handler, Limits, ServerStatus};
+use super::{Handler, InFlightRequest, Limits, ServerStatus};
 use may::net::TcpStream;
 use std::io::{self, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -112,6 +112,7 @@ pub(super) fn serve(
                 return;
             }
         };
+        let _in_flight = InFlightRequest::enter(status);
         let head_only = request.method == "HEAD";
         let length = request.content_length();
         let mut body = Body::new(

@@ -20,8 +20,9 @@ pub use request::{Framing, Request};
 pub use response::Response;
 pub use server::{serve, ServerHandle};
 
+use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the server does with a request. Runs inside a `may` coroutine: block only on
 /// `may` I/O.
@@ -62,11 +63,18 @@ impl Default for Limits {
     }
 }
 
-/// What a running server shares with its owner: open connections, a stop switch.
+/// What a running server shares with its owner: open connections, requests in flight, a
+/// stop switch. The server owns its graceful shutdown (`ServerHandle::shutdown`): stop
+/// taking connections, then wait, up to a deadline, for the requests in flight.
 #[derive(Default)]
 pub struct ServerStatus {
     open: AtomicUsize,
     stopping: AtomicBool,
+    /// Requests between their head and their answer.
+    in_flight: AtomicUsize,
+    /// Signalled when the last request in flight ends while stopping.
+    idle_lock: Mutex<()>,
+    idle: Condvar,
 }
 
 impl ServerStatus {
@@ -74,7 +82,55 @@ impl ServerStatus {
         self.open.load(Ordering::Relaxed)
     }
 
+    pub fn requests_in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
+    }
+
+    fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Called from a connection coroutine: the lock is taken only to signal, while
+    /// stopping, and never held across I/O.
+    fn request_done(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 && self.is_stopping() {
+            let _guard = self.idle_lock.lock();
+            self.idle.notify_all();
+        }
+    }
+
+    /// Blocks the calling OS thread until no request is in flight or `deadline` passes;
+    /// how many are still in flight. Call it after `stopping` is set: the check runs under
+    /// the lock that `request_done` signals under, so no wake-up is missed.
+    fn wait_idle(&self, deadline: Instant) -> usize {
+        let mut guard = self.idle_lock.lock();
+        loop {
+            let left = self.requests_in_flight();
+            if left == 0 || Instant::now() >= deadline {
+                return left;
+            }
+            self.idle.wait_until(&mut guard, deadline);
+        }
+    }
+}
+
+/// Counts one request in flight, from its head until its answer is written, however its
+/// handling ends.
+struct InFlightRequest<'a>(&'a ServerStatus);
+
+impl<'a> InFlightRequest<'a> {
+    fn enter(status: &'a ServerStatus) -> InFlightRequest<'a> {
+        status.request_started();
+        InFlightRequest(status)
+    }
+}
+
+impl Drop for InFlightRequest<'_> {
+    fn drop(&mut self) {
+        self.0.request_done();
     }
 }

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// A running server.
 #[derive(Clone)]
@@ -23,6 +24,14 @@ impl ServerHandle {
         self.status.stopping.store(true, Ordering::SeqCst);
         // Wake the accept loop with a connection of our own.
         let _ = std::net::TcpStream::connect(self.addr);
+    }
+
+    /// Graceful shutdown: stops accepting, then waits up to `drain` for the requests in
+    /// flight to be answered. Returns how many were still in flight (0: all answered).
+    /// Blocks the calling OS thread: call it from outside the server's coroutines.
+    pub fn shutdown(&self, drain: Duration) -> usize {
+        self.stop_accepting();
+        self.status.wait_idle(Instant::now() + drain)
     }
 }
 
