@@ -8,6 +8,7 @@
 //! (`O_TMPFILE`): they never appear in the directory and vanish with their handle, also
 //! when the process dies.
 
+use super::memory_budget::Reservation;
 use crate::http::Body;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -22,8 +23,82 @@ pub enum BodyError {
     Spool(String),
 }
 
+/// What a node attempt sends and gets back.
+pub type NodePut = ureq::RequestBuilder<ureq::typestate::WithBody>;
+pub type NodeAnswer = Result<ureq::http::Response<ureq::Body>, ureq::Error>;
+
+/// An upload's body, owned across all its node attempts: it gives each attempt the body
+/// to send (from memory, streamed from the client and teed to the spool, or replayed
+/// from the spool) and keeps what the next attempt needs.
+pub struct UploadBody<'u, 'b, 'c> {
+    client: &'b mut Body<'c>,
+    kept: Kept<'u>,
+}
+
+enum Kept<'u> {
+    /// A small body, counted against the memory budget while it lives.
+    Memory {
+        bytes: Vec<u8>,
+        _reservation: Reservation<'u>,
+    },
+    /// A large body in a spool file: `whole` once every byte is there; before that, the
+    /// rest still arrives from the client.
+    Spool { spool: Spool, whole: bool },
+}
+
+impl<'u, 'b, 'c> UploadBody<'u, 'b, 'c> {
+    /// Takes the client's body of `length` bytes: read into memory when `in_memory` holds
+    /// room for it, otherwise to be streamed and spooled in `spool_dir`.
+    pub fn take(
+        client: &'b mut Body<'c>,
+        length: u64,
+        in_memory: Option<Reservation<'u>>,
+        spool_dir: &Path,
+    ) -> Result<UploadBody<'u, 'b, 'c>, BodyError> {
+        let kept = match in_memory {
+            Some(reservation) => Kept::Memory {
+                bytes: read_small(client)?,
+                _reservation: reservation,
+            },
+            None => Kept::Spool {
+                spool: Spool::new(spool_dir, length)?,
+                whole: false,
+            },
+        };
+        Ok(UploadBody { client, kept })
+    }
+
+    /// One node attempt: sends the body with `put`. `stored` says whether the node took
+    /// it; if it did not while the body streamed from the client, the rest of the body is
+    /// read into the spool for the next attempt. An error means the body itself is lost
+    /// (the client broke off, or the spool failed): no node can get it.
+    pub fn attempt(
+        &mut self,
+        put: NodePut,
+        stored: impl Fn(&NodeAnswer) -> bool,
+    ) -> Result<NodeAnswer, BodyError> {
+        match &mut self.kept {
+            Kept::Memory { bytes, .. } => Ok(put.send(&bytes[..])),
+            Kept::Spool { spool, whole } if !*whole => {
+                let answer = put.send(ureq::SendBody::from_reader(&mut spool.tee(self.client)));
+                if !stored(&answer) {
+                    spool.finish(self.client)?;
+                    *whole = true;
+                }
+                Ok(answer)
+            }
+            Kept::Spool { spool, .. } => {
+                let mut replay = spool
+                    .replay()
+                    .map_err(|err| BodyError::Spool(err.to_string()))?;
+                Ok(put.send(ureq::SendBody::from_reader(&mut replay)))
+            }
+        }
+    }
+}
+
 /// Reads a whole small body into memory.
-pub fn read_small(body: &mut Body<'_>) -> Result<Vec<u8>, BodyError> {
+fn read_small(body: &mut Body<'_>) -> Result<Vec<u8>, BodyError> {
     let mut bytes = Vec::with_capacity(body.len() as usize);
     body.read_to_end(&mut bytes)
         .map_err(|err| BodyError::Client(err.to_string()))?;
@@ -32,7 +107,7 @@ pub fn read_small(body: &mut Body<'_>) -> Result<Vec<u8>, BodyError> {
 
 /// A large body on its way: streamed from the client through `reader()`, and copied to an
 /// unnamed spool file.
-pub struct Spool {
+struct Spool {
     file: File,
     length: u64,
     client_error: Option<String>,
@@ -90,7 +165,7 @@ impl Spool {
     }
 }
 
-pub struct Tee<'s, 'b, 'c> {
+struct Tee<'s, 'b, 'c> {
     spool: &'s mut Spool,
     body: &'b mut Body<'c>,
 }

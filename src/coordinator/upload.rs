@@ -12,9 +12,8 @@
 //!    its replication is queued.
 //! 5. Count the bytes toward the shard's size (applied to ZooKeeper in batches).
 
-use super::memory_budget::Reservation;
 use super::node_key;
-use super::payload::{self, BodyError, Spool};
+use super::payload::{BodyError, NodeAnswer, UploadBody};
 use super::placement;
 use super::Coordinator;
 use crate::cluster::snapshot::{Shard, Snapshot};
@@ -23,7 +22,6 @@ use crate::log_line;
 use crate::replication_queue;
 use std::io::Read;
 use std::time::Instant;
-use ureq::SendBody;
 
 /// An upload that was not stored, with the answer to give.
 struct Refusal {
@@ -67,14 +65,28 @@ fn validate(coordinator: &Coordinator, request: &Request) -> Result<u64, Refusal
     Ok(length)
 }
 
+/// What one upload carries through its steps: the key as sent, its length, and when it
+/// started.
+struct UploadContext<'r> {
+    target: &'r str,
+    length: u64,
+    started: Instant,
+}
+
 /// `PUT /<path>`: one log line and one counter per upload, whatever the outcome.
 pub fn handle(coordinator: &Coordinator, request: &Request, body: &mut Body<'_>) -> Response {
     let started = Instant::now();
-    let length = body.len();
-    let outcome =
-        validate(coordinator, request).and_then(|length| store(coordinator, request, body, length));
+    let outcome = validate(coordinator, request).and_then(|length| {
+        let upload = UploadContext {
+            target: &request.target,
+            length,
+            started,
+        };
+        store(coordinator, &upload, body)
+    });
     let elapsed = started.elapsed();
     let ms = elapsed.as_secs_f64() * 1000.0;
+    let length = request.content_length();
     let status = outcome
         .as_ref()
         .map_or_else(|refusal| refusal.status, |_| 200);
@@ -103,17 +115,6 @@ pub fn handle(coordinator: &Coordinator, request: &Request, body: &mut Body<'_>)
     }
 }
 
-/// The body as the node attempts need it.
-enum Source<'a> {
-    /// A small body, counted against the memory budget while it lives.
-    Memory {
-        bytes: Vec<u8>,
-        _reservation: Reservation<'a>,
-    },
-    /// A large body: streamed (and spooled) on the first attempt, replayed after.
-    Large { spool: Spool, streamed: bool },
-}
-
 fn body_refusal(err: BodyError) -> Refusal {
     match err {
         BodyError::Client(why) => refuse(400, format!("the request body did not arrive: {why}")),
@@ -121,11 +122,12 @@ fn body_refusal(err: BodyError) -> Refusal {
     }
 }
 
+/// Choose a shard, try its nodes, queue the replication, count the bytes; another shard
+/// when every node of one failed.
 fn store(
     coordinator: &Coordinator,
-    request: &Request,
-    body: &mut Body<'_>,
-    length: u64,
+    upload: &UploadContext<'_>,
+    client_body: &mut Body<'_>,
 ) -> Result<Stored, Refusal> {
     let Some(snapshot) = coordinator.snapshot.current() else {
         return Err(refuse(503, "the configuration is not loaded yet"));
@@ -135,56 +137,31 @@ fn store(
         return Err(refuse(503, "no writable shard"));
     }
     let settings = &coordinator.settings;
-    let in_memory = (length <= settings.memory_body)
-        .then(|| coordinator.memory.reserve(length))
+    let in_memory = (upload.length <= settings.memory_body)
+        .then(|| coordinator.memory.reserve(upload.length))
         .flatten();
-    let mut source = match in_memory {
-        Some(reservation) => Source::Memory {
-            bytes: payload::read_small(body).map_err(body_refusal)?,
-            _reservation: reservation,
-        },
-        None => Source::Large {
-            spool: Spool::new(&settings.spool_dir, length).map_err(body_refusal)?,
-            streamed: false,
-        },
-    };
+    let mut body = UploadBody::take(client_body, upload.length, in_memory, &settings.spool_dir)
+        .map_err(body_refusal)?;
 
     let mut failures = Vec::new();
     for _ in 0..settings.shard_attempts {
         let Some(shard) = placement::choose(&candidates, &mut rand::rng()) else {
             break;
         };
-        for node_id in coordinator.nodes.order(&shard.nodes) {
-            match put_to_node(
-                coordinator,
-                &snapshot,
-                &node_id,
-                request,
-                body,
-                length,
-                &mut source,
-            ) {
-                Ok(()) => {
-                    coordinator.nodes.succeeded(&node_id);
-                    replicate(&snapshot, shard, &node_id, &request.target)?;
-                    coordinator.sizes.add(&shard.id, length);
-                    return Ok(Stored {
-                        shard: shard.id.clone(),
-                        node: node_id,
-                    });
-                }
-                Err(NodeFailure::Node(why)) => {
-                    log_line!(
-                        "node {node_id} (shard {}) failed {}: {why}",
-                        shard.id,
-                        request.target
-                    );
-                    coordinator.nodes.failed(&node_id);
-                    coordinator.metrics.node_failed(&node_id);
-                    failures.push(format!("node {node_id}: {why}"));
-                }
-                Err(NodeFailure::Body(err)) => return Err(body_refusal(err)),
-            }
+        if let Some(node) = try_nodes(
+            coordinator,
+            &snapshot,
+            shard,
+            upload,
+            &mut body,
+            &mut failures,
+        )? {
+            replicate(&snapshot, shard, &node, upload.target)?;
+            coordinator.sizes.add(&shard.id, upload.length);
+            return Ok(Stored {
+                shard: shard.id.clone(),
+                node,
+            });
         }
         let failed_id = shard.id.clone();
         candidates.retain(|candidate| candidate.id != failed_id);
@@ -195,6 +172,39 @@ fn store(
     ))
 }
 
+/// The shard's nodes in turn (recently failed ones last) until one stores the file: the
+/// node that did, None when none did. Node health and node metrics are kept here.
+fn try_nodes(
+    coordinator: &Coordinator,
+    snapshot: &Snapshot,
+    shard: &Shard,
+    upload: &UploadContext<'_>,
+    body: &mut UploadBody<'_, '_, '_>,
+    failures: &mut Vec<String>,
+) -> Result<Option<String>, Refusal> {
+    for node_id in coordinator.nodes.order(&shard.nodes) {
+        match put_to_node(coordinator, snapshot, &node_id, upload, body) {
+            Ok(()) => {
+                coordinator.nodes.succeeded(&node_id);
+                return Ok(Some(node_id));
+            }
+            Err(NodeFailure::Node(why)) => {
+                log_line!(
+                    "node {node_id} (shard {}) failed {} after {:.1} ms: {why}",
+                    shard.id,
+                    upload.target,
+                    upload.started.elapsed().as_secs_f64() * 1000.0
+                );
+                coordinator.nodes.failed(&node_id);
+                coordinator.metrics.node_failed(&node_id);
+                failures.push(format!("node {node_id}: {why}"));
+            }
+            Err(NodeFailure::Body(err)) => return Err(body_refusal(err)),
+        }
+    }
+    Ok(None)
+}
+
 enum NodeFailure {
     /// The node did not take the file; another may.
     Node(String),
@@ -202,15 +212,18 @@ enum NodeFailure {
     Body(BodyError),
 }
 
+/// A node took the file: 201 (a Backpack node), or 204 (a server that replaced a file).
+fn node_took_it(answer: &NodeAnswer) -> bool {
+    matches!(answer, Ok(response) if matches!(response.status().as_u16(), 201 | 204))
+}
+
 /// One attempt: `PUT http://<node><target>` with the body.
 fn put_to_node(
     coordinator: &Coordinator,
     snapshot: &Snapshot,
     node_id: &str,
-    request: &Request,
-    body: &mut Body<'_>,
-    length: u64,
-    source: &mut Source<'_>,
+    upload: &UploadContext<'_>,
+    body: &mut UploadBody<'_, '_, '_>,
 ) -> Result<(), NodeFailure> {
     let Some(node) = snapshot.nodes.get(node_id) else {
         return Err(NodeFailure::Node("not in servers-map".into()));
@@ -221,32 +234,13 @@ fn put_to_node(
             node.endpoint
         )));
     };
-    let url = format!("http://{addr}{}", request.target);
     let put = coordinator
         .agent
-        .put(&url)
-        .header("Content-Length", length.to_string());
-    let result = match source {
-        Source::Memory { bytes, .. } => put.send(&bytes[..]),
-        Source::Large { spool, streamed } if !*streamed => {
-            *streamed = true;
-            let result = put.send(SendBody::from_reader(&mut spool.tee(body)));
-            let stored =
-                matches!(&result, Ok(response) if matches!(response.status().as_u16(), 201 | 204));
-            if !stored {
-                // Keep the whole body for the next node (or learn that the client broke off).
-                spool.finish(body).map_err(NodeFailure::Body)?;
-            }
-            result
-        }
-        Source::Large { spool, .. } => {
-            let mut replay = spool
-                .replay()
-                .map_err(|err| NodeFailure::Body(BodyError::Spool(err.to_string())))?;
-            put.send(SendBody::from_reader(&mut replay))
-        }
-    };
-    match result {
+        .put(&format!("http://{addr}{}", upload.target))
+        .header("Content-Length", upload.length.to_string());
+    let answer = body.attempt(put, node_took_it).map_err(NodeFailure::Body)?;
+    let took_it = node_took_it(&answer);
+    match answer {
         Ok(response) => {
             let status = response.status().as_u16();
             // Read the (small) answer so the connection can go back to the pool.
@@ -254,9 +248,10 @@ fn put_to_node(
                 &mut response.into_body().into_reader().take(64 * 1024),
                 &mut std::io::sink(),
             );
-            match status {
-                201 | 204 => Ok(()),
-                other => Err(NodeFailure::Node(format!("answered {other}"))),
+            if took_it {
+                Ok(())
+            } else {
+                Err(NodeFailure::Node(format!("answered {status}")))
             }
         }
         Err(err) => Err(NodeFailure::Node(err.to_string())),
