@@ -353,3 +353,36 @@ fn watch_rewrites_on_change_and_keeps_a_valid_file() {
         .collect();
     assert!(leftovers.is_empty());
 }
+
+/// The watcher writes the front from servers-map and shards-map alone: it never uses the
+/// queue, so a root without `/queue` does not hold it back.
+#[test]
+fn watch_does_not_wait_for_the_queue() {
+    let cluster = example_cluster("front-no-queue");
+    let zk = ZkSession::connect(&cluster.zk(), Duration::from_secs(5)).unwrap();
+    assert!(zk.delete(&format!("{}/queue", cluster.root)).unwrap());
+    let dir = cluster.sandbox.subdir("watch").unwrap();
+    let output = dir.join("backpack.conf");
+    let args: Vec<String> = [
+        cluster.zk(),
+        cluster.root.clone(),
+        "--watch".into(),
+        "--output".into(),
+        output.display().to_string(),
+    ]
+    .into();
+    let mut launch =
+        cluster
+            .sandbox
+            .launch("bp-nginx-gen", &bin().display().to_string(), args, &dir);
+    launch.arg0 = Some("bp-nginx-gen".into());
+    let watcher = backpack_testkit::ServerProcess::start(launch).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !output.exists() {
+        let log = std::fs::read_to_string(watcher.log()).unwrap_or_default();
+        assert!(Instant::now() < deadline, "no front written: {log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(&output).unwrap();
+    assert!(text.contains("upstream backpack-shard-3"), "{text}");
+}

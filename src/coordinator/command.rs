@@ -200,6 +200,7 @@ impl Command for CoordinatorCommand {
                 size_flush: Some(self.size_flush),
                 redis_timeout: self.redis_timeout,
                 resolve_every: self.resolve_every,
+                uses_queue: true,
             },
             &shared,
         )?;

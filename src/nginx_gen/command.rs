@@ -152,6 +152,7 @@ impl NginxGen {
                 redis_timeout: Duration::from_secs(1),
                 // It writes host names, not addresses, into the config.
                 resolve_every: Duration::from_secs(300),
+                uses_queue: false,
             },
             &shared,
         )?;

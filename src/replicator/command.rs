@@ -117,6 +117,7 @@ impl Command for ReplicatorCommand {
                 size_flush: None,
                 redis_timeout: self.redis_timeout,
                 resolve_every: self.resolve_every,
+                uses_queue: true,
             },
             &shared,
         )?;

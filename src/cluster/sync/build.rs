@@ -30,15 +30,17 @@ impl SnapshotKeeper {
             .shards
             .clone()
             .ok_or_else(|| missing(shards_path.clone()))?;
+        // Only processes that use the queue wait for it (bp-nginx-gen does not).
         let queue_path = self.paths.queue();
-        let queue_doc = self
-            .raw
-            .queue
-            .clone()
-            .ok_or_else(|| missing(queue_path.clone()))?;
+        let queue = match (&self.raw.queue, self.settings.uses_queue) {
+            (Some(doc), true) => {
+                Some(QueueInfo::parse(&queue_path, doc).map_err(|e| e.to_string())?)
+            }
+            (None, true) => return Err(missing(queue_path)),
+            (_, false) => None,
+        };
         let servers = servers::parse(&servers_path, &servers_doc).map_err(|e| e.to_string())?;
         let shard_map = shards::parse(&shards_path, &shards_doc).map_err(|e| e.to_string())?;
-        let queue = QueueInfo::parse(&queue_path, &queue_doc).map_err(|e| e.to_string())?;
 
         let mut nodes = HashMap::new();
         for (id, endpoint) in servers {
@@ -65,6 +67,16 @@ impl SnapshotKeeper {
             .collect();
         shard_list.sort_by(|a, b| compare_ids(&a.id, &b.id));
 
+        let queue = queue.map(|queue| self.queue_handle(queue));
+        Ok(Snapshot {
+            nodes,
+            shards: shard_list,
+            queue,
+        })
+    }
+
+    /// The queue with a pool per server that resolves (pools live across snapshots).
+    fn queue_handle(&mut self, queue: QueueInfo) -> ReplicationQueue {
         let mut pools = Vec::new();
         for server in &queue.servers {
             let Some(addr) = self.resolve(&server.host, server.port) else {
@@ -77,14 +89,10 @@ impl SnapshotKeeper {
                 .or_insert_with(|| Arc::new(RedisPool::new(addr, timeout)));
             pools.push(Arc::clone(pool));
         }
-        Ok(Snapshot {
-            nodes,
-            shards: shard_list,
-            queue: Some(ReplicationQueue {
-                key: queue.key,
-                pools,
-            }),
-        })
+        ReplicationQueue {
+            key: queue.key,
+            pools,
+        }
     }
 
     /// The address of `host:port`, looked up once and then taken from the cache until

@@ -43,6 +43,9 @@ pub struct SyncSettings {
     /// How long a host name lookup stands: then every name is looked up again (on this
     /// thread, never on the upload path), names that failed included.
     pub resolve_every: Duration,
+    /// Whether the process uses the replication queue: if so, no snapshot is published
+    /// before `<root>/queue` exists.
+    pub uses_queue: bool,
 }
 
 enum Message {
