@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 use zookeeper_client::SessionState;
 
 mod build;
+mod connection;
 mod flush;
+mod read;
 mod status;
 
 use flush::UncertainWrite;
@@ -141,45 +143,8 @@ const PROBE_AFTER: Duration = Duration::from_secs(1);
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 impl SnapshotKeeper {
-    /// Opens a new session; its events carry a new generation number.
-    fn open(&mut self, events: &mpsc::Sender<Message>, timeout: Duration) -> Result<Arc<ZkState>> {
-        let events = events.clone();
-        let generation = self.generation + 1;
-        let store = ZkState::open_watching(
-            &self.settings.zk_servers,
-            &self.settings.root,
-            timeout,
-            self.settings.session_timeout,
-            move |event| {
-                let _ = events.send(Message::Zk(generation, event));
-            },
-        )?;
-        self.generation = generation;
-        log_line!(
-            "ZooKeeper session 0x{:x} open ({})",
-            store.session().session_id(),
-            self.settings.zk_servers
-        );
-        self.health.set_state("connected");
-        Ok(Arc::new(store))
-    }
-
-    /// Drops a session ZooKeeper has ended; a live one is kept (its client reconnects by
-    /// itself and keeps the session and its watches).
-    fn check_session(&self, store: &mut Option<Arc<ZkState>>, err: &Error, what: &str) {
-        let ended = store
-            .as_ref()
-            .is_some_and(|s| s.session().state().is_terminated());
-        log_line!(
-            "{what} failed: {err}{}",
-            if ended { "; opening a new session" } else { "" }
-        );
-        if ended {
-            *store = None;
-            self.health.set_state("connecting");
-        }
-    }
-
+    /// The thread's loop: (re)connect, read what changed, publish, resolve, flush; then
+    /// sleep until the next message or deadline.
     fn run(mut self, messages: mpsc::Receiver<Message>, events: mpsc::Sender<Message>) {
         let mut store: Option<Arc<ZkState>> = None;
         let mut retry = MIN_RETRY;
@@ -329,57 +294,6 @@ impl SnapshotKeeper {
                 next = messages.try_recv().ok();
             }
         }
-    }
-
-    fn reload_everything(&mut self, store: &ZkState) -> Result<()> {
-        for path in [
-            self.paths.servers_map(),
-            self.paths.shards_map(),
-            self.paths.queue(),
-        ] {
-            self.reload(store, &path)?;
-        }
-        let ids: Vec<String> = self.raw.sizes.keys().cloned().collect();
-        for id in ids {
-            self.reload(store, &self.paths.shard_size(&id))?;
-        }
-        Ok(())
-    }
-
-    /// Re-reads one node (and re-arms its watch).
-    fn reload(&mut self, store: &ZkState, path: &str) -> Result<()> {
-        let read = |path: &str| -> Result<Option<Value>> {
-            match store.session().get_watched(path)? {
-                Some((bytes, _)) => crate::state::parse_object(path, &bytes).map(Some),
-                None => Ok(None),
-            }
-        };
-        if path == self.paths.servers_map() {
-            self.raw.servers = read(path)?;
-            self.resolved.clear();
-        } else if path == self.paths.shards_map() {
-            self.raw.shards = read(path)?;
-            // Watch the size node of every shard; forget those of removed shards.
-            let ids: Vec<String> = match &self.raw.shards {
-                Some(Value::Object(map)) => map.keys().cloned().collect(),
-                _ => Vec::new(),
-            };
-            self.raw.sizes.retain(|id, _| ids.contains(id));
-            for id in ids {
-                if !self.raw.sizes.contains_key(&id) {
-                    let value = read(&self.paths.shard_size(&id))?;
-                    self.raw.sizes.insert(id, value);
-                }
-            }
-        } else if path == self.paths.queue() {
-            self.raw.queue = read(path)?;
-        } else if let Some(id) = path.strip_prefix(&self.paths.shard_size("")) {
-            if self.raw.sizes.contains_key(id) {
-                let value = read(path)?;
-                self.raw.sizes.insert(id.to_string(), value);
-            }
-        }
-        Ok(())
     }
 
     fn wait_for(&mut self, what: Option<String>) {
