@@ -273,6 +273,29 @@ fn hostile_or_broken_state_is_refused() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("is the cluster initialized?"));
 }
 
+/// `bp-nginx-gen --watch --output <output>` with `extra` flags, run from `dir`.
+fn start_watcher(
+    cluster: &LocalCluster,
+    dir: &Path,
+    output: &Path,
+    extra: &[String],
+) -> backpack_testkit::ServerProcess {
+    let mut args: Vec<String> = vec![
+        cluster.zk(),
+        cluster.root.clone(),
+        "--watch".into(),
+        "--output".into(),
+        output.display().to_string(),
+    ];
+    args.extend_from_slice(extra);
+    let mut launch =
+        cluster
+            .sandbox
+            .launch("bp-nginx-gen", &bin().display().to_string(), args, dir);
+    launch.arg0 = Some("bp-nginx-gen".into());
+    backpack_testkit::ServerProcess::start(launch).unwrap()
+}
+
 #[test]
 fn watch_rewrites_on_change_and_keeps_a_valid_file() {
     let cluster = example_cluster("front-watch");
@@ -282,24 +305,12 @@ fn watch_rewrites_on_change_and_keeps_a_valid_file() {
     // The check refuses any config with a shard 5: our stand-in for "nginx -t fails".
     let check = format!("! grep -q backpack-shard-5 {}", output.display());
     let reload = format!("echo reload >> {}", reloads.display());
-    let args: Vec<String> = [
-        cluster.zk(),
-        cluster.root.clone(),
-        "--watch".into(),
-        "--output".into(),
-        output.display().to_string(),
-        "--check-cmd".into(),
-        check,
-        "--reload-cmd".into(),
-        reload,
-    ]
-    .into();
-    let mut launch =
-        cluster
-            .sandbox
-            .launch("bp-nginx-gen", &bin().display().to_string(), args, &dir);
-    launch.arg0 = Some("bp-nginx-gen".into());
-    let watcher = backpack_testkit::ServerProcess::start(launch).unwrap();
+    let watcher = start_watcher(
+        &cluster,
+        &dir,
+        &output,
+        &["--check-cmd".into(), check, "--reload-cmd".into(), reload],
+    );
     let wait_for = |what: &str, ok: &dyn Fn() -> bool| {
         let deadline = Instant::now() + Duration::from_secs(5);
         while !ok() {
@@ -363,20 +374,7 @@ fn watch_does_not_wait_for_the_queue() {
     assert!(zk.delete(&format!("{}/queue", cluster.root)).unwrap());
     let dir = cluster.sandbox.subdir("watch").unwrap();
     let output = dir.join("backpack.conf");
-    let args: Vec<String> = [
-        cluster.zk(),
-        cluster.root.clone(),
-        "--watch".into(),
-        "--output".into(),
-        output.display().to_string(),
-    ]
-    .into();
-    let mut launch =
-        cluster
-            .sandbox
-            .launch("bp-nginx-gen", &bin().display().to_string(), args, &dir);
-    launch.arg0 = Some("bp-nginx-gen".into());
-    let watcher = backpack_testkit::ServerProcess::start(launch).unwrap();
+    let watcher = start_watcher(&cluster, &dir, &output, &[]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !output.exists() {
         let log = std::fs::read_to_string(watcher.log()).unwrap_or_default();

@@ -20,12 +20,10 @@ pub struct Statsd {
 impl Statsd {
     /// `host[:port]`, port 8125 by default.
     pub fn new(address: &str) -> Result<Statsd, String> {
-        let (host, port) = match address.rsplit_once(':') {
-            Some((host, port)) if port.parse::<u16>().is_ok() => {
-                (host, port.parse::<u16>().unwrap_or(8125))
-            }
-            _ => (address, 8125),
-        };
+        let (host, port) = address
+            .rsplit_once(':')
+            .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
+            .unwrap_or((address, 8125));
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let target = resolve(host, port)
             .ok_or_else(|| format!("cannot resolve the statsd address {address:?}"))?;
