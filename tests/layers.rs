@@ -126,12 +126,12 @@ fn resolve(
     known: &BTreeMap<Vec<String>, PathBuf>,
 ) -> Option<Vec<String>> {
     let segments: Vec<&str> = path.split("::").map(str::trim).collect();
-    let mut base: Vec<String> = match segments.first()? {
-        &"crate" => Vec::new(),
+    let mut base: Vec<String> = match *segments.first()? {
+        "crate" => Vec::new(),
         // In `a/mod.rs`, `self` is `a` and `super` is a's parent; in `a/b.rs`, `self` is
         // `a::b` and `super` is `a`.
-        &"self" => from.to_vec(),
-        &"super" => from[..from.len().saturating_sub(1)].to_vec(),
+        "self" => from.to_vec(),
+        "super" => from[..from.len().saturating_sub(1)].to_vec(),
         _ => return None,
     };
     let mut rest = &segments[1..];
