@@ -20,6 +20,15 @@ pub struct ReplicationQueue {
     pub pools: Vec<Arc<RedisPool>>,
 }
 
+/// What `pick` found.
+pub struct Picked<'a> {
+    /// Distinct items, in random order; empty when the queue is.
+    pub items: Vec<String>,
+    /// The queue's length on `server` at that moment.
+    pub length: u64,
+    pub server: &'a Arc<RedisPool>,
+}
+
 /// `{"from":["1"],"to":"4","path":"/hi.txt"}`: keys in this order, no spaces.
 pub fn item(from: &[String], to: &str, path: &str) -> String {
     serde_json::json!({ "from": from, "to": to, "path": path }).to_string()
@@ -113,22 +122,32 @@ impl ReplicationQueue {
         Ok(accepted)
     }
 
-    /// One item, picked at random: `SRANDMEMBER key` on the servers in random order until
-    /// one answers (servers that failed recently are asked last). The item and the server
-    /// that gave it; None when the first server that answers has an empty queue; an error
-    /// when none answers.
-    pub fn pick(&self) -> Result<Option<(String, &Arc<RedisPool>)>> {
+    /// Up to `count` distinct items picked at random, and the queue's length: `SCARD key`
+    /// and `SRANDMEMBER key count` in one round trip, on the servers in random order until
+    /// one answers (servers that failed recently are asked last). Also the server that
+    /// answered; an error when none does.
+    pub fn pick(&self, count: usize) -> Result<Picked<'_>> {
         let order = try_order(self.pools.iter().collect(), |pool| pool.failed_recently());
         let mut failures = Vec::new();
         for pool in order {
             let answer = pool.with(|conn| {
-                redis::cmd("SRANDMEMBER")
+                redis::pipe()
+                    .cmd("SCARD")
                     .arg(&self.key)
-                    .query::<Option<String>>(conn)
+                    .cmd("SRANDMEMBER")
+                    .arg(&self.key)
+                    .arg(count.max(1))
+                    .query::<(u64, Vec<String>)>(conn)
             });
             pool.record(answer.is_ok());
             match answer {
-                Ok(item) => return Ok(item.map(|item| (item, pool))),
+                Ok((length, items)) => {
+                    return Ok(Picked {
+                        items,
+                        length,
+                        server: pool,
+                    })
+                }
                 Err(err) => failures.push(format!("{}: {err}", pool.addr)),
             }
         }
@@ -138,22 +157,28 @@ impl ReplicationQueue {
         )))
     }
 
-    /// `SISMEMBER key item` on one server; an error counts as "still there".
-    pub fn still_queued(&self, pool: &RedisPool, item: &str) -> bool {
-        pool.with(|conn| {
-            redis::cmd("SISMEMBER")
-                .arg(&self.key)
-                .arg(item)
-                .query::<bool>(conn)
-        })
-        .unwrap_or(true)
+    /// For each item, whether `server` still holds it: one pipelined `SISMEMBER` each,
+    /// in one round trip. An error counts as "still there".
+    pub fn still_queued(&self, server: &RedisPool, items: &[&str]) -> Vec<bool> {
+        let mut pipe = redis::pipe();
+        for item in items {
+            pipe.cmd("SISMEMBER").arg(&self.key).arg(*item);
+        }
+        server
+            .with(|conn| pipe.query::<Vec<bool>>(conn))
+            .ok()
+            .filter(|answers| answers.len() == items.len())
+            .unwrap_or_else(|| vec![true; items.len()])
     }
 
-    /// `SREM key item` on every server at once; the number of servers that answered.
-    pub fn remove(&self, item: &str) -> usize {
+    /// `SREM key items...` on every server at once; the number of servers that answered.
+    pub fn remove(&self, items: &[&str]) -> usize {
+        if items.is_empty() {
+            return self.pools.len();
+        }
         let packed = redis::cmd("SREM")
             .arg(&self.key)
-            .arg(item)
+            .arg(items)
             .get_packed_command();
         on_every(&self.pools, &packed)
             .iter()

@@ -1,6 +1,6 @@
 //! `backpack-replicator <zk_servers> </zk/root> [concurrency]`.
 
-use super::worker::{Counters, Worker};
+use super::worker::{Claims, Counters, Worker};
 use crate::cluster::sync::{self, Shared, SyncSettings};
 use crate::command::Command;
 use crate::duration_arg::parse_duration;
@@ -26,9 +26,21 @@ pub struct ReplicatorCommand {
     /// the cluster's root path in ZooKeeper, e.g. /backpack
     #[argh(positional)]
     root: String,
-    /// copies at once (default 4)
-    #[argh(positional, default = "4")]
+    /// copies at once: one worker thread each (default 8)
+    #[argh(positional, default = "8")]
     concurrency: usize,
+    /// items a worker locks and copies per round at most: one ZooKeeper transaction locks
+    /// them all (default 16)
+    #[argh(option, default = "16")]
+    batch: usize,
+    /// the shortest round of a worker whose batch was not full: the wait that lets
+    /// items gather, so that one lock transaction covers several (default 20ms)
+    #[argh(
+        option,
+        default = "Duration::from_millis(20)",
+        from_str_fn(parse_duration)
+    )]
+    round_time: Duration,
     /// drain the queue and exit: 0 when it is empty, 1 when items are left that keep failing
     #[argh(switch)]
     once: bool,
@@ -107,6 +119,9 @@ impl Command for ReplicatorCommand {
         if self.concurrency == 0 {
             return Err(Error::invalid("concurrency must be at least 1"));
         }
+        if self.batch == 0 || self.batch > 1000 {
+            return Err(Error::invalid("--batch must be between 1 and 1000"));
+        }
         let shared = Arc::new(Shared::default());
         let _sync = sync::start(
             SyncSettings {
@@ -128,10 +143,15 @@ impl Command for ReplicatorCommand {
             seen = shared.snapshot.wait_newer(seen).1;
         }
         let token = format!("{}:{}", hostname(), std::process::id());
-        log_line!("backpack-replicator {token}: {} workers", self.concurrency);
+        log_line!(
+            "backpack-replicator {token}: {} workers, batches of {} at most",
+            self.concurrency,
+            self.batch
+        );
 
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
+        let claims = Arc::new(Claims::default());
         let workers: Vec<_> = (0..self.concurrency)
             .map(|i| {
                 let worker = Worker {
@@ -144,6 +164,10 @@ impl Command for ReplicatorCommand {
                     root: self.root.trim_end_matches('/').to_string(),
                     token: token.clone(),
                     counters: Arc::clone(&counters),
+                    claims: Arc::clone(&claims),
+                    batch: self.batch,
+                    workers: self.concurrency,
+                    round_time: self.round_time,
                     max_error_backoff: self.max_error_backoff,
                     quiet: self.quiet,
                 };

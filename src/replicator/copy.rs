@@ -69,6 +69,10 @@ pub fn copy(
         }
         Err(err) => return Err(CopyFailure::Target(err.to_string())),
     };
+    // The PUT stopped reading at Content-Length; reading on to the end of the GET's body
+    // (nothing is left) is what returns its connection to the pool, to be used again
+    // instead of a new connection for every copy.
+    let _ = std::io::copy(&mut body.by_ref().take(1), &mut std::io::sink());
     // A Backpack node answers 201, also when it had the file (it appends a new copy and
     // repoints the key), so an item that comes back after a Redis outage is harmless.
     // 204 is taken too (WebDAV servers say it for a replaced file), never needed; nor is

@@ -223,7 +223,12 @@ pub enum Role {
     Copies,
 }
 
-/// A ureq agent whose connections are `may` sockets, with pooling (keep-alive to nodes).
+/// A ureq agent for node requests, with pooling (keep-alive to nodes). The coordinator's
+/// (`Role::Uploads`) connects with `may` sockets, since its requests run in coroutines.
+/// The replicator's (`Role::Copies`) runs on plain threads and connects with std sockets:
+/// a `may` socket used outside a coroutine parks its thread on a futex until `may`'s I/O
+/// thread sees the socket ready, a thread switch on every read that a blocking read does
+/// not need (measured: most of the replicator's CPU per copy went to those switches).
 pub fn agent(connect_timeout: Duration, total_timeout: Duration, role: Role) -> ureq::Agent {
     let (input, output, user_agent) = match role {
         Role::Uploads => (16 * 1024, 128 * 1024, "backpack-coordinator"),
@@ -240,5 +245,12 @@ pub fn agent(connect_timeout: Duration, total_timeout: Duration, role: Role) -> 
         .output_buffer_size(output)
         .user_agent(user_agent)
         .build();
-    ureq::Agent::with_parts(config, MayConnector, LiteralResolver)
+    match role {
+        Role::Uploads => ureq::Agent::with_parts(config, MayConnector, LiteralResolver),
+        Role::Copies => ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::TcpConnector::default(),
+            LiteralResolver,
+        ),
+    }
 }

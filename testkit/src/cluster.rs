@@ -34,6 +34,16 @@ impl LocalCluster {
         LocalCluster::start_with(bin, label, redis, nodes, NodeKind::WebDav)
     }
 
+    /// The seed example: two Redis, six nodes of `kind`, shards 1, 2 and 3 on nodes
+    /// (1, 4), (2, 5) and (3, 6), 100 GB each, enabled.
+    pub fn seed_example(bin: &Path, label: &str, kind: NodeKind) -> io::Result<LocalCluster> {
+        let cluster = LocalCluster::start_with(bin, label, 2, 6, kind)?;
+        for (id, nodes) in [("1", [1, 4]), ("2", [2, 5]), ("3", [3, 6])] {
+            cluster.add_enabled_shard(id, &nodes, "100gb")?;
+        }
+        Ok(cluster)
+    }
+
     /// Like `start`, with nodes of `kind`.
     pub fn start_with(
         bin: &Path,
@@ -136,6 +146,18 @@ impl LocalCluster {
         let mut coordinator = CoordinatorProcess { port, dir, process };
         coordinator.wait_ready(0)?;
         Ok(coordinator)
+    }
+
+    /// Starts `backpack-replicator <zk> <root> args...`, logging to `<name>/log`.
+    pub fn start_replicator(&self, name: &str, args: &[&str]) -> io::Result<ServerProcess> {
+        let dir = self.sandbox.subdir(name)?;
+        let mut all = vec![self.zk(), self.root.clone()];
+        all.extend(args.iter().map(|s| s.to_string()));
+        let mut launch = self
+            .sandbox
+            .launch(name, &self.bin.display().to_string(), all, &dir);
+        launch.arg0 = Some("backpack-replicator".to_string());
+        ServerProcess::start(launch)
     }
 }
 

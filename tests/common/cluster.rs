@@ -19,13 +19,7 @@ pub fn example_cluster(label: &str) -> LocalCluster {
 
 /// The example cluster on nodes of `kind`.
 pub fn example_cluster_of(label: &str, kind: NodeKind) -> LocalCluster {
-    let cluster = LocalCluster::start_with(bin(), label, 2, 6, kind).expect("start the cluster");
-    for (id, nodes) in [("1", [1, 4]), ("2", [2, 5]), ("3", [3, 6])] {
-        cluster
-            .add_enabled_shard(id, &nodes, "100gb")
-            .expect("add shard");
-    }
-    cluster
+    LocalCluster::seed_example(bin(), label, kind).expect("start the seed example")
 }
 
 /// A plain HTTP client (std sockets) that returns every status as a value.
@@ -221,14 +215,9 @@ pub fn refuses_what_no_node_can_store(cluster: &LocalCluster, port: u16) {
 
 /// Starts a replicator (a daemon, or with `--once`) with `args` after ZooKeeper and root.
 pub fn replicator(cluster: &LocalCluster, name: &str, args: &[&str]) -> ServerProcess {
-    let dir = cluster.sandbox.subdir(name).unwrap();
-    let mut all = vec![cluster.zk(), cluster.root.clone()];
-    all.extend(args.iter().map(|s| s.to_string()));
-    let mut launch = cluster
-        .sandbox
-        .launch(name, &bin().display().to_string(), all, &dir);
-    launch.arg0 = Some("backpack-replicator".into());
-    ServerProcess::start(launch).unwrap()
+    cluster
+        .start_replicator(name, args)
+        .expect("start a replicator")
 }
 
 /// True when the queue set is empty on every Redis server.

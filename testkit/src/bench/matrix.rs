@@ -24,7 +24,7 @@ pub struct MatrixSpec {
 
 /// Removes what a cell stored, so a run never fills the disk, and empties the queue;
 /// then has the disk write back, so the next cell does not pay for this one's writes.
-fn clean(cluster: &LocalCluster) {
+pub fn clean(cluster: &LocalCluster) {
     for node in &cluster.nodes {
         let Some(files) = node.files_dir() else {
             continue;

@@ -1,10 +1,12 @@
 //! `bp-bench`: a load generator (`load`) and the standard benchmark matrix (`matrix`),
 //! which starts a local cluster, measures a direct node and the coordinator on the same
 //! nodes in the same run, and prints a table with ratios; and `slow-node`, which checks
-//! that one slow node leaves the other shards' latency alone.
+//! that one slow node leaves the other shards' latency alone; and `replication`, which
+//! measures whether the replicators keep pace with uploads.
 
 mod client;
 pub mod command;
 pub mod load;
 mod matrix;
+mod replication;
 mod slow_node;
