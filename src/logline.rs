@@ -1,5 +1,7 @@
-//! Log lines on stderr: a UTC timestamp, then the message. One `eprintln!` per line, so
-//! lines from concurrent uploads never interleave.
+//! Log lines on stderr: a UTC timestamp, then the message. Each line is formatted whole
+//! and written with one `write` call, so lines from concurrent uploads never interleave,
+//! nor do lines of several processes appending to one log file (`eprintln!` may write a
+//! line in pieces, and another process's line can land between them).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -29,11 +31,20 @@ pub fn timestamp() -> String {
     )
 }
 
+/// Writes `line` and a newline to stderr in one `write` call (a line longer than a pipe
+/// or the kernel takes at once may still go in pieces). Errors are dropped: there is
+/// nowhere left to report them.
+pub fn write_line(message: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let line = format!("{} {message}\n", timestamp());
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
 /// Writes one log line.
 #[macro_export]
 macro_rules! log_line {
     ($($arg:tt)*) => {
-        eprintln!("{} {}", $crate::logline::timestamp(), format_args!($($arg)*))
+        $crate::logline::write_line(format_args!($($arg)*))
     };
 }
 

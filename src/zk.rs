@@ -262,11 +262,13 @@ impl ZkSession {
         .with_acls(Acls::anyone_all());
         let mut writer = self.client.new_multi_writer();
         for path in paths {
-            writer.add_create(path, data, &options).map_err(|err| Error::Zk {
-                action: "create",
-                path: path.clone(),
-                reason: err.to_string(),
-            })?;
+            writer
+                .add_create(path, data, &options)
+                .map_err(|err| Error::Zk {
+                    action: "create",
+                    path: path.clone(),
+                    reason: err.to_string(),
+                })?;
         }
         self.commit_all(writer, "create", paths, zookeeper_client::Error::NodeExists)
     }

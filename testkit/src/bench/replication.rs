@@ -78,7 +78,11 @@ fn cpu_by_role() -> BTreeMap<&'static str, f64> {
         return roles;
     };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Some(cpu) = cpu_seconds(pid) else {
@@ -108,7 +112,10 @@ fn cpu_by_role() -> BTreeMap<&'static str, f64> {
     roles
 }
 
-fn minus(after: &BTreeMap<&'static str, f64>, before: &BTreeMap<&'static str, f64>) -> BTreeMap<&'static str, f64> {
+fn minus(
+    after: &BTreeMap<&'static str, f64>,
+    before: &BTreeMap<&'static str, f64>,
+) -> BTreeMap<&'static str, f64> {
     after
         .iter()
         .map(|(role, cpu)| (*role, cpu - before.get(role).copied().unwrap_or(0.0)))
@@ -234,7 +241,8 @@ pub fn run_replication(bin: &Path, spec: &ReplicationSpec) -> Result<(), String>
     let mut turns = Vec::new();
     for turn in 0..spec.turns {
         let t = one_turn(&cluster, &url, spec, turn)?;
-        let errors: u64 = t.without.errors.values().sum::<u64>() + t.with.errors.values().sum::<u64>();
+        let errors: u64 =
+            t.without.errors.values().sum::<u64>() + t.with.errors.values().sum::<u64>();
         println!(
             "| {} | {:.0} | {:.0} | {:.2} | {} of {} ({:.1} %) | {} | {:.3} |{}",
             turn + 1,
@@ -244,8 +252,10 @@ pub fn run_replication(bin: &Path, spec: &ReplicationSpec) -> Result<(), String>
             t.queued_at_end,
             t.with.ok,
             100.0 * t.queued_at_end as f64 / t.with.ok.max(1) as f64,
-            t.drain
-                .map_or("not drained".to_string(), |d| format!("{:.2}s", d.as_secs_f64())),
+            t.drain.map_or("not drained".to_string(), |d| format!(
+                "{:.2}s",
+                d.as_secs_f64()
+            )),
             t.cpu_ms_per_copy,
             if errors > 0 {
                 format!(" {errors} upload errors")
@@ -254,6 +264,18 @@ pub fn run_replication(bin: &Path, spec: &ReplicationSpec) -> Result<(), String>
             }
         );
         turns.push(t);
+    }
+    if turns.len() > 1 {
+        let m = |f: &dyn Fn(&Turn) -> f64| median(turns.iter().map(f).collect());
+        println!(
+            "| median | {:.0} | {:.0} | {:.2} | {:.1} % | {:.2}s | {:.3} |",
+            m(&|t| t.without.rps()),
+            m(&|t| t.with.rps()),
+            m(&|t| t.with.rps() / t.without.rps().max(1e-9)),
+            m(&|t| 100.0 * t.queued_at_end as f64 / t.with.ok.max(1) as f64),
+            m(&|t| t.drain.map_or(f64::INFINITY, |d| d.as_secs_f64())),
+            m(&|t| t.cpu_ms_per_copy),
+        );
     }
     // Where the machine's CPU went, per upload: the extra work replication costs the
     // nodes and the rest shows how much ingest any replicator can leave on these cores.
@@ -277,18 +299,6 @@ pub fn run_replication(bin: &Path, spec: &ReplicationSpec) -> Result<(), String>
                 per(roles.values().sum())
             );
         }
-    }
-    if turns.len() > 1 {
-        let m = |f: &dyn Fn(&Turn) -> f64| median(turns.iter().map(f).collect());
-        println!(
-            "| median | {:.0} | {:.0} | {:.2} | {:.1} % | {:.2}s | {:.3} |",
-            m(&|t| t.without.rps()),
-            m(&|t| t.with.rps()),
-            m(&|t| t.with.rps() / t.without.rps().max(1e-9)),
-            m(&|t| 100.0 * t.queued_at_end as f64 / t.with.ok.max(1) as f64),
-            m(&|t| t.drain.map_or(f64::INFINITY, |d| d.as_secs_f64())),
-            m(&|t| t.cpu_ms_per_copy),
-        );
     }
     Ok(())
 }
