@@ -21,6 +21,10 @@ pub const COMMANDS: &[(&str, Runner)] = &[
         "backpack-replicator-push",
         parse_and_run::<replicator::push::ReplicatorPush>,
     ),
+    (
+        "backpack-replicator-dead",
+        parse_and_run::<replicator::dead_command::DeadCommand>,
+    ),
     ("backpack-coordinator-init", parse_and_run::<admin::Init>),
     (
         "backpack-coordinator-set-queue",

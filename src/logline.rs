@@ -10,7 +10,12 @@ pub fn timestamp() -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let secs = now.as_secs();
+    format_time_ms(now.as_millis() as u64)
+}
+
+/// `2026-11-26T12:00:00.123Z` for a time in milliseconds since the Unix epoch.
+pub fn format_time_ms(ms: u64) -> String {
+    let secs = ms / 1000;
     let (days, rest) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;
@@ -27,7 +32,7 @@ pub fn timestamp() -> String {
         rest / 3600,
         rest / 60 % 60,
         rest % 60,
-        now.subsec_millis()
+        ms % 1000
     )
 }
 
@@ -55,5 +60,13 @@ mod tests {
         let stamp = super::timestamp();
         assert_eq!(stamp.len(), 24, "{stamp}");
         assert!(stamp.starts_with("20") && stamp.ends_with('Z'));
+    }
+
+    #[test]
+    fn a_known_time() {
+        assert_eq!(
+            super::format_time_ms(1_764_419_696_123),
+            "2025-11-29T12:34:56.123Z"
+        );
     }
 }

@@ -39,6 +39,38 @@ pub fn item(from: &[String], to: &str, path: &str) -> String {
 /// coroutines: measured here, waking one `may` coroutine from another through a join or a
 /// channel sometimes took 30-60 s.) One result per pool, in order.
 fn on_every(pools: &[Arc<RedisPool>], packed: &[u8]) -> Vec<redis::RedisResult<redis::Value>> {
+    on_every_pipelined(pools, packed, 1)
+        .into_iter()
+        .map(|replies| replies.and_then(|mut values| values.pop().ok_or_else(closed)))
+        .collect()
+}
+
+/// Like `on_every` for a pipeline of `replies` commands packed together: their replies,
+/// per pool. A pipeline is sent again on a fresh connection when a pooled one failed, so
+/// its commands must be safe to repeat.
+pub(crate) fn on_every_pipelined(
+    pools: &[Arc<RedisPool>],
+    packed: &[u8],
+    replies: usize,
+) -> Vec<redis::RedisResult<Vec<redis::Value>>> {
+    // Every reply is read, also after an error reply, so that none is left behind on a
+    // connection that goes back to the pool; the first error is the result.
+    let receive_all = |conn: &mut crate::transport::redis::RedisConnection| {
+        let mut values = Vec::with_capacity(replies);
+        let mut first_error = None;
+        for _ in 0..replies {
+            if !conn.is_open() {
+                return Err(first_error.unwrap_or_else(closed));
+            }
+            match conn.receive() {
+                Ok(value) => values.push(value),
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        first_error.map_or(Ok(values), Err)
+    };
     let mut sent = Vec::with_capacity(pools.len());
     for pool in pools {
         sent.push(pool.checkout().map(|(mut conn, pooled)| {
@@ -53,7 +85,7 @@ fn on_every(pools: &[Arc<RedisPool>], packed: &[u8]) -> Vec<redis::RedisResult<r
         .map(|(pool, sent)| {
             let (mut conn, pooled) = sent?;
             let mut reply = if conn.is_open() {
-                conn.receive()
+                receive_all(&mut conn)
             } else {
                 Err(closed())
             };
@@ -63,7 +95,7 @@ fn on_every(pools: &[Arc<RedisPool>], packed: &[u8]) -> Vec<redis::RedisResult<r
                 .is_err_and(|err| worth_a_fresh_try(pooled, err.is_timeout()))
             {
                 reply = pool.checkout().and_then(|(mut fresh, _)| {
-                    let reply = fresh.send(packed).and_then(|()| fresh.receive());
+                    let reply = fresh.send(packed).and_then(|()| receive_all(&mut fresh));
                     pool.checkin(fresh);
                     reply
                 });

@@ -6,7 +6,6 @@ mod cluster;
 
 use backpack_testkit::{DelayProxy, LocalCluster};
 use cluster::*;
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Three single-node shards; node 1 answers `delay` late (behind a proxy).
@@ -138,38 +137,7 @@ fn metrics_parse_and_count_uploads() {
         .into_body()
         .read_to_string()
         .unwrap();
-    // The reference parser (Python prometheus_client) reads it; we get the samples back.
-    let script = r#"
-import sys, json
-from prometheus_client.parser import text_string_to_metric_families
-out = {}
-for family in text_string_to_metric_families(sys.stdin.read()):
-    for s in family.samples:
-        key = s.name + "".join("{%s=%s}" % kv for kv in sorted(s.labels.items()))
-        out[key] = s.value
-print(json.dumps(out))
-"#;
-    let mut python = std::process::Command::new("/usr/bin/python3")
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    python
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = python.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "parser: {}\n{text}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let samples: HashMap<String, f64> = serde_json::from_slice(&output.stdout).unwrap();
+    let samples = prometheus_samples(&text);
     let get = |key: &str| {
         *samples
             .get(key)

@@ -1,8 +1,10 @@
 //! `backpack-replicator <zk_servers> </zk/root> [concurrency]`.
 
-use super::worker::{Claims, Counters, Worker};
+use super::metrics::{Metrics, MetricsEndpoint};
+use super::worker::{Claims, Worker};
 use crate::cluster::sync::{self, Shared, SyncSettings};
 use crate::command::Command;
+use crate::dead_letters::{self, Bounds};
 use crate::duration_arg::parse_duration;
 use crate::error::{Error, Result};
 use crate::hostname::hostname;
@@ -112,6 +114,29 @@ pub struct ReplicatorCommand {
     /// do not log each successful copy
     #[argh(switch)]
     quiet: bool,
+    /// an item that fails this many times (a 404 from every source aside) moves to the
+    /// dead set `<queue key>-dead` (default 20)
+    #[argh(option, default = "20")]
+    dead_after_attempts: u64,
+    /// an item failing this long since its first failure (a 404 from every source aside)
+    /// moves to the dead set too (default 1h)
+    #[argh(
+        option,
+        default = "Duration::from_secs(3600)",
+        from_str_fn(parse_duration)
+    )]
+    dead_after: Duration,
+    /// an item whose every source has answered 404 for this long moves to the dead set
+    /// (default 24h)
+    #[argh(
+        option,
+        default = "Duration::from_secs(24 * 3600)",
+        from_str_fn(parse_duration)
+    )]
+    dead_after_missing: Duration,
+    /// serve GET /metrics (Prometheus text) on host:port
+    #[argh(option)]
+    listen: Option<String>,
 }
 
 impl Command for ReplicatorCommand {
@@ -150,7 +175,11 @@ impl Command for ReplicatorCommand {
         );
 
         let stop = Arc::new(AtomicBool::new(false));
-        let counters = Arc::new(Counters::default());
+        let metrics = Arc::new(Metrics::default());
+        let _endpoint = match &self.listen {
+            Some(address) => Some(serve_metrics(address, &metrics, &shared)?),
+            None => None,
+        };
         let claims = Arc::new(Claims::default());
         let workers: Vec<_> = (0..self.concurrency)
             .map(|i| {
@@ -163,7 +192,12 @@ impl Command for ReplicatorCommand {
                     ),
                     root: self.root.trim_end_matches('/').to_string(),
                     token: token.clone(),
-                    counters: Arc::clone(&counters),
+                    metrics: Arc::clone(&metrics),
+                    bounds: Bounds {
+                        attempts: self.dead_after_attempts.max(1),
+                        after: self.dead_after,
+                        missing: self.dead_after_missing,
+                    },
                     claims: Arc::clone(&claims),
                     batch: self.batch,
                     workers: self.concurrency,
@@ -195,8 +229,8 @@ impl Command for ReplicatorCommand {
         let mut last_progress = (Instant::now(), 0u64);
         loop {
             std::thread::sleep(Duration::from_millis(100));
-            let copied = counters.copied.load(Ordering::Relaxed);
-            let failed = counters.failed.load(Ordering::Relaxed);
+            let copied = metrics.copies.get();
+            let failed = metrics.failures_total();
             if copied != last_progress.1 {
                 last_progress = (Instant::now(), copied);
             }
@@ -204,9 +238,10 @@ impl Command for ReplicatorCommand {
                 && (copied, failed) != (last_report.1, last_report.2)
             {
                 log_line!(
-                    "totals: {copied} copied ({} bytes), {failed} failed, {} skipped (locked by another replicator)",
-                    counters.bytes.load(Ordering::Relaxed),
-                    counters.locked_elsewhere.load(Ordering::Relaxed)
+                    "totals: {copied} copied ({} bytes), {failed} failed, {} skipped (locked by another replicator), {} moved to the dead set",
+                    metrics.copied_bytes.get(),
+                    metrics.locked_elsewhere.get(),
+                    metrics.moved_dead.get()
                 );
                 last_report = (Instant::now(), copied, failed);
             }
@@ -221,17 +256,15 @@ impl Command for ReplicatorCommand {
         for worker in workers {
             let _ = worker.join();
         }
-        let copied = counters.copied.load(Ordering::Relaxed);
+        let copied = metrics.copies.get();
         log_line!(
             "stopped after {:.1}s: {copied} copied",
             started.elapsed().as_secs_f64()
         );
         if self.once {
-            let left = shared
-                .snapshot
-                .current()
-                .and_then(|s| s.queue.as_ref().map(|q| q.lengths()))
-                .unwrap_or_default();
+            let queue = shared.snapshot.current();
+            let queue = queue.as_ref().and_then(|s| s.queue.as_ref());
+            let left = queue.map(|q| q.lengths()).unwrap_or_default();
             if left.iter().any(|n| *n != Some(0)) {
                 return Err(Error::invalid(format!(
                     "the queue is not empty ({}); the items left keep failing, see the log",
@@ -241,7 +274,44 @@ impl Command for ReplicatorCommand {
                         .join(" / ")
                 )));
             }
+            let dead = queue
+                .map(dead_letters::dead_counts)
+                .unwrap_or_default()
+                .into_iter()
+                .flatten()
+                .max()
+                .unwrap_or(0);
+            log_line!(
+                "the queue is empty; {dead} dead item(s) in {} (see backpack-replicator-dead)",
+                queue.map_or("the dead set".to_string(), |q| dead_letters::dead_key(
+                    &q.key
+                ))
+            );
         }
         Ok(())
     }
+}
+
+/// Serves `GET /metrics` on `address` from `may` coroutines on one thread of their own.
+fn serve_metrics(
+    address: &str,
+    metrics: &Arc<Metrics>,
+    shared: &Arc<crate::cluster::sync::Shared>,
+) -> Result<crate::http::ServerHandle> {
+    may::config().set_workers(1);
+    let listener = may::net::TcpListener::bind(address)
+        .map_err(|err| Error::invalid(format!("cannot listen on {address}: {err}")))?;
+    let endpoint = MetricsEndpoint {
+        metrics: Arc::clone(metrics),
+        shared: Arc::clone(shared),
+    };
+    let server = crate::http::serve(
+        listener,
+        Arc::new(endpoint),
+        crate::http::Limits::default(),
+        Arc::default(),
+    )
+    .map_err(|err| Error::invalid(format!("cannot serve on {address}: {err}")))?;
+    log_line!("metrics at http://{}/metrics", server.addr);
+    Ok(server)
 }

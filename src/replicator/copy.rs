@@ -1,12 +1,82 @@
 //! Copying one file: `GET` it from a source node and stream it into a `PUT` to the target,
 //! with the same `Content-Length`. Memory stays bounded whatever the size.
 
+use super::metrics::Reason;
+use crate::cluster::snapshot::Snapshot;
+use crate::replication_queue::Item;
+use rand::seq::SliceRandom;
 use std::io::Read;
 use std::net::SocketAddr;
 use ureq::SendBody;
 
+/// An item, parsed, with its nodes' addresses.
+pub struct Plan {
+    pub item: Item,
+    pub sources: Vec<(String, SocketAddr)>,
+    pub target: SocketAddr,
+}
+
+/// The plan for the item `text`, or why it cannot be copied.
+pub fn plan(snapshot: &Snapshot, text: &str) -> Result<Plan, (Reason, String)> {
+    let item = Item::parse(text)
+        .map_err(|why| (Reason::BadItem, format!("not a replication item ({why})")))?;
+    let find = |id: &str| -> Result<SocketAddr, (Reason, String)> {
+        let node = snapshot.nodes.get(id).ok_or_else(|| {
+            (
+                Reason::UnknownNode,
+                format!("node {id} is not in servers-map"),
+            )
+        })?;
+        node.addr.ok_or_else(|| {
+            (
+                Reason::UnknownNode,
+                format!("node {id} ({}) does not resolve", node.endpoint),
+            )
+        })
+    };
+    let target = find(&item.to)?;
+    let sources = item
+        .from
+        .iter()
+        .map(|id| find(id).map(|addr| (id.clone(), addr)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Plan {
+        item,
+        sources,
+        target,
+    })
+}
+
+/// Copies a plan's file from its sources in random order; the source that worked and the
+/// bytes copied, or why none did (`SourceMissing` only when every source answered 404).
+pub fn copy_from_any(agent: &ureq::Agent, plan: &Plan) -> Result<(String, u64), (Reason, String)> {
+    let mut order = plan.sources.clone();
+    order.shuffle(&mut rand::rng());
+    let mut failures = Vec::new();
+    let mut reason = Reason::SourceMissing;
+    for (id, source) in order {
+        match copy(agent, source, plan.target, &plan.item.path) {
+            Ok(bytes) => return Ok((id, bytes)),
+            // A target failure will not get better with another source.
+            Err(failure @ CopyFailure::Target(_)) => {
+                failures.push(format!("from {id}: {failure}"));
+                reason = Reason::Target;
+                break;
+            }
+            Err(failure @ CopyFailure::Source(_)) => {
+                failures.push(format!("from {id}: {failure}"));
+                reason = Reason::Source;
+            }
+            Err(failure @ CopyFailure::SourceMissing) => {
+                failures.push(format!("from {id}: {failure}"));
+            }
+        }
+    }
+    Err((reason, failures.join("; ")))
+}
+
 #[derive(Debug)]
-pub enum CopyFailure {
+enum CopyFailure {
     /// The source answered 404: it does not have the file (yet).
     SourceMissing,
     /// The source could not give the file.
@@ -36,7 +106,7 @@ fn content_length(headers: &ureq::http::HeaderMap) -> Option<u64> {
 }
 
 /// Copies `path` from `source` to `target`; the bytes copied.
-pub fn copy(
+fn copy(
     agent: &ureq::Agent,
     source: SocketAddr,
     target: SocketAddr,

@@ -5,10 +5,14 @@
 //! remove them); `locks` takes and releases item locks in ZooKeeper in batches; `copy`
 //! moves one file between two nodes; `command` starts the workers and the ZooKeeper
 //! thread (`crate::cluster`, shared with the coordinator); `push` is
-//! `backpack-replicator-push`, which queues a copy by hand.
+//! `backpack-replicator-push`, which queues a copy by hand; `metrics` its numbers and
+//! `GET /metrics`; `dead_command` is `backpack-replicator-dead` (the dead letters
+//! themselves are `crate::dead_letters`).
 
 pub mod command;
 mod copy;
+pub mod dead_command;
 mod locks;
+mod metrics;
 pub mod push;
 mod worker;

@@ -10,30 +10,21 @@
 //! same items when few are queued; items another worker of this process already holds
 //! are left alone without asking ZooKeeper.
 
-use super::copy::{copy, CopyFailure};
+use super::copy::{copy_from_any, plan, Plan};
 use super::locks;
-use crate::cluster::snapshot::Snapshot;
+use super::metrics::{Metrics, Reason};
 use crate::cluster::sync::Shared;
+use crate::dead_letters::{self, Bounds, Failed};
 use crate::log_line;
-use crate::replication_queue::{self, Item, ReplicationQueue};
+use crate::replication_queue::{self, ReplicationQueue};
 use crate::transport::redis::RedisPool;
 use crate::zk_state::ZkState;
 use parking_lot::Mutex;
 use rand::seq::SliceRandom;
 use std::collections::HashSet;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Totals since start, logged now and then.
-#[derive(Default)]
-pub struct Counters {
-    pub copied: AtomicU64,
-    pub bytes: AtomicU64,
-    pub failed: AtomicU64,
-    pub locked_elsewhere: AtomicU64,
-}
 
 /// Items some worker of this process is working on.
 #[derive(Default)]
@@ -62,7 +53,9 @@ pub struct Worker {
     pub root: String,
     /// `hostname:pid`: the data of our lock nodes.
     pub token: String,
-    pub counters: Arc<Counters>,
+    pub metrics: Arc<Metrics>,
+    /// When an item that keeps failing moves to the dead set.
+    pub bounds: Bounds,
     pub claims: Arc<Claims>,
     /// Items per round at most.
     pub batch: usize,
@@ -98,13 +91,11 @@ impl Drop for Release<'_> {
     }
 }
 
-/// One item of a round: its text, parsed form, addresses and lock node.
+/// One item of a round: its text, its lock node, and how to copy it (or why it cannot be).
 struct Job {
     text: String,
-    item: Item,
-    sources: Vec<(String, SocketAddr)>,
-    target: SocketAddr,
     lock: String,
+    plan: Result<Plan, (Reason, String)>,
 }
 
 impl Worker {
@@ -175,17 +166,13 @@ impl Worker {
         // same first items (held by someone else, say) would come first every time.
         let mut items = picked.items;
         items.shuffle(&mut rand::rng());
-        let mut unusable = false;
         let jobs: Vec<Job> = items
             .into_iter()
             .take(share)
-            .filter_map(|text| match job(&snapshot, &self.root, &queue.key, text) {
-                Ok(job) => Some(job),
-                Err((text, why)) => {
-                    log_line!("queue item {text} left queued: {why}");
-                    unusable = true;
-                    None
-                }
+            .map(|text| Job {
+                lock: replication_queue::lock_path(&self.root, &queue.key, &text),
+                plan: plan(&snapshot, &text),
+                text,
             })
             .collect();
         let jobs = self.claims.claim(jobs);
@@ -195,10 +182,7 @@ impl Worker {
             self.locked_round(&store, queue, picked.server, &jobs)
         };
         self.claims.release(&jobs);
-        match outcome {
-            Round::Locked if unusable => Round::Failed,
-            other => other,
-        }
+        outcome
     }
 
     /// Locks `jobs`, copies those still queued, removes the copied items, releases.
@@ -228,127 +212,85 @@ impl Worker {
             .filter(|(_, held)| **held)
             .map(|(job, _)| job)
             .collect();
-        let elsewhere = (jobs.len() - mine.len()) as u64;
-        self.counters
+        self.metrics
             .locked_elsewhere
-            .fetch_add(elsewhere, Ordering::Relaxed);
+            .inc_by((jobs.len() - mine.len()) as u64);
         // Another replicator may have finished an item between our pick and our lock.
         let texts: Vec<&str> = mine.iter().map(|job| job.text.as_str()).collect();
         let queued = queue.still_queued(server, &texts);
-        let (mut copied, mut failed) = (Vec::new(), 0);
+        let (mut copied, mut failed) = (Vec::new(), Vec::new());
         for (job, _) in mine.iter().zip(queued).filter(|(_, queued)| *queued) {
-            if self.copy_one(job) {
-                copied.push(job.text.as_str());
-            } else {
-                failed += 1;
+            match self.copy_one(job) {
+                Ok(()) => copied.push(job.text.as_str()),
+                Err((reason, why)) => failed.push(Failed {
+                    item: &job.text,
+                    missing: reason == Reason::SourceMissing,
+                    reason: format!("{}: {why}", reason.label()),
+                }),
             }
         }
         // Removed everywhere before the locks go, so nobody picks them up again.
-        queue.remove(&copied);
+        dead_letters::copied(queue, &copied);
+        for (item, record, why) in dead_letters::record_failures(queue, &failed, &self.bounds) {
+            self.metrics.moved_dead.inc();
+            log_line!(
+                "item {item} moved to {} ({why}; {} attempts, last: {})",
+                dead_letters::dead_key(&queue.key),
+                record.attempts,
+                record.last_reason
+            );
+        }
         if !copied.is_empty() {
             Round::Copied(jobs.len())
-        } else if failed > 0 {
+        } else if !failed.is_empty() {
             Round::Failed
         } else {
             Round::Locked
         }
     }
 
-    /// Copies one job's file; true when the target has it.
-    fn copy_one(&self, job: &Job) -> bool {
+    /// Copies one job's file, or says why it did not.
+    fn copy_one(&self, job: &Job) -> Result<(), (Reason, String)> {
+        let plan = match &job.plan {
+            Ok(plan) => plan,
+            Err((reason, why)) => {
+                self.metrics.failed(*reason);
+                log_line!("queue item {} left queued: {why}", job.text);
+                return Err((*reason, why.clone()));
+            }
+        };
         let started = Instant::now();
-        let ms = || started.elapsed().as_secs_f64() * 1000.0;
-        match copy_from_any(&self.agent, &job.sources, job.target, &job.item.path) {
+        self.metrics.in_flight.inc();
+        let copied = copy_from_any(&self.agent, plan);
+        self.metrics.in_flight.dec();
+        let seconds = started.elapsed().as_secs_f64();
+        let item = &plan.item;
+        match copied {
             Ok((from, bytes)) => {
-                self.counters.copied.fetch_add(1, Ordering::Relaxed);
-                self.counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+                self.metrics.copies.inc();
+                self.metrics.copied_bytes.inc_by(bytes);
+                self.metrics.copy_seconds.observe(seconds);
                 if !self.quiet {
                     log_line!(
                         "copy {} {from} -> {} {bytes} bytes in {:.1} ms: ok",
-                        job.item.path,
-                        job.item.to,
-                        ms()
+                        item.path,
+                        item.to,
+                        seconds * 1000.0
                     );
                 }
-                true
+                Ok(())
             }
-            Err(why) => {
-                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+            Err((reason, why)) => {
+                self.metrics.failed(reason);
                 log_line!(
                     "copy {} [{}] -> {} in {:.1} ms: failed, left queued ({why})",
-                    job.item.path,
-                    job.item.from.join(","),
-                    job.item.to,
-                    ms()
+                    item.path,
+                    item.from.join(","),
+                    item.to,
+                    seconds * 1000.0
                 );
-                false
+                Err((reason, why))
             }
         }
     }
-}
-
-/// Parses an item and finds its nodes; on failure the item's text and why.
-fn job(snapshot: &Snapshot, root: &str, key: &str, text: String) -> Result<Job, (String, String)> {
-    let item = match Item::parse(&text) {
-        Ok(item) => item,
-        Err(why) => return Err((text, format!("not a replication item ({why})"))),
-    };
-    let (sources, target) = match addresses(snapshot, &item) {
-        Ok(found) => found,
-        Err(why) => return Err((text, why)),
-    };
-    Ok(Job {
-        lock: replication_queue::lock_path(root, key, &text),
-        text,
-        item,
-        sources,
-        target,
-    })
-}
-
-/// Tries the sources in random order; the one that worked and the bytes copied.
-fn copy_from_any(
-    agent: &ureq::Agent,
-    sources: &[(String, SocketAddr)],
-    target: SocketAddr,
-    path: &str,
-) -> Result<(String, u64), String> {
-    let mut order = sources.to_vec();
-    order.shuffle(&mut rand::rng());
-    let mut failures = Vec::new();
-    for (id, source) in order {
-        match copy(agent, source, target, path) {
-            Ok(bytes) => return Ok((id, bytes)),
-            // A target failure will not get better with another source.
-            Err(failure @ CopyFailure::Target(_)) => {
-                failures.push(format!("from {id}: {failure}"));
-                break;
-            }
-            Err(failure) => failures.push(format!("from {id}: {failure}")),
-        }
-    }
-    Err(failures.join("; "))
-}
-
-/// The item's sources and target as addresses; an error names a node that is missing from
-/// servers-map or does not resolve.
-fn addresses(
-    snapshot: &Snapshot,
-    item: &Item,
-) -> Result<(Vec<(String, SocketAddr)>, SocketAddr), String> {
-    let find = |id: &str| -> Result<SocketAddr, String> {
-        let node = snapshot
-            .nodes
-            .get(id)
-            .ok_or_else(|| format!("node {id} is not in servers-map"))?;
-        node.addr
-            .ok_or_else(|| format!("node {id} ({}) does not resolve", node.endpoint))
-    };
-    let target = find(&item.to)?;
-    let sources = item
-        .from
-        .iter()
-        .map(|id| find(id).map(|addr| (id.clone(), addr)))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((sources, target))
 }

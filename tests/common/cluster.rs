@@ -244,3 +244,39 @@ pub fn body_for(path: &str) -> Vec<u8> {
     let length = 2f64.powf(exponent) as usize;
     (0..length).map(|_| next() as u8).collect()
 }
+
+/// Prometheus text read by the reference parser (Python's prometheus_client, from Debian):
+/// sample name and labels (`name{k=v}{k2=v2}`, labels sorted) -> value. Panics, with the
+/// text, when the parser refuses it.
+pub fn prometheus_samples(text: &str) -> std::collections::HashMap<String, f64> {
+    let script = r#"
+import sys, json
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        key = s.name + "".join("{%s=%s}" % kv for kv in sorted(s.labels.items()))
+        out[key] = s.value
+print(json.dumps(out))
+"#;
+    let mut python = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run /usr/bin/python3");
+    python
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write to the parser");
+    let output = python.wait_with_output().expect("the parser's answer");
+    assert!(
+        output.status.success(),
+        "the Prometheus parser refused the text: {}\n{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the parser's JSON")
+}

@@ -1,0 +1,198 @@
+//! The replicator's numbers: counted as copies happen, served as Prometheus text at
+//! `GET /metrics` (`--listen`), and logged as totals now and then.
+//!
+//! The queue's and the dead set's lengths are read from Redis when the endpoint is
+//! scraped, so they are never stale and cost nothing when nobody looks.
+
+use crate::cluster::snapshot::Snapshot;
+use crate::dead_letters;
+use crate::http::{Body, Handler, Request, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Metric, Registry};
+use std::sync::Arc;
+
+/// Why a copy failed, as a metric label.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Reason {
+    /// Every source answered 404.
+    SourceMissing,
+    /// A source failed otherwise (refused, timed out, an answer without a length...).
+    Source,
+    /// The target did not take the file.
+    Target,
+    /// A node the item names is not in servers-map, or its name does not resolve.
+    UnknownNode,
+    /// The item is not a replication item.
+    BadItem,
+}
+
+impl Reason {
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::SourceMissing => "source_missing",
+            Reason::Source => "source",
+            Reason::Target => "target",
+            Reason::UnknownNode => "unknown_node",
+            Reason::BadItem => "bad_item",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerLabel {
+    server: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub copies: Counter,
+    pub copied_bytes: Counter,
+    failures: Family<ReasonLabel, Counter>,
+    pub locked_elsewhere: Counter,
+    pub moved_dead: Counter,
+    pub in_flight: Gauge,
+    pub copy_seconds: Histogram,
+    queue_length: Family<ServerLabel, Gauge>,
+    dead_items: Family<ServerLabel, Gauge>,
+}
+
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let mut registry = Registry::with_prefix("backpack_replicator");
+        let r = &mut registry;
+        Metrics {
+            copies: registered(r, "copies", "Files copied", Counter::default()),
+            copied_bytes: registered(r, "copied_bytes", "Bytes copied", Counter::default()),
+            failures: registered(
+                r,
+                "failures",
+                "Failed attempts at an item, by reason",
+                Family::default(),
+            ),
+            locked_elsewhere: registered(
+                r,
+                "locked_elsewhere",
+                "Items skipped because another replicator held their lock",
+                Counter::default(),
+            ),
+            moved_dead: registered(
+                r,
+                "moved_to_dead",
+                "Items this process moved to the dead set",
+                Counter::default(),
+            ),
+            in_flight: registered(r, "in_flight", "Copies in progress", Gauge::default()),
+            // 1 ms to about 65 s.
+            copy_seconds: registered(
+                r,
+                "copy_duration_seconds",
+                "Time of a successful copy, GET and PUT",
+                Histogram::new(exponential_buckets(0.001, 2.0, 17)),
+            ),
+            queue_length: registered(
+                r,
+                "queue_length",
+                "Items queued, per Redis server (-1: no answer)",
+                Family::default(),
+            ),
+            dead_items: registered(
+                r,
+                "dead_items",
+                "Items in the dead set, per Redis server (-1: no answer)",
+                Family::default(),
+            ),
+            registry,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn failed(&self, reason: Reason) {
+        self.failures
+            .get_or_create(&ReasonLabel {
+                reason: reason.label(),
+            })
+            .inc();
+    }
+
+    /// Failed attempts of every reason so far.
+    pub fn failures_total(&self) -> u64 {
+        [
+            Reason::SourceMissing,
+            Reason::Source,
+            Reason::Target,
+            Reason::UnknownNode,
+            Reason::BadItem,
+        ]
+        .iter()
+        .map(|reason| {
+            self.failures
+                .get_or_create(&ReasonLabel {
+                    reason: reason.label(),
+                })
+                .get()
+        })
+        .sum()
+    }
+
+    /// The text exposition, with the queue's gauges read now.
+    pub fn render(&self, snapshot: Option<&Snapshot>) -> String {
+        self.queue_length.clear();
+        self.dead_items.clear();
+        if let Some(queue) = snapshot.and_then(|s| s.queue.as_ref()) {
+            let lengths = queue.lengths();
+            let dead = dead_letters::dead_counts(queue);
+            for ((pool, length), dead) in queue.pools.iter().zip(lengths).zip(dead) {
+                let label = ServerLabel {
+                    server: pool.addr.to_string(),
+                };
+                let value = |n: Option<u64>| n.map_or(-1, |n| n as i64);
+                self.queue_length.get_or_create(&label).set(value(length));
+                self.dead_items.get_or_create(&label).set(value(dead));
+            }
+        }
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}
+
+/// The `--listen` endpoint: `GET /metrics`.
+pub struct MetricsEndpoint {
+    pub metrics: Arc<Metrics>,
+    pub shared: Arc<crate::cluster::sync::Shared>,
+}
+
+impl Handler for MetricsEndpoint {
+    fn call(&self, request: &Request, _body: &mut Body<'_>) -> Response {
+        match (request.method.as_str(), request.path()) {
+            ("GET" | "HEAD", "/metrics") => {
+                let snapshot = self.shared.snapshot.current();
+                Response::plain(
+                    200,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    self.metrics.render(snapshot.as_deref()).into_bytes(),
+                )
+            }
+            ("GET" | "HEAD", _) => Response::error(404, "not found: metrics are at GET /metrics"),
+            (other, _) => Response::error(405, &format!("method {other} is not allowed"))
+                .with_header("Allow", "GET, HEAD".into()),
+        }
+    }
+}
