@@ -1,7 +1,8 @@
 //! The replicator's batched locks against another replicator's: an item whose lock node
 //! another process holds (as an old Node.js replicator holds it: an ephemeral
 //! `<root>/<key><md5>` holding `hostname:pid`) is never copied by us while it is held,
-//! and the rest of the batch goes on without it.
+//! and the rest of the batch goes on without it. Also: replicators sharing one log file
+//! write whole lines.
 
 #[path = "common/cluster.rs"]
 mod cluster;
@@ -92,5 +93,82 @@ fn items_another_replicator_holds_are_left_to_it_and_the_rest_of_the_batch_is_co
             cluster.node(target).file(&item.path),
             Some(body_for(&item.path))
         );
+    }
+}
+
+/// Two replicators (sixteen workers) logging every copy into one file opened for
+/// appending, as `>> replicator.log` in a shell does: every line is whole.
+#[test]
+fn replicators_sharing_one_log_file_write_whole_lines() {
+    let cluster = backpack_testkit::LocalCluster::start(bin(), "replicate-shared-log", 2, 2)
+        .expect("start the cluster");
+    cluster.add_enabled_shard("1", &[1, 2], "10gb").unwrap();
+    let agent = client();
+    let mut items = Vec::new();
+    for i in 0..1500 {
+        let path = format!("/log/{i}");
+        let answer = agent
+            .put(&format!("{}{path}", cluster.node(1).url()))
+            .send(&b"some bytes"[..])
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 201);
+        items.push(format!(r#"{{"from":["1"],"to":"2","path":"{path}"}}"#));
+    }
+    for redis in &cluster.redis {
+        let mut conn = redis::Client::open(format!("redis://{}/", redis.address()))
+            .and_then(|c| c.get_connection())
+            .unwrap();
+        let _: i64 = redis::cmd("SADD")
+            .arg(QUEUE_KEY)
+            .arg(&items)
+            .query(&mut conn)
+            .unwrap();
+    }
+    let log_path = cluster.sandbox.path().join("shared.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .unwrap();
+    let mut replicators: Vec<std::process::Child> = (0..2)
+        .map(|_| {
+            std::process::Command::new(bin())
+                .arg0_compat("backpack-replicator")
+                .args([cluster.zk().as_str(), cluster.root.as_str(), "--once"])
+                .stderr(log.try_clone().unwrap())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for replicator in &mut replicators {
+        assert!(replicator.wait().unwrap().success());
+    }
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let stamp = |line: &str| {
+        let b = line.as_bytes();
+        b.len() > 25
+            && b[4] == b'-'
+            && b[10] == b'T'
+            && b[23] == b'Z'
+            && b[24] == b' '
+            && line[..4].chars().all(|c| c.is_ascii_digit())
+    };
+    let broken: Vec<&str> = text.lines().filter(|line| !stamp(line)).collect();
+    assert!(
+        broken.is_empty(),
+        "lines not whole: {:?}",
+        &broken[..broken.len().min(5)]
+    );
+    let copies = text.lines().filter(|l| l.contains(" copy /log/")).count();
+    assert!(copies >= 1500, "{copies} copy lines");
+}
+
+trait Arg0Compat {
+    fn arg0_compat(&mut self, name: &str) -> &mut Self;
+}
+
+impl Arg0Compat for std::process::Command {
+    fn arg0_compat(&mut self, name: &str) -> &mut Self {
+        std::os::unix::process::CommandExt::arg0(self, name)
     }
 }
