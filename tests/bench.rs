@@ -108,6 +108,29 @@ fn the_matrix_prints_its_table() {
 }
 
 #[test]
+fn replication_reports_backlog_drain_and_cpu_by_role() {
+    let said = bp_bench(&[
+        "replication",
+        "--size",
+        "4kb",
+        "--concurrency",
+        "4",
+        "--duration",
+        "1s",
+    ]);
+    let row = said
+        .lines()
+        .find(|l| l.starts_with("| 1 | ") && l.contains(" of "))
+        .unwrap_or_else(|| panic!("{said}"));
+    // Every upload's item was copied: the run drained.
+    assert!(row.contains('s') && !row.contains("not drained"), "{row}");
+    assert!(said.contains("| 1 | with | "), "{said}");
+    let with = said.lines().find(|l| l.starts_with("| 1 | with | ")).unwrap();
+    let replicators: f64 = with.split('|').nth(4).unwrap().trim().parse().unwrap();
+    assert!(replicators > 0.0, "the replicators' CPU is counted: {with}");
+}
+
+#[test]
 fn slow_node_compares_the_other_shards_latency() {
     let said = bp_bench(&[
         "slow-node",
