@@ -1,8 +1,11 @@
 //! The standard matrix: body sizes x concurrencies, direct to the nodes and through one
-//! coordinator, on a local cluster of two nodes (one shard of both, two Redis).
+//! coordinator, on a local cluster of two nodes (one shard of both, two Redis). With sink
+//! nodes also through nginx proxying to the same nodes, the limit of one proxy hop. The
+//! load generator's own CPU per request is printed too: when it nears the coordinator's,
+//! the client, not the coordinator, sets the pace.
 
 use super::load::{cpu_seconds, memory_kib, run, LoadReport, LoadSpec};
-use crate::{LocalCluster, NodeKind, QUEUE_KEY};
+use crate::{LocalCluster, NginxProxy, NodeKind, QUEUE_KEY};
 use backpack::size::format_size;
 use std::io::Read;
 use std::path::Path;
@@ -127,6 +130,14 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
     let idle_rss = memory_kib(pid, "VmRSS").unwrap_or(0);
     let direct: Vec<String> = cluster.nodes.iter().map(|n| n.url()).collect();
     let through = vec![coordinator.url("")];
+    // With sink nodes, the limit of one proxy hop: nginx proxying to the same nodes.
+    let proxy = if spec.sink {
+        let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
+        Some(NginxProxy::start(&cluster.sandbox, "nginx-proxy", &ports).map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    let proxied: Vec<String> = proxy.iter().map(NginxProxy::url).collect();
     let mut big_line = String::new();
     if spec.big_upload > 0 {
         let direct_time = one_upload(&format!("{}/big-direct", direct[0]), spec.big_upload)?;
@@ -148,8 +159,13 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
         "\n{nodes}; closed loop, {}s per cell, unique paths\n",
         spec.duration.as_secs_f64()
     );
-    println!("| size | c | direct rps | p50 ms | p99 ms | coordinator rps | p50 ms | p99 ms | ratio | coordinator CPU ms/upload |");
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    if proxy.is_some() {
+        println!("| size | c | direct rps | p50 ms | p99 ms | nginx proxy rps | p50 ms | p99 ms | coordinator rps | p50 ms | p99 ms | ratio to direct | ratio to proxy | p99 over proxy's | coordinator CPU ms/upload | load generator CPU ms/request |");
+        println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    } else {
+        println!("| size | c | direct rps | p50 ms | p99 ms | coordinator rps | p50 ms | p99 ms | ratio | coordinator CPU ms/upload | load generator CPU ms/request |");
+        println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    }
     for &size in &spec.sizes {
         for &concurrency in &spec.concurrencies {
             let load = |targets: &Vec<String>, prefix: String| LoadSpec {
@@ -166,23 +182,46 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
             // WebDAV nodes on ext4: after a cell's files are deleted, creating files scans
             // past the recently deleted inodes (`recently_deleted` and `find_inode_bit`
             // led the nodes' profile), so whichever phase followed a deletion paid for it.
-            let (mut d, mut c, mut cpu) = (LoadReport::default(), LoadReport::default(), 0.0);
+            let (mut d, mut p, mut c) = (
+                LoadReport::default(),
+                LoadReport::default(),
+                LoadReport::default(),
+            );
+            let (mut cpu, mut client_cpu) = (0.0, 0.0);
+            let me = std::process::id();
             for slice in 0..SLICES {
                 d.merge(run(&load(&direct, format!("direct-{slice}")))?);
+                if !proxied.is_empty() {
+                    p.merge(run(&load(&proxied, format!("proxy-{slice}")))?);
+                }
                 let cpu_before = cpu_seconds(pid).unwrap_or(0.0);
+                let client_before = cpu_seconds(me).unwrap_or(0.0);
                 c.merge(run(&load(&through, format!("coordinator-{slice}")))?);
                 cpu += cpu_seconds(pid).unwrap_or(0.0) - cpu_before;
+                client_cpu += cpu_seconds(me).unwrap_or(0.0) - client_before;
             }
             clean(&cluster);
             let ratio = c.rps() / d.rps().max(1e-9);
             let cpu_ms = cpu * 1000.0 / (c.ok.max(1) as f64);
-            let cells: Vec<String> = [cell(&d), cell(&c)].into();
-            println!(
-                "| {} | {concurrency} | {} | {} | {ratio:.2}x | {cpu_ms:.3} |",
-                format_size(size),
-                cells[0],
-                cells[1]
-            );
+            let client_ms = client_cpu * 1000.0 / (c.requests.max(1) as f64);
+            if proxied.is_empty() {
+                println!(
+                    "| {} | {concurrency} | {} | {} | {ratio:.2}x | {cpu_ms:.3} | {client_ms:.3} |",
+                    format_size(size),
+                    cell(&d),
+                    cell(&c)
+                );
+            } else {
+                println!(
+                    "| {} | {concurrency} | {} | {} | {} | {ratio:.2}x | {:.2}x | {:.2}x | {cpu_ms:.3} | {client_ms:.3} |",
+                    format_size(size),
+                    cell(&d),
+                    cell(&p),
+                    cell(&c),
+                    c.rps() / p.rps().max(1e-9),
+                    c.percentile_ms(0.99) / p.percentile_ms(0.99).max(1e-9)
+                );
+            }
         }
     }
     if !big_line.is_empty() {
