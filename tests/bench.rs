@@ -125,7 +125,10 @@ fn replication_reports_backlog_drain_and_cpu_by_role() {
     // Every upload's item was copied: the run drained.
     assert!(row.contains('s') && !row.contains("not drained"), "{row}");
     assert!(said.contains("| 1 | with | "), "{said}");
-    let with = said.lines().find(|l| l.starts_with("| 1 | with | ")).unwrap();
+    let with = said
+        .lines()
+        .find(|l| l.starts_with("| 1 | with | "))
+        .unwrap();
     let replicators: f64 = with.split('|').nth(4).unwrap().trim().parse().unwrap();
     assert!(replicators > 0.0, "the replicators' CPU is counted: {with}");
 }

@@ -71,7 +71,12 @@ fn malformed_framing_and_oversized_heads_get_documented_answers() {
         ),
         (
             "PUT /f HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n".into(),
-            "411",
+            "200",
+        ),
+        (
+            "PUT /f HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+                .into(),
+            "501",
         ),
         (
             "PUT /f HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc".into(),

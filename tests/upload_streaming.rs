@@ -138,7 +138,11 @@ fn answers_have_honest_codes() {
         ("PUT /x HTTP/1.1\r\n\r\n", "411 Length Required"),
         (
             "PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-            "411 Length Required",
+            "400 Bad Request",
+        ),
+        (
+            "PUT /x HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n",
+            "501 Not Implemented",
         ),
         (
             "PUT /x HTTP/1.1\r\nContent-Length: 2000\r\nExpect: 100-continue\r\n\r\n",

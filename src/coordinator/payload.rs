@@ -8,7 +8,7 @@
 //! (`O_TMPFILE`): they never appear in the directory and vanish with their handle, also
 //! when the process dies.
 
-use super::memory_budget::Reservation;
+use super::memory_budget::{MemoryBudget, Reservation};
 use crate::http::Body;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -21,6 +21,8 @@ pub enum BodyError {
     Client(String),
     /// Our side: the spool file could not be written.
     Spool(String),
+    /// A body of unknown length passed this many bytes.
+    TooLarge(u64),
 }
 
 /// What a node attempt sends and gets back.
@@ -68,6 +70,59 @@ impl<'u, 'b, 'c> UploadBody<'u, 'b, 'c> {
         Ok(UploadBody { client, kept })
     }
 
+    /// Takes a body of unknown length (chunked) whole, before any node sees it, and says
+    /// how long it was: in memory while it stays within `memory_body` and the budget has
+    /// room for that much, spooled beyond; refused with `TooLarge` as soon as it passes
+    /// `max_body`.
+    pub fn collect(
+        client: &'b mut Body<'c>,
+        limits: CollectLimits,
+        budget: &'u MemoryBudget,
+        spool_dir: &Path,
+    ) -> Result<(UploadBody<'u, 'b, 'c>, u64), BodyError> {
+        let in_memory = limits.memory_body.min(limits.max_body);
+        let client_error = |err: io::Error| BodyError::Client(err.to_string());
+        let mut bytes = Vec::new();
+        if let Some(reservation) = budget.reserve(in_memory) {
+            Read::by_ref(client)
+                .take(in_memory + 1)
+                .read_to_end(&mut bytes)
+                .map_err(client_error)?;
+            if bytes.len() as u64 <= in_memory {
+                let length = bytes.len() as u64;
+                let kept = Kept::Memory {
+                    bytes,
+                    _reservation: reservation,
+                };
+                return Ok((UploadBody { client, kept }, length));
+            }
+        }
+        let mut spool = Spool::new(spool_dir, 0)?;
+        let spool_error =
+            |err: io::Error| BodyError::Spool(format!("writing the spool file: {err}"));
+        let mut length = bytes.len() as u64;
+        if length > limits.max_body {
+            return Err(BodyError::TooLarge(limits.max_body));
+        }
+        spool.file.write_all(&bytes).map_err(spool_error)?;
+        drop(bytes);
+        let mut buffer = vec![0; 64 * 1024];
+        loop {
+            let n = client.read(&mut buffer).map_err(client_error)?;
+            if n == 0 {
+                break;
+            }
+            length += n as u64;
+            if length > limits.max_body {
+                return Err(BodyError::TooLarge(limits.max_body));
+            }
+            spool.file.write_all(&buffer[..n]).map_err(spool_error)?;
+        }
+        spool.length = length;
+        let kept = Kept::Spool { spool, whole: true };
+        Ok((UploadBody { client, kept }, length))
+    }
+
     /// One node attempt: sends the body with `put`. `stored` says whether the node took
     /// it; if it did not while the body streamed from the client, the rest of the body is
     /// read into the spool for the next attempt. An error means the body itself is lost
@@ -95,6 +150,15 @@ impl<'u, 'b, 'c> UploadBody<'u, 'b, 'c> {
             }
         }
     }
+}
+
+/// How much of a body of unknown length is held where.
+#[derive(Debug, Clone, Copy)]
+pub struct CollectLimits {
+    /// More is refused.
+    pub max_body: u64,
+    /// Up to this much is held in memory; more goes to a spool file.
+    pub memory_body: u64,
 }
 
 /// Reads a whole small body into memory.

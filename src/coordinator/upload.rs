@@ -13,7 +13,7 @@
 //! 5. Count the bytes toward the shard's size (applied to ZooKeeper in batches).
 
 use super::node_key;
-use super::payload::{BodyError, NodeAnswer, UploadBody};
+use super::payload::{BodyError, CollectLimits, NodeAnswer, UploadBody};
 use super::placement;
 use super::Coordinator;
 use crate::cluster::snapshot::{Shard, Snapshot};
@@ -42,27 +42,38 @@ struct Stored {
     node: String,
 }
 
-fn validate(coordinator: &Coordinator, request: &Request) -> Result<u64, Refusal> {
-    let Framing::Length(length) = request.framing else {
-        return Err(refuse(411, "Content-Length is required"));
+/// Checks the request before any of its body is read: its declared length (None for a
+/// chunked body, whose length is known only at its end).
+fn validate(coordinator: &Coordinator, request: &Request) -> Result<Option<u64>, Refusal> {
+    let declared = match request.framing {
+        Framing::Length(length) => Some(length),
+        Framing::Chunked => None,
+        Framing::Absent => {
+            return Err(refuse(
+                411,
+                "Content-Length or Transfer-Encoding: chunked is required",
+            ))
+        }
     };
-    if length > coordinator.settings.max_body {
-        return Err(refuse(
-            413,
-            format!(
-                "the body is larger than {} bytes",
-                coordinator.settings.max_body
-            ),
-        ));
+    if declared.is_some_and(|length| length > coordinator.settings.max_body) {
+        return Err(too_large(coordinator.settings.max_body));
     }
     node_key::check_target(&request.target).map_err(|why| refuse(400, why))?;
-    if length == 0 {
-        return Err(refuse(
-            400,
-            "the body is empty: a Backpack node cannot store an empty file",
-        ));
+    if declared == Some(0) {
+        return Err(empty());
     }
-    Ok(length)
+    Ok(declared)
+}
+
+fn too_large(max_body: u64) -> Refusal {
+    refuse(413, format!("the body is larger than {max_body} bytes"))
+}
+
+fn empty() -> Refusal {
+    refuse(
+        400,
+        "the body is empty: a Backpack node cannot store an empty file",
+    )
 }
 
 /// What one upload carries through its steps: the key as sent, its length, and when it
@@ -76,17 +87,20 @@ struct UploadContext<'r> {
 /// `PUT /<path>`: one log line and one counter per upload, whatever the outcome.
 pub fn handle(coordinator: &Coordinator, request: &Request, body: &mut Body<'_>) -> Response {
     let started = Instant::now();
-    let outcome = validate(coordinator, request).and_then(|length| {
-        let upload = UploadContext {
-            target: &request.target,
-            length,
+    // The body's length: as declared, or as counted once a chunked body is read.
+    let mut length = request.content_length();
+    let outcome = validate(coordinator, request).and_then(|declared| {
+        store(
+            coordinator,
+            &request.target,
+            declared,
             started,
-        };
-        store(coordinator, &upload, body)
+            body,
+            &mut length,
+        )
     });
     let elapsed = started.elapsed();
     let ms = elapsed.as_secs_f64() * 1000.0;
-    let length = request.content_length();
     let status = outcome
         .as_ref()
         .map_or_else(|refusal| refusal.status, |_| 200);
@@ -119,6 +133,7 @@ fn body_refusal(err: BodyError) -> Refusal {
     match err {
         BodyError::Client(why) => refuse(400, format!("the request body did not arrive: {why}")),
         BodyError::Spool(why) => refuse(503, format!("cannot keep the body: {why}")),
+        BodyError::TooLarge(max_body) => too_large(max_body),
     }
 }
 
@@ -126,8 +141,11 @@ fn body_refusal(err: BodyError) -> Refusal {
 /// when every node of one failed.
 fn store(
     coordinator: &Coordinator,
-    upload: &UploadContext<'_>,
+    target: &str,
+    declared: Option<u64>,
+    started: Instant,
     client_body: &mut Body<'_>,
+    length_seen: &mut u64,
 ) -> Result<Stored, Refusal> {
     let Some(snapshot) = coordinator.snapshot.current() else {
         return Err(refuse(503, "the configuration is not loaded yet"));
@@ -137,11 +155,38 @@ fn store(
         return Err(refuse(503, "no writable shard"));
     }
     let settings = &coordinator.settings;
-    let in_memory = (upload.length <= settings.memory_body)
-        .then(|| coordinator.memory.reserve(upload.length))
-        .flatten();
-    let mut body = UploadBody::take(client_body, upload.length, in_memory, &settings.spool_dir)
-        .map_err(body_refusal)?;
+    let (mut body, length) = match declared {
+        Some(length) => {
+            let in_memory = (length <= settings.memory_body)
+                .then(|| coordinator.memory.reserve(length))
+                .flatten();
+            let body = UploadBody::take(client_body, length, in_memory, &settings.spool_dir)
+                .map_err(body_refusal)?;
+            (body, length)
+        }
+        None => {
+            let limits = CollectLimits {
+                max_body: settings.max_body,
+                memory_body: settings.memory_body,
+            };
+            UploadBody::collect(
+                client_body,
+                limits,
+                &coordinator.memory,
+                &settings.spool_dir,
+            )
+            .map_err(body_refusal)?
+        }
+    };
+    *length_seen = length;
+    if length == 0 {
+        return Err(empty());
+    }
+    let upload = &UploadContext {
+        target,
+        length,
+        started,
+    };
 
     let mut failures = Vec::new();
     for _ in 0..settings.shard_attempts {

@@ -115,12 +115,16 @@ pub(super) fn serve(
         let _in_flight = InFlightRequest::enter(status);
         let head_only = request.method == "HEAD";
         let length = request.content_length();
-        let mut body = Body::new(
-            &mut conn,
-            length,
-            request.expect_continue,
-            limits.body_timeout,
-        );
+        let mut body = if request.framing == Framing::Chunked {
+            Body::chunked(&mut conn, request.expect_continue, limits.body_timeout)
+        } else {
+            Body::new(
+                &mut conn,
+                length,
+                request.expect_continue,
+                limits.body_timeout,
+            )
+        };
         let answer = catch_unwind(AssertUnwindSafe(|| handler.call(&request, &mut body)));
         let body_outcome = body.outcome();
         let mut response = answer.unwrap_or_else(|_| {
@@ -140,9 +144,10 @@ pub(super) fn serve(
             );
             return;
         }
-        let chunked = request.framing == Framing::Chunked;
-        // A server shutting down closes each connection after its current answer.
-        let mut close = response.close || !request.keep_alive || chunked || status.is_stopping();
+        // A server shutting down closes each connection after its current answer. A
+        // chunked body read to its last chunk leaves the connection as usable as a body
+        // with a length; one left unread (of unknown size) closes it below.
+        let mut close = response.close || !request.keep_alive || status.is_stopping();
         if !close && body_outcome.remaining > 0 {
             // The handler answered without reading the body. Read and drop a small one, so
             // the connection stays usable; otherwise close, so it is never taken for a

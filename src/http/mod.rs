@@ -9,6 +9,7 @@
 //! request whose body is not read either has it drained (small) or closes the connection.
 
 mod body;
+mod chunked;
 mod client_stream;
 mod connection;
 pub mod request;

@@ -14,7 +14,7 @@ pub enum Framing {
     Absent,
     /// `Content-Length: n`.
     Length(u64),
-    /// `Transfer-Encoding` without a length: the server does not take such bodies.
+    /// `Transfer-Encoding: chunked` (and no other coding), without a length.
     Chunked,
 }
 
@@ -71,7 +71,8 @@ pub fn from_parsed(parsed: &httparse::Request<'_, '_>) -> Result<Request, Respon
     let target = parsed.path.unwrap_or("").to_string();
     let version = parsed.version.unwrap_or(1);
     let mut length: Option<u64> = None;
-    let mut transfer_encoding = false;
+    // Every transfer coding named, over all Transfer-Encoding headers, in order.
+    let mut codings: Vec<String> = Vec::new();
     let mut expect_continue = false;
     let mut close = version == 0;
     for header in parsed.headers.iter() {
@@ -86,7 +87,11 @@ pub fn from_parsed(parsed: &httparse::Request<'_, '_>) -> Result<Request, Respon
             }
             length = Some(n);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            transfer_encoding = true;
+            codings.extend(
+                String::from_utf8_lossy(value)
+                    .split(',')
+                    .map(|coding| coding.trim().to_ascii_lowercase()),
+            );
         } else if name.eq_ignore_ascii_case("expect") {
             if has_token(value, "100-continue") {
                 expect_continue = true;
@@ -103,13 +108,23 @@ pub fn from_parsed(parsed: &httparse::Request<'_, '_>) -> Result<Request, Respon
             }
         }
     }
+    let transfer_encoding = !codings.is_empty();
     let framing = match (transfer_encoding, length) {
         (true, Some(_)) => {
             return Err(bad_request(
                 "Content-Length together with Transfer-Encoding",
             ))
         }
-        (true, None) => Framing::Chunked,
+        // Chunked alone: any other coding (gzip, chunked; identity; ...) is one we do
+        // not decode, and a body we cannot delimit is never read.
+        (true, None) if codings == ["chunked"] && version == 1 => Framing::Chunked,
+        (true, None) => {
+            return Err(Response::error(
+                501,
+                "only Transfer-Encoding: chunked is supported (on HTTP/1.1)",
+            )
+            .closing())
+        }
         (false, Some(length)) => Framing::Length(length),
         (false, None) => Framing::Absent,
     };
@@ -160,6 +175,25 @@ mod tests {
         );
         let r = parse("PUT /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
         assert_eq!(r.framing, Framing::Chunked);
+        let r = parse("PUT /a HTTP/1.1\r\nTransfer-Encoding: Chunked \r\n\r\n").unwrap();
+        assert_eq!(r.framing, Framing::Chunked);
+        for other in [
+            "gzip, chunked",
+            "chunked, gzip",
+            "identity",
+            "chunked\r\nTransfer-Encoding: chunked",
+        ] {
+            let head = format!("PUT /a HTTP/1.1\r\nTransfer-Encoding: {other}\r\n\r\n");
+            let answer = parse(&head).unwrap_err();
+            assert_eq!(answer.status, 501, "{other}");
+            assert!(answer.close);
+        }
+        assert_eq!(
+            parse("PUT /a HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .unwrap_err()
+                .status,
+            501
+        );
         let r = parse("PUT /a HTTP/1.1\r\n\r\n").unwrap();
         assert_eq!((r.framing, r.content_length()), (Framing::Absent, 0));
     }

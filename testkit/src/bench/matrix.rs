@@ -133,7 +133,10 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
     // With sink nodes, the limit of one proxy hop: nginx proxying to the same nodes.
     let proxy = if spec.sink {
         let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
-        Some(NginxProxy::start(&cluster.sandbox, "nginx-proxy", &ports).map_err(|e| e.to_string())?)
+        Some(
+            NginxProxy::start(&cluster.sandbox, "nginx-proxy", &ports)
+                .map_err(|e| e.to_string())?,
+        )
     } else {
         None
     };
