@@ -346,17 +346,7 @@ fn five_thousand_small_items_drain_within_a_minute() {
         );
         items.push(format!(r#"{{"from":["1"],"to":"2","path":"{path}"}}"#));
     }
-    for redis in &cluster.redis {
-        let mut conn = redis::Client::open(format!("redis://{}/", redis.address()))
-            .unwrap()
-            .get_connection()
-            .unwrap();
-        let _: i64 = redis::cmd("SADD")
-            .arg(QUEUE_KEY)
-            .arg(&items)
-            .query(&mut conn)
-            .unwrap();
-    }
+    push_items(&cluster, &items);
     let started = Instant::now();
     let mut a = replicator(&cluster, "replicator-a", &["--once", "--quiet"]);
     let mut b = replicator(&cluster, "replicator-b", &["--once", "--quiet"]);

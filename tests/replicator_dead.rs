@@ -11,6 +11,7 @@ mod cluster;
 use backpack_testkit::{free_port, ClusterNode, LocalCluster, NodeKind, QUEUE_KEY};
 use cluster::*;
 use std::collections::HashMap;
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -27,16 +28,6 @@ fn redis(address: &str) -> redis::Connection {
     redis::Client::open(format!("redis://{address}/"))
         .and_then(|c| c.get_connection())
         .expect("connect to Redis")
-}
-
-fn push_everywhere(cluster: &LocalCluster, item: &str) {
-    for server in &cluster.redis {
-        let _: i64 = redis::cmd("SADD")
-            .arg(QUEUE_KEY)
-            .arg(item)
-            .query(&mut redis(&server.address()))
-            .unwrap();
-    }
 }
 
 fn members(cluster: &LocalCluster, server: usize, key: &str) -> Vec<String> {
@@ -68,7 +59,7 @@ fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
 /// `backpack-replicator-dead <zk> <root> args...`: exit code and stdout.
 fn dead(cluster: &LocalCluster, args: &[&str]) -> (i32, String) {
     let output = Command::new(bin())
-        .arg0_compat("backpack-replicator-dead")
+        .arg0("backpack-replicator-dead")
         .args([cluster.zk().as_str(), cluster.root.as_str()])
         .args(args)
         .output()
@@ -108,7 +99,7 @@ fn a_poison_item_goes_dead_the_queue_drains_and_retry_brings_it_back() {
         .start_coordinator("coordinator", &["--quiet"])
         .unwrap();
     upload(&coordinator.url(""), "good", 20);
-    push_everywhere(&cluster, STATS_ITEM);
+    push_items(&cluster, &[STATS_ITEM.to_string()]);
     let port = free_port().unwrap();
     let listen = format!("127.0.0.1:{port}");
     let mut replicator = replicator(
@@ -318,14 +309,4 @@ fn a_wiped_sources_items_wait_dead_after_missing_not_the_attempt_bound() {
     assert_eq!(members(&cluster, 1, &format!("{QUEUE_KEY}-dead")), items);
     let log = std::fs::read_to_string(replicator.log()).unwrap();
     assert!(log.contains("every source answered 404 for"), "{log}");
-}
-
-trait Arg0Compat {
-    fn arg0_compat(&mut self, name: &str) -> &mut Self;
-}
-
-impl Arg0Compat for Command {
-    fn arg0_compat(&mut self, name: &str) -> &mut Self {
-        std::os::unix::process::CommandExt::arg0(self, name)
-    }
 }

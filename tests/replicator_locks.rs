@@ -11,6 +11,7 @@ use backpack::replication_queue::{lock_path, Item};
 use backpack::zk::{NodeKind, ZkSession};
 use backpack_testkit::QUEUE_KEY;
 use cluster::*;
+use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -114,16 +115,7 @@ fn replicators_sharing_one_log_file_write_whole_lines() {
         assert_eq!(answer.status().as_u16(), 201);
         items.push(format!(r#"{{"from":["1"],"to":"2","path":"{path}"}}"#));
     }
-    for redis in &cluster.redis {
-        let mut conn = redis::Client::open(format!("redis://{}/", redis.address()))
-            .and_then(|c| c.get_connection())
-            .unwrap();
-        let _: i64 = redis::cmd("SADD")
-            .arg(QUEUE_KEY)
-            .arg(&items)
-            .query(&mut conn)
-            .unwrap();
-    }
+    push_items(&cluster, &items);
     let log_path = cluster.sandbox.path().join("shared.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -133,7 +125,7 @@ fn replicators_sharing_one_log_file_write_whole_lines() {
     let mut replicators: Vec<std::process::Child> = (0..2)
         .map(|_| {
             std::process::Command::new(bin())
-                .arg0_compat("backpack-replicator")
+                .arg0("backpack-replicator")
                 .args([cluster.zk().as_str(), cluster.root.as_str(), "--once"])
                 .stderr(log.try_clone().unwrap())
                 .spawn()
@@ -161,14 +153,4 @@ fn replicators_sharing_one_log_file_write_whole_lines() {
     );
     let copies = text.lines().filter(|l| l.contains(" copy /log/")).count();
     assert!(copies >= 1500, "{copies} copy lines");
-}
-
-trait Arg0Compat {
-    fn arg0_compat(&mut self, name: &str) -> &mut Self;
-}
-
-impl Arg0Compat for std::process::Command {
-    fn arg0_compat(&mut self, name: &str) -> &mut Self {
-        std::os::unix::process::CommandExt::arg0(self, name)
-    }
 }

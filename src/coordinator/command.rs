@@ -222,7 +222,7 @@ impl Command for CoordinatorCommand {
             sizes: Arc::clone(&shared.sizes),
             stats: Stats::default(),
             nodes: NodeHealth::new(self.node_cooldown),
-            agent: node_http::agent(
+            agents: node_http::NodeAgents::new(
                 self.node_connect_timeout,
                 self.node_timeout,
                 node_http::Role::Uploads,

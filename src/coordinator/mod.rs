@@ -45,7 +45,7 @@ pub struct Coordinator {
     sizes: Arc<PendingSizes>,
     stats: Stats,
     nodes: NodeHealth,
-    agent: ureq::Agent,
+    agents: crate::transport::node_http::NodeAgents,
     /// Caps the bytes of bodies held in memory (see `memory_budget`).
     memory: memory_budget::MemoryBudget,
     zk_health: Arc<ZkHealth>,

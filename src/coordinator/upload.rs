@@ -280,7 +280,8 @@ fn put_to_node(
         )));
     };
     let put = coordinator
-        .agent
+        .agents
+        .for_node(addr)
         .put(&format!("http://{addr}{}", upload.target))
         .header("Content-Length", upload.length.to_string());
     let answer = body.attempt(put, node_took_it).map_err(NodeFailure::Body)?;

@@ -161,7 +161,27 @@ pub(super) fn serve(
         }
         if write_answer(&mut conn, &response, head_only, limits.body_timeout).is_err() || close {
             let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+            if body_outcome.remaining > 0 {
+                linger(&mut conn);
+            }
             return;
+        }
+    }
+}
+
+/// After answering a request whose body we did not read (a 413 mid-stream, say): reads
+/// and drops what the client still sends, for a short while, before the socket closes.
+/// Closing a socket with unread bytes sends a reset, and a reset that reaches the client
+/// before it read our answer destroys the answer (curl then reports the `100 Continue`
+/// it had, not the 413). Bounded: 2 s in all, 64 MiB, or 500 ms without bytes.
+fn linger(conn: &mut ClientStream) {
+    let started = std::time::Instant::now();
+    let mut dropped = 0usize;
+    let mut scratch = vec![0u8; 64 * 1024];
+    while started.elapsed() < Duration::from_secs(2) && dropped < 64 << 20 {
+        match conn.read_within(Duration::from_millis(500), &mut scratch) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => dropped += n,
         }
     }
 }

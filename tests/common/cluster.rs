@@ -280,3 +280,17 @@ print(json.dumps(out))
     );
     serde_json::from_slice(&output.stdout).expect("the parser's JSON")
 }
+
+/// Adds `items` to the queue set on every Redis server, as pushed by hand.
+pub fn push_items(cluster: &LocalCluster, items: &[String]) {
+    for server in &cluster.redis {
+        let mut conn = redis::Client::open(format!("redis://{}/", server.address()))
+            .and_then(|c| c.get_connection())
+            .expect("connect to Redis");
+        let _: i64 = redis::cmd("SADD")
+            .arg(QUEUE_KEY)
+            .arg(items)
+            .query(&mut conn)
+            .expect("SADD");
+    }
+}
