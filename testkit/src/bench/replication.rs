@@ -68,11 +68,13 @@ fn queued(cluster: &LocalCluster) -> Result<u64, String> {
     Ok(most)
 }
 
-/// CPU seconds used so far by every process on the machine, summed by role: the
+/// Every process on the machine now: pid -> (role, CPU seconds used so far). Roles: the
 /// coordinator, the replicators, the nodes (nginx or Node.js), Redis, ZooKeeper, this
-/// load generator, and the rest. Processes that ended in between are not counted.
-fn cpu_by_role() -> BTreeMap<&'static str, f64> {
-    let mut roles = BTreeMap::new();
+/// load generator, and the rest.
+type Processes = BTreeMap<u32, (&'static str, f64)>;
+
+fn cpu_by_role() -> Processes {
+    let mut roles = Processes::new();
     let me = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return roles;
@@ -107,19 +109,22 @@ fn cpu_by_role() -> BTreeMap<&'static str, f64> {
         } else {
             "other"
         };
-        *roles.entry(role).or_insert(0.0) += cpu;
+        roles.insert(pid, (role, cpu));
     }
     roles
 }
 
-fn minus(
-    after: &BTreeMap<&'static str, f64>,
-    before: &BTreeMap<&'static str, f64>,
-) -> BTreeMap<&'static str, f64> {
-    after
-        .iter()
-        .map(|(role, cpu)| (*role, cpu - before.get(role).copied().unwrap_or(0.0)))
-        .collect()
+/// CPU seconds by role between two looks, counting only the processes seen both times
+/// (one that ended in between, or changed its name while exiting, would count its whole
+/// life, or minus it).
+fn minus(after: &Processes, before: &Processes) -> BTreeMap<&'static str, f64> {
+    let mut roles = BTreeMap::new();
+    for (pid, (role, cpu)) in after {
+        if let Some((_, earlier)) = before.get(pid) {
+            *roles.entry(*role).or_insert(0.0) += cpu - earlier;
+        }
+    }
+    roles
 }
 
 fn empty_queue(cluster: &LocalCluster) -> Result<(), String> {
