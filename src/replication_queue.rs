@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The queue: its key and a connection pool per Redis server. The one handle the
-/// coordinator (push), the replicator (pick, remove) and the admin commands (length) use.
+/// coordinator (push), the replicator (pick, still_queued) and the admin commands (length)
+/// use; removing copied items is `dead_letters::copied`, with their failure records.
 pub struct ReplicationQueue {
     pub key: String,
     pub pools: Vec<Arc<RedisPool>>,
@@ -201,21 +202,6 @@ impl ReplicationQueue {
             .ok()
             .filter(|answers| answers.len() == items.len())
             .unwrap_or_else(|| vec![true; items.len()])
-    }
-
-    /// `SREM key items...` on every server at once; the number of servers that answered.
-    pub fn remove(&self, items: &[&str]) -> usize {
-        if items.is_empty() {
-            return self.pools.len();
-        }
-        let packed = redis::cmd("SREM")
-            .arg(&self.key)
-            .arg(items)
-            .get_packed_command();
-        on_every(&self.pools, &packed)
-            .iter()
-            .filter(|reply| reply.is_ok())
-            .count()
     }
 
     /// `SCARD key` on every server (None for one that does not answer).
