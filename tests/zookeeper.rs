@@ -211,13 +211,24 @@ fn an_expired_session_is_replaced() {
             .unwrap();
     }
     lands_on(&coordinator, "3", Duration::from_secs(3), "after-expiry");
+    // Both changes reach the coordinator (the second may come one coalescing gap later).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while get_json(&client(), &coordinator.url("/stats"))["writable_shards"] != 1 {
+        assert!(Instant::now() < deadline, "{}", coordinator.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // A second session was opened (the expiry shows as an event or as a failed call).
     let sessions = coordinator.log().matches("ZooKeeper session 0x").count();
     assert!(sessions >= 2, "{}", coordinator.log());
     // Only shard 3 now.
     for i in 0..10 {
         let (status, answer) = put(&client(), &coordinator.url(&format!("/only3/{i}")), b"x");
-        assert_eq!((status, shard_of(&answer)), (200, "3".to_string()));
+        assert_eq!(
+            (status, shard_of(&answer)),
+            (200, "3".to_string()),
+            "{}",
+            coordinator.log()
+        );
     }
 }
 

@@ -82,6 +82,14 @@ impl Snapshot {
         self.shards.iter().filter(|shard| shard.is_writable())
     }
 
+    /// The shard with this id (shards are sorted by id).
+    pub fn shard(&self, id: &str) -> Option<&Shard> {
+        self.shards
+            .binary_search_by(|shard| crate::js_json::compare_ids(&shard.id, id))
+            .ok()
+            .map(|at| &self.shards[at])
+    }
+
     pub fn totals(&self) -> Totals {
         let mut totals = Totals::default();
         for shard in &self.shards {
@@ -117,6 +125,11 @@ impl SnapshotCell {
     /// The snapshot in force; the lock is held only to clone the `Arc`.
     pub fn current(&self) -> Option<Arc<Snapshot>> {
         self.current.read().clone()
+    }
+
+    /// How many snapshots were published so far (each one a rebuild).
+    pub fn published(&self) -> u64 {
+        *self.published.lock()
     }
 
     pub fn publish(&self, snapshot: Snapshot) {

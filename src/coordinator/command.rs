@@ -8,7 +8,7 @@ use super::statsd::Statsd;
 use super::{Coordinator, UploadSettings};
 use crate::cluster::snapshot::Snapshot;
 use crate::cluster::snapshot::SnapshotCell;
-use crate::cluster::sync::{self as cluster_sync, Shared, SyncSettings};
+use crate::cluster::sync::{self as cluster_sync, Shared, SizeAccounting, SyncSettings};
 use crate::command::Command;
 use crate::duration_arg::parse_duration;
 use crate::error::{Error, Result};
@@ -108,6 +108,17 @@ pub struct CoordinatorCommand {
         from_str_fn(parse_duration)
     )]
     size_flush: Duration,
+    /// shard-size nodes written per flush at most; more pending wait for the next flush,
+    /// those with the most pending bytes relative to their free space first (default 24)
+    #[argh(option, default = "24")]
+    size_flush_limit: usize,
+    /// how often a shard size that another coordinator changed is read again (default 1s)
+    #[argh(
+        option,
+        default = "Duration::from_secs(1)",
+        from_str_fn(parse_duration)
+    )]
+    size_refresh: Duration,
     /// time to wait for ZooKeeper when connecting, and for each ZooKeeper call (default 5s)
     #[argh(
         option,
@@ -197,7 +208,11 @@ impl Command for CoordinatorCommand {
                 root: self.root.clone(),
                 zk_timeout: self.zk_timeout,
                 session_timeout: self.zk_session_timeout,
-                size_flush: Some(self.size_flush),
+                sizes: Some(SizeAccounting {
+                    flush_every: self.size_flush,
+                    flush_most: self.size_flush_limit.max(1),
+                    refresh_every: self.size_refresh,
+                }),
                 redis_timeout: self.redis_timeout,
                 resolve_every: self.resolve_every,
                 uses_queue: true,

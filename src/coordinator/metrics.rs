@@ -46,6 +46,14 @@ pub struct Metrics {
     zookeeper: Family<StateLabel, Gauge>,
     open_connections: Gauge,
     memory_bodies: Gauge,
+    zk_requests: Family<KindLabel, Counter>,
+    zk_watch_events: Counter,
+    snapshots: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    kind: &'static str,
 }
 
 /// The result label of an HTTP status.
@@ -127,8 +135,29 @@ impl Default for Metrics {
             "Bytes of upload bodies held in memory now (capped by --memory-budget)",
             Gauge::default(),
         );
+        let zk_requests = registered(
+            &mut registry,
+            "zookeeper_node_requests",
+            "ZooKeeper node reads and writes this process made (a transaction counts its nodes)",
+            Family::default(),
+        );
+        let zk_watch_events = registered(
+            &mut registry,
+            "zookeeper_watch_events",
+            "Watches that fired on ZooKeeper nodes this process follows",
+            Counter::default(),
+        );
+        let snapshots = registered(
+            &mut registry,
+            "configuration_snapshots",
+            "Configuration snapshots built from ZooKeeper (one per coalesced change)",
+            Counter::default(),
+        );
         Metrics {
             registry,
+            zk_requests,
+            zk_watch_events,
+            snapshots,
             uploads,
             upload_bytes,
             latency,
@@ -157,6 +186,13 @@ pub struct Readings {
     pub zk_state: &'static str,
     pub open_connections: usize,
     pub memory_body_bytes: u64,
+    pub zk_counts: crate::zk::ZkCounts,
+    pub snapshots: u64,
+}
+
+/// Moves a counter up to `total`, a count kept elsewhere.
+fn catch_up(counter: &Counter, total: u64) {
+    counter.inc_by(total.saturating_sub(counter.get()));
 }
 
 impl Metrics {
@@ -208,6 +244,12 @@ impl Metrics {
         }
         self.open_connections.set(readings.open_connections as i64);
         self.memory_bodies.set(readings.memory_body_bytes as i64);
+        let zk = readings.zk_counts;
+        for (kind, total) in [("read", zk.reads), ("write", zk.writes)] {
+            catch_up(&self.zk_requests.get_or_create(&KindLabel { kind }), total);
+        }
+        catch_up(&self.zk_watch_events, zk.watch_events);
+        catch_up(&self.snapshots, readings.snapshots);
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);

@@ -95,6 +95,8 @@ impl Coordinator {
             zk_state: self.zk_health.state(),
             open_connections: self.server.open_connections(),
             memory_body_bytes: self.memory.used(),
+            zk_counts: crate::zk::counts(),
+            snapshots: self.snapshot.published(),
         };
         let text = self.metrics.render(snapshot.as_deref(), readings);
         Response::plain(

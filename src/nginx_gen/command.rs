@@ -148,7 +148,7 @@ impl NginxGen {
                 root: self.root.clone(),
                 zk_timeout: self.zk_timeout,
                 session_timeout: crate::zk::SESSION_TIMEOUT,
-                size_flush: None,
+                sizes: None,
                 redis_timeout: Duration::from_secs(1),
                 // It writes host names, not addresses, into the config.
                 resolve_every: Duration::from_secs(300),

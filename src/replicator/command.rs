@@ -154,7 +154,7 @@ impl Command for ReplicatorCommand {
                 root: self.root.clone(),
                 zk_timeout: self.zk_timeout,
                 session_timeout: self.zk_session_timeout,
-                size_flush: None,
+                sizes: None,
                 redis_timeout: self.redis_timeout,
                 resolve_every: self.resolve_every,
                 uses_queue: true,

@@ -16,12 +16,54 @@ pub(super) struct UncertainWrite {
     pub(super) bytes: Vec<u8>,
 }
 
+/// Which pending increments a flush writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FlushScope {
+    /// The periodic flush: at most `flush_most` size nodes, the most urgent first.
+    Due,
+    /// Every one (a clean shutdown).
+    All,
+}
+
+/// How urgent a shard's pending bytes are: their share of the shard's free space as last
+/// read. A shard close to full comes first, since every coordinator's unwritten bytes on
+/// it are bytes the others do not see; a shard with room to spare can wait.
+fn urgency(pending: u64, free: Option<u64>) -> f64 {
+    match free {
+        Some(free) => pending as f64 / free.max(1) as f64,
+        // No size known (a new shard): as urgent as a full one.
+        None => f64::INFINITY,
+    }
+}
+
 impl SnapshotKeeper {
     /// Applies pending size increments with compare-and-set. A total that fails goes
     /// back to be retried, unless its size node is gone (then it is dropped, logged).
-    pub(super) fn flush(&mut self, store: &ZkState) -> Result<()> {
+    ///
+    /// The periodic flush writes at most `flush_most` nodes: ZooKeeper's write load from
+    /// size accounting is then at most `flush_most / flush_every` per coordinator, however
+    /// many shards there are. The rest stay pending (nothing is lost, increments add up)
+    /// and go at a later flush, the most urgent first.
+    pub(super) fn flush(&mut self, store: &ZkState, scope: FlushScope) -> Result<()> {
         self.settle_uncertain(store)?;
-        let totals = self.sizes.take();
+        let mut totals: Vec<(String, u64)> = self.sizes.take().into_iter().collect();
+        let most = match (scope, &self.settings.sizes) {
+            (FlushScope::Due, Some(sizes)) => sizes.flush_most.max(1),
+            _ => usize::MAX,
+        };
+        if totals.len() > most {
+            let snapshot = self.cell.current();
+            let free = |id: &str| snapshot.as_ref()?.shard(id)?.size.map(|s| s.free());
+            let mut ranked: Vec<(f64, (String, u64))> = totals
+                .into_iter()
+                .map(|(id, delta)| (urgency(delta, free(&id)), (id, delta)))
+                .collect();
+            ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+            totals = ranked.into_iter().map(|(_, total)| total).collect();
+            for (shard, delta) in totals.split_off(most) {
+                self.sizes.put_back(&shard, delta);
+            }
+        }
         let mut failure = None;
         for (shard, delta) in totals {
             if failure.is_some() {

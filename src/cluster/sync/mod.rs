@@ -16,7 +16,7 @@ use crate::transport::redis::RedisPool;
 use crate::zk::ZkEvent;
 use crate::zk_state::ZkState;
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -26,10 +26,13 @@ use zookeeper_client::SessionState;
 mod build;
 mod connection;
 mod flush;
+mod plan;
+mod publish;
 mod read;
 mod status;
 
-use flush::UncertainWrite;
+use flush::{FlushScope, UncertainWrite};
+use plan::ReadPlan;
 pub use status::{SessionCell, ZkHealth};
 
 pub struct SyncSettings {
@@ -38,9 +41,9 @@ pub struct SyncSettings {
     /// Bounds connecting and every ZooKeeper call.
     pub zk_timeout: Duration,
     pub session_timeout: Duration,
-    /// How often to apply pending size increments (and probe ZooKeeper); None for a
-    /// process that never counts sizes (the replicator, bp-nginx-gen).
-    pub size_flush: Option<Duration>,
+    /// How shard sizes are read and written; None for a process that never looks at
+    /// sizes (the replicator, bp-nginx-gen): it neither reads nor watches size nodes.
+    pub sizes: Option<SizeAccounting>,
     pub redis_timeout: Duration,
     /// How long a host name lookup stands: then every name is looked up again (on this
     /// thread, never on the upload path), names that failed included.
@@ -48,6 +51,18 @@ pub struct SyncSettings {
     /// Whether the process uses the replication queue: if so, no snapshot is published
     /// before `<root>/queue` exists.
     pub uses_queue: bool,
+}
+
+/// How a coordinator follows and writes the shard-size nodes.
+#[derive(Debug, Clone)]
+pub struct SizeAccounting {
+    /// How often pending increments are written (and ZooKeeper probed).
+    pub flush_every: Duration,
+    /// Size nodes written per flush at most; the rest wait for the next one, those with
+    /// the most pending bytes relative to their free space first.
+    pub flush_most: usize,
+    /// A size node another process changed is read again at most this often.
+    pub refresh_every: Duration,
 }
 
 enum Message {
@@ -95,6 +110,8 @@ struct SnapshotKeeper {
     /// What the last snapshot attempt was waiting for, to log a change only once.
     waiting_for: Option<String>,
     uncertain: Vec<UncertainWrite>,
+    /// What the last logged configuration looked like, to log what changed.
+    logged: Option<publish::Summary>,
     /// Which session's events count.
     generation: u64,
 }
@@ -124,6 +141,7 @@ pub fn start(settings: SyncSettings, shared: &Shared) -> Result<SyncHandle> {
         pools: HashMap::new(),
         waiting_for: None,
         uncertain: Vec::new(),
+        logged: None,
         generation: 0,
     };
     thread::Builder::new()
@@ -149,10 +167,14 @@ impl SnapshotKeeper {
         let mut store: Option<Arc<ZkState>> = None;
         let mut retry = MIN_RETRY;
         let mut retry_at = Instant::now();
-        let flush_every = self.settings.size_flush;
+        let flush_every = self.settings.sizes.as_ref().map(|sizes| sizes.flush_every);
         let mut next_flush = flush_every.map(|every| Instant::now() + every);
-        let mut dirty: HashSet<String> = HashSet::new();
-        let mut reload_all = true;
+        let size_refresh = self
+            .settings
+            .sizes
+            .as_ref()
+            .map_or(Duration::ZERO, |sizes| sizes.refresh_every);
+        let mut plan = ReadPlan::new(size_refresh);
         let mut next_resolve = Instant::now() + self.settings.resolve_every;
         let mut disconnected_since: Option<Instant> = None;
         let mut probe_at = Instant::now();
@@ -167,7 +189,7 @@ impl SnapshotKeeper {
                         log_line!("ZooKeeper answers again; the old session had not reconnected yet, using the new one");
                         store = Some(fresh);
                         disconnected_since = None;
-                        reload_all = true;
+                        plan.everything();
                         retry_at = Instant::now();
                     }
                     Err(_) => probe_at = Instant::now() + PROBE_EVERY,
@@ -179,38 +201,33 @@ impl SnapshotKeeper {
                         Ok(opened) => {
                             store = Some(opened);
                             disconnected_since = None;
-                            reload_all = true;
+                            plan.everything();
                         }
                         Err(err) => log_line!("{err}; retrying in {:.1}s", retry.as_secs_f64()),
                     }
                 }
                 // Readers may act on a snapshot at once: the session goes out first.
                 self.session.set(&store);
+                let mut failed = false;
                 // While disconnected, calls would only time out: wait for the client to
                 // reconnect (or a probe to find ZooKeeper back) instead.
                 if let Some(current) = store.as_ref().filter(|_| disconnected_since.is_none()) {
-                    if reload_all || !dirty.is_empty() {
-                        let loaded = if reload_all {
-                            self.reload_everything(current)
-                        } else {
-                            dirty.iter().try_for_each(|path| self.reload(current, path))
-                        };
-                        match loaded {
+                    if let Some(reads) = plan.take_due(Instant::now()) {
+                        match self.read(current, &reads) {
                             Ok(()) => {
                                 self.health.read_now();
                                 self.publish();
-                                reload_all = false;
-                                dirty.clear();
                                 retry = MIN_RETRY;
                             }
                             Err(err) => {
+                                plan.failed(reads);
+                                failed = true;
                                 self.check_session(&mut store, &err, "reading the configuration")
                             }
                         }
                     }
                 }
-                let pending = reload_all || !dirty.is_empty();
-                if store.is_none() || pending {
+                if store.is_none() || failed {
                     retry_at = Instant::now() + retry;
                     retry = (retry * 2).min(MAX_RETRY);
                 }
@@ -228,18 +245,23 @@ impl SnapshotKeeper {
                         .session()
                         .get(&self.paths.shards_map())
                         .map(|_| self.health.read_now());
-                    if let Err(err) = probe.and_then(|()| self.flush(current)) {
+                    if let Err(err) = probe.and_then(|()| self.flush(current, FlushScope::Due)) {
                         self.check_session(&mut store, &err, "applying size increments");
                     }
                 }
                 next_flush = flush_every.map(|every| Instant::now() + every);
             }
             self.session.set(&store);
-            // Wait for a change, a flush request, a retry or the next flush; then take
-            // every message that queued up, so a burst of changes costs one rebuild.
+            // Sleep until a message, a read that falls due, a retry or the next flush.
             let mut wake = next_flush.map_or(next_resolve, |at| at.min(next_resolve));
-            if store.is_none() || reload_all || !dirty.is_empty() {
+            if store.is_none() {
                 wake = wake.min(retry_at);
+            }
+            // Reads wait while disconnected: the reconnection (or a probe) wakes us then.
+            if store.is_some() && disconnected_since.is_none() {
+                if let Some(due) = plan.due_at(Instant::now()) {
+                    wake = wake.min(due.max(retry_at));
+                }
             }
             if store.is_some() && disconnected_since.is_some() {
                 wake = wake.min(probe_at.max(Instant::now() + Duration::from_millis(100)));
@@ -251,7 +273,8 @@ impl SnapshotKeeper {
                 match message {
                     Message::Zk(generation, _) if generation != self.generation => {}
                     Message::Zk(_, ZkEvent::Changed(path)) => {
-                        dirty.insert(path);
+                        let is_size = path.starts_with(&self.paths.shard_size(""));
+                        plan.changed(path, is_size);
                         retry_at = retry_at.min(Instant::now());
                     }
                     Message::Zk(_, ZkEvent::Session(SessionState::SyncConnected)) => {
@@ -260,7 +283,7 @@ impl SnapshotKeeper {
                         // while we were away is not missed.
                         log_line!("ZooKeeper connection back; re-reading the configuration");
                         self.health.set_state("connected");
-                        reload_all = true;
+                        plan.everything();
                         retry = MIN_RETRY;
                         retry_at = Instant::now();
                     }
@@ -284,7 +307,7 @@ impl SnapshotKeeper {
                     }
                     Message::Flush(done) => {
                         if let Some(current) = &store {
-                            if let Err(err) = self.flush(current) {
+                            if let Err(err) = self.flush(current, FlushScope::All) {
                                 log_line!("applying size increments failed: {err}");
                             }
                         }
@@ -293,34 +316,6 @@ impl SnapshotKeeper {
                 }
                 next = messages.try_recv().ok();
             }
-        }
-    }
-
-    fn wait_for(&mut self, what: Option<String>) {
-        if what != self.waiting_for {
-            if let Some(what) = &what {
-                log_line!("waiting for {what}");
-            }
-            self.waiting_for = what;
-        }
-    }
-
-    /// Builds a snapshot from what was read and publishes it; logs what keeps it back.
-    fn publish(&mut self) {
-        match self.build() {
-            Ok(snapshot) => {
-                self.wait_for(None);
-                let writable: Vec<&str> =
-                    snapshot.writable_shards().map(|s| s.id.as_str()).collect();
-                log_line!(
-                    "configuration: {} nodes, {} shards, writable: [{}]",
-                    snapshot.nodes.len(),
-                    snapshot.shards.len(),
-                    writable.join(", ")
-                );
-                self.cell.publish(snapshot);
-            }
-            Err(why) => self.wait_for(Some(why)),
         }
     }
 }

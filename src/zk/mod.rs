@@ -18,6 +18,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use zookeeper_client::{Acls, Client, CreateMode, EventType, SessionState};
 
+mod counts;
+mod multi;
+
+pub use counts::{counts, ZkCounts};
+
 /// How long ZooKeeper keeps a session (and its ephemeral nodes) after its client goes
 /// silent, unless the caller asks for another.
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -135,6 +140,10 @@ impl ZkSession {
         call: impl Future<Output = Result<T, zookeeper_client::Error>>,
     ) -> Result<T, ZkFailure> {
         let runtime = runtime().map_err(ZkFailure::Other)?;
+        match action {
+            "read" | "watch" => counts::read(1),
+            _ => counts::written(1),
+        }
         // The timer must be made inside the runtime, hence the async block.
         match runtime.block_on(async { tokio::time::timeout(self.timeout, call).await }) {
             Ok(Ok(value)) => Ok(value),
@@ -188,12 +197,55 @@ impl ZkSession {
         }
     }
 
+    /// `get_watched` for many nodes at once, answers in the order of `paths`. Every request
+    /// goes out before the first answer is awaited, so a thousand nodes cost about one
+    /// round trip, not a thousand; the timeout bounds the lot.
+    pub fn get_many_watched(&self, paths: &[String]) -> Result<Vec<Option<(Vec<u8>, i32)>>> {
+        let runtime = runtime()?;
+        counts::read(paths.len());
+        // The client sends each request when it is made; awaiting in turn only collects.
+        let sent: Vec<_> = paths
+            .iter()
+            .map(|path| self.client.get_and_watch_data(path))
+            .collect();
+        let collect = async {
+            let mut answers = Vec::with_capacity(sent.len());
+            for answer in sent {
+                answers.push(answer.await);
+            }
+            answers
+        };
+        let Ok(answers) =
+            runtime.block_on(async { tokio::time::timeout(self.timeout, collect).await })
+        else {
+            return Err(Error::Zk {
+                action: "read",
+                path: paths.first().cloned().unwrap_or_default(),
+                reason: format!("no answer within {}s", self.timeout.as_secs_f64()),
+            });
+        };
+        let mut nodes = Vec::with_capacity(paths.len());
+        for (path, answer) in paths.iter().zip(answers) {
+            nodes.push(match answer {
+                Ok((data, stat, watcher)) => {
+                    self.forward(path, watcher)?;
+                    Some((data, stat.version))
+                }
+                // Missing (rare): watch for its creation, one call at a time.
+                Err(zookeeper_client::Error::NoNode) => self.get_watched(path)?,
+                Err(code) => return Err(ZkFailure::Code(code, "read", path.clone()).into()),
+            });
+        }
+        Ok(nodes)
+    }
+
     /// Reports the watch's event, when it comes, to `on_event`.
     fn forward(&self, path: &str, watcher: zookeeper_client::OneshotWatcher) -> Result<()> {
         let (report, path) = (Arc::clone(&self.on_event), path.to_string());
         runtime()?.spawn(async move {
             let event = watcher.changed().await;
             if event.event_type != EventType::Session {
+                counts::watch_fired();
                 report(ZkEvent::Changed(path));
             }
         });
@@ -242,72 +294,6 @@ impl ZkSession {
         match self.call("delete", path, self.client.delete(path, None)) {
             Ok(()) => Ok(true),
             Err(ZkFailure::Code(zookeeper_client::Error::NoNode, ..)) => Ok(false),
-            Err(failure) => Err(failure.into()),
-        }
-    }
-
-    /// Creates every node in `paths` with `data`, all or none, in one transaction (one
-    /// round trip and one disk sync for the lot). `Ok(Err(i))`: nothing was created,
-    /// because `paths[i]` exists.
-    pub fn create_all(
-        &self,
-        paths: &[String],
-        data: &[u8],
-        kind: NodeKind,
-    ) -> Result<std::result::Result<(), usize>> {
-        let options = match kind {
-            NodeKind::Persistent => CreateMode::Persistent,
-            NodeKind::Ephemeral => CreateMode::Ephemeral,
-        }
-        .with_acls(Acls::anyone_all());
-        let mut writer = self.client.new_multi_writer();
-        for path in paths {
-            writer
-                .add_create(path, data, &options)
-                .map_err(|err| Error::Zk {
-                    action: "create",
-                    path: path.clone(),
-                    reason: err.to_string(),
-                })?;
-        }
-        self.commit_all(writer, "create", paths, zookeeper_client::Error::NodeExists)
-    }
-
-    /// Deletes every node in `paths`, all or none, in one transaction. `Ok(Err(i))`:
-    /// nothing was deleted, because `paths[i]` does not exist.
-    pub fn delete_all(&self, paths: &[String]) -> Result<std::result::Result<(), usize>> {
-        let mut writer = self.client.new_multi_writer();
-        for path in paths {
-            writer.add_delete(path, None).map_err(|err| Error::Zk {
-                action: "delete",
-                path: path.clone(),
-                reason: err.to_string(),
-            })?;
-        }
-        self.commit_all(writer, "delete", paths, zookeeper_client::Error::NoNode)
-    }
-
-    /// Commits a transaction; `Ok(Err(i))` when operation `i` failed with `expected`.
-    fn commit_all(
-        &self,
-        mut writer: zookeeper_client::MultiWriter<'_>,
-        action: &'static str,
-        paths: &[String],
-        expected: zookeeper_client::Error,
-    ) -> Result<std::result::Result<(), usize>> {
-        use zookeeper_client::MultiWriteError;
-        let first = paths.first().map_or("", String::as_str);
-        let commit = async {
-            match writer.commit().await {
-                Ok(_) => Ok(Ok(())),
-                Err(MultiWriteError::OperationFailed { index, source }) if source == expected => {
-                    Ok(Err(index))
-                }
-                Err(err) => Err(err.into()),
-            }
-        };
-        match self.call(action, first, commit) {
-            Ok(outcome) => Ok(outcome),
             Err(failure) => Err(failure.into()),
         }
     }

@@ -1,0 +1,129 @@
+//! Publishing a snapshot, and logging what changed in a line of counts: with a thousand
+//! shards, a line listing every writable id would be kilobytes long and say nothing.
+
+use super::SnapshotKeeper;
+use crate::cluster::snapshot::Snapshot;
+use crate::log_line;
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+/// What a configuration log line is about.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Summary {
+    nodes: usize,
+    shards: usize,
+    writable: BTreeSet<String>,
+}
+
+impl Summary {
+    fn of(snapshot: &Snapshot) -> Summary {
+        Summary {
+            nodes: snapshot.nodes.len(),
+            shards: snapshot.shards.len(),
+            writable: snapshot.writable_shards().map(|s| s.id.clone()).collect(),
+        }
+    }
+}
+
+/// Ids listed in a log line at most; more are counted.
+const LISTED: usize = 10;
+
+/// `3 (7, 9, 12)`, or `250 (1, 2, ... and 240 more)`.
+fn counted<'a>(ids: impl Iterator<Item = &'a String>) -> String {
+    let ids: Vec<&String> = ids.collect();
+    let mut text = format!("{} (", ids.len());
+    for (i, id) in ids.iter().take(LISTED).enumerate() {
+        let _ = write!(text, "{}{id}", if i == 0 { "" } else { ", " });
+    }
+    if ids.len() > LISTED {
+        let _ = write!(text, " and {} more", ids.len() - LISTED);
+    }
+    text.push(')');
+    text
+}
+
+/// The log line for going from `before` to `now`; None when nothing worth a line changed
+/// (sizes moved, but every shard kept its state).
+fn describe(before: Option<&Summary>, now: &Summary) -> Option<String> {
+    let mut line = format!(
+        "configuration: {} nodes, {} shards, {} writable",
+        now.nodes,
+        now.shards,
+        now.writable.len()
+    );
+    let Some(before) = before else {
+        return Some(line);
+    };
+    if before == now {
+        return None;
+    }
+    let stopped: Vec<&String> = before.writable.difference(&now.writable).collect();
+    let started: Vec<&String> = now.writable.difference(&before.writable).collect();
+    if !stopped.is_empty() {
+        let _ = write!(line, "; no longer writable: {}", counted(stopped.into_iter()));
+    }
+    if !started.is_empty() {
+        let _ = write!(line, "; now writable: {}", counted(started.into_iter()));
+    }
+    Some(line)
+}
+
+impl SnapshotKeeper {
+    pub(super) fn wait_for(&mut self, what: Option<String>) {
+        if what != self.waiting_for {
+            if let Some(what) = &what {
+                log_line!("waiting for {what}");
+            }
+            self.waiting_for = what;
+        }
+    }
+
+    /// Builds a snapshot from what was read and publishes it; logs what changed, or what
+    /// keeps it back.
+    pub(super) fn publish(&mut self) {
+        match self.build() {
+            Ok(snapshot) => {
+                self.wait_for(None);
+                let summary = Summary::of(&snapshot);
+                if let Some(line) = describe(self.logged.as_ref(), &summary) {
+                    log_line!("{line}");
+                }
+                self.logged = Some(summary);
+                self.cell.publish(snapshot);
+            }
+            Err(why) => self.wait_for(Some(why)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(shards: usize, writable: &[u32]) -> Summary {
+        Summary {
+            nodes: 4,
+            shards,
+            writable: writable.iter().map(u32::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn lines_count_ids_and_list_only_a_few() {
+        let all: Vec<u32> = (1..=1000).collect();
+        let first = summary(1000, &all);
+        assert_eq!(
+            describe(None, &first).as_deref(),
+            Some("configuration: 4 nodes, 1000 shards, 1000 writable")
+        );
+        assert_eq!(describe(Some(&first), &summary(1000, &all)), None);
+        let fewer = summary(1000, &all[20..]);
+        let line = describe(Some(&first), &fewer).unwrap_or_default();
+        assert!(
+            line.ends_with("980 writable; no longer writable: 20 (1, 10, 11, 12, 13, 14, 15, 16, 17, 18 and 10 more)"),
+            "{line}"
+        );
+        let back = describe(Some(&fewer), &summary(1000, &all[19..])).unwrap_or_default();
+        assert!(back.ends_with("981 writable; now writable: 1 (20)"), "{back}");
+    }
+}
