@@ -25,6 +25,12 @@ pub(super) enum FlushScope {
     All,
 }
 
+/// Pending bytes that are at least this share of their shard's free space are written at
+/// every flush, past the limit. So the bytes of a shard that no other coordinator has seen
+/// stay below `coordinators x 1 %` of its free space plus one flush interval of uploads:
+/// with up to a hundred coordinators, a shard cannot fill up unseen.
+const URGENT_SHARE: f64 = 0.01;
+
 /// How urgent a shard's pending bytes are: their share of the shard's free space as last
 /// read. A shard close to full comes first, since every coordinator's unwritten bytes on
 /// it are bytes the others do not see; a shard with room to spare can wait.
@@ -40,10 +46,11 @@ impl SnapshotKeeper {
     /// Applies pending size increments with compare-and-set. A total that fails goes
     /// back to be retried, unless its size node is gone (then it is dropped, logged).
     ///
-    /// The periodic flush writes at most `flush_most` nodes: ZooKeeper's write load from
-    /// size accounting is then at most `flush_most / flush_every` per coordinator, however
-    /// many shards there are. The rest stay pending (nothing is lost, increments add up)
-    /// and go at a later flush, the most urgent first.
+    /// The periodic flush writes at most `flush_most` nodes, and past that only urgent ones
+    /// (see `URGENT_SHARE`): ZooKeeper's write load from size accounting is then about
+    /// `flush_most / flush_every` per coordinator, however many shards there are. The rest
+    /// stay pending (nothing is lost, increments add up) and go at a later flush, the most
+    /// urgent first.
     pub(super) fn flush(&mut self, store: &ZkState, scope: FlushScope) -> Result<()> {
         self.settle_uncertain(store)?;
         let mut totals: Vec<(String, u64)> = self.sizes.take().into_iter().collect();
@@ -59,8 +66,10 @@ impl SnapshotKeeper {
                 .map(|(id, delta)| (urgency(delta, free(&id)), (id, delta)))
                 .collect();
             ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+            // Urgent totals go whatever the limit.
+            let keep = most.max(ranked.iter().filter(|r| r.0 >= URGENT_SHARE).count());
             totals = ranked.into_iter().map(|(_, total)| total).collect();
-            for (shard, delta) in totals.split_off(most) {
+            for (shard, delta) in totals.split_off(keep) {
                 self.sizes.put_back(&shard, delta);
             }
         }

@@ -161,6 +161,9 @@ mod tests {
         let mut plan = ReadPlan::new(refresh);
         let start = Instant::now();
         plan.take_due(start);
+        // The first change is read at once, the next one a refresh later.
+        plan.changed("/b/shard-size-1".into(), true);
+        assert_eq!(plan.take_due(start).map(|r| r.sizes.len()), Some(1));
         plan.changed("/b/shard-size-1".into(), true);
         assert_eq!(plan.due_at(start), Some(start + refresh));
         assert_eq!(plan.take_due(start + refresh / 2), None);
