@@ -57,6 +57,63 @@ enum Action {
     Matrix(MatrixArgs),
     SlowNode(SlowNodeArgs),
     Replication(ReplicationArgs),
+    Scale(ScaleArgs),
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "scale")]
+/// Thousands of shards and many coordinators on a real ZooKeeper: two real coordinators
+/// and simulated ones (the production sync code, no HTTP); what size accounting and
+/// following the configuration cost ZooKeeper and a coordinator.
+struct ScaleArgs {
+    /// shards (default 1000), each on two nodes of their own
+    #[argh(option, default = "1000")]
+    shards: usize,
+    /// coordinators in all, two of them real (default 100)
+    #[argh(option, default = "100")]
+    coordinators: usize,
+    /// simulated coordinators that flush sizes the old coordinator's way (default 1)
+    #[argh(option, default = "1")]
+    old_style: usize,
+    /// simulated uploads per second, all coordinators together (default 2000)
+    #[argh(option, default = "2000.0")]
+    rate: f64,
+    /// bytes per simulated upload (default 64kb)
+    #[argh(option, default = "64 << 10", from_str_fn(size_arg))]
+    size: u64,
+    /// capacity of a shard (default 100gb); shards start half full
+    #[argh(option, default = "100_000_000_000", from_str_fn(size_arg))]
+    capacity: u64,
+    /// length of the measured window, and of the fill phase (default 20s)
+    #[argh(
+        option,
+        default = "Duration::from_secs(20)",
+        from_str_fn(parse_duration)
+    )]
+    duration: Duration,
+    /// extra size-node rewrites per second, evenly spread over the shards (default 0)
+    #[argh(option, default = "0.0")]
+    rewrites: f64,
+    /// every coordinator's --size-flush (default 3s)
+    #[argh(
+        option,
+        default = "Duration::from_secs(3)",
+        from_str_fn(parse_duration)
+    )]
+    size_flush: Duration,
+    /// every coordinator's --size-flush-limit (default 24)
+    #[argh(option, default = "24")]
+    size_flush_limit: usize,
+    /// every coordinator's --size-refresh (default 1s)
+    #[argh(
+        option,
+        default = "Duration::from_secs(1)",
+        from_str_fn(parse_duration)
+    )]
+    size_refresh: Duration,
+    /// also fill the cluster up and measure how far shards overflow
+    #[argh(switch)]
+    fill: bool,
 }
 
 #[derive(FromArgs)]
@@ -255,6 +312,30 @@ impl Command for Bench {
                 },
             )
             .map_err(Error::Invalid),
+            Action::Scale(args) => {
+                if args.shards == 0 || args.capacity == 0 {
+                    return Err(Error::invalid("--shards and --capacity must be above 0"));
+                }
+                let spec = super::scale::ScaleSpec {
+                    shards: args.shards,
+                    coordinators: args.coordinators,
+                    old_style: args.old_style.min(args.coordinators.saturating_sub(3)),
+                    rate: args.rate.max(0.0),
+                    size: args.size,
+                    capacity: args.capacity,
+                    duration: args.duration,
+                    rewrites: args.rewrites.max(0.0),
+                    sizes: backpack::cluster::sync::SizeAccounting {
+                        flush_every: args.size_flush,
+                        flush_most: args.size_flush_limit.max(1),
+                        refresh_every: args.size_refresh,
+                    },
+                    fill: args.fill,
+                };
+                super::scale::run_scale(&backpack_binary()?, &spec)
+                    .map(|_| ())
+                    .map_err(Error::Invalid)
+            }
             Action::Matrix(args) => {
                 let spec = MatrixSpec {
                     sink: args.sink,

@@ -2,11 +2,13 @@
 //! which starts a local cluster, measures a direct node and the coordinator on the same
 //! nodes in the same run, and prints a table with ratios; and `slow-node`, which checks
 //! that one slow node leaves the other shards' latency alone; and `replication`, which
-//! measures whether the replicators keep pace with uploads.
+//! measures whether the replicators keep pace with uploads; and `scale`, which measures what
+//! thousands of shards and a hundred coordinators cost ZooKeeper and each coordinator.
 
 mod client;
 pub mod command;
 pub mod load;
 mod matrix;
 mod replication;
+pub mod scale;
 mod slow_node;

@@ -1,0 +1,123 @@
+//! `bp-bench scale`: what a big cluster costs ZooKeeper and the coordinators following it.
+//!
+//! On a real ZooKeeper: `shards` shards of two nodes each (`2 x shards` nodes in the
+//! servers-map), two real coordinator processes, and `coordinators - 2` simulated ones
+//! (`sim`) placing `rate` made-up uploads a second between them. The real ones take no
+//! uploads: what they spend is the cost of following the cluster. Printed: ZooKeeper
+//! requests a second from size accounting and following, watch events per coordinator,
+//! the real coordinators' CPU, how fast a shard disable reaches them, how far sizes lag,
+//! whether every placed byte is in the size nodes after a final flush, and (with `--fill`)
+//! how far shards overflow when the whole cluster fills up.
+
+use backpack::cluster::sync::SizeAccounting;
+use backpack::zk::{counts, ZkCounts};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+mod generator;
+mod report;
+mod sim;
+mod world;
+
+use generator::Generator;
+pub use report::ScaleReport;
+use world::World;
+
+#[derive(Debug, Clone)]
+pub struct ScaleSpec {
+    pub shards: usize,
+    /// All coordinators: two real ones, the rest simulated.
+    pub coordinators: usize,
+    /// Simulated coordinators that flush the old way (among the simulated ones).
+    pub old_style: usize,
+    /// Simulated uploads a second, all coordinators together.
+    pub rate: f64,
+    /// Bytes of a simulated upload.
+    pub size: u64,
+    /// Capacity of a shard; shards start half full.
+    pub capacity: u64,
+    pub duration: Duration,
+    /// Extra size-node rewrites a second, spread evenly over the shards (+1 byte each).
+    pub rewrites: f64,
+    /// Size settings of every coordinator, real and simulated.
+    pub sizes: SizeAccounting,
+    /// Also run the fill phase: the cluster fills up, and overflow is measured.
+    pub fill: bool,
+}
+
+/// Runs the benchmark; prints and returns what it measured.
+pub fn run_scale(bin: &Path, spec: &ScaleSpec) -> Result<ScaleReport, String> {
+    let world = World::start(bin, spec)?;
+    let mut report = ScaleReport::new(spec, &world);
+
+    // The steady window: what following and accounting cost.
+    let generator = Generator::start(&world, spec.rate, spec.size, spec.rewrites);
+    let before = Readings::take(&world)?;
+    std::thread::sleep(spec.duration);
+    let after = Readings::take(&world)?;
+    report.steady(&before, &after, generator.rewrite_attempts());
+    let expected = world.initial_total + generator.placed() + generator.rewritten();
+    report.lag_bytes = expected.saturating_sub(world.total_current()?);
+
+    // Shard disable and enable, while the load goes on.
+    report.toggles = world.toggle_latencies(3)?;
+
+    // The final flush: every placed byte must be in the size nodes.
+    let (rewritten, mut sims) = (generator.rewritten(), generator.stop());
+    for sim in sims.iter_mut() {
+        sim.flush_all()?;
+    }
+    report.placed = sims.iter().map(|s| s.placed).sum::<u64>() + rewritten;
+    report.grown = world.total_current()?.saturating_sub(world.initial_total);
+
+    if spec.fill {
+        report.fill = Some(world.fill(spec, sims)?);
+    }
+    report.print();
+    Ok(report)
+}
+
+/// Counters at one moment: this process's (the simulated coordinators) and the real
+/// coordinators' own.
+struct Readings {
+    at: Instant,
+    simulated: ZkCounts,
+    real: Vec<RealReading>,
+}
+
+struct RealReading {
+    counts: ZkCounts,
+    snapshots: f64,
+    cpu: f64,
+}
+
+impl Readings {
+    fn take(world: &World) -> Result<Readings, String> {
+        let real = world
+            .real
+            .iter()
+            .map(|coordinator| {
+                let text = world::get(&coordinator.url("/metrics"))?;
+                let metric = |name: &str| world::sample(&text, name).unwrap_or(0.0);
+                let pid = coordinator
+                    .process
+                    .pid()
+                    .ok_or("a coordinator is not running")?;
+                Ok(RealReading {
+                    counts: ZkCounts {
+                        reads: metric(r#"zookeeper_node_requests_total{kind="read"}"#) as u64,
+                        writes: metric(r#"zookeeper_node_requests_total{kind="write"}"#) as u64,
+                        watch_events: metric("zookeeper_watch_events_total") as u64,
+                    },
+                    snapshots: metric("configuration_snapshots_total"),
+                    cpu: super::load::cpu_seconds(pid).unwrap_or(0.0),
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Readings {
+            at: Instant::now(),
+            simulated: counts(),
+            real,
+        })
+    }
+}

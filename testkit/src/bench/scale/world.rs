@@ -1,0 +1,282 @@
+//! The cluster `bp-bench scale` runs against: a real ZooKeeper holding thousands of shards
+//! and nodes, two real coordinators, and the simulated ones.
+
+use super::generator::Generator;
+use super::report::Fill;
+use super::sim::SimCoordinator;
+use super::ScaleSpec;
+use crate::cluster::{CoordinatorProcess, LocalCluster};
+use crate::free_port;
+use backpack::zk::NodeKind;
+use backpack::zk_state::ZkState;
+use serde_json::{json, Map, Value};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub struct World {
+    pub zk: String,
+    pub root: String,
+    pub shards: usize,
+    capacity: u64,
+    /// The benchmark's own session, for admin edits and reading sizes.
+    store: ZkState,
+    pub real: Vec<CoordinatorProcess>,
+    sims: Mutex<Vec<SimCoordinator>>,
+    /// Sum of `current` over the shards when the run began.
+    pub initial_total: u64,
+    /// Time for the slower real coordinator to start and serve, and its RSS then.
+    pub start_seconds: f64,
+    pub start_rss_kib: u64,
+    // Dropped last: its servers stop after the coordinators.
+    _cluster: LocalCluster,
+}
+
+impl World {
+    pub fn start(bin: &Path, spec: &ScaleSpec) -> Result<World, String> {
+        let text = |err: std::io::Error| err.to_string();
+        eprintln!(
+            "setting up {} shards and {} nodes on a real ZooKeeper...",
+            spec.shards,
+            2 * spec.shards
+        );
+        let cluster = LocalCluster::start(bin, "bench-scale", 1, 0).map_err(text)?;
+        let (zk, root) = (cluster.zk(), cluster.root.clone());
+        let store = ZkState::open(&zk, &root, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+        // No node listens there: the real coordinators take no uploads.
+        let port = free_port().map_err(text)?;
+        let set = |path: String, value: Value| {
+            store
+                .update(&path, |doc| {
+                    *doc = value.clone();
+                    Ok(())
+                })
+                .map_err(|e| e.to_string())
+        };
+        set(store.paths().servers_map(), servers_map(2 * spec.shards, port))?;
+        create_size_nodes(&store, spec.shards, spec.capacity, spec.capacity / 2)?;
+        set(store.paths().shards_map(), shards_map(spec.shards))?;
+
+        let s = &spec.sizes;
+        let flags = [
+            "--quiet".to_string(),
+            "--size-flush".to_string(),
+            format!("{}ms", s.flush_every.as_millis()),
+            "--size-flush-limit".to_string(),
+            s.flush_most.to_string(),
+            "--size-refresh".to_string(),
+            format!("{}ms", s.refresh_every.as_millis()),
+        ];
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let mut real = Vec::new();
+        let mut start_seconds: f64 = 0.0;
+        for i in 1..=spec.coordinators.min(2) {
+            let started = Instant::now();
+            let coordinator = cluster
+                .start_coordinator(&format!("coordinator-{i}"), &flags)
+                .map_err(text)?;
+            start_seconds = start_seconds.max(started.elapsed().as_secs_f64());
+            real.push(coordinator);
+        }
+        let start_rss_kib = real.iter().map(super::report::rss_kib).max().unwrap_or(0);
+
+        let simulated = spec.coordinators.saturating_sub(2);
+        eprintln!("starting {simulated} simulated coordinators...");
+        let mut sims = Vec::new();
+        for i in 0..simulated {
+            sims.push(match i < spec.old_style {
+                true => SimCoordinator::old(&zk, &root)?,
+                false => SimCoordinator::current(&zk, &root, spec.sizes.clone())?,
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while sims.iter().any(|sim| sim.is_current() && sim.snapshot().is_none()) {
+            if Instant::now() > deadline {
+                return Err("simulated coordinators got no configuration in 120 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(World {
+            zk,
+            root,
+            shards: spec.shards,
+            capacity: spec.capacity,
+            store,
+            real,
+            sims: Mutex::new(sims),
+            initial_total: spec.shards as u64 * (spec.capacity / 2),
+            start_seconds,
+            start_rss_kib,
+            _cluster: cluster,
+        })
+    }
+
+    /// The simulated coordinators, for a generator (once per phase).
+    pub fn take_sims(&self) -> Vec<SimCoordinator> {
+        std::mem::take(&mut *self.sims.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn put_sims(&self, sims: Vec<SimCoordinator>) {
+        *self.sims.lock().unwrap_or_else(|p| p.into_inner()) = sims;
+    }
+
+    /// Every shard's `current`, read one by one without watches.
+    fn currents(&self) -> Result<Vec<u64>, String> {
+        (1..=self.shards)
+            .map(|id| match self.store.shard_size(&id.to_string()) {
+                Ok(Some(size)) => Ok(size.current),
+                Ok(None) => Err(format!("shard {id} has no size node")),
+                Err(err) => Err(err.to_string()),
+            })
+            .collect()
+    }
+
+    pub fn total_current(&self) -> Result<u64, String> {
+        Ok(self.currents()?.iter().sum())
+    }
+
+    /// Disables shard 1 and enables it again, `times` times: how long until both real
+    /// coordinators' `/stats` show the change (uploads use the same snapshot), seconds.
+    pub fn toggle_latencies(&self, times: usize) -> Result<Vec<f64>, String> {
+        let path = self.store.paths().shards_map();
+        let mut latencies = Vec::new();
+        for _ in 0..times {
+            for disable in [true, false] {
+                let started = Instant::now();
+                self.store
+                    .update(&path, |doc| {
+                        if let Some(Value::Object(shard)) = doc.get_mut("1") {
+                            match disable {
+                                true => shard.insert("read_only".into(), Value::Bool(true)),
+                                false => shard.remove("read_only"),
+                            };
+                        }
+                        Ok(())
+                    })
+                    .map_err(|e| e.to_string())?;
+                let want = self.shards - usize::from(disable);
+                for coordinator in &self.real {
+                    wait_for_writable(coordinator, want)?;
+                }
+                latencies.push(started.elapsed().as_secs_f64());
+            }
+        }
+        Ok(latencies)
+    }
+
+    /// The fill phase: every shard is set to leave room for about half a run of uploads,
+    /// the simulated coordinators place uploads for a whole run, then everything is
+    /// flushed and each shard's overflow past its capacity measured.
+    pub fn fill(&self, spec: &ScaleSpec, mut sims: Vec<SimCoordinator>) -> Result<Fill, String> {
+        let room = (spec.rate * spec.size as f64 * spec.duration.as_secs_f64() / 2.0
+            / self.shards as f64) as u64;
+        let current = self.capacity.saturating_sub(room);
+        for id in 1..=self.shards {
+            let path = self.store.paths().shard_size(&id.to_string());
+            self.store
+                .update(&path, |doc| {
+                    *doc = json!({"capacity": self.capacity, "current": current});
+                    Ok(())
+                })
+                .map_err(|e| e.to_string())?;
+        }
+        // Let every coordinator see the new sizes before uploads start.
+        std::thread::sleep(spec.sizes.refresh_every * 2 + Duration::from_secs(1));
+        for sim in sims.iter_mut() {
+            sim.refused = 0;
+        }
+        self.put_sims(sims);
+        let generator = Generator::start(self, spec.rate, spec.size, 0.0);
+        std::thread::sleep(spec.duration);
+        let mut sims = generator.stop();
+        for sim in sims.iter_mut() {
+            sim.flush_all()?;
+        }
+        let over: Vec<f64> = self
+            .currents()?
+            .iter()
+            .map(|&used| used.saturating_sub(self.capacity) as f64 / self.capacity as f64)
+            .collect();
+        Ok(Fill {
+            room_per_shard: room,
+            max_overflow: over.iter().copied().fold(0.0, f64::max),
+            mean_overflow: over.iter().sum::<f64>() / over.len().max(1) as f64,
+            full_shards: over.iter().filter(|&&o| o > 0.0).count(),
+            refused: sims.iter().map(|s| s.refused).sum(),
+        })
+    }
+}
+
+fn wait_for_writable(coordinator: &CoordinatorProcess, want: usize) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats = get(&coordinator.url("/stats"))?;
+        let doc: Value = serde_json::from_str(&stats).map_err(|e| e.to_string())?;
+        if doc["writable_shards"].as_u64() == Some(want as u64) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("a coordinator never showed {want} writable shards"));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// GET `url`, the body as text.
+pub fn get(url: &str) -> Result<String, String> {
+    ureq::get(url)
+        .call()
+        .map_err(|e| format!("GET {url}: {e}"))?
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| format!("GET {url}: {e}"))
+}
+
+/// The value of the sample `backpack_coordinator_<name>` in a Prometheus text.
+pub fn sample(text: &str, name: &str) -> Option<f64> {
+    let name = format!("backpack_coordinator_{name} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&name))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+fn servers_map(nodes: usize, port: u16) -> Value {
+    let mut map = Map::new();
+    for id in 1..=nodes {
+        map.insert(
+            id.to_string(),
+            json!({"host": "127.0.0.1", "port": port.to_string()}),
+        );
+    }
+    Value::Object(map)
+}
+
+fn shards_map(shards: usize) -> Value {
+    let mut map = Map::new();
+    for id in 1..=shards {
+        let nodes = [(2 * id - 1).to_string(), (2 * id).to_string()];
+        map.insert(id.to_string(), json!({ "nodes": nodes }));
+    }
+    Value::Object(map)
+}
+
+/// Creates the size nodes, a few hundred per transaction.
+fn create_size_nodes(
+    store: &ZkState,
+    shards: usize,
+    capacity: u64,
+    current: u64,
+) -> Result<(), String> {
+    let doc = json!({"capacity": capacity, "current": current}).to_string();
+    let paths: Vec<String> = (1..=shards)
+        .map(|id| store.paths().shard_size(&id.to_string()))
+        .collect();
+    for chunk in paths.chunks(200) {
+        store
+            .session()
+            .create_all(chunk, doc.as_bytes(), NodeKind::Persistent)
+            .map_err(|err| err.to_string())?
+            .map_err(|at| format!("{} exists already", chunk[at]))?;
+    }
+    Ok(())
+}
