@@ -49,6 +49,11 @@ impl Service {
         self.wait_ready()
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
     pub fn process(&mut self) -> &mut ServerProcess {
         &mut self.process
     }

@@ -33,10 +33,12 @@ impl ZooKeeperServer {
         let port = free_port()?;
         // A short tick allows short session timeouts (2 ticks minimum) in expiry tests.
         // The admin server is off: it would take port 8080 and clash with a second instance.
+        // Connections per client address are not limited (the default is 60): every
+        // process here comes from 127.0.0.1, a hundred coordinators in `bp-bench scale`.
         let config = format!(
             "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={data}\nclientPort={port}\n\
              clientPortAddress=127.0.0.1\nadmin.enableServer=false\n\
-             4lw.commands.whitelist=ruok,srvr,stat\nminSessionTimeout=1000\nmaxSessionTimeout=30000\n",
+             4lw.commands.whitelist=ruok,srvr,stat\nminSessionTimeout=1000\nmaxSessionTimeout=30000\nmaxClientCnxns=0\n",
             data = dir.join("data").display()
         );
         let config_path = dir.join("zoo.cfg");
@@ -64,6 +66,11 @@ impl ZooKeeperServer {
             Duration::from_secs(30),
         )?;
         Ok(ZooKeeperServer { service })
+    }
+
+    /// The server's process id, while it runs (for CPU accounting).
+    pub fn pid(&self) -> Option<u32> {
+        self.service.pid()
     }
 
     /// The connect string, `127.0.0.1:<port>`.

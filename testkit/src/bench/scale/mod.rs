@@ -74,6 +74,9 @@ pub fn run_scale(bin: &Path, spec: &ScaleSpec) -> Result<ScaleReport, String> {
         report.fill = Some(world.fill(spec, sims)?);
     }
     report.print();
+    // The simulated coordinators' threads live until the process ends, and would log
+    // ZooKeeper going away as the cluster stops: nothing more of theirs is worth reading.
+    silence_stderr();
     Ok(report)
 }
 
@@ -83,6 +86,9 @@ struct Readings {
     at: Instant,
     simulated: ZkCounts,
     real: Vec<RealReading>,
+    /// CPU seconds of ZooKeeper and of this process (the simulated coordinators).
+    zookeeper_cpu: f64,
+    own_cpu: f64,
 }
 
 struct RealReading {
@@ -114,10 +120,22 @@ impl Readings {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
+        let cpu = |pid: Option<u32>| pid.and_then(super::load::cpu_seconds).unwrap_or(0.0);
         Ok(Readings {
             at: Instant::now(),
             simulated: counts(),
             real,
+            zookeeper_cpu: cpu(world.zookeeper_pid()),
+            own_cpu: cpu(Some(std::process::id())),
         })
+    }
+}
+
+/// Points this process's stderr at /dev/null.
+fn silence_stderr() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 on two open descriptors; stderr is replaced atomically.
+        unsafe { libc::dup2(null.as_raw_fd(), 2) };
     }
 }

@@ -41,6 +41,9 @@ pub struct ScaleReport {
     /// Watch events a second per simulated coordinator that follows sizes.
     pub sim_watch_events_per_second: f64,
     pub real: Vec<RealCost>,
+    /// Share of a core ZooKeeper used, and this process (the simulated coordinators).
+    pub zookeeper_cpu: f64,
+    pub simulation_cpu: f64,
     /// Bytes placed but not yet in the size nodes at the end of the window.
     pub lag_bytes: u64,
     /// Seconds for a shard disable (then enable, and so on) to reach the real coordinators.
@@ -70,6 +73,8 @@ impl ScaleReport {
             zk_reads_per_second: 0.0,
             sim_watch_events_per_second: 0.0,
             real: Vec::new(),
+            zookeeper_cpu: 0.0,
+            simulation_cpu: 0.0,
             lag_bytes: 0,
             toggles: Vec::new(),
             placed: 0,
@@ -108,6 +113,8 @@ impl ScaleReport {
                 }
             })
             .collect();
+        self.zookeeper_cpu = (after.zookeeper_cpu - before.zookeeper_cpu) / seconds;
+        self.simulation_cpu = (after.own_cpu - before.own_cpu) / seconds;
         self.zk_writes_per_second = writes / seconds;
         self.zk_reads_per_second = reads / seconds;
     }
@@ -163,6 +170,10 @@ impl ScaleReport {
                 ),
             );
         }
+        row(
+            "CPU of ZooKeeper; of the simulated coordinators (one process)",
+            format!("{:.0} %; {:.0} %", self.zookeeper_cpu * 100.0, self.simulation_cpu * 100.0),
+        );
         let byte_rate = (s.rate * s.size as f64).max(1.0);
         row(
             "sizes lag at the end of the window",

@@ -29,7 +29,7 @@ pub struct World {
     pub start_seconds: f64,
     pub start_rss_kib: u64,
     // Dropped last: its servers stop after the coordinators.
-    _cluster: LocalCluster,
+    cluster: LocalCluster,
 }
 
 impl World {
@@ -107,7 +107,7 @@ impl World {
             initial_total: spec.shards as u64 * (spec.capacity / 2),
             start_seconds,
             start_rss_kib,
-            _cluster: cluster,
+            cluster: cluster,
         })
     }
 
@@ -118,6 +118,11 @@ impl World {
 
     fn put_sims(&self, sims: Vec<SimCoordinator>) {
         *self.sims.lock().unwrap_or_else(|p| p.into_inner()) = sims;
+    }
+
+    /// ZooKeeper's process id, for its CPU.
+    pub fn zookeeper_pid(&self) -> Option<u32> {
+        self.cluster.zookeeper.pid()
     }
 
     /// Every shard's `current`, read one by one without watches.
