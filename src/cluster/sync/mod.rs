@@ -32,7 +32,7 @@ mod read;
 mod status;
 
 use flush::{FlushScope, UncertainWrite};
-use plan::ReadPlan;
+use plan::{ReadPlan, SizeChanges};
 pub use status::{SessionCell, ZkHealth};
 
 pub struct SyncSettings {
@@ -69,6 +69,8 @@ enum Message {
     /// An event of the session with this generation (events of replaced sessions are
     /// ignored).
     Zk(u64, ZkEvent),
+    /// Size nodes changed: see `SizeChanges`.
+    SizesChanged,
     /// Apply pending sizes now and answer (clean shutdown).
     Flush(mpsc::Sender<()>),
 }
@@ -110,6 +112,7 @@ struct SnapshotKeeper {
     /// What the last snapshot attempt was waiting for, to log a change only once.
     waiting_for: Option<String>,
     uncertain: Vec<UncertainWrite>,
+    size_changes: Arc<SizeChanges>,
     /// What the last logged configuration looked like, to log what changed.
     logged: Option<publish::Summary>,
     /// Which session's events count.
@@ -141,6 +144,7 @@ pub fn start(settings: SyncSettings, shared: &Shared) -> Result<SyncHandle> {
         pools: HashMap::new(),
         waiting_for: None,
         uncertain: Vec::new(),
+        size_changes: Arc::default(),
         logged: None,
         generation: 0,
     };
@@ -277,6 +281,8 @@ impl SnapshotKeeper {
                         plan.changed(path, is_size);
                         retry_at = retry_at.min(Instant::now());
                     }
+                    // Taken below, with the changes that came without a wakeup.
+                    Message::SizesChanged => retry_at = retry_at.min(Instant::now()),
                     Message::Zk(_, ZkEvent::Session(SessionState::SyncConnected)) => {
                         disconnected_since = None;
                         // Back after a disconnection: re-read everything, so a change made
@@ -316,6 +322,7 @@ impl SnapshotKeeper {
                 }
                 next = messages.try_recv().ok();
             }
+            plan.sizes_changed(self.size_changes.take());
         }
     }
 }

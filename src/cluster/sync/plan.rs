@@ -15,8 +15,32 @@
 //!
 //! A configuration read takes the changed size nodes along, so one rebuild covers both.
 
+use parking_lot::Mutex;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
+
+/// Size-node changes heard on the ZooKeeper client's thread, gathered here so that only
+/// the first one after each collection wakes the sync thread: with a thousand size nodes
+/// that many coordinators rewrite, a wakeup (two thread switches) per event would cost
+/// more than the reads themselves.
+#[derive(Default)]
+pub(super) struct SizeChanges {
+    paths: Mutex<Vec<String>>,
+}
+
+impl SizeChanges {
+    /// Notes a changed size node; true when it is the first since the last `take`, and
+    /// the sync thread must be woken to plan a read.
+    pub(super) fn add(&self, path: String) -> bool {
+        let mut paths = self.paths.lock();
+        paths.push(path);
+        paths.len() == 1
+    }
+
+    pub(super) fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.paths.lock())
+    }
+}
 
 /// The shortest time between two reads of changed configuration nodes.
 pub(super) const CONFIG_GAP: Duration = Duration::from_millis(200);
@@ -55,6 +79,11 @@ impl ReadPlan {
     /// Everything must be read again (a new session, or one that came back).
     pub(super) fn everything(&mut self) {
         self.everything = true;
+    }
+
+    /// Size nodes that changed (gathered by `SizeChanges`).
+    pub(super) fn sizes_changed(&mut self, paths: Vec<String>) {
+        self.sizes.extend(paths);
     }
 
     /// A watch fired on `path`, a size node or not.
