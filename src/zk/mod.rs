@@ -18,6 +18,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use zookeeper_client::{Acls, Client, CreateMode, EventType, SessionState};
 
+mod batch;
 mod counts;
 mod multi;
 
@@ -195,48 +196,6 @@ impl ZkSession {
                 return Ok(None);
             }
         }
-    }
-
-    /// `get_watched` for many nodes at once, answers in the order of `paths`. Every request
-    /// goes out before the first answer is awaited, so a thousand nodes cost about one
-    /// round trip, not a thousand; the timeout bounds the lot.
-    pub fn get_many_watched(&self, paths: &[String]) -> Result<Vec<Option<(Vec<u8>, i32)>>> {
-        let runtime = runtime()?;
-        counts::read(paths.len());
-        // The client sends each request when it is made; awaiting in turn only collects.
-        let sent: Vec<_> = paths
-            .iter()
-            .map(|path| self.client.get_and_watch_data(path))
-            .collect();
-        let collect = async {
-            let mut answers = Vec::with_capacity(sent.len());
-            for answer in sent {
-                answers.push(answer.await);
-            }
-            answers
-        };
-        let Ok(answers) =
-            runtime.block_on(async { tokio::time::timeout(self.timeout, collect).await })
-        else {
-            return Err(Error::Zk {
-                action: "read",
-                path: paths.first().cloned().unwrap_or_default(),
-                reason: format!("no answer within {}s", self.timeout.as_secs_f64()),
-            });
-        };
-        let mut nodes = Vec::with_capacity(paths.len());
-        for (path, answer) in paths.iter().zip(answers) {
-            nodes.push(match answer {
-                Ok((data, stat, watcher)) => {
-                    self.forward(path, watcher)?;
-                    Some((data, stat.version))
-                }
-                // Missing (rare): watch for its creation, one call at a time.
-                Err(zookeeper_client::Error::NoNode) => self.get_watched(path)?,
-                Err(code) => return Err(ZkFailure::Code(code, "read", path.clone()).into()),
-            });
-        }
-        Ok(nodes)
     }
 
     /// Reports the watch's event, when it comes, to `on_event`.

@@ -73,54 +73,91 @@ impl SnapshotKeeper {
                 self.sizes.put_back(&shard, delta);
             }
         }
-        let mut failure = None;
-        for (shard, delta) in totals {
-            if failure.is_some() {
-                self.sizes.put_back(&shard, delta);
-                continue;
-            }
-            if let Err(err) = self.add_size(store, &shard, delta) {
-                failure = Some(err);
-            }
-        }
-        failure.map_or(Ok(()), Err)
+        self.add_sizes(store, totals)
     }
 
-    /// One increment: read, add, compare-and-set; again on a version conflict.
-    fn add_size(&mut self, store: &ZkState, shard: &str, delta: u64) -> Result<()> {
-        let path = self.paths.shard_size(shard);
-        loop {
-            let (mut doc, version) = match store.read_required(&path) {
-                Ok(read) => read,
-                Err(err @ (Error::NotInitialized { .. } | Error::BadState { .. })) => {
-                    log_line!("dropping {delta} bytes of size increments for shard {shard}: {err}");
-                    return Ok(());
-                }
+    /// Applies increments in rounds: one pipelined read of every node, one pipelined
+    /// compare-and-set of every new value; the increments that met a version conflict
+    /// (another coordinator wrote in between) go again in the next round.
+    fn add_sizes(&mut self, store: &ZkState, mut round: Vec<(String, u64)>) -> Result<()> {
+        while !round.is_empty() {
+            let paths: Vec<String> = round
+                .iter()
+                .map(|(s, _)| self.paths.shard_size(s))
+                .collect();
+            let nodes = match store.session().get_many(&paths) {
+                Ok(nodes) => nodes,
                 Err(err) => {
-                    self.sizes.put_back(shard, delta);
+                    round.iter().for_each(|(s, d)| self.sizes.put_back(s, *d));
                     return Err(err);
                 }
             };
-            if let Err(err) = shard_size::add_current(&path, &mut doc, delta) {
-                log_line!("dropping {delta} bytes of size increments for shard {shard}: {err}");
-                return Ok(());
-            }
-            let bytes = crate::js_json::to_compact(&doc).into_bytes();
-            match store.session().set(&path, bytes.clone(), version) {
-                Ok(true) => return Ok(()),
-                Ok(false) => continue,
-                Err(err) => {
-                    // Applied or not? Decided on the next flush, by looking.
-                    self.uncertain.push(UncertainWrite {
-                        shard: shard.to_string(),
-                        delta,
-                        version,
-                        bytes,
+            let mut writes = Vec::new();
+            let mut increments = Vec::new();
+            for ((shard, delta), (path, node)) in
+                round.into_iter().zip(paths.into_iter().zip(nodes))
+            {
+                let updated = node
+                    .ok_or_else(|| Error::NotInitialized { path: path.clone() })
+                    .and_then(|(bytes, version)| {
+                        let mut doc = crate::state::parse_object(&path, &bytes)?;
+                        shard_size::add_current(&path, &mut doc, delta)?;
+                        Ok((crate::js_json::to_compact(&doc).into_bytes(), version))
                     });
-                    return Err(err);
+                match updated {
+                    Ok((bytes, version)) => {
+                        writes.push((path, bytes, version));
+                        increments.push((shard, delta));
+                    }
+                    Err(err) => log_line!(
+                        "dropping {delta} bytes of size increments for shard {shard}: {err}"
+                    ),
                 }
             }
+            let outcomes = match store.session().set_many(&writes) {
+                Ok(outcomes) => outcomes,
+                Err(err) => {
+                    // No answer: each write may or may not have landed. Decided on the
+                    // next flush, by looking.
+                    for ((shard, delta), (_, bytes, version)) in increments.into_iter().zip(writes)
+                    {
+                        self.uncertain.push(UncertainWrite {
+                            shard,
+                            delta,
+                            version,
+                            bytes,
+                        });
+                    }
+                    return Err(err);
+                }
+            };
+            round = Vec::new();
+            let mut failure = None;
+            let done = increments.into_iter().zip(writes).zip(outcomes);
+            for (((shard, delta), (_, bytes, version)), outcome) in done {
+                match outcome {
+                    Ok(true) => {}
+                    Ok(false) => round.push((shard, delta)),
+                    Err(err @ Error::NotInitialized { .. }) => log_line!(
+                        "dropping {delta} bytes of size increments for shard {shard}: {err}"
+                    ),
+                    Err(err) => {
+                        self.uncertain.push(UncertainWrite {
+                            shard,
+                            delta,
+                            version,
+                            bytes,
+                        });
+                        failure = Some(err);
+                    }
+                }
+            }
+            if let Some(err) = failure {
+                round.iter().for_each(|(s, d)| self.sizes.put_back(s, *d));
+                return Err(err);
+            }
         }
+        Ok(())
     }
 
     /// Settles writes whose outcome was unknown: applied if the node's version is the next

@@ -105,8 +105,7 @@ impl ReadPlan {
             return Some(now);
         }
         let config = (!self.config.is_empty()).then(|| after(self.last_config_read, CONFIG_GAP));
-        let sizes =
-            (!self.sizes.is_empty()).then(|| after(self.last_size_read, self.size_refresh));
+        let sizes = (!self.sizes.is_empty()).then(|| after(self.last_size_read, self.size_refresh));
         match (config, sizes) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -179,7 +178,9 @@ mod tests {
             plan.changed("/b/servers-map".into(), false);
         }
         assert_eq!(plan.take_due(later + CONFIG_GAP / 2), None);
-        let reads = plan.take_due(later + CONFIG_GAP).expect("due after the gap");
+        let reads = plan
+            .take_due(later + CONFIG_GAP)
+            .expect("due after the gap");
         assert_eq!(reads.config, ["/b/servers-map", "/b/shards-map"]);
         assert_eq!(plan.due_at(start), None);
     }

@@ -60,7 +60,11 @@ fn describe(before: Option<&Summary>, now: &Summary) -> Option<String> {
     let stopped: Vec<&String> = before.writable.difference(&now.writable).collect();
     let started: Vec<&String> = now.writable.difference(&before.writable).collect();
     if !stopped.is_empty() {
-        let _ = write!(line, "; no longer writable: {}", counted(stopped.into_iter()));
+        let _ = write!(
+            line,
+            "; no longer writable: {}",
+            counted(stopped.into_iter())
+        );
     }
     if !started.is_empty() {
         let _ = write!(line, "; now writable: {}", counted(started.into_iter()));
@@ -124,6 +128,9 @@ mod tests {
             "{line}"
         );
         let back = describe(Some(&fewer), &summary(1000, &all[19..])).unwrap_or_default();
-        assert!(back.ends_with("981 writable; now writable: 1 (20)"), "{back}");
+        assert!(
+            back.ends_with("981 writable; now writable: 1 (20)"),
+            "{back}"
+        );
     }
 }

@@ -146,10 +146,20 @@ impl ScaleReport {
         let row = |name: &str, value: String| println!("| {name} | {value} |");
         row(
             "coordinator start with this configuration",
-            format!("{:.2} s, RSS {:.1} MiB", self.start_seconds, self.start_rss_kib as f64 / 1024.0),
+            format!(
+                "{:.2} s, RSS {:.1} MiB",
+                self.start_seconds,
+                self.start_rss_kib as f64 / 1024.0
+            ),
         );
-        row("ZooKeeper node writes/s, all coordinators", format!("{:.0}", self.zk_writes_per_second));
-        row("ZooKeeper node reads/s, all coordinators", format!("{:.0}", self.zk_reads_per_second));
+        row(
+            "ZooKeeper node writes/s, all coordinators",
+            format!("{:.0}", self.zk_writes_per_second),
+        );
+        row(
+            "ZooKeeper node reads/s, all coordinators",
+            format!("{:.0}", self.zk_reads_per_second),
+        );
         row(
             "watch events/s per simulated coordinator",
             format!("{:.1}", self.sim_watch_events_per_second),
@@ -160,7 +170,10 @@ impl ScaleReport {
                 format!("{:.2} %", real.cpu * 100.0),
             );
             row(
-                &format!("real coordinator {}: reads/s, writes/s, watch events/s, snapshots/s", i + 1),
+                &format!(
+                    "real coordinator {}: reads/s, writes/s, watch events/s, snapshots/s",
+                    i + 1
+                ),
                 format!(
                     "{:.1}, {:.1}, {:.1}, {:.2}",
                     real.reads_per_second,
@@ -172,7 +185,11 @@ impl ScaleReport {
         }
         row(
             "CPU of ZooKeeper; of the simulated coordinators (one process)",
-            format!("{:.0} %; {:.0} %", self.zookeeper_cpu * 100.0, self.simulation_cpu * 100.0),
+            format!(
+                "{:.0} %; {:.0} %",
+                self.zookeeper_cpu * 100.0,
+                self.simulation_cpu * 100.0
+            ),
         );
         let byte_rate = (s.rate * s.size as f64).max(1.0);
         row(
@@ -202,7 +219,11 @@ impl ScaleReport {
             );
             row(
                 "fill: overflow past capacity, worst and mean",
-                format!("{:.3} %, {:.4} %", fill.max_overflow * 100.0, fill.mean_overflow * 100.0),
+                format!(
+                    "{:.3} %, {:.4} %",
+                    fill.max_overflow * 100.0,
+                    fill.mean_overflow * 100.0
+                ),
             );
             row(
                 "fill: shards past capacity; uploads refused (no writable shard)",

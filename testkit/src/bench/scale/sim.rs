@@ -95,7 +95,9 @@ impl SimCoordinator {
         self.placed += bytes;
         match &mut self.accounting {
             Accounting::Current { shared, .. } => shared.sizes.add(&shard.id, bytes),
-            Accounting::Old { pending, .. } => *pending.entry(shard.id.clone()).or_insert(0) += bytes,
+            Accounting::Old { pending, .. } => {
+                *pending.entry(shard.id.clone()).or_insert(0) += bytes
+            }
         }
         true
     }

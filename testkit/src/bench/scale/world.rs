@@ -42,7 +42,8 @@ impl World {
         );
         let cluster = LocalCluster::start(bin, "bench-scale", 1, 0).map_err(text)?;
         let (zk, root) = (cluster.zk(), cluster.root.clone());
-        let store = ZkState::open(&zk, &root, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+        let store =
+            ZkState::open(&zk, &root, Duration::from_secs(10)).map_err(|e| e.to_string())?;
         // No node listens there: the real coordinators take no uploads.
         let port = free_port().map_err(text)?;
         let set = |path: String, value: Value| {
@@ -53,7 +54,10 @@ impl World {
                 })
                 .map_err(|e| e.to_string())
         };
-        set(store.paths().servers_map(), servers_map(2 * spec.shards, port))?;
+        set(
+            store.paths().servers_map(),
+            servers_map(2 * spec.shards, port),
+        )?;
         create_size_nodes(&store, spec.shards, spec.capacity, spec.capacity / 2)?;
         set(store.paths().shards_map(), shards_map(spec.shards))?;
 
@@ -90,7 +94,10 @@ impl World {
             });
         }
         let deadline = Instant::now() + Duration::from_secs(120);
-        while sims.iter().any(|sim| sim.is_current() && sim.snapshot().is_none()) {
+        while sims
+            .iter()
+            .any(|sim| sim.is_current() && sim.snapshot().is_none())
+        {
             if Instant::now() > deadline {
                 return Err("simulated coordinators got no configuration in 120 s".into());
             }
@@ -173,7 +180,8 @@ impl World {
     /// the simulated coordinators place uploads for a whole run, then everything is
     /// flushed and each shard's overflow past its capacity measured.
     pub fn fill(&self, spec: &ScaleSpec, mut sims: Vec<SimCoordinator>) -> Result<Fill, String> {
-        let room = (spec.rate * spec.size as f64 * spec.duration.as_secs_f64() / 2.0
+        let room = (spec.rate * spec.size as f64 * spec.duration.as_secs_f64()
+            / 2.0
             / self.shards as f64) as u64;
         let current = self.capacity.saturating_sub(room);
         for id in 1..=self.shards {
