@@ -172,7 +172,11 @@ impl SnapshotKeeper {
         let mut retry = MIN_RETRY;
         let mut retry_at = Instant::now();
         let flush_every = self.settings.sizes.as_ref().map(|sizes| sizes.flush_every);
-        let mut next_flush = flush_every.map(|every| Instant::now() + every);
+        // The first flush comes at a random point of the interval's second half: coordinators started
+        // together (a deploy) would otherwise flush in step, and their compare-and-sets
+        // on the same size nodes would conflict and go again.
+        let mut next_flush = flush_every
+            .map(|every| Instant::now() + every.mul_f64(0.5 + rand::random::<f64>() / 2.0));
         let size_refresh = self
             .settings
             .sizes

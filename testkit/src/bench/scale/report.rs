@@ -3,6 +3,7 @@
 use super::world::World;
 use super::{Readings, ScaleSpec};
 use crate::cluster::CoordinatorProcess;
+use backpack::zk::ZkCounts;
 
 /// The fill phase's outcome.
 #[derive(Debug, Clone)]
@@ -44,8 +45,8 @@ pub struct ScaleReport {
     /// Share of a core ZooKeeper used, and this process (the simulated coordinators).
     pub zookeeper_cpu: f64,
     pub simulation_cpu: f64,
-    /// Bytes placed but not yet in the size nodes at the end of the window.
-    pub lag_bytes: u64,
+    /// Bytes placed but not yet in the size nodes, sampled during the window.
+    pub lags: Vec<u64>,
     /// Seconds for a shard disable (then enable, and so on) to reach the real coordinators.
     pub toggles: Vec<f64>,
     /// Bytes placed (and rewritten) in all, and how much the size nodes grew.
@@ -75,7 +76,7 @@ impl ScaleReport {
             real: Vec::new(),
             zookeeper_cpu: 0.0,
             simulation_cpu: 0.0,
-            lag_bytes: 0,
+            lags: Vec::new(),
             toggles: Vec::new(),
             placed: 0,
             grown: 0,
@@ -83,13 +84,13 @@ impl ScaleReport {
         }
     }
 
-    /// Fills in the steady window's costs; `rewrites`: the rewriter's attempts meanwhile
-    /// (each one read and one write), which are the benchmark's, not a coordinator's.
-    pub(super) fn steady(&mut self, before: &Readings, after: &Readings, rewrites: u64) {
+    /// Fills in the steady window's costs; `own`: the benchmark's own requests meanwhile,
+    /// which are no coordinator's.
+    pub(super) fn steady(&mut self, before: &Readings, after: &Readings, own: ZkCounts) {
         let seconds = after.at.duration_since(before.at).as_secs_f64().max(1e-9);
         let sim = after.simulated.since(&before.simulated);
-        let mut writes = sim.writes.saturating_sub(rewrites) as f64;
-        let mut reads = sim.reads.saturating_sub(rewrites) as f64;
+        let mut writes = sim.writes.saturating_sub(own.writes) as f64;
+        let mut reads = sim.reads.saturating_sub(own.reads) as f64;
         let following = self
             .spec
             .coordinators
@@ -192,12 +193,16 @@ impl ScaleReport {
             ),
         );
         let byte_rate = (s.rate * s.size as f64).max(1.0);
+        let lag_max = self.lags.iter().copied().max().unwrap_or(0) as f64;
+        let lag_mean = self.lags.iter().sum::<u64>() as f64 / self.lags.len().max(1) as f64;
         row(
-            "sizes lag at the end of the window",
+            "sizes lag (placed, not yet in ZooKeeper), mean and worst of samples",
             format!(
-                "{:.1} MiB ({:.1} s of uploads)",
-                mib(self.lag_bytes as f64),
-                self.lag_bytes as f64 / byte_rate
+                "{:.1} MiB ({:.1} s of uploads), {:.1} MiB ({:.1} s)",
+                mib(lag_mean),
+                lag_mean / byte_rate,
+                mib(lag_max),
+                lag_max / byte_rate
             ),
         );
         let worst = self.toggles.iter().copied().fold(0.0, f64::max);
