@@ -68,13 +68,15 @@ impl Generator {
         self.attempts.load(Ordering::Relaxed)
     }
 
-    /// Stops both threads; the simulated coordinators come back.
-    pub fn stop(self) -> Vec<SimCoordinator> {
+    /// Stops both threads: the simulated coordinators come back, with the bytes the
+    /// rewriter added in all.
+    pub fn stop(self) -> (Vec<SimCoordinator>, u64) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(rewriter) = self.rewriter {
             let _ = rewriter.join();
         }
-        self.placer.join().unwrap_or_default()
+        let rewritten = self.rewritten.load(Ordering::Relaxed);
+        (self.placer.join().unwrap_or_default(), rewritten)
     }
 }
 

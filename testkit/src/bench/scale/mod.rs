@@ -77,7 +77,7 @@ pub fn run_scale(bin: &Path, spec: &ScaleSpec) -> Result<ScaleReport, String> {
     report.toggles = world.toggle_latencies(3)?;
 
     // The final flush: every placed byte must be in the size nodes.
-    let (rewritten, mut sims) = (generator.rewritten(), generator.stop());
+    let (mut sims, rewritten) = generator.stop();
     for sim in sims.iter_mut() {
         sim.flush_all()?;
     }

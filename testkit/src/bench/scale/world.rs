@@ -210,7 +210,7 @@ impl World {
         self.put_sims(sims);
         let generator = Generator::start(self, spec.rate, spec.size, 0.0);
         std::thread::sleep(spec.duration);
-        let mut sims = generator.stop();
+        let (mut sims, _) = generator.stop();
         for sim in sims.iter_mut() {
             sim.flush_all()?;
         }
