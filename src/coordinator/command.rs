@@ -109,13 +109,13 @@ pub struct CoordinatorCommand {
     )]
     size_flush: Duration,
     /// shard-size nodes written per flush at most; more pending wait for the next flush,
-    /// those with the most pending bytes relative to their free space first (default 24)
-    #[argh(option, default = "24")]
+    /// those with the most pending bytes relative to their free space first (default 16)
+    #[argh(option, default = "16")]
     size_flush_limit: usize,
-    /// how often a shard size that another coordinator changed is read again (default 1s)
+    /// how often every shard size is read from ZooKeeper, all in one batch (default 3s)
     #[argh(
         option,
-        default = "Duration::from_secs(1)",
+        default = "Duration::from_secs(3)",
         from_str_fn(parse_duration)
     )]
     size_refresh: Duration,

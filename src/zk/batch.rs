@@ -34,33 +34,6 @@ impl ZkSession {
             })
     }
 
-    /// `get_watched` for many nodes at once, answers in the order of `paths`. Every request
-    /// goes out before the first answer is awaited, so a thousand nodes cost about one
-    /// round trip, not a thousand; the timeout bounds the lot.
-    pub fn get_many_watched(&self, paths: &[String]) -> Result<Vec<Node>> {
-        counts::read(paths.len());
-        // The client sends each request when it is made; awaiting in turn only collects.
-        let sent: Vec<_> = paths
-            .iter()
-            .map(|path| self.client.get_and_watch_data(path))
-            .collect();
-        let first = paths.first().map_or("", String::as_str);
-        let answers = self.gather(sent, "read", first)?;
-        let mut nodes = Vec::with_capacity(paths.len());
-        for (path, answer) in paths.iter().zip(answers) {
-            nodes.push(match answer {
-                Ok((data, stat, watcher)) => {
-                    self.forward(path, watcher)?;
-                    Some((data, stat.version))
-                }
-                // Missing (rare): watch for its creation, one call at a time.
-                Err(zookeeper_client::Error::NoNode) => self.get_watched(path)?,
-                Err(code) => return Err(ZkFailure::Code(code, "read", path.clone()).into()),
-            });
-        }
-        Ok(nodes)
-    }
-
     /// `get` for many nodes at once (no watches), answers in the order of `paths`.
     pub fn get_many(&self, paths: &[String]) -> Result<Vec<Node>> {
         counts::read(paths.len());

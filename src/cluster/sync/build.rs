@@ -52,7 +52,7 @@ impl SnapshotKeeper {
             .map(|(id, shard)| {
                 let path = self.paths.shard_size(&id);
                 let size = match self.raw.sizes.get(&id) {
-                    Some(Some(doc)) => shard_size::parse(&path, doc)
+                    Some(Some((doc, _))) => shard_size::parse(&path, doc)
                         .map_err(|err| log_line!("shard {id} takes no uploads: {err}"))
                         .ok(),
                     _ => None,

@@ -4,7 +4,6 @@
 use super::{Message, SnapshotKeeper};
 use crate::error::{Error, Result};
 use crate::log_line;
-use crate::zk::ZkEvent;
 use crate::zk_state::ZkState;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -18,24 +17,13 @@ impl SnapshotKeeper {
     ) -> Result<Arc<ZkState>> {
         let events = events.clone();
         let generation = self.generation + 1;
-        let size_changes = Arc::clone(&self.size_changes);
-        let size_prefix = self.paths.shard_size("");
         let store = ZkState::open_watching(
             &self.settings.zk_servers,
             &self.settings.root,
             timeout,
             self.settings.session_timeout,
-            move |event| match event {
-                // Size changes only mark nodes to read again: they need no generation,
-                // and only the first of a batch wakes the thread.
-                ZkEvent::Changed(path) if path.starts_with(&size_prefix) => {
-                    if size_changes.add(path) {
-                        let _ = events.send(Message::SizesChanged);
-                    }
-                }
-                event => {
-                    let _ = events.send(Message::Zk(generation, event));
-                }
+            move |event| {
+                let _ = events.send(Message::Zk(generation, event));
             },
         )?;
         self.generation = generation;

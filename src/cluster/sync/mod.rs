@@ -1,11 +1,12 @@
 //! The ZooKeeper thread: keeps the configuration snapshot current and applies size
 //! increments.
 //!
-//! It owns the ZooKeeper session on its own OS thread (never on a `may` worker). Every
-//! node it reads it also watches; a watch that fires re-reads just that node (which
-//! re-arms the watch) and publishes a new snapshot. When the session breaks, it connects
-//! again with back-off and re-reads everything, so a change made meanwhile is not missed.
-//! Every `--size-flush` it applies the pending size increments with compare-and-set.
+//! It owns the ZooKeeper session on its own OS thread (never on a `may` worker). It
+//! watches the configuration nodes; a watch that fires re-reads that node (which re-arms
+//! the watch), a burst of changes coalesced (`plan`), and publishes a new snapshot. Size
+//! nodes are polled every `--size-refresh`, all in one batch. When the session breaks, it
+//! connects again with back-off and re-reads everything, so a change made meanwhile is not
+//! missed. Every `--size-flush` it applies pending size increments with compare-and-set.
 
 use super::sizes::PendingSizes;
 use super::snapshot::SnapshotCell;
@@ -32,7 +33,7 @@ mod read;
 mod status;
 
 use flush::{FlushScope, UncertainWrite};
-use plan::{ReadPlan, SizeChanges};
+use plan::ReadPlan;
 pub use status::{SessionCell, ZkHealth};
 
 pub struct SyncSettings {
@@ -61,7 +62,7 @@ pub struct SizeAccounting {
     /// Size nodes written per flush at most; the rest wait for the next one, those with
     /// the most pending bytes relative to their free space first.
     pub flush_most: usize,
-    /// A size node another process changed is read again at most this often.
+    /// How often every size node is read (polled, in one batch).
     pub refresh_every: Duration,
 }
 
@@ -69,8 +70,6 @@ enum Message {
     /// An event of the session with this generation (events of replaced sessions are
     /// ignored).
     Zk(u64, ZkEvent),
-    /// Size nodes changed: see `SizeChanges`.
-    SizesChanged,
     /// Apply pending sizes now and answer (clean shutdown).
     Flush(mpsc::Sender<()>),
 }
@@ -94,7 +93,7 @@ struct Raw {
     servers: Option<Value>,
     shards: Option<Value>,
     queue: Option<Value>,
-    sizes: HashMap<String, Option<Value>>,
+    sizes: HashMap<String, Option<(Value, i32)>>,
 }
 
 /// The ZooKeeper thread's state: what it follows, what it last read, what it must write.
@@ -112,7 +111,6 @@ struct SnapshotKeeper {
     /// What the last snapshot attempt was waiting for, to log a change only once.
     waiting_for: Option<String>,
     uncertain: Vec<UncertainWrite>,
-    size_changes: Arc<SizeChanges>,
     /// What the last logged configuration looked like, to log what changed.
     logged: Option<publish::Summary>,
     /// Which session's events count.
@@ -144,7 +142,6 @@ pub fn start(settings: SyncSettings, shared: &Shared) -> Result<SyncHandle> {
         pools: HashMap::new(),
         waiting_for: None,
         uncertain: Vec::new(),
-        size_changes: Arc::default(),
         logged: None,
         generation: 0,
     };
@@ -177,11 +174,7 @@ impl SnapshotKeeper {
         // on the same size nodes would conflict and go again.
         let mut next_flush = flush_every
             .map(|every| Instant::now() + every.mul_f64(0.5 + rand::random::<f64>() / 2.0));
-        let size_refresh = self
-            .settings
-            .sizes
-            .as_ref()
-            .map_or(Duration::ZERO, |sizes| sizes.refresh_every);
+        let size_refresh = self.settings.sizes.as_ref().map(|s| s.refresh_every);
         let mut plan = ReadPlan::new(size_refresh);
         let mut next_resolve = Instant::now() + self.settings.resolve_every;
         let mut disconnected_since: Option<Instant> = None;
@@ -222,9 +215,11 @@ impl SnapshotKeeper {
                 if let Some(current) = store.as_ref().filter(|_| disconnected_since.is_none()) {
                     if let Some(reads) = plan.take_due(Instant::now()) {
                         match self.read(current, &reads) {
-                            Ok(()) => {
+                            Ok(changed) => {
                                 self.health.read_now();
-                                self.publish();
+                                if changed {
+                                    self.publish();
+                                }
                                 retry = MIN_RETRY;
                             }
                             Err(err) => {
@@ -281,12 +276,9 @@ impl SnapshotKeeper {
                 match message {
                     Message::Zk(generation, _) if generation != self.generation => {}
                     Message::Zk(_, ZkEvent::Changed(path)) => {
-                        let is_size = path.starts_with(&self.paths.shard_size(""));
-                        plan.changed(path, is_size);
+                        plan.changed(path);
                         retry_at = retry_at.min(Instant::now());
                     }
-                    // Taken below, with the changes that came without a wakeup.
-                    Message::SizesChanged => retry_at = retry_at.min(Instant::now()),
                     Message::Zk(_, ZkEvent::Session(SessionState::SyncConnected)) => {
                         disconnected_since = None;
                         // Back after a disconnection: re-read everything, so a change made
@@ -326,7 +318,6 @@ impl SnapshotKeeper {
                 }
                 next = messages.try_recv().ok();
             }
-            plan.sizes_changed(self.size_changes.take());
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Reading the configuration's nodes from ZooKeeper, each with a watch that re-arms when
-//! it is read again. Size nodes are read many at a time in one pipelined batch.
+//! Reading the cluster's nodes from ZooKeeper: configuration nodes each with a watch that
+//! re-arms when it is read again, size nodes polled many at a time in one pipelined batch.
 
 use super::plan::Reads;
 use super::SnapshotKeeper;
@@ -9,8 +9,9 @@ use serde_json::Value;
 use std::collections::HashSet;
 
 impl SnapshotKeeper {
-    /// Reads what `reads` names (everything, or the changed nodes).
-    pub(super) fn read(&mut self, store: &ZkState, reads: &Reads) -> Result<()> {
+    /// Reads what `reads` names; false when it was a size poll that found nothing changed
+    /// (no new snapshot is needed then).
+    pub(super) fn read(&mut self, store: &ZkState, reads: &Reads) -> Result<bool> {
         if reads.everything {
             // Size nodes of new shards are read with the shards-map; the others after.
             let known: Vec<String> = self.raw.sizes.keys().cloned().collect();
@@ -25,25 +26,26 @@ impl SnapshotKeeper {
                 .into_iter()
                 .filter(|id| self.raw.sizes.contains_key(id))
                 .collect();
-            return self.read_sizes(store, still);
+            self.read_sizes(store, still)?;
+            return Ok(true);
         }
         for path in &reads.config {
             self.read_config(store, path)?;
         }
-        let prefix = self.paths.shard_size("");
-        let ids = reads
-            .sizes
-            .iter()
-            .filter_map(|path| path.strip_prefix(&prefix))
-            .filter(|id| self.raw.sizes.contains_key(*id))
-            .map(str::to_string)
-            .collect();
-        self.read_sizes(store, ids)
+        let mut changed = !reads.config.is_empty();
+        if reads.sizes {
+            let ids = self.raw.sizes.keys().cloned().collect();
+            changed |= self.read_sizes(store, ids)?;
+        }
+        Ok(changed)
     }
 
     /// Re-reads one configuration node (and re-arms its watch).
     fn read_config(&mut self, store: &ZkState, path: &str) -> Result<()> {
-        let node = Self::parsed(path, store.session().get_watched(path)?)?;
+        let node = match store.session().get_watched(path)? {
+            Some((bytes, _)) => Some(crate::state::parse_object(path, &bytes)?),
+            None => None,
+        };
         if path == self.paths.servers_map() {
             self.raw.servers = node;
             self.resolved.clear();
@@ -69,24 +71,28 @@ impl SnapshotKeeper {
         Ok(())
     }
 
-    /// Reads the size nodes of these shards in one pipelined batch.
-    fn read_sizes(&mut self, store: &ZkState, ids: Vec<String>) -> Result<()> {
+    /// Reads the size nodes of these shards in one pipelined batch (no watches); true when
+    /// one of them changed since it was last read.
+    fn read_sizes(&mut self, store: &ZkState, ids: Vec<String>) -> Result<bool> {
         if ids.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let paths: Vec<String> = ids.iter().map(|id| self.paths.shard_size(id)).collect();
-        let nodes = store.session().get_many_watched(&paths)?;
+        let nodes = store.session().get_many(&paths)?;
+        let mut changed = false;
         for ((id, path), node) in ids.into_iter().zip(&paths).zip(nodes) {
-            let value = Self::parsed(path, node)?;
+            let version = node.as_ref().map(|(_, version)| *version);
+            let known = self.raw.sizes.get(&id);
+            if known.is_some_and(|was| was.as_ref().map(|(_, v)| *v) == version) {
+                continue;
+            }
+            let value = match node {
+                Some((bytes, version)) => Some((crate::state::parse_object(path, &bytes)?, version)),
+                None => None,
+            };
             self.raw.sizes.insert(id, value);
+            changed = true;
         }
-        Ok(())
-    }
-
-    fn parsed(path: &str, node: Option<(Vec<u8>, i32)>) -> Result<Option<Value>> {
-        match node {
-            Some((bytes, _)) => crate::state::parse_object(path, &bytes).map(Some),
-            None => Ok(None),
-        }
+        Ok(changed)
     }
 }

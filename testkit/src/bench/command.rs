@@ -101,13 +101,13 @@ struct ScaleArgs {
         from_str_fn(parse_duration)
     )]
     size_flush: Duration,
-    /// every coordinator's --size-flush-limit (default 24)
-    #[argh(option, default = "24")]
+    /// every coordinator's --size-flush-limit (default 16)
+    #[argh(option, default = "16")]
     size_flush_limit: usize,
-    /// every coordinator's --size-refresh (default 1s)
+    /// every coordinator's --size-refresh (default 3s)
     #[argh(
         option,
-        default = "Duration::from_secs(1)",
+        default = "Duration::from_secs(3)",
         from_str_fn(parse_duration)
     )]
     size_refresh: Duration,
