@@ -72,6 +72,8 @@ enum Message {
     Zk(u64, ZkEvent),
     /// Apply pending sizes now and answer (clean shutdown).
     Flush(mpsc::Sender<()>),
+    /// End the thread (its session closes) and answer.
+    Stop(mpsc::Sender<()>),
 }
 
 /// Talks to the ZooKeeper thread.
@@ -84,6 +86,13 @@ impl SyncHandle {
     pub fn flush(&self, timeout: Duration) -> bool {
         let (done, wait) = mpsc::channel();
         self.messages.send(Message::Flush(done)).is_ok() && wait.recv_timeout(timeout).is_ok()
+    }
+
+    /// Ends the ZooKeeper thread, closing its session; pending size increments are not
+    /// applied (`flush` first). Waits at most `timeout`.
+    pub fn stop(&self, timeout: Duration) -> bool {
+        let (done, wait) = mpsc::channel();
+        self.messages.send(Message::Stop(done)).is_ok() && wait.recv_timeout(timeout).is_ok()
     }
 }
 
@@ -314,6 +323,12 @@ impl SnapshotKeeper {
                             }
                         }
                         let _ = done.send(());
+                    }
+                    Message::Stop(done) => {
+                        self.session.set(&None);
+                        drop(store);
+                        let _ = done.send(());
+                        return;
                     }
                 }
                 next = messages.try_recv().ok();

@@ -137,12 +137,16 @@ mod tests {
             plan.changed("/b/servers-map".into());
         }
         assert_eq!(plan.take_due(start + CONFIG_GAP / 2), None);
-        let reads = plan.take_due(start + CONFIG_GAP).expect("due after the gap");
+        let reads = plan
+            .take_due(start + CONFIG_GAP)
+            .expect("due after the gap");
         assert_eq!(reads.config, ["/b/servers-map", "/b/shards-map"]);
         assert_eq!(plan.due_at(start), None);
         // A failure puts them back.
         plan.failed(reads);
-        assert!(plan.take_due(start + CONFIG_GAP * 2).is_some_and(|r| r.config.len() == 2));
+        assert!(plan
+            .take_due(start + CONFIG_GAP * 2)
+            .is_some_and(|r| r.config.len() == 2));
     }
 
     #[test]

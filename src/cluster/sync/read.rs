@@ -87,7 +87,9 @@ impl SnapshotKeeper {
                 continue;
             }
             let value = match node {
-                Some((bytes, version)) => Some((crate::state::parse_object(path, &bytes)?, version)),
+                Some((bytes, version)) => {
+                    Some((crate::state::parse_object(path, &bytes)?, version))
+                }
                 None => None,
             };
             self.raw.sizes.insert(id, value);

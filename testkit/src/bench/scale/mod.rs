@@ -61,7 +61,9 @@ pub fn run_scale(bin: &Path, spec: &ScaleSpec) -> Result<ScaleReport, String> {
     while Instant::now() < end {
         std::thread::sleep(end.saturating_duration_since(Instant::now()).min(LAG_EVERY));
         let placed = world.initial_total + generator.placed() + generator.rewritten();
-        report.lags.push(placed.saturating_sub(world.total_current()?));
+        report
+            .lags
+            .push(placed.saturating_sub(world.total_current()?));
     }
     let after = Readings::take(&world)?;
     // The benchmark's own requests are no coordinator's: the rewriter's (a read and a
@@ -85,12 +87,14 @@ pub fn run_scale(bin: &Path, spec: &ScaleSpec) -> Result<ScaleReport, String> {
     report.grown = world.total_current()?.saturating_sub(world.initial_total);
 
     if spec.fill {
-        report.fill = Some(world.fill(spec, sims)?);
+        let (fill, after) = world.fill(spec, sims)?;
+        report.fill = Some(fill);
+        sims = after;
+    }
+    for sim in &sims {
+        sim.stop();
     }
     report.print();
-    // The simulated coordinators' threads live until the process ends, and would log
-    // ZooKeeper going away as the cluster stops: nothing more of theirs is worth reading.
-    silence_stderr();
     Ok(report)
 }
 
@@ -142,14 +146,5 @@ impl Readings {
             zookeeper_cpu: cpu(world.zookeeper_pid()),
             own_cpu: cpu(Some(std::process::id())),
         })
-    }
-}
-
-/// Points this process's stderr at /dev/null.
-fn silence_stderr() {
-    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
-        use std::os::fd::AsRawFd;
-        // SAFETY: dup2 on two open descriptors; stderr is replaced atomically.
-        unsafe { libc::dup2(null.as_raw_fd(), 2) };
     }
 }

@@ -116,6 +116,14 @@ impl SimCoordinator {
         Ok(())
     }
 
+    /// Ends a current coordinator's ZooKeeper thread and session (before ZooKeeper stops,
+    /// which it would otherwise log).
+    pub fn stop(&self) {
+        if let Accounting::Current { sync, .. } = &self.accounting {
+            sync.stop(Duration::from_secs(10));
+        }
+    }
+
     /// Writes everything pending now (the end of a run).
     pub fn flush_all(&mut self) -> Result<(), String> {
         match &self.accounting {

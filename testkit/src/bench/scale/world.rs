@@ -138,7 +138,11 @@ impl World {
         let paths: Vec<String> = (1..=self.shards)
             .map(|id| self.store.paths().shard_size(&id.to_string()))
             .collect();
-        let nodes = self.store.session().get_many(&paths).map_err(|e| e.to_string())?;
+        let nodes = self
+            .store
+            .session()
+            .get_many(&paths)
+            .map_err(|e| e.to_string())?;
         paths
             .iter()
             .zip(nodes)
@@ -188,7 +192,11 @@ impl World {
     /// The fill phase: every shard is set to leave room for about half a run of uploads,
     /// the simulated coordinators place uploads for a whole run, then everything is
     /// flushed and each shard's overflow past its capacity measured.
-    pub fn fill(&self, spec: &ScaleSpec, mut sims: Vec<SimCoordinator>) -> Result<Fill, String> {
+    pub fn fill(
+        &self,
+        spec: &ScaleSpec,
+        mut sims: Vec<SimCoordinator>,
+    ) -> Result<(Fill, Vec<SimCoordinator>), String> {
         let room = (spec.rate * spec.size as f64 * spec.duration.as_secs_f64()
             / 2.0
             / self.shards as f64) as u64;
@@ -219,13 +227,14 @@ impl World {
             .iter()
             .map(|&used| used.saturating_sub(self.capacity) as f64 / self.capacity as f64)
             .collect();
-        Ok(Fill {
+        let fill = Fill {
             room_per_shard: room,
             max_overflow: over.iter().copied().fold(0.0, f64::max),
             mean_overflow: over.iter().sum::<f64>() / over.len().max(1) as f64,
             full_shards: over.iter().filter(|&&o| o > 0.0).count(),
             refused: sims.iter().map(|s| s.refused).sum(),
-        })
+        };
+        Ok((fill, sims))
     }
 }
 
