@@ -10,6 +10,8 @@ use backpack::zk::ZkCounts;
 pub struct Fill {
     /// Bytes each shard had left when the phase began.
     pub room_per_shard: u64,
+    /// Largest overflow past capacity, bytes.
+    pub max_overflow_bytes: u64,
     /// Largest and mean overflow past capacity, as a share of capacity.
     pub max_overflow: f64,
     pub mean_overflow: f64,
@@ -122,6 +124,15 @@ impl ScaleReport {
 
     pub fn sizes_add_up(&self) -> bool {
         self.placed == self.grown
+    }
+
+    /// The most a shard can overflow, by the README's formula: everything the cluster
+    /// places during one flush interval and one size refresh, all on that shard (the
+    /// worst case: it is the last shard with room, and every coordinator still sees room).
+    pub fn overflow_bound_bytes(&self) -> u64 {
+        let s = &self.spec;
+        let lag = (s.sizes.flush_every + s.sizes.refresh_every).as_secs_f64();
+        (s.rate * s.size as f64 * lag) as u64
     }
 
     pub fn print(&self) {

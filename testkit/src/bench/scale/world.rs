@@ -222,13 +222,18 @@ impl World {
         for sim in sims.iter_mut() {
             sim.flush_all()?;
         }
-        let over: Vec<f64> = self
+        let over_bytes: Vec<u64> = self
             .currents()?
             .iter()
-            .map(|&used| used.saturating_sub(self.capacity) as f64 / self.capacity as f64)
+            .map(|&used| used.saturating_sub(self.capacity))
+            .collect();
+        let over: Vec<f64> = over_bytes
+            .iter()
+            .map(|&bytes| bytes as f64 / self.capacity as f64)
             .collect();
         let fill = Fill {
             room_per_shard: room,
+            max_overflow_bytes: over_bytes.iter().copied().max().unwrap_or(0),
             max_overflow: over.iter().copied().fold(0.0, f64::max),
             mean_overflow: over.iter().sum::<f64>() / over.len().max(1) as f64,
             full_shards: over.iter().filter(|&&o| o > 0.0).count(),
