@@ -236,9 +236,11 @@ impl ScaleReport {
             row(
                 "fill: overflow past capacity, worst and mean",
                 format!(
-                    "{:.3} %, {:.4} %",
+                    "{:.2} MiB ({:.3} %), {:.4} %; bound {:.1} MiB",
+                    mib(fill.max_overflow_bytes as f64),
                     fill.max_overflow * 100.0,
-                    fill.mean_overflow * 100.0
+                    fill.mean_overflow * 100.0,
+                    mib(self.overflow_bound_bytes() as f64)
                 ),
             );
             row(
