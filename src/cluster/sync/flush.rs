@@ -26,10 +26,10 @@ pub(super) enum FlushScope {
 }
 
 /// Pending bytes that are at least this share of their shard's free space are written at
-/// every flush, past the limit. So the bytes of a shard that no other coordinator has seen
-/// stay below `coordinators x 1 %` of its free space plus one flush interval of uploads:
-/// with up to a hundred coordinators, a shard cannot fill up unseen.
-const URGENT_SHARE: f64 = 0.01;
+/// every flush, past the limit. So the bytes of a shard that other coordinators have not
+/// seen stay below `coordinators x 0.25 %` of its free space plus one flush interval of
+/// uploads: with up to 400 coordinators, a shard cannot fill up unseen.
+const URGENT_SHARE: f64 = 0.0025;
 
 /// How urgent a shard's pending bytes are: their share of the shard's free space as last
 /// read. A shard close to full comes first, since every coordinator's unwritten bytes on
