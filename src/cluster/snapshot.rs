@@ -46,7 +46,8 @@ impl Shard {
 }
 
 pub struct Snapshot {
-    pub nodes: HashMap<String, Node>,
+    /// Shared by the snapshots built while the servers-map stays the same.
+    pub nodes: Arc<HashMap<String, Node>>,
     /// Sorted by id.
     pub shards: Vec<Shard>,
     /// Where replication items go.
@@ -161,7 +162,7 @@ mod tests {
 
     fn empty() -> Snapshot {
         Snapshot {
-            nodes: HashMap::new(),
+            nodes: Arc::default(),
             shards: Vec::new(),
             queue: None,
         }

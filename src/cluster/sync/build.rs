@@ -7,6 +7,7 @@ use crate::js_json::compare_ids;
 use crate::log_line;
 use crate::replication_queue::ReplicationQueue;
 use crate::state::queue::QueueInfo;
+use crate::state::shards::ShardEntry;
 use crate::state::{servers, shard_size, shards};
 use crate::transport::peer::resolve as lookup;
 use crate::transport::redis::RedisPool;
@@ -14,22 +15,21 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// The node and shard maps as last parsed, kept until their ZooKeeper node changes (or,
+/// for nodes, an address does).
+#[derive(Default)]
+pub(super) struct Parsed {
+    pub(super) nodes: Option<Arc<HashMap<String, Node>>>,
+    pub(super) shards: Option<Arc<Vec<(String, ShardEntry)>>>,
+}
+
 impl SnapshotKeeper {
+    /// Builds a snapshot. The node and shard maps are parsed (and host names looked up)
+    /// only when their node changed since the last build; a snapshot after a size poll
+    /// only adds the sizes, which with thousands of shards is what keeps it cheap.
     pub(super) fn build(&mut self) -> Result<Snapshot, String> {
         let missing =
             |path: String| format!("{path}: not initialized? (run backpack-coordinator-init)");
-        let servers_path = self.paths.servers_map();
-        let servers_doc = self
-            .raw
-            .servers
-            .clone()
-            .ok_or_else(|| missing(servers_path.clone()))?;
-        let shards_path = self.paths.shards_map();
-        let shards_doc = self
-            .raw
-            .shards
-            .clone()
-            .ok_or_else(|| missing(shards_path.clone()))?;
         // Only processes that use the queue wait for it (bp-nginx-gen does not).
         let queue_path = self.paths.queue();
         let queue = match (&self.raw.queue, self.settings.uses_queue) {
@@ -39,33 +39,62 @@ impl SnapshotKeeper {
             (None, true) => return Err(missing(queue_path)),
             (_, false) => None,
         };
-        let servers = servers::parse(&servers_path, &servers_doc).map_err(|e| e.to_string())?;
-        let shard_map = shards::parse(&shards_path, &shards_doc).map_err(|e| e.to_string())?;
-
-        let mut nodes = HashMap::new();
-        for (id, endpoint) in servers {
-            let addr = self.resolve(&endpoint.host, endpoint.port);
-            nodes.insert(id, Node { endpoint, addr });
-        }
-        let mut shard_list: Vec<Shard> = shard_map
-            .into_iter()
+        let nodes = match &self.parsed.nodes {
+            Some(nodes) => Arc::clone(nodes),
+            None => {
+                let path = self.paths.servers_map();
+                let doc = self
+                    .raw
+                    .servers
+                    .as_ref()
+                    .ok_or_else(|| missing(path.clone()))?;
+                let servers = servers::parse(&path, doc).map_err(|e| e.to_string())?;
+                let mut nodes = HashMap::new();
+                for (id, endpoint) in servers {
+                    let addr = self.resolve(&endpoint.host, endpoint.port);
+                    nodes.insert(id, Node { endpoint, addr });
+                }
+                let nodes = Arc::new(nodes);
+                self.parsed.nodes = Some(Arc::clone(&nodes));
+                nodes
+            }
+        };
+        let entries = match &self.parsed.shards {
+            Some(entries) => Arc::clone(entries),
+            None => {
+                let path = self.paths.shards_map();
+                let doc = self
+                    .raw
+                    .shards
+                    .as_ref()
+                    .ok_or_else(|| missing(path.clone()))?;
+                let mut entries: Vec<(String, ShardEntry)> = shards::parse(&path, doc)
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .collect();
+                entries.sort_by(|a, b| compare_ids(&a.0, &b.0));
+                let entries = Arc::new(entries);
+                self.parsed.shards = Some(Arc::clone(&entries));
+                entries
+            }
+        };
+        let shard_list: Vec<Shard> = entries
+            .iter()
             .map(|(id, shard)| {
-                let path = self.paths.shard_size(&id);
-                let size = match self.raw.sizes.get(&id) {
-                    Some(Some((doc, _))) => shard_size::parse(&path, doc)
+                let size = match self.raw.sizes.get(id) {
+                    Some(Some((doc, _))) => shard_size::parse(&self.paths.shard_size(id), doc)
                         .map_err(|err| log_line!("shard {id} takes no uploads: {err}"))
                         .ok(),
                     _ => None,
                 };
                 Shard {
-                    id,
-                    nodes: shard.nodes,
+                    id: id.clone(),
+                    nodes: shard.nodes.clone(),
                     read_only: shard.read_only,
                     size,
                 }
             })
             .collect();
-        shard_list.sort_by(|a, b| compare_ids(&a.id, &b.id));
 
         let queue = queue.map(|queue| self.queue_handle(queue));
         Ok(Snapshot {
@@ -127,6 +156,7 @@ impl SnapshotKeeper {
             }
         }
         if changed {
+            self.parsed.nodes = None;
             self.publish();
         }
     }

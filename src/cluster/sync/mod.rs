@@ -120,6 +120,11 @@ struct SnapshotKeeper {
     /// What the last snapshot attempt was waiting for, to log a change only once.
     waiting_for: Option<String>,
     uncertain: Vec<UncertainWrite>,
+    parsed: build::Parsed,
+    /// A size batch found a change not in the last snapshot yet.
+    sizes_unpublished: bool,
+    /// Where the size poll goes on (see `read::next_size_batch`).
+    size_cursor: usize,
     /// What the last logged configuration looked like, to log what changed.
     logged: Option<publish::Summary>,
     /// Which session's events count.
@@ -151,6 +156,9 @@ pub fn start(settings: SyncSettings, shared: &Shared) -> Result<SyncHandle> {
         pools: HashMap::new(),
         waiting_for: None,
         uncertain: Vec::new(),
+        parsed: build::Parsed::default(),
+        sizes_unpublished: false,
+        size_cursor: 0,
         logged: None,
         generation: 0,
     };
@@ -184,7 +192,10 @@ impl SnapshotKeeper {
         let mut next_flush = flush_every
             .map(|every| Instant::now() + every.mul_f64(0.5 + rand::random::<f64>() / 2.0));
         let size_refresh = self.settings.sizes.as_ref().map(|s| s.refresh_every);
-        let mut plan = ReadPlan::new(size_refresh);
+        let phase = size_refresh
+            .unwrap_or_default()
+            .mul_f64(rand::random::<f64>());
+        let mut plan = ReadPlan::new(size_refresh, phase);
         let mut next_resolve = Instant::now() + self.settings.resolve_every;
         let mut disconnected_since: Option<Instant> = None;
         let mut probe_at = Instant::now();
@@ -226,6 +237,7 @@ impl SnapshotKeeper {
                         match self.read(current, &reads) {
                             Ok(changed) => {
                                 self.health.read_now();
+                                plan.size_nodes(self.raw.sizes.len());
                                 if changed {
                                     self.publish();
                                 }

@@ -6,7 +6,9 @@
 //! change of a burst reaches uploads at once, the rest of the burst costs one rebuild per
 //! gap, not one per change.
 //!
-//! Size nodes are polled instead: every `size_refresh`, all of them in one pipelined batch.
+//! Size nodes are polled instead: all of them every `size_refresh`, in pipelined batches
+//! of at most `SIZE_CHUNK` spread evenly over the interval. Small batches keep ZooKeeper's
+//! load smooth, and a configuration change never waits behind thousands of size reads.
 //! Measured with `bp-bench scale` (README, "Scale"): with a thousand shards whose sizes
 //! many coordinators rewrite, a watch event costs a coordinator about 95 µs (the client
 //! hands each one across two threads), a polled read about 20 µs; and ZooKeeper's reads
@@ -18,6 +20,9 @@ use std::time::{Duration, Instant};
 /// The shortest time between two reads of changed configuration nodes.
 pub(super) const CONFIG_GAP: Duration = Duration::from_millis(200);
 
+/// Size nodes read in one batch at most.
+pub(super) const SIZE_CHUNK: usize = 250;
+
 /// Nodes to read: configuration nodes whose change was heard, and the size poll.
 pub(super) struct ReadPlan {
     everything: bool,
@@ -26,6 +31,10 @@ pub(super) struct ReadPlan {
     /// None: sizes are not followed (the replicator, bp-nginx-gen).
     size_refresh: Option<Duration>,
     last_size_read: Instant,
+    /// Batches a full poll takes (the interval between batches is `size_refresh / this`).
+    size_batches: u32,
+    /// How much earlier than a full read the poll's clock starts (see `new`).
+    size_phase: Duration,
 }
 
 /// What to read now.
@@ -34,19 +43,35 @@ pub(super) struct Reads {
     /// Every node, as after a (re)connection.
     pub(super) everything: bool,
     pub(super) config: Vec<String>,
-    /// Every size node.
+    /// The next batch of size nodes.
     pub(super) sizes: bool,
 }
 
 impl ReadPlan {
-    pub(super) fn new(size_refresh: Option<Duration>) -> ReadPlan {
+    /// `size_phase` (less than `size_refresh`) moves the polls off the moment of the full
+    /// read: coordinators started together (a deploy, a ZooKeeper that came back) would
+    /// otherwise poll in step, and thousands of reads from each would reach ZooKeeper in
+    /// one burst, delaying every other request behind them.
+    pub(super) fn new(size_refresh: Option<Duration>, size_phase: Duration) -> ReadPlan {
         ReadPlan {
             everything: true,
             config: BTreeSet::new(),
             last_config_read: None,
             size_refresh,
             last_size_read: Instant::now(),
+            size_batches: 1,
+            size_phase,
         }
+    }
+
+    /// How many size nodes there are to poll (after each read of the shards-map).
+    pub(super) fn size_nodes(&mut self, count: usize) {
+        self.size_batches = count.div_ceil(SIZE_CHUNK).max(1) as u32;
+    }
+
+    /// The time between two size batches.
+    fn size_gap(&self) -> Option<Duration> {
+        self.size_refresh.map(|every| every / self.size_batches)
     }
 
     /// Everything must be read again (a new session, or one that came back).
@@ -69,8 +94,8 @@ impl ReadPlan {
             None => now,
         });
         let sizes = self
-            .size_refresh
-            .map(|every| (self.last_size_read + every).max(now));
+            .size_gap()
+            .map(|gap| (self.last_size_read + gap).max(now));
         match (config, sizes) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -89,7 +114,7 @@ impl ReadPlan {
             // change is read at once.
             reads.everything = true;
             self.config.clear();
-            self.last_size_read = now;
+            self.last_size_read = now.checked_sub(self.size_phase).unwrap_or(now);
             return Some(reads);
         }
         let config_due = !self.config.is_empty()
@@ -101,8 +126,8 @@ impl ReadPlan {
             self.last_config_read = Some(now);
         }
         if self
-            .size_refresh
-            .is_some_and(|every| now >= self.last_size_read + every)
+            .size_gap()
+            .is_some_and(|gap| now >= self.last_size_read + gap)
         {
             reads.sizes = true;
             self.last_size_read = now;
@@ -123,7 +148,7 @@ mod tests {
 
     #[test]
     fn a_burst_of_configuration_changes_is_read_once_per_gap() {
-        let mut plan = ReadPlan::new(None);
+        let mut plan = ReadPlan::new(None, Duration::ZERO);
         let start = Instant::now();
         assert!(plan.take_due(start).is_some_and(|r| r.everything));
         assert_eq!(plan.due_at(start), None);
@@ -152,7 +177,7 @@ mod tests {
     #[test]
     fn sizes_are_polled_every_refresh() {
         let refresh = Duration::from_secs(3);
-        let mut plan = ReadPlan::new(Some(refresh));
+        let mut plan = ReadPlan::new(Some(refresh), Duration::ZERO);
         let start = Instant::now();
         assert!(plan.take_due(start).is_some_and(|r| r.everything));
         assert_eq!(plan.due_at(start), Some(start + refresh));
@@ -163,5 +188,11 @@ mod tests {
         plan.changed("/b/shards-map".into());
         let reads = plan.take_due(start + refresh).expect("due");
         assert!(!reads.sizes && reads.config.len() == 1);
+        // 1000 size nodes: four batches, one every 750 ms.
+        plan.size_nodes(1000);
+        assert_eq!(
+            plan.due_at(start + refresh),
+            Some(start + refresh + refresh / 4)
+        );
     }
 }

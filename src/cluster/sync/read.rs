@@ -1,7 +1,7 @@
 //! Reading the cluster's nodes from ZooKeeper: configuration nodes each with a watch that
 //! re-arms when it is read again, size nodes polled many at a time in one pipelined batch.
 
-use super::plan::Reads;
+use super::plan::{Reads, SIZE_CHUNK};
 use super::SnapshotKeeper;
 use crate::error::Result;
 use crate::zk_state::ZkState;
@@ -27,6 +27,7 @@ impl SnapshotKeeper {
                 .filter(|id| self.raw.sizes.contains_key(id))
                 .collect();
             self.read_sizes(store, still)?;
+            self.sizes_unpublished = false;
             return Ok(true);
         }
         for path in &reads.config {
@@ -34,10 +35,36 @@ impl SnapshotKeeper {
         }
         let mut changed = !reads.config.is_empty();
         if reads.sizes {
-            let ids = self.raw.sizes.keys().cloned().collect();
-            changed |= self.read_sizes(store, ids)?;
+            // Changes found by a batch wait for the end of its round: one snapshot per
+            // `--size-refresh`, not one per batch.
+            let (batch, round_done) = self.next_size_batch();
+            self.sizes_unpublished |= self.read_sizes(store, batch)?;
+            changed |= round_done && self.sizes_unpublished;
+        }
+        if changed {
+            self.sizes_unpublished = false;
         }
         Ok(changed)
+    }
+
+    /// The next `SIZE_CHUNK` shards of the poll, round-robin over the shards by id, and
+    /// whether this batch ends a round (every shard read once).
+    fn next_size_batch(&mut self) -> (Vec<String>, bool) {
+        let mut ids: Vec<&String> = self.raw.sizes.keys().collect();
+        if ids.is_empty() {
+            return (Vec::new(), true);
+        }
+        ids.sort_unstable();
+        let start = self.size_cursor % ids.len();
+        let batch: Vec<String> = ids
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(SIZE_CHUNK.min(ids.len()))
+            .map(|id| id.to_string())
+            .collect();
+        self.size_cursor = start + batch.len();
+        (batch, self.size_cursor >= ids.len())
     }
 
     /// Re-reads one configuration node (and re-arms its watch).
@@ -49,10 +76,12 @@ impl SnapshotKeeper {
         if path == self.paths.servers_map() {
             self.raw.servers = node;
             self.resolved.clear();
+            self.parsed.nodes = None;
         } else if path == self.paths.queue() {
             self.raw.queue = node;
         } else if path == self.paths.shards_map() {
             self.raw.shards = node;
+            self.parsed.shards = None;
             if self.settings.sizes.is_none() {
                 return Ok(());
             }
