@@ -105,7 +105,7 @@ impl ReadPlan {
     /// Takes what is due at `now` (None: nothing is); give it back with `failed` if the
     /// reads fail.
     pub(super) fn take_due(&mut self, now: Instant) -> Option<Reads> {
-        if !self.due_at(now).is_some_and(|at| at <= now) {
+        if self.due_at(now).is_none_or(|at| at > now) {
             return None;
         }
         let mut reads = Reads::default();

@@ -114,7 +114,7 @@ impl World {
             initial_total: spec.shards as u64 * (spec.capacity / 2),
             start_seconds,
             start_rss_kib,
-            cluster: cluster,
+            cluster,
         })
     }
 
