@@ -73,14 +73,7 @@ fn dead(cluster: &LocalCluster, args: &[&str]) -> (i32, String) {
 
 /// `/metrics`, read by the reference parser.
 fn scrape(port: u16) -> HashMap<String, f64> {
-    let text = client()
-        .get(&format!("http://127.0.0.1:{port}/metrics"))
-        .call()
-        .expect("GET /metrics")
-        .into_body()
-        .read_to_string()
-        .unwrap();
-    prometheus_samples(&text)
+    scrape_metrics(&format!("http://127.0.0.1:{port}"))
 }
 
 fn upload(url: &str, prefix: &str, n: usize) {

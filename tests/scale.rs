@@ -15,14 +15,7 @@ const SHARDS: usize = 10;
 
 /// The shards `/metrics` shows as writable, and the snapshots built so far.
 fn writable_and_snapshots(url: &str) -> (BTreeSet<String>, f64) {
-    let text = client()
-        .get(&format!("{url}/metrics"))
-        .call()
-        .expect("GET /metrics")
-        .into_body()
-        .read_to_string()
-        .expect("metrics text");
-    let samples = prometheus_samples(&text);
+    let samples = scrape_metrics(url);
     let writable = (1..=SHARDS)
         .map(|id| id.to_string())
         .filter(|id| {

@@ -281,6 +281,18 @@ print(json.dumps(out))
     serde_json::from_slice(&output.stdout).expect("the parser's JSON")
 }
 
+/// `<base>/metrics`, read by the reference parser.
+pub fn scrape_metrics(base: &str) -> std::collections::HashMap<String, f64> {
+    let text = client()
+        .get(&format!("{base}/metrics"))
+        .call()
+        .expect("GET /metrics")
+        .into_body()
+        .read_to_string()
+        .expect("the metrics text");
+    prometheus_samples(&text)
+}
+
 /// Adds `items` to the queue set on every Redis server, as pushed by hand.
 pub fn push_items(cluster: &LocalCluster, items: &[String]) {
     for server in &cluster.redis {
