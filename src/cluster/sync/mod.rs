@@ -4,9 +4,10 @@
 //! It owns the ZooKeeper session on its own OS thread (never on a `may` worker). It
 //! watches the configuration nodes; a watch that fires re-reads that node (which re-arms
 //! the watch), a burst of changes coalesced (`plan`), and publishes a new snapshot. Size
-//! nodes are polled every `--size-refresh`, all in one batch. When the session breaks, it
-//! connects again with back-off and re-reads everything, so a change made meanwhile is not
-//! missed. Every `--size-flush` it applies pending size increments with compare-and-set.
+//! nodes are polled: all of them every `--size-refresh`, in batches. When the session
+//! breaks, it connects again with back-off and re-reads everything, so a change made
+//! meanwhile is not missed. Every `--size-flush` it applies pending size increments with
+//! compare-and-set.
 
 use super::sizes::PendingSizes;
 use super::snapshot::SnapshotCell;
@@ -62,7 +63,7 @@ pub struct SizeAccounting {
     /// Size nodes written per flush at most; the rest wait for the next one, those with
     /// the most pending bytes relative to their free space first.
     pub flush_most: usize,
-    /// How often every size node is read (polled, in one batch).
+    /// How often every size node is read (polled, in batches spread over the interval).
     pub refresh_every: Duration,
 }
 
@@ -186,9 +187,9 @@ impl SnapshotKeeper {
         let mut retry = MIN_RETRY;
         let mut retry_at = Instant::now();
         let flush_every = self.settings.sizes.as_ref().map(|sizes| sizes.flush_every);
-        // The first flush comes at a random point of the interval's second half: coordinators started
-        // together (a deploy) would otherwise flush in step, and their compare-and-sets
-        // on the same size nodes would conflict and go again.
+        // The first flush comes at a random point of the interval's second half:
+        // coordinators started together (a deploy) would otherwise flush in step, and their
+        // compare-and-sets on the same size nodes would conflict and go again.
         let mut next_flush = flush_every
             .map(|every| Instant::now() + every.mul_f64(0.5 + rand::random::<f64>() / 2.0));
         let size_refresh = self.settings.sizes.as_ref().map(|s| s.refresh_every);
