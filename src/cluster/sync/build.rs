@@ -30,15 +30,6 @@ impl SnapshotKeeper {
     pub(super) fn build(&mut self) -> Result<Snapshot, String> {
         let missing =
             |path: String| format!("{path}: not initialized? (run backpack-coordinator-init)");
-        // Only processes that use the queue wait for it (bp-nginx-gen does not).
-        let queue_path = self.paths.queue();
-        let queue = match (&self.raw.queue, self.settings.uses_queue) {
-            (Some(doc), true) => {
-                Some(QueueInfo::parse(&queue_path, doc).map_err(|e| e.to_string())?)
-            }
-            (None, true) => return Err(missing(queue_path)),
-            (_, false) => None,
-        };
         let nodes = match &self.parsed.nodes {
             Some(nodes) => Arc::clone(nodes),
             None => {
@@ -77,6 +68,15 @@ impl SnapshotKeeper {
                 self.parsed.shards = Some(Arc::clone(&entries));
                 entries
             }
+        };
+        // Only processes that use the queue wait for it (bp-nginx-gen does not).
+        let queue_path = self.paths.queue();
+        let queue = match (&self.raw.queue, self.settings.uses_queue) {
+            (Some(doc), true) => {
+                Some(QueueInfo::parse(&queue_path, doc).map_err(|e| e.to_string())?)
+            }
+            (None, true) => return Err(missing(queue_path)),
+            (_, false) => None,
         };
         let shard_list: Vec<Shard> = entries
             .iter()
