@@ -51,6 +51,10 @@ pub const COMMANDS: &[(&str, Runner)] = &[
         parse_and_run::<admin::DumpShards>,
     ),
     (
+        "backpack-coordinator-set-node-index",
+        parse_and_run::<admin::SetNodeIndex>,
+    ),
+    (
         "backpack-coordinator-print-stats",
         parse_and_run::<admin::PrintStats>,
     ),

@@ -9,7 +9,8 @@ use serde_json::{Map, Value};
 
 #[derive(FromArgs)]
 /// Print every shard as JSON: shard id -> {"enabled": bool, "nodes": {id: {"host", "port"}}}.
-/// A node missing from servers-map is shown as null.
+/// A node missing from servers-map is shown as null; a node whose index address is set
+/// (set-node-index) has it as "index".
 pub struct DumpShards {
     /// the ZooKeeper servers, host:port[,host:port...]
     #[argh(positional)]
@@ -28,16 +29,22 @@ impl Command for DumpShards {
         let shards = store.shards()?;
         // The stored server entries, as they are (string ports, null ports, extra keys).
         let (servers_doc, _) = store.read_required(&store.paths().servers_map())?;
+        // Index addresses (set-node-index), shown beside a node's address when set.
+        let indexes = match store.read(&store.paths().node_index_map())? {
+            Some((doc, _)) => doc,
+            None => Value::Null,
+        };
         let mut dump = Map::new();
         for (id, shard) in &shards {
             let nodes: Map<String, Value> = shard
                 .nodes
                 .iter()
                 .map(|node| {
-                    (
-                        node.clone(),
-                        servers_doc.get(node).cloned().unwrap_or(Value::Null),
-                    )
+                    let mut entry = servers_doc.get(node).cloned().unwrap_or(Value::Null);
+                    if let (Some(fields), Some(index)) = (entry.as_object_mut(), indexes.get(node)) {
+                        fields.insert("index".into(), index.clone());
+                    }
+                    (node.clone(), entry)
                 })
                 .collect();
             let mut entry = Map::new();

@@ -4,12 +4,14 @@
 //! and order are a contract: users script against them); `crate::cli` runs them.
 
 mod dump_shards;
+mod node_index;
 mod print_stats;
 mod servers;
 mod setup;
 mod shards;
 
 pub(crate) use dump_shards::DumpShards;
+pub(crate) use node_index::SetNodeIndex;
 pub(crate) use print_stats::PrintStats;
 pub(crate) use servers::AddServer;
 pub(crate) use setup::{Init, SetQueue};

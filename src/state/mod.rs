@@ -6,6 +6,7 @@
 //! rewrite; `crate::zk_state` moves those values in and out of ZooKeeper.
 
 pub mod endpoint;
+pub mod node_index;
 pub mod queue;
 pub mod servers;
 pub mod shard_size;
@@ -60,6 +61,10 @@ impl Paths {
 
     pub fn queue(&self) -> String {
         self.child("queue")
+    }
+
+    pub fn node_index_map(&self) -> String {
+        self.child(node_index::NAME)
     }
 
     pub fn shard_size(&self, shard_id: &str) -> String {
