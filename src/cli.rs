@@ -2,7 +2,7 @@
 //! holds what a command is; this module only lists them).
 
 use crate::command::parse_and_run;
-use crate::{admin, coordinator, nginx_gen, replicator};
+use crate::{admin, coordinator, nginx_gen, repair, replicator};
 use std::process::ExitCode;
 
 type Runner = fn(&str, &[&str]) -> ExitCode;
@@ -53,6 +53,14 @@ pub const COMMANDS: &[(&str, Runner)] = &[
     (
         "backpack-coordinator-set-node-index",
         parse_and_run::<admin::SetNodeIndex>,
+    ),
+    (
+        "backpack-coordinator-check-shard",
+        parse_and_run::<repair::command::CheckShard>,
+    ),
+    (
+        "backpack-coordinator-check-cluster",
+        parse_and_run::<repair::command::CheckCluster>,
     ),
     (
         "backpack-coordinator-print-stats",

@@ -7,10 +7,7 @@ use crate::error::Result;
 use argh::{EarlyExit, FromArgs};
 use std::process::ExitCode;
 
-/// Exit code for a command that failed (ZooKeeper, Redis, bad state, refused request).
-pub const EXIT_FAILED: u8 = 1;
-/// Exit code for arguments that do not parse.
-pub const EXIT_USAGE: u8 = 2;
+pub use crate::error::{EXIT_FAILED, EXIT_USAGE};
 
 /// One command.
 pub trait Command: FromArgs {
@@ -24,7 +21,7 @@ pub fn parse_and_run<C: Command>(name: &str, args: &[&str]) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("{name}: {err}");
-                ExitCode::from(EXIT_FAILED)
+                ExitCode::from(err.exit_code())
             }
         },
         Err(EarlyExit { output, status }) => match status {

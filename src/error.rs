@@ -24,13 +24,29 @@ pub enum Error {
     Invalid(String),
     /// No Redis server of the queue answered.
     Redis(String),
+    /// Bad input a command cannot start with (an unknown id, a missing address, a server
+    /// it must read and cannot): exit code 2, like arguments that do not parse.
+    Usage(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Exit code for a command that failed (ZooKeeper, Redis, bad state, refused request).
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code for arguments that do not parse, or input a command cannot start with.
+pub const EXIT_USAGE: u8 = 2;
+
 impl Error {
     pub fn invalid(message: impl Into<String>) -> Error {
         Error::Invalid(message.into())
+    }
+
+    /// The process's exit code for this error (see `command`).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => EXIT_USAGE,
+            _ => EXIT_FAILED,
+        }
     }
 
     pub fn bad_state(path: &str, reason: impl fmt::Display) -> Error {
@@ -67,6 +83,7 @@ impl fmt::Display for Error {
             Error::BadState { path, reason } => write!(f, "{path} holds invalid data: {reason}"),
             Error::Invalid(message) => f.write_str(message),
             Error::Redis(message) => f.write_str(message),
+            Error::Usage(message) => f.write_str(message),
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod js_json;
 pub mod logline;
 pub mod nginx_gen;
 pub mod replication_queue;
+pub mod repair;
 pub mod replicator;
 pub mod size;
 pub mod state;

@@ -231,6 +231,30 @@ impl ReplicationQueue {
         )))
     }
 
+    /// Every item queued on any server that answers (`SMEMBERS`, merged); an error when
+    /// none does. Holds the whole queue: for tools that check against it, not for daemons.
+    pub fn members(&self) -> Result<Vec<String>> {
+        let mut items = std::collections::BTreeSet::new();
+        let mut answered = false;
+        for pool in &self.pools {
+            let members = pool.with(|conn| {
+                redis::cmd("SMEMBERS")
+                    .arg(&self.key)
+                    .query::<Vec<String>>(conn)
+            });
+            if let Ok(members) = members {
+                answered = true;
+                items.extend(members);
+            }
+        }
+        match answered {
+            true => Ok(items.into_iter().collect()),
+            false => Err(Error::Redis(
+                "no Redis server of the queue answered SMEMBERS".into(),
+            )),
+        }
+    }
+
     fn length_on(&self, pool: &RedisPool) -> redis::RedisResult<u64> {
         pool.with(|conn| redis::cmd("SCARD").arg(&self.key).query::<u64>(conn))
     }
