@@ -41,7 +41,8 @@ impl Command for DumpShards {
                 .iter()
                 .map(|node| {
                     let mut entry = servers_doc.get(node).cloned().unwrap_or(Value::Null);
-                    if let (Some(fields), Some(index)) = (entry.as_object_mut(), indexes.get(node)) {
+                    if let (Some(fields), Some(index)) = (entry.as_object_mut(), indexes.get(node))
+                    {
                         fields.insert("index".into(), index.clone());
                     }
                     (node.clone(), entry)

@@ -80,8 +80,12 @@ fn judge(row: &[Entry]) -> Verdict {
             no_majority: true,
         };
     };
-    let good = (0..row.len()).filter(|&j| lengths[j] == Some(agreed)).collect();
-    let to: Vec<usize> = (0..row.len()).filter(|&j| lengths[j] != Some(agreed)).collect();
+    let good = (0..row.len())
+        .filter(|&j| lengths[j] == Some(agreed))
+        .collect();
+    let to: Vec<usize> = (0..row.len())
+        .filter(|&j| lengths[j] != Some(agreed))
+        .collect();
     let mismatched = to.iter().filter(|&&j| lengths[j].is_some()).count();
     Verdict {
         good,

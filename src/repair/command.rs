@@ -37,7 +37,11 @@ pub struct CheckShard {
     rate: f64,
     /// how long a file short of a copy waits before it counts, since it may be an upload
     /// still being replicated (default 60s)
-    #[argh(option, default = "Duration::from_secs(60)", from_str_fn(parse_duration))]
+    #[argh(
+        option,
+        default = "Duration::from_secs(60)",
+        from_str_fn(parse_duration)
+    )]
     grace: Duration,
     /// set the shard's current size to its fullest node's indexed bytes
     #[argh(switch)]
@@ -64,7 +68,11 @@ pub struct CheckCluster {
     #[argh(option, default = "1000.0")]
     rate: f64,
     /// how long a file short of a copy waits before it counts (default 60s)
-    #[argh(option, default = "Duration::from_secs(60)", from_str_fn(parse_duration))]
+    #[argh(
+        option,
+        default = "Duration::from_secs(60)",
+        from_str_fn(parse_duration)
+    )]
     grace: Duration,
     /// set each shard's current size to its fullest node's indexed bytes
     #[argh(switch)]
@@ -168,7 +176,9 @@ impl Job {
                 doc["current"] = fixed.into();
                 Ok(fixed)
             })?;
-            println!("shard {shard_id}: current size {before} -> {now} (fullest node: {fullest} bytes)");
+            println!(
+                "shard {shard_id}: current size {before} -> {now} (fullest node: {fullest} bytes)"
+            );
         }
         Ok(tally)
     }

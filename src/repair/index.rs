@@ -24,9 +24,7 @@ impl Entry {
         let text = std::str::from_utf8(value).unwrap_or("");
         let parts: Vec<&str> = text.split(':').collect();
         match parts.as_slice() {
-            [id, offset, length]
-                if id.parse::<u64>().is_ok() && offset.parse::<u64>().is_ok() =>
-            {
+            [id, offset, length] if id.parse::<u64>().is_ok() && offset.parse::<u64>().is_ok() => {
                 length.parse().map_or(Entry::NotRecord, Entry::File)
             }
             _ => Entry::NotRecord,

@@ -54,7 +54,10 @@ mod tests {
         let mut doc = json!({});
         assert!(set(&mut doc, "4", "127.0.0.1", 6380).unwrap());
         assert!(!set(&mut doc, "4", "127.0.0.1", 6380).unwrap());
-        assert_eq!(doc.to_string(), r#"{"4":{"host":"127.0.0.1","port":"6380"}}"#);
+        assert_eq!(
+            doc.to_string(),
+            r#"{"4":{"host":"127.0.0.1","port":"6380"}}"#
+        );
         let map = parse("/x", &doc).unwrap();
         assert_eq!((map["4"].host.as_str(), map["4"].port), ("127.0.0.1", 6380));
         assert!(parse("/x", &json!({"4": {"host": ""}})).is_err());
