@@ -123,7 +123,19 @@ fn missing_copies_are_queued_and_a_mismatch_without_majority_is_reported() {
     store(2, "/differs", b"longer body");
     store(1, "/same", b"same");
     store(2, "/same", b"same");
-    let (code, out, err) = check(&cluster, &["--repair"]);
+    // A key in the index that is not a file record is left alone, and counted.
+    let ClusterNode::Backpack(node) = cluster.node(1) else {
+        unreachable!("real nodes")
+    };
+    let mut index = redis::Client::open(format!("redis://{}/", node.redis.address()))
+        .and_then(|c| c.get_connection())
+        .expect("connect to node 1's index");
+    let _: () = redis::cmd("SET")
+        .arg("junk")
+        .arg("hello")
+        .query(&mut index)
+        .unwrap();
+    let (code, out, err) = check(&cluster, &["--repair", "--fix-sizes"]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(
         out.contains("shard 1: 4 files, 1 length mismatches (1 without a majority)"),
@@ -134,6 +146,10 @@ fn missing_copies_are_queued_and_a_mismatch_without_majority_is_reported() {
         "{out}"
     );
     assert!(out.contains("2 items queued"), "{out}");
+    assert!(out.contains("1 records that are not files"), "{out}");
+    // The fullest node holds 3 + 11 + 4 bytes: the shard's size becomes that.
+    assert!(out.contains("current size 0 -> 18"), "{out}");
+    assert_eq!(shard_current(&cluster, "1"), 18);
     let mut items = queue_members(&cluster);
     items.sort();
     assert_eq!(
@@ -147,6 +163,16 @@ fn missing_copies_are_queued_and_a_mismatch_without_majority_is_reported() {
     let (code, out, _) = check(&cluster, &[]);
     assert_eq!(code, 1);
     assert!(out.contains("2 copies skipped as queued"), "{out}");
+    let (code, out, err) = run(
+        &cluster,
+        "backpack-coordinator-check-cluster",
+        &["--grace", "0s"],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("shard 1: 4 files") && err.contains("the cluster is not whole"),
+        "{out}{err}"
+    );
 }
 
 fn queue_members(cluster: &LocalCluster) -> Vec<String> {
