@@ -58,6 +58,17 @@ enum Action {
     SlowNode(SlowNodeArgs),
     Replication(ReplicationArgs),
     Scale(ScaleArgs),
+    Check(CheckArgs),
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "check")]
+/// check-shard over synthetic index keys in two real Redis servers (a whole shard): keys
+/// judged per second and the command's peak RSS.
+struct CheckArgs {
+    /// index records on each node (default 1000000)
+    #[argh(option, default = "1_000_000")]
+    keys: u64,
 }
 
 #[derive(FromArgs)]
@@ -312,6 +323,12 @@ impl Command for Bench {
                 },
             )
             .map_err(Error::Invalid),
+            Action::Check(args) => {
+                let report = super::check::run_check(&backpack_binary()?, args.keys.max(1))
+                    .map_err(Error::Invalid)?;
+                super::check::print(&report);
+                Ok(())
+            }
             Action::Scale(args) => {
                 if args.shards == 0 || args.capacity == 0 {
                     return Err(Error::invalid("--shards and --capacity must be above 0"));

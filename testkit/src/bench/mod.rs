@@ -5,6 +5,7 @@
 //! measures whether the replicators keep pace with uploads; and `scale`, which measures what
 //! thousands of shards and a hundred coordinators cost ZooKeeper and each coordinator.
 
+mod check;
 mod client;
 pub mod command;
 pub mod load;
