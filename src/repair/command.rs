@@ -101,7 +101,7 @@ impl Job {
         fix_sizes: bool,
         timeout: u64,
     ) -> Result<Job> {
-        if !(rate > 0.0) {
+        if rate.is_nan() || rate <= 0.0 {
             return Err(Error::Usage(format!("--rate must be above 0, not {rate}")));
         }
         let timeout = Duration::from_secs(timeout.max(1));
