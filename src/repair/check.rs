@@ -280,7 +280,9 @@ impl<'a> ShardCheck<'a> {
         queue.push(&[item.to_string()])?;
         self.tally.pushed += 1;
         let gap = Duration::from_secs_f64(1.0 / self.settings.rate.max(0.001));
-        self.next_push = self.next_push.max(Instant::now() - gap) + gap;
+        // No credit for time spent idle beyond one gap: a burst after a pause stays paced.
+        let floor = Instant::now().checked_sub(gap).unwrap_or_else(Instant::now);
+        self.next_push = self.next_push.max(floor) + gap;
         Ok(())
     }
 }
