@@ -29,10 +29,16 @@ pub fn run_check(bin: &Path, keys: u64) -> Result<CheckReport, String> {
         fill(&index.address(), keys)?;
         let id = (i + 1).to_string();
         cluster
-            .admin("backpack-coordinator-add-server", &[&id, "http://127.0.0.1:9"])
+            .admin(
+                "backpack-coordinator-add-server",
+                &[&id, "http://127.0.0.1:9"],
+            )
             .map_err(text)?;
         cluster
-            .admin("backpack-coordinator-set-node-index", &[&id, &index.address()])
+            .admin(
+                "backpack-coordinator-set-node-index",
+                &[&id, &index.address()],
+            )
             .map_err(text)?;
     }
     cluster
@@ -69,7 +75,8 @@ fn fill(address: &str, keys: u64) -> Result<(), String> {
     while i < keys {
         let mut mset = redis::cmd("MSET");
         for k in i..(i + 1000).min(keys) {
-            mset.arg(format!("k{k}")).arg(format!("1:{}:{}", k * 4096, 1000 + k % 5000));
+            mset.arg(format!("k{k}"))
+                .arg(format!("1:{}:{}", k * 4096, 1000 + k % 5000));
         }
         mset.query::<()>(&mut conn).map_err(|e| e.to_string())?;
         i += 1000;
