@@ -101,7 +101,7 @@ pub struct ShardCheck<'a> {
     pub settings: &'a CheckSettings,
     /// Copies an item is queued for: (to node, path).
     pub queued: &'a HashSet<(String, String)>,
-    pub queue: Option<&'a ReplicationQueue>,
+    pub queue: &'a ReplicationQueue,
     pub tally: Tally,
     pending: VecDeque<(Instant, Vec<u8>)>,
     next_push: Instant,
@@ -112,7 +112,7 @@ impl<'a> ShardCheck<'a> {
         nodes: Vec<NodeIndex>,
         settings: &'a CheckSettings,
         queued: &'a HashSet<(String, String)>,
-        queue: Option<&'a ReplicationQueue>,
+        queue: &'a ReplicationQueue,
     ) -> ShardCheck<'a> {
         let n = nodes.len();
         ShardCheck {
@@ -273,11 +273,8 @@ impl<'a> ShardCheck<'a> {
 
     /// Pushes one item, at most `rate` a second.
     fn push(&mut self, item: &str) -> Result<()> {
-        let Some(queue) = self.queue else {
-            return Ok(());
-        };
         std::thread::sleep(self.next_push.saturating_duration_since(Instant::now()));
-        queue.push(&[item.to_string()])?;
+        self.queue.push(&[item.to_string()])?;
         self.tally.pushed += 1;
         let gap = Duration::from_secs_f64(1.0 / self.settings.rate.max(0.001));
         // No credit for time spent idle beyond one gap: a burst after a pause stays paced.

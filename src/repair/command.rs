@@ -85,6 +85,8 @@ pub struct CheckCluster {
 /// What both commands were asked.
 struct Job {
     store: ZkState,
+    /// The replication queue: read for queued copies, written by `--repair`.
+    queue: ReplicationQueue,
     settings: CheckSettings,
     fix_sizes: bool,
     timeout: Duration,
@@ -105,8 +107,11 @@ impl Job {
             return Err(Error::Usage(format!("--rate must be above 0, not {rate}")));
         }
         let timeout = Duration::from_secs(timeout.max(1));
+        let store = ZkState::open(zk, root, timeout)?;
+        let queue = ReplicationQueue::connect(&store.queue()?, timeout)?;
         Ok(Job {
-            store: ZkState::open(zk, root, timeout)?,
+            store,
+            queue,
             settings: CheckSettings {
                 repair,
                 rate,
@@ -126,16 +131,16 @@ impl Job {
         }
     }
 
-    /// The copies queued now, as (to, path): their files are not findings.
-    fn queued(&self) -> Result<(HashSet<(String, String)>, ReplicationQueue)> {
-        let queue = ReplicationQueue::connect(&self.store.queue()?, self.timeout)?;
+    /// The copies queued now, as (to, path): their files are not findings. Read again for
+    /// every shard, since a cluster check can take long.
+    fn queued(&self) -> Result<HashSet<(String, String)>> {
         let mut queued = HashSet::new();
-        for text in queue.members()? {
+        for text in self.queue.members()? {
             if let Ok(item) = Item::parse(&text) {
                 queued.insert((item.to, item.path));
             }
         }
-        Ok((queued, queue))
+        Ok(queued)
     }
 
     /// Checks one shard; prints progress on stderr and a summary on stdout.
@@ -155,8 +160,8 @@ impl Job {
         }
         let size_path = self.store.paths().shard_size(shard_id);
         let size_before = self.store.shard_size(shard_id)?;
-        let (queued, queue) = self.queued()?;
-        let mut check = ShardCheck::new(nodes, &self.settings, &queued, Some(&queue));
+        let queued = self.queued()?;
+        let mut check = ShardCheck::new(nodes, &self.settings, &queued, &self.queue);
         check.run(|node, scanned, tally| {
             eprintln!(
                 "shard {shard_id}: node {node}: {scanned} keys scanned; {} files so far",
