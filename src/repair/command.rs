@@ -178,7 +178,9 @@ impl Job {
             let now = self.store.update(&size_path, |doc| {
                 let current = shard_size::parse(&size_path, doc)?.current;
                 let fixed = (current + fullest).saturating_sub(before);
-                doc["current"] = fixed.into();
+                doc.as_object_mut()
+                    .ok_or_else(|| Error::bad_state(&size_path, "not a JSON object"))?
+                    .insert("current".into(), fixed.into());
                 Ok(fixed)
             })?;
             println!(
