@@ -118,10 +118,7 @@ impl SnapshotKeeper {
                 .or_insert_with(|| Arc::new(RedisPool::new(addr, timeout)));
             pools.push(Arc::clone(pool));
         }
-        ReplicationQueue {
-            key: queue.key,
-            pools,
-        }
+        ReplicationQueue::new(queue.key, pools)
     }
 
     /// The address of `host:port`, looked up once and then taken from the cache until

@@ -5,6 +5,8 @@
 //! Items are JSON text whose exact bytes matter: identical items deduplicate in the set
 //! and share one lock node, also with the old Node.js tools.
 
+mod group_commit;
+
 use crate::error::{Error, Result};
 use crate::state::queue::QueueInfo;
 use crate::transport::peer::{resolve, try_order, worth_a_fresh_try};
@@ -19,6 +21,8 @@ use std::time::Duration;
 pub struct ReplicationQueue {
     pub key: String,
     pub pools: Vec<Arc<RedisPool>>,
+    /// Concurrent pushes share one write (`group_commit`).
+    pushes: group_commit::GroupCommit,
 }
 
 /// What `pick` found.
@@ -108,6 +112,14 @@ pub(crate) fn on_every_pipelined(
 }
 
 impl ReplicationQueue {
+    pub fn new(key: String, pools: Vec<Arc<RedisPool>>) -> ReplicationQueue {
+        ReplicationQueue {
+            key,
+            pools,
+            pushes: Default::default(),
+        }
+    }
+
     /// A handle on the queue `info` describes, with fresh pools, for a one-shot command (the
     /// daemons take theirs from the configuration snapshot). Fails on a server name that
     /// does not resolve.
@@ -121,15 +133,20 @@ impl ReplicationQueue {
                 Ok(Arc::new(RedisPool::new(addr, timeout)))
             })
             .collect::<Result<_>>()?;
-        Ok(ReplicationQueue {
-            key: info.key.clone(),
-            pools,
-        })
+        Ok(ReplicationQueue::new(info.key.clone(), pools))
     }
 
     /// `SADD key items...` on every server; Ok(number of servers that took them). Fails
-    /// when none did, naming why for each server.
+    /// when none did, naming why for each server. Pushes made at the same time go out as
+    /// one `SADD` (`group_commit`), and each gets that command's outcome.
     pub fn push(&self, items: &[String]) -> Result<usize> {
+        self.pushes
+            .push(items.to_vec(), |batch| self.add_everywhere(batch))
+            .map_err(Error::Redis)
+    }
+
+    /// One `SADD key items...` on every server at once.
+    fn add_everywhere(&self, items: &[String]) -> group_commit::Outcome {
         let packed = redis::cmd("SADD")
             .arg(&self.key)
             .arg(items)
@@ -143,14 +160,14 @@ impl ReplicationQueue {
             }
         }
         if accepted == 0 {
-            return Err(Error::Redis(format!(
+            return Err(format!(
                 "no Redis server took the replication items ({})",
                 if failures.is_empty() {
                     "none configured".to_string()
                 } else {
                     failures.join("; ")
                 }
-            )));
+            ));
         }
         Ok(accepted)
     }

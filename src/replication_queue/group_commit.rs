@@ -1,0 +1,189 @@
+//! Group commit for replication items: concurrent uploads share one `SADD` per Redis
+//! server instead of one each.
+//!
+//! Every upload that pushes joins a waiting list. If no write is in flight, it becomes the
+//! *leader*: it takes the list (itself included), writes all their items in one command,
+//! gives every member the outcome, and hands the lead to the first upload that joined
+//! meanwhile. The others park until their batch is written. Under load a batch collects
+//! the uploads that arrived during the previous round trip, so Redis sees one command (and
+//! the coordinator makes one write and one read per server) for many uploads; alone, an
+//! upload writes at once, as before.
+//!
+//! No coroutine exists for this: the leader is always an upload that needs the write
+//! anyway, and a follower costs one wakeup. A follower re-checks its mailbox every
+//! `RECHECK` while it waits, so a wakeup that arrived late would cost at most that (see
+//! the README's design notes on cross-coroutine wakeups).
+
+use may::sync::mpsc::{channel, Receiver, Sender};
+use parking_lot::Mutex;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Duration;
+
+/// What a batch's write gave: how many servers took the items, or why none did.
+pub type Outcome = Result<usize, String>;
+
+/// Most pushes written as one command: bounds a command's size and a batch's latency.
+const MOST_PER_BATCH: usize = 256;
+
+/// How often a parked follower looks at its mailbox without being woken.
+const RECHECK: Duration = Duration::from_millis(50);
+
+/// The waiting list of one queue handle (see the module's comment).
+#[derive(Default)]
+pub struct GroupCommit {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// A leader is writing a batch (or has been told to and is waking up).
+    writing: bool,
+    /// Pushes not yet in a batch, in arrival order.
+    waiting: Vec<Waiter>,
+}
+
+struct Waiter {
+    items: Vec<String>,
+    mailbox: Sender<Turn>,
+}
+
+/// What a waiting push is told.
+enum Turn {
+    /// Its batch was written.
+    Done(Outcome),
+    /// It leads the next batch.
+    Lead,
+}
+
+impl GroupCommit {
+    /// Writes `items` with `write` (called with the items of a whole batch, by one pusher
+    /// at a time) and returns the outcome of the batch they went in.
+    pub fn push(&self, items: Vec<String>, write: impl Fn(&[String]) -> Outcome) -> Outcome {
+        let (mailbox, inbox) = channel();
+        let lead_now = {
+            let mut state = self.state.lock();
+            state.waiting.push(Waiter { items, mailbox });
+            !std::mem::replace(&mut state.writing, true)
+        };
+        if !lead_now {
+            match wait(&inbox) {
+                Ok(Turn::Lead) => {}
+                Ok(Turn::Done(outcome)) => return outcome,
+                Err(why) => return Err(why),
+            }
+        }
+        self.lead(&write);
+        match inbox.try_recv() {
+            Ok(Turn::Done(outcome)) => outcome,
+            _ => Err("the batch holding these items was not written".into()),
+        }
+    }
+
+    /// Writes one batch (which holds the leader's own push) and hands the lead on.
+    fn lead(&self, write: &impl Fn(&[String]) -> Outcome) {
+        let batch: Vec<Waiter> = {
+            let mut state = self.state.lock();
+            let take = state.waiting.len().min(MOST_PER_BATCH);
+            state.waiting.drain(..take).collect()
+        };
+        // Hands the lead on even if `write` panics, so no push waits forever.
+        let _hand_off = HandOff(self);
+        let items: Vec<String> = match batch.as_slice() {
+            [only] => only.items.clone(),
+            _ => batch.iter().flat_map(|w| w.items.iter().cloned()).collect(),
+        };
+        let outcome = write(&items);
+        for waiter in batch {
+            // A follower that is gone (its upload ended) needs no answer.
+            let _ = waiter.mailbox.send(Turn::Done(outcome.clone()));
+        }
+    }
+}
+
+/// Ends a leader's turn: the first push that joined meanwhile leads next, or nobody
+/// writes until the next push comes.
+struct HandOff<'a>(&'a GroupCommit);
+
+impl Drop for HandOff<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock();
+        loop {
+            let Some(next) = state.waiting.first() else {
+                state.writing = false;
+                return;
+            };
+            if next.mailbox.send(Turn::Lead).is_ok() {
+                return;
+            }
+            // Its upload is gone: it cannot lead.
+            state.waiting.remove(0);
+        }
+    }
+}
+
+/// Parks until the mailbox has a turn, looking again every `RECHECK`.
+fn wait(inbox: &Receiver<Turn>) -> Result<Turn, String> {
+    loop {
+        match inbox.recv_timeout(RECHECK) {
+            Ok(turn) => return Ok(turn),
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err("the batch holding these items was not written".into())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn concurrent_pushes_share_writes_and_all_get_the_outcome() {
+        let commit = Arc::new(GroupCommit::default());
+        let writes = Arc::new(AtomicUsize::new(0));
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let threads: Vec<_> = (0..16)
+            .map(|t| {
+                let (commit, writes, written) = (commit.clone(), writes.clone(), written.clone());
+                std::thread::spawn(move || {
+                    (0..50)
+                        .map(|i| {
+                            commit.push(vec![format!("{t}-{i}")], |items| {
+                                writes.fetch_add(1, Ordering::SeqCst);
+                                std::thread::sleep(Duration::from_micros(300));
+                                written.lock().extend(items.iter().cloned());
+                                Ok(items.len())
+                            })
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for thread in threads {
+            let outcomes = thread.join().expect("pusher");
+            assert!(outcomes.iter().all(|o| matches!(o, Ok(n) if *n >= 1)));
+        }
+        let mut written = written.lock().clone();
+        written.sort();
+        written.dedup();
+        assert_eq!(written.len(), 16 * 50, "every item written once");
+        let writes = writes.load(Ordering::SeqCst);
+        assert!(writes < 16 * 50, "{writes} writes for 800 pushes");
+    }
+
+    #[test]
+    fn a_failed_write_fails_every_push_of_its_batch_and_the_next_still_writes() {
+        let commit = GroupCommit::default();
+        assert_eq!(
+            commit.push(vec!["a".into()], |_| Err("down".into())),
+            Err("down".into())
+        );
+        assert_eq!(
+            commit.push(vec!["b".into()], |items| Ok(items.len())),
+            Ok(1)
+        );
+    }
+}
