@@ -86,6 +86,11 @@ pub struct CoordinatorCommand {
     /// shards an upload may try before it fails (default 3)
     #[argh(option, default = "3")]
     shard_attempts: usize,
+    /// nodes of one shard that must store an upload before it is acknowledged; the
+    /// body goes to them at once and the shard's other nodes get queue items (default
+    /// 1: one node stores it, the rest is queued)
+    #[argh(option, default = "1")]
+    sync_copies: usize,
     /// time for one Redis command (default 1s)
     #[argh(
         option,
@@ -188,6 +193,11 @@ pub struct CoordinatorCommand {
 
 impl Command for CoordinatorCommand {
     fn run(self) -> Result<()> {
+        if self.sync_copies == 0 {
+            return Err(Error::Usage(
+                "--sync-copies must be at least 1 (the node that stores the upload)".into(),
+            ));
+        }
         let workers = self
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -232,6 +242,7 @@ impl Command for CoordinatorCommand {
                 spool_dir: self.spool_dir.clone().unwrap_or_else(std::env::temp_dir),
                 shard_attempts: self.shard_attempts.max(1),
                 log_uploads: !self.quiet,
+                sync_copies: self.sync_copies,
             },
             snapshot,
             sizes: Arc::clone(&shared.sizes),
@@ -247,6 +258,7 @@ impl Command for CoordinatorCommand {
             metrics: Metrics::default(),
             statsd: statsd.clone(),
             server: Arc::clone(&server_status),
+            small_shards: Default::default(),
         };
         let limits = Limits {
             header_timeout: self.header_timeout,

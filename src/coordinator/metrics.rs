@@ -49,6 +49,8 @@ pub struct Metrics {
     zk_requests: Family<KindLabel, Counter>,
     zk_watch_events: Counter,
     snapshots: Counter,
+    synced_uploads: Counter,
+    too_few_nodes: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -153,8 +155,22 @@ impl Default for Metrics {
             "Configuration snapshots built from ZooKeeper (one per coalesced change)",
             Counter::default(),
         );
+        let synced_uploads = registered(
+            &mut registry,
+            "uploads_with_sync_copies",
+            "Uploads acknowledged after --sync-copies nodes (more than one) stored them",
+            Counter::default(),
+        );
+        let too_few_nodes = registered(
+            &mut registry,
+            "uploads_refused_too_few_nodes",
+            "Uploads refused because no shard could store --sync-copies copies",
+            Counter::default(),
+        );
         Metrics {
             registry,
+            synced_uploads,
+            too_few_nodes,
             zk_requests,
             zk_watch_events,
             snapshots,
@@ -203,6 +219,16 @@ impl Metrics {
         self.uploads.get_or_create(&label).inc();
         self.upload_bytes.get_or_create(&label).inc_by(bytes);
         self.latency.observe(seconds);
+    }
+
+    /// An upload acknowledged with `--sync-copies` (more than one) copies stored.
+    pub fn stored_copies(&self) {
+        self.synced_uploads.inc();
+    }
+
+    /// An upload refused because no shard could store `--sync-copies` copies.
+    pub fn too_few_nodes(&self) {
+        self.too_few_nodes.inc();
     }
 
     pub fn node_failed(&self, node: &str) {

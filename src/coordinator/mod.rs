@@ -5,6 +5,7 @@
 //! to ZooKeeper); `command` parses the command line and starts everything.
 
 pub mod command;
+mod copies;
 mod memory_budget;
 mod metrics;
 mod node_health;
@@ -36,6 +37,9 @@ pub struct UploadSettings {
     pub shard_attempts: usize,
     /// One log line per stored upload (failures are always logged).
     pub log_uploads: bool,
+    /// Nodes of one shard that must store an upload before it is acknowledged
+    /// (`--sync-copies`; 1 stores on one node and queues the rest).
+    pub sync_copies: usize,
 }
 
 /// Everything a request handler shares.
@@ -52,6 +56,8 @@ pub struct Coordinator {
     metrics: metrics::Metrics,
     statsd: Option<Arc<statsd::Statsd>>,
     server: Arc<ServerStatus>,
+    /// Shards already logged as too small for `--sync-copies` (each is logged once).
+    small_shards: parking_lot::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Coordinator {

@@ -123,6 +123,24 @@ impl<'u, 'b, 'c> UploadBody<'u, 'b, 'c> {
         Ok((UploadBody { client, kept }, length))
     }
 
+    /// The whole body, read from the client first if it is still arriving (into the
+    /// spool), for requests that send it at the same time.
+    pub fn whole(&mut self) -> Result<WholeBody<'_>, BodyError> {
+        match &mut self.kept {
+            Kept::Memory { bytes, .. } => Ok(WholeBody::Memory(bytes)),
+            Kept::Spool { spool, whole } => {
+                if !*whole {
+                    spool.finish(self.client)?;
+                    *whole = true;
+                }
+                Ok(WholeBody::Spool {
+                    file: &spool.file,
+                    length: spool.length,
+                })
+            }
+        }
+    }
+
     /// One node attempt: sends the body with `put`. `stored` says whether the node took
     /// it; if it did not while the body streamed from the client, the rest of the body is
     /// read into the spool for the next attempt. An error means the body itself is lost
@@ -149,6 +167,55 @@ impl<'u, 'b, 'c> UploadBody<'u, 'b, 'c> {
                 Ok(put.send(ureq::SendBody::from_reader(&mut replay)))
             }
         }
+    }
+}
+
+/// A body whole in memory or in its spool file, which several node requests can read at
+/// the same time (each spool reader keeps its own position).
+#[derive(Clone, Copy)]
+pub enum WholeBody<'a> {
+    Memory(&'a [u8]),
+    Spool { file: &'a File, length: u64 },
+}
+
+impl WholeBody<'_> {
+    /// Sends the body with `put`.
+    pub fn send(self, put: NodePut) -> NodeAnswer {
+        match self {
+            WholeBody::Memory(bytes) => put.send(bytes),
+            WholeBody::Spool { file, length } => {
+                let mut reader = SpoolReader {
+                    file,
+                    at: 0,
+                    end: length,
+                };
+                put.send(ureq::SendBody::from_reader(&mut reader))
+            }
+        }
+    }
+}
+
+/// Reads a spool file by position (`pread`), so readers on other coroutines do not move
+/// each other's offset.
+struct SpoolReader<'a> {
+    file: &'a File,
+    at: u64,
+    end: u64,
+}
+
+impl Read for SpoolReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let left = (self.end - self.at).min(buf.len() as u64) as usize;
+        if left == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..left], self.at)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.at += n as u64;
+        Ok(n)
     }
 }
 

@@ -12,8 +12,9 @@
 //!    its replication is queued.
 //! 5. Count the bytes toward the shard's size (applied to ZooKeeper in batches).
 
+use super::copies;
 use super::node_key;
-use super::payload::{BodyError, CollectLimits, NodeAnswer, UploadBody};
+use super::payload::{BodyError, CollectLimits, NodeAnswer, NodePut, UploadBody};
 use super::placement;
 use super::Coordinator;
 use crate::cluster::snapshot::{Shard, Snapshot};
@@ -24,22 +25,23 @@ use std::io::Read;
 use std::time::Instant;
 
 /// An upload that was not stored, with the answer to give.
-struct Refusal {
-    status: u16,
-    message: String,
+pub(super) struct Refusal {
+    pub status: u16,
+    pub message: String,
 }
 
-fn refuse(status: u16, message: impl Into<String>) -> Refusal {
+pub(super) fn refuse(status: u16, message: impl Into<String>) -> Refusal {
     Refusal {
         status,
         message: message.into(),
     }
 }
 
-/// Where an upload ended up.
-struct Stored {
-    shard: String,
-    node: String,
+/// Where an upload ended up: its shard, and the node (or nodes, comma-separated) that
+/// stored it.
+pub(super) struct Stored {
+    pub shard: String,
+    pub node: String,
 }
 
 /// Checks the request before any of its body is read: its declared length (None for a
@@ -78,10 +80,10 @@ fn empty() -> Refusal {
 
 /// What one upload carries through its steps: the key as sent, its length, and when it
 /// started.
-struct UploadContext<'r> {
-    target: &'r str,
-    length: u64,
-    started: Instant,
+pub(super) struct UploadContext<'r> {
+    pub target: &'r str,
+    pub length: u64,
+    pub started: Instant,
 }
 
 /// `PUT /<path>`: one log line and one counter per upload, whatever the outcome.
@@ -129,7 +131,7 @@ pub fn handle(coordinator: &Coordinator, request: &Request, body: &mut Body<'_>)
     }
 }
 
-fn body_refusal(err: BodyError) -> Refusal {
+pub(super) fn body_refusal(err: BodyError) -> Refusal {
     match err {
         BodyError::Client(why) => refuse(400, format!("the request body did not arrive: {why}")),
         BodyError::Spool(why) => refuse(503, format!("cannot keep the body: {why}")),
@@ -155,6 +157,9 @@ fn store(
         return Err(refuse(503, "no writable shard"));
     }
     let settings = &coordinator.settings;
+    if settings.sync_copies > 1 {
+        candidates = copies::shards_with_enough_nodes(coordinator, candidates)?;
+    }
     let (mut body, length) = match declared {
         Some(length) => {
             let in_memory = (length <= settings.memory_body)
@@ -188,6 +193,9 @@ fn store(
         started,
     };
 
+    if settings.sync_copies > 1 {
+        return copies::store_on_many(coordinator, &snapshot, candidates, upload, &mut body);
+    }
     let mut failures = Vec::new();
     for _ in 0..settings.shard_attempts {
         let Some(shard) = placement::choose(&candidates, &mut rand::rng()) else {
@@ -201,7 +209,7 @@ fn store(
             &mut body,
             &mut failures,
         )? {
-            replicate(&snapshot, shard, &node, upload.target)?;
+            replicate(&snapshot, shard, &[node.clone()], upload.target)?;
             coordinator.sizes.add(&shard.id, upload.length);
             return Ok(Stored {
                 shard: shard.id.clone(),
@@ -228,21 +236,14 @@ fn try_nodes(
     failures: &mut Vec<String>,
 ) -> Result<Option<String>, Refusal> {
     for node_id in coordinator.nodes.order(&shard.nodes) {
-        match put_to_node(coordinator, snapshot, &node_id, upload, body) {
+        let send = |put| body.attempt(put, node_took_it).map_err(NodeFailure::Body);
+        match put_to_node(coordinator, snapshot, &node_id, upload, send) {
             Ok(()) => {
                 coordinator.nodes.succeeded(&node_id);
                 return Ok(Some(node_id));
             }
             Err(NodeFailure::Node(why)) => {
-                log_line!(
-                    "node {node_id} (shard {}) failed {} after {:.1} ms: {why}",
-                    shard.id,
-                    upload.target,
-                    upload.started.elapsed().as_secs_f64() * 1000.0
-                );
-                coordinator.nodes.failed(&node_id);
-                coordinator.metrics.node_failed(&node_id);
-                failures.push(format!("node {node_id}: {why}"));
+                failures.push(node_failed(coordinator, shard, &node_id, upload, &why));
             }
             Err(NodeFailure::Body(err)) => return Err(body_refusal(err)),
         }
@@ -250,7 +251,27 @@ fn try_nodes(
     Ok(None)
 }
 
-enum NodeFailure {
+/// Notes a node that did not store a file (log, node health, metrics); the failure as
+/// the answer names it.
+pub(super) fn node_failed(
+    coordinator: &Coordinator,
+    shard: &Shard,
+    node_id: &str,
+    upload: &UploadContext<'_>,
+    why: &str,
+) -> String {
+    log_line!(
+        "node {node_id} (shard {}) failed {} after {:.1} ms: {why}",
+        shard.id,
+        upload.target,
+        upload.started.elapsed().as_secs_f64() * 1000.0
+    );
+    coordinator.nodes.failed(node_id);
+    coordinator.metrics.node_failed(node_id);
+    format!("node {node_id}: {why}")
+}
+
+pub(super) enum NodeFailure {
     /// The node did not take the file; another may.
     Node(String),
     /// The client's body broke off: nobody can take the file.
@@ -258,17 +279,17 @@ enum NodeFailure {
 }
 
 /// A node took the file: 201 (a Backpack node), or 204 (a server that replaced a file).
-fn node_took_it(answer: &NodeAnswer) -> bool {
+pub(super) fn node_took_it(answer: &NodeAnswer) -> bool {
     matches!(answer, Ok(response) if matches!(response.status().as_u16(), 201 | 204))
 }
 
-/// One attempt: `PUT http://<node><target>` with the body.
-fn put_to_node(
+/// One attempt: `PUT http://<node><target>`, the body sent by `send`.
+pub(super) fn put_to_node(
     coordinator: &Coordinator,
     snapshot: &Snapshot,
     node_id: &str,
     upload: &UploadContext<'_>,
-    body: &mut UploadBody<'_, '_, '_>,
+    send: impl FnOnce(NodePut) -> Result<NodeAnswer, NodeFailure>,
 ) -> Result<(), NodeFailure> {
     let Some(node) = snapshot.nodes.get(node_id) else {
         return Err(NodeFailure::Node("not in servers-map".into()));
@@ -284,7 +305,7 @@ fn put_to_node(
         .for_node(addr)
         .put(&format!("http://{addr}{}", upload.target))
         .header("Content-Length", upload.length.to_string());
-    let answer = body.attempt(put, node_took_it).map_err(NodeFailure::Body)?;
+    let answer = send(put)?;
     let took_it = node_took_it(&answer);
     match answer {
         Ok(response) => {
@@ -304,19 +325,18 @@ fn put_to_node(
     }
 }
 
-/// Queues a copy to every other node of the shard.
-fn replicate(
+/// Queues a copy to every other node of the shard, from every node that stored it.
+pub(super) fn replicate(
     snapshot: &Snapshot,
     shard: &Shard,
-    stored_on: &str,
+    stored_on: &[String],
     target: &str,
 ) -> Result<(), Refusal> {
-    let from = [stored_on.to_string()];
     let items: Vec<String> = shard
         .nodes
         .iter()
-        .filter(|id| *id != stored_on)
-        .map(|to| replication_queue::item(&from, to, target))
+        .filter(|id| !stored_on.contains(id))
+        .map(|to| replication_queue::item(stored_on, to, target))
         .collect();
     if items.is_empty() {
         return Ok(());
@@ -324,7 +344,10 @@ fn replicate(
     let not_queued = |why: String| {
         refuse(
             503,
-            format!("the file is stored on node {stored_on} only: its replication could not be queued ({why})"),
+            format!(
+                "the file is stored on node {} only: its replication could not be queued ({why})",
+                stored_on.join(", ")
+            ),
         )
     };
     let Some(queue) = &snapshot.queue else {

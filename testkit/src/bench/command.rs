@@ -246,6 +246,10 @@ struct MatrixArgs {
     /// more flags for the coordinator, space-separated (e.g. "--workers 1")
     #[argh(option, default = "String::new()")]
     coordinator_flags: String,
+    /// a second coordinator with these flags instead (space-separated; "" for the
+    /// defaults) takes turns with the first, and a table compares the two
+    #[argh(option)]
+    versus: Option<String>,
     /// also one upload of this size, direct and through the coordinator (default 512mb; 0: none)
     #[argh(option, default = "512 << 20", from_str_fn(size_arg))]
     big_upload: u64,
@@ -368,6 +372,9 @@ impl Command for Bench {
                         .split_whitespace()
                         .map(str::to_string)
                         .collect(),
+                    versus: args
+                        .versus
+                        .map(|flags| flags.split_whitespace().map(str::to_string).collect()),
                     big_upload: args.big_upload,
                 };
                 run_matrix(&backpack_binary()?, &spec).map_err(Error::Invalid)

@@ -23,6 +23,62 @@ pub struct MatrixSpec {
     pub big_upload: u64,
     /// Added to the coordinator's command line.
     pub coordinator_flags: Vec<String>,
+    /// A second coordinator with these flags (instead of the first's) takes turns with
+    /// the first, and a second table compares the two: one run, the same nodes.
+    pub versus: Option<Vec<String>>,
+}
+
+/// One coordinator under test: its URL, its process, and what its turns gave in a cell.
+struct Contender {
+    url: Vec<String>,
+    pid: u32,
+    report: LoadReport,
+    cpu: f64,
+}
+
+impl Contender {
+    fn start(
+        cluster: &LocalCluster,
+        name: &str,
+        flags: &[String],
+    ) -> Result<(Contender, crate::CoordinatorProcess), String> {
+        let coordinator = cluster
+            .start_coordinator(
+                name,
+                &std::iter::once("--quiet")
+                    .chain(flags.iter().map(String::as_str))
+                    .collect::<Vec<_>>(),
+            )
+            .map_err(|e| e.to_string())?;
+        let pid = coordinator
+            .process
+            .pid()
+            .ok_or("the coordinator is not running")?;
+        let contender = Contender {
+            url: vec![coordinator.url("")],
+            pid,
+            report: LoadReport::default(),
+            cpu: 0.0,
+        };
+        Ok((contender, coordinator))
+    }
+
+    /// One turn: the load, and the coordinator's CPU over it.
+    fn turn(&mut self, load: LoadSpec) -> Result<(), String> {
+        let before = cpu_seconds(self.pid).unwrap_or(0.0);
+        self.report.merge(run(&load)?);
+        self.cpu += cpu_seconds(self.pid).unwrap_or(0.0) - before;
+        Ok(())
+    }
+
+    fn cpu_ms(&self) -> f64 {
+        self.cpu * 1000.0 / (self.report.ok.max(1) as f64)
+    }
+
+    fn reset(&mut self) {
+        self.report = LoadReport::default();
+        self.cpu = 0.0;
+    }
 }
 
 /// Removes what a cell stored, so a run never fills the disk, and empties the queue;
@@ -114,22 +170,17 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
     cluster
         .add_enabled_shard("1", &[1, 2], "100tb")
         .map_err(|e| e.to_string())?;
-    let coordinator = cluster
-        .start_coordinator(
-            "coordinator",
-            &std::iter::once("--quiet")
-                .chain(spec.coordinator_flags.iter().map(String::as_str))
-                .collect::<Vec<_>>(),
-        )
-        .map_err(|e| e.to_string())?;
-    let pid = coordinator
-        .process
-        .pid()
-        .ok_or("the coordinator is not running")?;
+    let (mut first, coordinator) =
+        Contender::start(&cluster, "coordinator", &spec.coordinator_flags)?;
+    let pid = first.pid;
+    let mut second = match &spec.versus {
+        Some(flags) => Some(Contender::start(&cluster, "coordinator-b", flags)?),
+        None => None,
+    };
+    let mut versus_rows = Vec::new();
     std::thread::sleep(Duration::from_millis(500));
     let idle_rss = memory_kib(pid, "VmRSS").unwrap_or(0);
     let direct: Vec<String> = cluster.nodes.iter().map(|n| n.url()).collect();
-    let through = vec![coordinator.url("")];
     // With sink nodes, the limit of one proxy hop: nginx proxying to the same nodes.
     let proxy = if spec.sink {
         let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
@@ -185,34 +236,46 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
             // WebDAV nodes on ext4: after a cell's files are deleted, creating files scans
             // past the recently deleted inodes (`recently_deleted` and `find_inode_bit`
             // led the nodes' profile), so whichever phase followed a deletion paid for it.
-            let (mut d, mut p, mut c) = (
-                LoadReport::default(),
-                LoadReport::default(),
-                LoadReport::default(),
-            );
-            let (mut cpu, mut client_cpu) = (0.0, 0.0);
+            let (mut d, mut p) = (LoadReport::default(), LoadReport::default());
+            first.reset();
+            let mut client_cpu = 0.0;
             let me = std::process::id();
             for slice in 0..SLICES {
                 d.merge(run(&load(&direct, format!("direct-{slice}")))?);
                 if !proxied.is_empty() {
                     p.merge(run(&load(&proxied, format!("proxy-{slice}")))?);
                 }
-                let cpu_before = cpu_seconds(pid).unwrap_or(0.0);
                 let client_before = cpu_seconds(me).unwrap_or(0.0);
-                c.merge(run(&load(&through, format!("coordinator-{slice}")))?);
-                cpu += cpu_seconds(pid).unwrap_or(0.0) - cpu_before;
+                first.turn(load(&first.url, format!("coordinator-{slice}")))?;
                 client_cpu += cpu_seconds(me).unwrap_or(0.0) - client_before;
+                if let Some((other, _)) = &mut second {
+                    other.turn(load(&other.url, format!("coordinator-b-{slice}")))?;
+                }
             }
             clean(&cluster);
+            let c = &first.report;
             let ratio = c.rps() / d.rps().max(1e-9);
-            let cpu_ms = cpu * 1000.0 / (c.ok.max(1) as f64);
+            let cpu_ms = first.cpu_ms();
+            if let Some((other, _)) = &mut second {
+                versus_rows.push(format!(
+                    "| {} | {concurrency} | {} | {} | {:.2}x | {:.2}x | {:.3} | {:.3} |",
+                    format_size(size),
+                    cell(c),
+                    cell(&other.report),
+                    other.report.rps() / c.rps().max(1e-9),
+                    other.report.percentile_ms(0.99) / c.percentile_ms(0.99).max(1e-9),
+                    cpu_ms,
+                    other.cpu_ms()
+                ));
+                other.reset();
+            }
             let client_ms = client_cpu * 1000.0 / (c.requests.max(1) as f64);
             if proxied.is_empty() {
                 println!(
                     "| {} | {concurrency} | {} | {} | {ratio:.2}x | {cpu_ms:.3} | {client_ms:.3} |",
                     format_size(size),
                     cell(&d),
-                    cell(&c)
+                    cell(c)
                 );
             } else {
                 println!(
@@ -220,11 +283,29 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
                     format_size(size),
                     cell(&d),
                     cell(&p),
-                    cell(&c),
+                    cell(c),
                     c.rps() / p.rps().max(1e-9),
                     c.percentile_ms(0.99) / p.percentile_ms(0.99).max(1e-9)
                 );
             }
+        }
+    }
+    if let (Some(flags), false) = (&spec.versus, versus_rows.is_empty()) {
+        let name = |flags: &[String]| match flags.join(" ") {
+            none if none.is_empty() => "default flags".to_string(),
+            some => format!("`{some}`"),
+        };
+        println!(
+            "\nsame run, taking turns: coordinator A ({}) against coordinator B ({})\n",
+            name(&spec.coordinator_flags),
+            name(flags)
+        );
+        println!("| size | c | A rps | p50 ms | p99 ms | B rps | p50 ms | p99 ms | B/A rps | B/A p99 | A CPU ms/upload | B CPU ms/upload |");
+        println!(
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        );
+        for row in versus_rows {
+            println!("{row}");
         }
     }
     if !big_line.is_empty() {
