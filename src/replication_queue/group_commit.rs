@@ -81,17 +81,17 @@ impl GroupCommit {
 
     /// Writes one batch (which holds the leader's own push) and hands the lead on.
     fn lead(&self, write: &impl Fn(&[String]) -> Outcome) {
-        let batch: Vec<Waiter> = {
+        let mut batch: Vec<Waiter> = {
             let mut state = self.state.lock();
             let take = state.waiting.len().min(MOST_PER_BATCH);
             state.waiting.drain(..take).collect()
         };
         // Hands the lead on even if `write` panics, so no push waits forever.
         let _hand_off = HandOff(self);
-        let items: Vec<String> = match batch.as_slice() {
-            [only] => only.items.clone(),
-            _ => batch.iter().flat_map(|w| w.items.iter().cloned()).collect(),
-        };
+        let items: Vec<String> = batch
+            .iter_mut()
+            .flat_map(|waiter| std::mem::take(&mut waiter.items))
+            .collect();
         let outcome = write(&items);
         for waiter in batch {
             // A follower that is gone (its upload ended) needs no answer.

@@ -59,6 +59,28 @@ enum Action {
     Replication(ReplicationArgs),
     Scale(ScaleArgs),
     Check(CheckArgs),
+    Wakeups(WakeupsArgs),
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "wakeups")]
+/// How long a may coroutine waits to be woken by others (join, scoped coroutines with a
+/// channel, the queue's group commit), on two real Redis servers, quiet and with one
+/// server asleep for 2 s.
+struct WakeupsArgs {
+    /// coroutines at once (default 64)
+    #[argh(option, default = "64")]
+    concurrency: usize,
+    /// length of each phase (default 8s)
+    #[argh(
+        option,
+        default = "Duration::from_secs(8)",
+        from_str_fn(parse_duration)
+    )]
+    duration: Duration,
+    /// may worker threads (default 2)
+    #[argh(option, default = "2")]
+    workers: usize,
 }
 
 #[derive(FromArgs)]
@@ -327,6 +349,10 @@ impl Command for Bench {
                 },
             )
             .map_err(Error::Invalid),
+            Action::Wakeups(args) => {
+                super::wakeups::run_wakeups(args.concurrency.max(1), args.duration, args.workers)
+                    .map_err(Error::Invalid)
+            }
             Action::Check(args) => {
                 let report = super::check::run_check(&backpack_binary()?, args.keys.max(1))
                     .map_err(Error::Invalid)?;

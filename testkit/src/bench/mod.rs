@@ -3,7 +3,8 @@
 //! nodes in the same run, and prints a table with ratios; and `slow-node`, which checks
 //! that one slow node leaves the other shards' latency alone; and `replication`, which
 //! measures whether the replicators keep pace with uploads; and `scale`, which measures what
-//! thousands of shards and a hundred coordinators cost ZooKeeper and each coordinator.
+//! thousands of shards and a hundred coordinators cost ZooKeeper and each coordinator; and
+//! `wakeups`, which looks for slow wakeups between `may` coroutines.
 
 mod check;
 mod client;
@@ -13,3 +14,4 @@ mod matrix;
 mod replication;
 pub mod scale;
 mod slow_node;
+mod wakeups;
