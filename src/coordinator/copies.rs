@@ -9,12 +9,10 @@
 //! neither counted nor queued, and the upload tries another shard. The shard's remaining
 //! nodes get ordinary queue items with every storing node in `from`.
 
+use super::node_put::{node_failed, put_to_node, NodeFailure};
+use super::outcome::{body_refusal, refuse, replicate, Refusal, Stored, UploadContext};
 use super::payload::{UploadBody, WholeBody};
 use super::placement;
-use super::upload::{
-    body_refusal, node_failed, put_to_node, refuse, replicate, NodeFailure, Refusal, Stored,
-    UploadContext,
-};
 use super::Coordinator;
 use crate::cluster::snapshot::{Shard, Snapshot};
 use crate::log_line;

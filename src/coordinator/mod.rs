@@ -10,6 +10,8 @@ mod memory_budget;
 mod metrics;
 mod node_health;
 pub mod node_key;
+mod node_put;
+mod outcome;
 mod payload;
 pub mod placement;
 mod stats;

@@ -14,35 +14,15 @@
 
 use super::copies;
 use super::node_key;
-use super::payload::{BodyError, CollectLimits, NodeAnswer, NodePut, UploadBody};
+use super::node_put::{node_failed, node_took_it, put_to_node, NodeFailure};
+use super::outcome::{body_refusal, refuse, replicate, too_large, Refusal, Stored, UploadContext};
+use super::payload::{CollectLimits, UploadBody};
 use super::placement;
 use super::Coordinator;
 use crate::cluster::snapshot::{Shard, Snapshot};
 use crate::http::{Body, Framing, Request, Response};
 use crate::log_line;
-use crate::replication_queue;
-use std::io::Read;
 use std::time::Instant;
-
-/// An upload that was not stored, with the answer to give.
-pub(super) struct Refusal {
-    pub status: u16,
-    pub message: String,
-}
-
-pub(super) fn refuse(status: u16, message: impl Into<String>) -> Refusal {
-    Refusal {
-        status,
-        message: message.into(),
-    }
-}
-
-/// Where an upload ended up: its shard, and the node (or nodes, comma-separated) that
-/// stored it.
-pub(super) struct Stored {
-    pub shard: String,
-    pub node: String,
-}
 
 /// Checks the request before any of its body is read: its declared length (None for a
 /// chunked body, whose length is known only at its end).
@@ -67,23 +47,11 @@ fn validate(coordinator: &Coordinator, request: &Request) -> Result<Option<u64>,
     Ok(declared)
 }
 
-fn too_large(max_body: u64) -> Refusal {
-    refuse(413, format!("the body is larger than {max_body} bytes"))
-}
-
 fn empty() -> Refusal {
     refuse(
         400,
         "the body is empty: a Backpack node cannot store an empty file",
     )
-}
-
-/// What one upload carries through its steps: the key as sent, its length, and when it
-/// started.
-pub(super) struct UploadContext<'r> {
-    pub target: &'r str,
-    pub length: u64,
-    pub started: Instant,
 }
 
 /// `PUT /<path>`: one log line and one counter per upload, whatever the outcome.
@@ -128,14 +96,6 @@ pub fn handle(coordinator: &Coordinator, request: &Request, body: &mut Body<'_>)
             );
             Response::error(refusal.status, &refusal.message)
         }
-    }
-}
-
-pub(super) fn body_refusal(err: BodyError) -> Refusal {
-    match err {
-        BodyError::Client(why) => refuse(400, format!("the request body did not arrive: {why}")),
-        BodyError::Spool(why) => refuse(503, format!("cannot keep the body: {why}")),
-        BodyError::TooLarge(max_body) => too_large(max_body),
     }
 }
 
@@ -249,112 +209,4 @@ fn try_nodes(
         }
     }
     Ok(None)
-}
-
-/// Notes a node that did not store a file (log, node health, metrics); the failure as
-/// the answer names it.
-pub(super) fn node_failed(
-    coordinator: &Coordinator,
-    shard: &Shard,
-    node_id: &str,
-    upload: &UploadContext<'_>,
-    why: &str,
-) -> String {
-    log_line!(
-        "node {node_id} (shard {}) failed {} after {:.1} ms: {why}",
-        shard.id,
-        upload.target,
-        upload.started.elapsed().as_secs_f64() * 1000.0
-    );
-    coordinator.nodes.failed(node_id);
-    coordinator.metrics.node_failed(node_id);
-    format!("node {node_id}: {why}")
-}
-
-pub(super) enum NodeFailure {
-    /// The node did not take the file; another may.
-    Node(String),
-    /// The client's body broke off: nobody can take the file.
-    Body(BodyError),
-}
-
-/// A node took the file: 201 (a Backpack node), or 204 (a server that replaced a file).
-pub(super) fn node_took_it(answer: &NodeAnswer) -> bool {
-    matches!(answer, Ok(response) if matches!(response.status().as_u16(), 201 | 204))
-}
-
-/// One attempt: `PUT http://<node><target>`, the body sent by `send`.
-pub(super) fn put_to_node(
-    coordinator: &Coordinator,
-    snapshot: &Snapshot,
-    node_id: &str,
-    upload: &UploadContext<'_>,
-    send: impl FnOnce(NodePut) -> Result<NodeAnswer, NodeFailure>,
-) -> Result<(), NodeFailure> {
-    let Some(node) = snapshot.nodes.get(node_id) else {
-        return Err(NodeFailure::Node("not in servers-map".into()));
-    };
-    let Some(addr) = node.addr else {
-        return Err(NodeFailure::Node(format!(
-            "{} does not resolve",
-            node.endpoint
-        )));
-    };
-    let put = coordinator
-        .agents
-        .for_node(addr)
-        .put(&format!("http://{addr}{}", upload.target))
-        .header("Content-Length", upload.length.to_string());
-    let answer = send(put)?;
-    let took_it = node_took_it(&answer);
-    match answer {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            // Read the (small) answer so the connection can go back to the pool.
-            let _ = std::io::copy(
-                &mut response.into_body().into_reader().take(64 * 1024),
-                &mut std::io::sink(),
-            );
-            if took_it {
-                Ok(())
-            } else {
-                Err(NodeFailure::Node(format!("answered {status}")))
-            }
-        }
-        Err(err) => Err(NodeFailure::Node(err.to_string())),
-    }
-}
-
-/// Queues a copy to every other node of the shard, from every node that stored it.
-pub(super) fn replicate(
-    snapshot: &Snapshot,
-    shard: &Shard,
-    stored_on: &[String],
-    target: &str,
-) -> Result<(), Refusal> {
-    let items: Vec<String> = shard
-        .nodes
-        .iter()
-        .filter(|id| !stored_on.contains(id))
-        .map(|to| replication_queue::item(stored_on, to, target))
-        .collect();
-    if items.is_empty() {
-        return Ok(());
-    }
-    let not_queued = |why: String| {
-        refuse(
-            503,
-            format!(
-                "the file is stored on node {} only: its replication could not be queued ({why})",
-                stored_on.join(", ")
-            ),
-        )
-    };
-    let Some(queue) = &snapshot.queue else {
-        return Err(not_queued("no queue configured".into()));
-    };
-    queue
-        .push(&items)
-        .map(|_| ())
-        .map_err(|err| not_queued(err.to_string()))
 }

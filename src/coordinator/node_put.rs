@@ -1,0 +1,84 @@
+//! One PUT of an upload's body to one node, and what a failed one leaves behind (a log
+//! line, the node's health, its failure metric). Shared by the one-copy path (`upload`)
+//! and `--sync-copies` (`copies`).
+
+use super::outcome::UploadContext;
+use super::payload::{BodyError, NodeAnswer, NodePut};
+use super::Coordinator;
+use crate::cluster::snapshot::{Shard, Snapshot};
+use crate::log_line;
+use std::io::Read;
+
+/// Notes a node that did not store a file (log, node health, metrics); the failure as
+/// the answer names it.
+pub(super) fn node_failed(
+    coordinator: &Coordinator,
+    shard: &Shard,
+    node_id: &str,
+    upload: &UploadContext<'_>,
+    why: &str,
+) -> String {
+    log_line!(
+        "node {node_id} (shard {}) failed {} after {:.1} ms: {why}",
+        shard.id,
+        upload.target,
+        upload.started.elapsed().as_secs_f64() * 1000.0
+    );
+    coordinator.nodes.failed(node_id);
+    coordinator.metrics.node_failed(node_id);
+    format!("node {node_id}: {why}")
+}
+
+pub(super) enum NodeFailure {
+    /// The node did not take the file; another may.
+    Node(String),
+    /// The client's body broke off: nobody can take the file.
+    Body(BodyError),
+}
+
+/// A node took the file: 201 (a Backpack node), or 204 (a server that replaced a file).
+pub(super) fn node_took_it(answer: &NodeAnswer) -> bool {
+    matches!(answer, Ok(response) if matches!(response.status().as_u16(), 201 | 204))
+}
+
+/// One attempt: `PUT http://<node><target>`, the body sent by `send`.
+pub(super) fn put_to_node(
+    coordinator: &Coordinator,
+    snapshot: &Snapshot,
+    node_id: &str,
+    upload: &UploadContext<'_>,
+    send: impl FnOnce(NodePut) -> Result<NodeAnswer, NodeFailure>,
+) -> Result<(), NodeFailure> {
+    let Some(node) = snapshot.nodes.get(node_id) else {
+        return Err(NodeFailure::Node("not in servers-map".into()));
+    };
+    let Some(addr) = node.addr else {
+        return Err(NodeFailure::Node(format!(
+            "{} does not resolve",
+            node.endpoint
+        )));
+    };
+    let put = coordinator
+        .agents
+        .for_node(addr)
+        .put(&format!("http://{addr}{}", upload.target))
+        .header("Content-Length", upload.length.to_string());
+    let answer = send(put)?;
+    let took_it = node_took_it(&answer);
+    match answer {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            // Read the (small) answer so the connection can go back to the pool.
+            let _ = std::io::copy(
+                &mut response.into_body().into_reader().take(64 * 1024),
+                &mut std::io::sink(),
+            );
+            if took_it {
+                Ok(())
+            } else {
+                Err(NodeFailure::Node(format!("answered {status}")))
+            }
+        }
+        Err(err) => Err(NodeFailure::Node(err.to_string())),
+    }
+}
