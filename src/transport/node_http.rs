@@ -267,20 +267,27 @@ pub fn agent(connect_timeout: Duration, total_timeout: Duration, role: Role) -> 
     }
 }
 
-/// The coordinator's node connections: one ureq agent, so one pool, per node address.
+/// The coordinator's node connections: a few ureq agents, so a few pools, per node
+/// address.
 ///
 /// ureq keeps an agent's idle connections in one list and, each time a connection goes
 /// back, recounts every host's connections across the whole list by comparing keys
 /// (`update_position_per_host`): with every node behind one agent that work grows with
 /// the nodes times the idle connections, and it showed as 5-6 % of the coordinator's CPU
-/// at 1 KiB and c=64 (`Authority::eq`, `Pool::purge`). With an agent per node, each list
-/// holds one host. Agents of nodes that left the cluster stay: a few bytes each.
+/// at 1 KiB and c=64 (`Authority::eq`, `Pool::purge`). With agents per node, each list
+/// holds one host, and requests take the node's `POOLS_PER_NODE` agents in turn, so each
+/// list is that many times shorter again. Agents of nodes that left the cluster stay: a
+/// few bytes each.
 pub struct NodeAgents {
     connect_timeout: Duration,
     total_timeout: Duration,
     role: Role,
-    agents: parking_lot::RwLock<std::collections::HashMap<SocketAddr, ureq::Agent>>,
+    agents: parking_lot::RwLock<std::collections::HashMap<SocketAddr, Vec<ureq::Agent>>>,
+    turn: std::sync::atomic::AtomicUsize,
 }
+
+/// Agents (connection pools) per node address.
+const POOLS_PER_NODE: usize = 4;
 
 impl NodeAgents {
     pub fn new(connect_timeout: Duration, total_timeout: Duration, role: Role) -> NodeAgents {
@@ -289,19 +296,22 @@ impl NodeAgents {
             total_timeout,
             role,
             agents: Default::default(),
+            turn: Default::default(),
         }
     }
 
-    /// The agent for the node at `addr` (a clone: it shares the node's pool). The lock is
-    /// never held across a request.
+    /// An agent for the node at `addr` (a clone: it shares that pool), the node's agents
+    /// in turn. The lock is never held across a request.
     pub fn for_node(&self, addr: SocketAddr) -> ureq::Agent {
-        if let Some(agent) = self.agents.read().get(&addr) {
-            return agent.clone();
+        let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % POOLS_PER_NODE;
+        if let Some(agents) = self.agents.read().get(&addr) {
+            return agents[turn].clone();
         }
-        self.agents
-            .write()
-            .entry(addr)
-            .or_insert_with(|| agent(self.connect_timeout, self.total_timeout, self.role))
+        self.agents.write().entry(addr).or_insert_with(|| {
+            (0..POOLS_PER_NODE)
+                .map(|_| agent(self.connect_timeout, self.total_timeout, self.role))
+                .collect()
+        })[turn]
             .clone()
     }
 }
