@@ -259,6 +259,7 @@ impl Command for CoordinatorCommand {
             statsd: statsd.clone(),
             server: Arc::clone(&server_status),
             small_shards: Default::default(),
+            recent: Default::default(),
         };
         let limits = Limits {
             header_timeout: self.header_timeout,

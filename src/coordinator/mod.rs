@@ -5,6 +5,7 @@
 //! to ZooKeeper); `command` parses the command line and starts everything.
 
 pub mod command;
+mod console;
 mod copies;
 mod memory_budget;
 mod metrics;
@@ -14,6 +15,7 @@ mod node_put;
 mod outcome;
 mod payload;
 pub mod placement;
+mod recent;
 mod stats;
 mod statsd;
 pub mod upload;
@@ -58,6 +60,8 @@ pub struct Coordinator {
     metrics: metrics::Metrics,
     statsd: Option<Arc<statsd::Statsd>>,
     server: Arc<ServerStatus>,
+    /// Uploads of the last minute, for the console.
+    recent: recent::RecentUploads,
     /// Shards already logged as too small for `--sync-copies` (each is logged once).
     small_shards: parking_lot::Mutex<std::collections::HashSet<String>>,
 }
@@ -71,6 +75,7 @@ impl Coordinator {
             self.stats.failed();
         }
         self.metrics.upload(status, bytes, elapsed.as_secs_f64());
+        self.recent.record(status == 200, elapsed);
         if let Some(statsd) = &self.statsd {
             statsd.upload(status == 200, elapsed.as_secs_f64() * 1000.0);
         }
@@ -120,11 +125,13 @@ impl Handler for Coordinator {
         match request.method.as_str() {
             "PUT" => upload::handle(self, request, body),
             "GET" | "HEAD" => match request.path() {
+                "/" => self.console_answer(),
+                "/status.json" => self.status_answer(),
                 "/stats" => self.stats_answer(),
                 "/metrics" => self.metrics_answer(),
                 _ => Response::error(
                     404,
-                    "not found: uploads are PUT, statistics are at GET /stats and /metrics",
+                    "not found: uploads are PUT; the console is GET /, its data /status.json, statistics /stats and /metrics",
                 ),
             },
             other => Response::error(405, &format!("method {other} is not allowed"))

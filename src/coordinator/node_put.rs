@@ -24,7 +24,7 @@ pub(super) fn node_failed(
         upload.target,
         upload.started.elapsed().as_secs_f64() * 1000.0
     );
-    coordinator.nodes.failed(node_id);
+    coordinator.nodes.failed(node_id, why);
     coordinator.metrics.node_failed(node_id);
     format!("node {node_id}: {why}")
 }

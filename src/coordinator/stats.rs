@@ -42,6 +42,18 @@ impl Stats {
         self.failed_uploads.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    pub fn stored_count(&self) -> u64 {
+        self.processed_uploads.load(Ordering::Relaxed)
+    }
+
+    pub fn failed_count(&self) -> u64 {
+        self.failed_uploads.load(Ordering::Relaxed)
+    }
+
     /// The `/stats` document; `queue_length` is None when no Redis answered.
     pub fn document(&self, snapshot: Option<&Snapshot>, queue_length: Option<u64>) -> Value {
         let totals = snapshot.map(Snapshot::totals).unwrap_or_default();

@@ -60,6 +60,20 @@ enum Action {
     Scale(ScaleArgs),
     Check(CheckArgs),
     Wakeups(WakeupsArgs),
+    Console(ConsoleArgs),
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "console")]
+/// How long the coordinator's console (GET / and /status.json) takes to answer on a
+/// cluster of many shards.
+struct ConsoleArgs {
+    /// shards, two nodes each (default 1000)
+    #[argh(option, default = "1000")]
+    shards: usize,
+    /// requests per page (default 200)
+    #[argh(option, default = "200")]
+    requests: usize,
 }
 
 #[derive(FromArgs)]
@@ -347,6 +361,12 @@ impl Command for Bench {
                         .map(str::to_string)
                         .collect(),
                 },
+            )
+            .map_err(Error::Invalid),
+            Action::Console(args) => super::console::run_console(
+                &backpack_binary()?,
+                args.shards.max(1),
+                args.requests.max(1),
             )
             .map_err(Error::Invalid),
             Action::Wakeups(args) => {

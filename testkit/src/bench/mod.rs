@@ -4,11 +4,13 @@
 //! that one slow node leaves the other shards' latency alone; and `replication`, which
 //! measures whether the replicators keep pace with uploads; and `scale`, which measures what
 //! thousands of shards and a hundred coordinators cost ZooKeeper and each coordinator; and
-//! `wakeups`, which looks for slow wakeups between `may` coroutines.
+//! `wakeups`, which looks for slow wakeups between `may` coroutines; and `console`, which
+//! times the coordinator's console page on many shards.
 
 mod check;
 mod client;
 pub mod command;
+mod console;
 pub mod load;
 mod matrix;
 mod replication;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 mod generator;
 mod report;
 mod sim;
-mod world;
+pub(crate) mod world;
 
 use generator::Generator;
 pub use report::ScaleReport;

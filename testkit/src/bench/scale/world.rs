@@ -276,7 +276,7 @@ pub fn sample(text: &str, name: &str) -> Option<f64> {
         .and_then(|value| value.trim().parse().ok())
 }
 
-fn servers_map(nodes: usize, port: u16) -> Value {
+pub(crate) fn servers_map(nodes: usize, port: u16) -> Value {
     let mut map = Map::new();
     for id in 1..=nodes {
         map.insert(
@@ -287,7 +287,7 @@ fn servers_map(nodes: usize, port: u16) -> Value {
     Value::Object(map)
 }
 
-fn shards_map(shards: usize) -> Value {
+pub(crate) fn shards_map(shards: usize) -> Value {
     let mut map = Map::new();
     for id in 1..=shards {
         let nodes = [(2 * id - 1).to_string(), (2 * id).to_string()];
@@ -297,7 +297,7 @@ fn shards_map(shards: usize) -> Value {
 }
 
 /// Creates the size nodes, a few hundred per transaction.
-fn create_size_nodes(
+pub(crate) fn create_size_nodes(
     store: &ZkState,
     shards: usize,
     capacity: u64,

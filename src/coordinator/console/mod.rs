@@ -1,0 +1,214 @@
+//! The operator's console: `GET /` (one HTML page) and `GET /status.json` (the same
+//! data), the cluster at a glance as this coordinator sees it.
+//!
+//! `status` gathers the data once per request from the current snapshot and the
+//! coordinator's own counters: every shard with its nodes, fill and state; every node
+//! with its address and the failures this coordinator saw in the last minute; the queue
+//! length on each Redis server; uploads over the last minute; ZooKeeper's state and the
+//! configuration's age; version and uptime. `page` renders it, escaping every value that
+//! came from ZooKeeper.
+
+mod page;
+
+use super::node_health::NodeReport;
+use super::recent::RecentSummary;
+use super::Coordinator;
+use crate::cluster::snapshot::{Shard, Snapshot};
+use crate::http::Response;
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
+
+#[derive(Serialize)]
+pub struct Status {
+    pub version: &'static str,
+    pub uptime_seconds: u64,
+    pub zookeeper: ZooKeeperStatus,
+    pub totals: TotalsStatus,
+    pub uploads: UploadsStatus,
+    pub queue: Vec<QueueServer>,
+    pub shards: Vec<ShardStatus>,
+    pub nodes: Vec<NodeStatus>,
+}
+
+#[derive(Serialize)]
+pub struct ZooKeeperStatus {
+    pub state: &'static str,
+    /// Seconds since the configuration was last read (None: never).
+    pub configuration_age_seconds: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct TotalsStatus {
+    pub shards: usize,
+    pub writable_shards: u64,
+    pub capacity_bytes: u64,
+    pub used_bytes: u64,
+}
+
+#[derive(Serialize)]
+pub struct UploadsStatus {
+    pub last_minute: RecentSummary,
+    pub stored_since_start: u64,
+    pub failed_since_start: u64,
+}
+
+#[derive(Serialize)]
+pub struct QueueServer {
+    pub server: String,
+    /// None when the server did not answer.
+    pub length: Option<u64>,
+}
+
+#[derive(Serialize)]
+pub struct ShardStatus {
+    pub id: String,
+    /// `rw`, `read-only`, `full`, or `no size` (its size node is missing).
+    pub state: &'static str,
+    pub nodes: Vec<String>,
+    pub capacity_bytes: Option<u64>,
+    pub used_bytes: Option<u64>,
+    /// used / capacity, 0 to 1 (over 1 when a shard overflowed).
+    pub used_ratio: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct NodeStatus {
+    pub id: String,
+    /// `host:port` from the servers-map; None for a node a shard names but the map lacks.
+    pub address: Option<String>,
+    pub shards: Vec<String>,
+    pub failures_last_minute: usize,
+    pub last_error: Option<String>,
+    pub last_error_seconds_ago: Option<f64>,
+    /// Failed within `--node-cooldown`: uploads try it last.
+    pub tried_last: bool,
+}
+
+fn shard_state(shard: &Shard) -> &'static str {
+    match shard.size {
+        _ if shard.read_only => "read-only",
+        None => "no size",
+        Some(size) if size.is_full() => "full",
+        Some(_) => "rw",
+    }
+}
+
+fn shard_status(shard: &Shard) -> ShardStatus {
+    ShardStatus {
+        id: shard.id.clone(),
+        state: shard_state(shard),
+        nodes: shard.nodes.clone(),
+        capacity_bytes: shard.size.map(|size| size.capacity),
+        used_bytes: shard.size.map(|size| size.current),
+        used_ratio: shard
+            .size
+            .filter(|size| size.capacity > 0)
+            .map(|size| size.current as f64 / size.capacity as f64),
+    }
+}
+
+/// Ids in the order an operator reads them: numbers by value, then the rest.
+fn sorted_ids(ids: impl Iterator<Item = String>) -> Vec<String> {
+    let mut ids: Vec<String> = ids.collect::<BTreeSet<_>>().into_iter().collect();
+    ids.sort_by_key(|id| (id.parse::<u64>().map_or(u64::MAX, |n| n), id.clone()));
+    ids
+}
+
+fn node_statuses(snapshot: &Snapshot, health: &HashMap<String, NodeReport>) -> Vec<NodeStatus> {
+    let mut shards_of: HashMap<&str, Vec<String>> = HashMap::new();
+    for shard in &snapshot.shards {
+        for node in &shard.nodes {
+            shards_of.entry(node).or_default().push(shard.id.clone());
+        }
+    }
+    let ids = snapshot
+        .nodes
+        .keys()
+        .cloned()
+        .chain(shards_of.keys().map(|id| id.to_string()));
+    sorted_ids(ids)
+        .into_iter()
+        .map(|id| {
+            let report = health.get(&id);
+            NodeStatus {
+                address: snapshot
+                    .nodes
+                    .get(&id)
+                    .map(|node| node.endpoint.to_string()),
+                shards: shards_of.remove(id.as_str()).unwrap_or_default(),
+                failures_last_minute: report.map_or(0, |r| r.failures_last_minute),
+                last_error: report.and_then(|r| r.last_error.as_ref().map(|(why, _)| why.clone())),
+                last_error_seconds_ago: report
+                    .and_then(|r| r.last_error.as_ref().map(|(_, ago)| ago.as_secs_f64())),
+                tried_last: report.is_some_and(|r| r.cooling_down),
+                id,
+            }
+        })
+        .collect()
+}
+
+impl Coordinator {
+    /// Everything the console shows, read now.
+    pub(super) fn status(&self) -> Status {
+        let snapshot = self.snapshot.current();
+        let snapshot = snapshot.as_deref();
+        let totals = snapshot.map(Snapshot::totals).unwrap_or_default();
+        let queue = snapshot
+            .and_then(|s| s.queue.as_ref())
+            .map(|queue| {
+                queue
+                    .pools
+                    .iter()
+                    .zip(queue.lengths())
+                    .map(|(pool, length)| QueueServer {
+                        server: pool.addr.to_string(),
+                        length,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let health = self.nodes.report();
+        Status {
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_seconds: self.stats.uptime().as_secs(),
+            zookeeper: ZooKeeperStatus {
+                state: self.zk_health.state(),
+                configuration_age_seconds: self
+                    .zk_health
+                    .since_last_read()
+                    .map(|d| d.as_secs_f64()),
+            },
+            totals: TotalsStatus {
+                shards: snapshot.map_or(0, |s| s.shards.len()),
+                writable_shards: totals.writable_shards,
+                capacity_bytes: totals.capacity,
+                used_bytes: totals.used,
+            },
+            uploads: UploadsStatus {
+                last_minute: self.recent.summary(),
+                stored_since_start: self.stats.stored_count(),
+                failed_since_start: self.stats.failed_count(),
+            },
+            queue,
+            shards: snapshot.map_or_else(Vec::new, |s| s.shards.iter().map(shard_status).collect()),
+            nodes: snapshot.map_or_else(Vec::new, |s| node_statuses(s, &health)),
+        }
+    }
+
+    /// `GET /status.json`.
+    pub(super) fn status_answer(&self) -> Response {
+        match serde_json::to_value(self.status()) {
+            Ok(document) => Response::json(200, &document),
+            Err(err) => Response::error(500, &format!("cannot encode the status: {err}")),
+        }
+    }
+
+    /// `GET /`.
+    pub(super) fn console_answer(&self) -> Response {
+        Response::plain(
+            200,
+            "text/html; charset=utf-8",
+            page::render(&self.status()).into_bytes(),
+        )
+    }
+}
