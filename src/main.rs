@@ -4,12 +4,9 @@
 
 use std::process::ExitCode;
 
-/// mimalloc instead of glibc's malloc: an upload allocates and frees many small buffers
-/// across two worker threads, and glibc's malloc was about 13 % of the coordinator's
-/// profile at 1 KiB uploads (see the README's design notes). It is built without
-/// transparent huge pages (`no_thp`): 2 MiB pages would hold memory that a freed body left.
+/// mimalloc for small blocks, glibc for large ones (`backpack::allocator`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: backpack::allocator::SplitAllocator = backpack::allocator::SplitAllocator;
 
 fn usage() -> ExitCode {
     eprintln!("usage: backpack <command> [arguments...]   (or run bin/<command>)");

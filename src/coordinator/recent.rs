@@ -85,7 +85,7 @@ impl RecentUploads {
     /// The last `WINDOW_SECONDS` full seconds (the current one is still filling).
     pub fn summary(&self) -> RecentSummary {
         let now = self.now();
-        let span = now.min(WINDOW_SECONDS).max(1);
+        let span = now.clamp(1, WINDOW_SECONDS);
         let (mut uploads, mut failures) = (0, 0);
         let mut latency = [0u64; LATENCY_BUCKETS];
         for second in self.seconds.lock().iter() {

@@ -169,7 +169,7 @@ fn store(
             &mut body,
             &mut failures,
         )? {
-            replicate(&snapshot, shard, &[node.clone()], upload.target)?;
+            replicate(&snapshot, shard, std::slice::from_ref(&node), upload.target)?;
             coordinator.sizes.add(&shard.id, upload.length);
             return Ok(Stored {
                 shard: shard.id.clone(),
