@@ -11,7 +11,7 @@
 use super::memory_budget::{MemoryBudget, Reservation};
 use crate::http::Body;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
 
 /// Why a body could not be kept.
@@ -150,23 +150,18 @@ impl<'u, 'b, 'c> UploadBody<'u, 'b, 'c> {
         put: NodePut,
         stored: impl Fn(&NodeAnswer) -> bool,
     ) -> Result<NodeAnswer, BodyError> {
-        match &mut self.kept {
-            Kept::Memory { bytes, .. } => Ok(put.send(&bytes[..])),
-            Kept::Spool { spool, whole } if !*whole => {
+        if let Kept::Spool { spool, whole } = &mut self.kept {
+            if !*whole {
                 let answer = put.send(ureq::SendBody::from_reader(&mut spool.tee(self.client)));
                 if !stored(&answer) {
                     spool.finish(self.client)?;
                     *whole = true;
                 }
-                Ok(answer)
-            }
-            Kept::Spool { spool, .. } => {
-                let mut replay = spool
-                    .replay()
-                    .map_err(|err| BodyError::Spool(err.to_string()))?;
-                Ok(put.send(ureq::SendBody::from_reader(&mut replay)))
+                return Ok(answer);
             }
         }
+        // In memory, or spooled whole after a failed first attempt.
+        Ok(self.whole()?.send(put))
     }
 }
 
@@ -286,13 +281,6 @@ impl Spool {
             return Err(BodyError::Spool(why.clone()));
         }
         Ok(())
-    }
-
-    /// The whole spooled body, from its first byte (after `finish`).
-    pub fn replay(&mut self) -> io::Result<io::Take<&mut File>> {
-        self.file.seek(SeekFrom::Start(0))?;
-        let length = self.length;
-        Ok(Read::by_ref(&mut self.file).take(length))
     }
 }
 
