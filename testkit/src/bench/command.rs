@@ -59,42 +59,8 @@ enum Action {
     Replication(ReplicationArgs),
     Scale(ScaleArgs),
     Check(CheckArgs),
-    Wakeups(WakeupsArgs),
-    Console(ConsoleArgs),
-}
-
-#[derive(FromArgs)]
-#[argh(subcommand, name = "console")]
-/// How long the coordinator's console (GET / and /status.json) takes to answer on a
-/// cluster of many shards.
-struct ConsoleArgs {
-    /// shards, two nodes each (default 1000)
-    #[argh(option, default = "1000")]
-    shards: usize,
-    /// requests per page (default 200)
-    #[argh(option, default = "200")]
-    requests: usize,
-}
-
-#[derive(FromArgs)]
-#[argh(subcommand, name = "wakeups")]
-/// How long a may coroutine waits to be woken by others (join, scoped coroutines with a
-/// channel, the queue's group commit), on two real Redis servers, quiet and with one
-/// server asleep for 2 s.
-struct WakeupsArgs {
-    /// coroutines at once (default 64)
-    #[argh(option, default = "64")]
-    concurrency: usize,
-    /// length of each phase (default 8s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(8)",
-        from_str_fn(parse_duration)
-    )]
-    duration: Duration,
-    /// may worker threads (default 2)
-    #[argh(option, default = "2")]
-    workers: usize,
+    Wakeups(super::wakeups::WakeupsArgs),
+    Console(super::console::ConsoleArgs),
 }
 
 #[derive(FromArgs)]
@@ -363,16 +329,8 @@ impl Command for Bench {
                 },
             )
             .map_err(Error::Invalid),
-            Action::Console(args) => super::console::run_console(
-                &backpack_binary()?,
-                args.shards.max(1),
-                args.requests.max(1),
-            )
-            .map_err(Error::Invalid),
-            Action::Wakeups(args) => {
-                super::wakeups::run_wakeups(args.concurrency.max(1), args.duration, args.workers)
-                    .map_err(Error::Invalid)
-            }
+            Action::Console(args) => args.run(&backpack_binary()?).map_err(Error::Invalid),
+            Action::Wakeups(args) => args.run().map_err(Error::Invalid),
             Action::Check(args) => {
                 let report = super::check::run_check(&backpack_binary()?, args.keys.max(1))
                     .map_err(Error::Invalid)?;

@@ -5,14 +5,34 @@
 use super::scale::world::{create_size_nodes, servers_map, shards_map};
 use crate::cluster::LocalCluster;
 use crate::free_port;
+use argh::FromArgs;
 use backpack::zk_state::ZkState;
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+#[derive(FromArgs)]
+#[argh(subcommand, name = "console")]
+/// How long the coordinator's console (GET / and /status.json) takes to answer on a
+/// cluster of many shards.
+pub struct ConsoleArgs {
+    /// shards, two nodes each (default 1000)
+    #[argh(option, default = "1000")]
+    shards: usize,
+    /// requests per page (default 200)
+    #[argh(option, default = "200")]
+    requests: usize,
+}
+
+impl ConsoleArgs {
+    pub fn run(self, bin: &Path) -> Result<(), String> {
+        run_console(bin, self.shards.max(1), self.requests.max(1))
+    }
+}
+
 /// Sets up `shards` shards of two nodes each (no node listens: the page is what is
 /// measured), starts one coordinator and times `requests` GETs of each page.
-pub fn run_console(bin: &Path, shards: usize, requests: usize) -> Result<(), String> {
+fn run_console(bin: &Path, shards: usize, requests: usize) -> Result<(), String> {
     let text = |err: std::io::Error| err.to_string();
     let cluster = LocalCluster::start(bin, "bench-console", 1, 0).map_err(text)?;
     let store = ZkState::open(&cluster.zk(), &cluster.root, Duration::from_secs(10))

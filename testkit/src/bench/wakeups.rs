@@ -15,11 +15,40 @@
 //!   share one `SADD` and followers are woken by the leader.
 
 use crate::RedisServer;
+use argh::FromArgs;
+use backpack::duration_arg::parse_duration;
 use backpack::replication_queue::ReplicationQueue;
 use backpack::transport::redis::RedisPool;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "wakeups")]
+/// How long a may coroutine waits to be woken by others (join, scoped coroutines with a
+/// channel, the queue's group commit), on two real Redis servers, quiet and with one
+/// server asleep for 2 s.
+pub struct WakeupsArgs {
+    /// coroutines at once (default 64)
+    #[argh(option, default = "64")]
+    concurrency: usize,
+    /// length of each phase (default 8s)
+    #[argh(
+        option,
+        default = "Duration::from_secs(8)",
+        from_str_fn(parse_duration)
+    )]
+    duration: Duration,
+    /// may worker threads (default 2)
+    #[argh(option, default = "2")]
+    workers: usize,
+}
+
+impl WakeupsArgs {
+    pub fn run(self) -> Result<(), String> {
+        run_wakeups(self.concurrency.max(1), self.duration, self.workers)
+    }
+}
 
 /// Each Redis command's timeout: a stalled server costs this, no more.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
@@ -143,7 +172,7 @@ fn row(shape: Shape, phase_name: &str, times: &[Duration]) -> String {
 }
 
 /// Runs every shape, quiet and then with one server asleep; prints a table.
-pub fn run_wakeups(concurrency: usize, length: Duration, workers: usize) -> Result<(), String> {
+fn run_wakeups(concurrency: usize, length: Duration, workers: usize) -> Result<(), String> {
     may::config().set_workers(workers.max(1));
     let sandbox = crate::Sandbox::new("bench-wakeups").map_err(|e| e.to_string())?;
     let servers = [
