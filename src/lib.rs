@@ -15,6 +15,7 @@
 //! crate `backpack-testkit` (`testkit/`), not part of this one.
 
 pub mod admin;
+pub mod affinity;
 pub mod allocator;
 pub mod cli;
 pub mod cluster;

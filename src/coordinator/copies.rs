@@ -69,7 +69,7 @@ pub(super) fn store_on_many(
         };
         let stored = copies_on_shard(coordinator, snapshot, shard, upload, whole, &mut failures);
         if stored.len() >= wanted {
-            replicate(snapshot, shard, &stored, upload.target)?;
+            replicate(snapshot, shard, &stored, upload)?;
             coordinator.sizes.add(&shard.id, upload.length);
             coordinator.metrics.stored_copies();
             return Ok(Stored {

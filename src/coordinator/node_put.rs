@@ -60,7 +60,7 @@ pub(super) fn put_to_node(
     };
     let put = coordinator
         .agents
-        .for_node(addr)
+        .for_node(addr, upload.home)
         .put(&format!("http://{addr}{}", upload.target))
         .header("Content-Length", upload.length.to_string());
     let answer = send(put)?;

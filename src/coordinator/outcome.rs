@@ -3,6 +3,7 @@
 //! a 200. Shared by the one-copy path (`upload`) and `--sync-copies` (`copies`).
 
 use super::payload::BodyError;
+use crate::affinity::Home;
 use crate::cluster::snapshot::{Shard, Snapshot};
 use crate::replication_queue;
 use std::time::Instant;
@@ -27,12 +28,14 @@ pub(super) struct Stored {
     pub node: String,
 }
 
-/// What one upload carries through its steps: the key as sent, its length, and when it
-/// started.
+/// What one upload carries through its steps: the key as sent, its length, when it
+/// started, and the worker thread its client's socket wakes (node and Redis connections
+/// are taken from that worker's pools, see `affinity`).
 pub(super) struct UploadContext<'r> {
     pub target: &'r str,
     pub length: u64,
     pub started: Instant,
+    pub home: Home,
 }
 
 pub(super) fn too_large(max_body: u64) -> Refusal {
@@ -52,8 +55,9 @@ pub(super) fn replicate(
     snapshot: &Snapshot,
     shard: &Shard,
     stored_on: &[String],
-    target: &str,
+    upload: &UploadContext<'_>,
 ) -> Result<(), Refusal> {
+    let target = upload.target;
     let items: Vec<String> = shard
         .nodes
         .iter()
@@ -76,7 +80,7 @@ pub(super) fn replicate(
         return Err(not_queued("no queue configured".into()));
     };
     queue
-        .push(&items)
+        .push(&items, upload.home)
         .map(|_| ())
         .map_err(|err| not_queued(err.to_string()))
 }

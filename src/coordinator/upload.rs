@@ -62,7 +62,7 @@ pub fn handle(coordinator: &Coordinator, request: &Request, body: &mut Body<'_>)
     let outcome = validate(coordinator, request).and_then(|declared| {
         store(
             coordinator,
-            &request.target,
+            request,
             declared,
             started,
             body,
@@ -103,7 +103,7 @@ pub fn handle(coordinator: &Coordinator, request: &Request, body: &mut Body<'_>)
 /// when every node of one failed.
 fn store(
     coordinator: &Coordinator,
-    target: &str,
+    request: &Request,
     declared: Option<u64>,
     started: Instant,
     client_body: &mut Body<'_>,
@@ -148,9 +148,10 @@ fn store(
         return Err(empty());
     }
     let upload = &UploadContext {
-        target,
+        target: &request.target,
         length,
         started,
+        home: request.home,
     };
 
     if settings.sync_copies > 1 {
@@ -169,7 +170,7 @@ fn store(
             &mut body,
             &mut failures,
         )? {
-            replicate(&snapshot, shard, std::slice::from_ref(&node), upload.target)?;
+            replicate(&snapshot, shard, std::slice::from_ref(&node), upload)?;
             coordinator.sizes.add(&shard.id, upload.length);
             return Ok(Stored {
                 shard: shard.id.clone(),

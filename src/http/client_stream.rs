@@ -2,6 +2,7 @@
 //! from and what a request body reads from, with timeouts that cost as few system calls
 //! as possible.
 
+use crate::affinity::{self, Home};
 use may::net::TcpStream;
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
@@ -45,6 +46,18 @@ impl ClientStream {
             write_timeout: None,
             standing_read_timeout,
         }
+    }
+
+    /// The same client under a socket registered with the worker `home` (see
+    /// `affinity::move_home`); what was read and not consumed stays.
+    pub(super) fn move_home(self, home: Home) -> io::Result<ClientStream> {
+        Ok(ClientStream {
+            stream: affinity::move_home(self.stream, home)?,
+            // The moved socket starts with no timeouts set.
+            read_timeout: None,
+            write_timeout: None,
+            ..self
+        })
     }
 
     fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {

@@ -11,6 +11,7 @@ use super::client_stream::{is_timeout, ClientStream};
 use super::request::{self, Framing, Request};
 use super::response::Response;
 use super::{Handler, InFlightRequest, Limits, ServerStatus};
+use crate::affinity;
 use may::net::TcpStream;
 use std::io::{self, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -97,6 +98,9 @@ pub(super) fn serve(
     limits: &Limits,
     status: &ServerStatus,
 ) {
+    let Ok((stream, mut placement)) = status.steering.place(stream) else {
+        return;
+    };
     let _ = stream.set_nodelay(true);
     let mut conn = ClientStream::new(
         stream,
@@ -104,8 +108,18 @@ pub(super) fn serve(
         limits.idle_timeout.min(limits.body_timeout),
     );
     loop {
+        if let Some(home) = placement.before_request() {
+            conn = match conn.move_home(home) {
+                Ok(conn) => conn,
+                Err(_) => return,
+            };
+            placement.moved(affinity::home_of(&conn.stream));
+        }
         let request = match read_head(&mut conn, limits) {
-            Ok(request) => request,
+            Ok(request) => Request {
+                home: placement.home(),
+                ..request
+            },
             Err(NoHead::Gone) => return,
             Err(NoHead::Answer(response)) => {
                 let _ = write_answer(&mut conn, &response, false, limits.body_timeout);

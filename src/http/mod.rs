@@ -21,7 +21,9 @@ pub use request::{Framing, Request};
 pub use response::Response;
 pub use server::{serve, ServerHandle};
 
+use crate::affinity::steering::Steering;
 use parking_lot::{Condvar, Mutex};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -70,6 +72,8 @@ impl Default for Limits {
 #[derive(Default)]
 pub struct ServerStatus {
     open: AtomicUsize,
+    /// Which workers take clients (`affinity::steering`).
+    steering: Arc<Steering>,
     stopping: AtomicBool,
     /// Requests between their head and their answer.
     in_flight: AtomicUsize,
@@ -81,6 +85,11 @@ pub struct ServerStatus {
 impl ServerStatus {
     pub fn open_connections(&self) -> usize {
         self.open.load(Ordering::Relaxed)
+    }
+
+    /// The worker threads that take clients now (see `affinity::steering`).
+    pub fn active_workers(&self) -> usize {
+        self.steering.active()
     }
 
     pub fn requests_in_flight(&self) -> usize {

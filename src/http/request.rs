@@ -6,6 +6,7 @@
 //! closed after the answer.
 
 use super::response::Response;
+use crate::affinity::Home;
 
 /// How the request's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,9 @@ pub struct Request {
     pub expect_continue: bool,
     /// Whether the client wants the connection kept open after this request.
     pub keep_alive: bool,
+    /// The worker thread that the client's socket wakes (`affinity`): connections the
+    /// handler opens or takes for this request should live there too.
+    pub home: Home,
 }
 
 impl Request {
@@ -134,6 +138,7 @@ pub fn from_parsed(parsed: &httparse::Request<'_, '_>) -> Result<Request, Respon
         framing,
         expect_continue,
         keep_alive: !close,
+        home: Home::default(),
     })
 }
 

@@ -56,6 +56,7 @@ pub fn serve(
         status,
     };
     let server = Arc::clone(&handle.status);
+    server.steering.start()?;
     let limits = Arc::new(limits);
     may::go!(move || {
         for stream in listener.incoming() {

@@ -8,6 +8,7 @@
 //! are judged on a fresh look: an upload still being replicated is not a finding.
 
 use super::index::{is_bookkeeping, Entry, NodeIndex};
+use crate::affinity::Home;
 use crate::error::Result;
 use crate::replication_queue::{self, ReplicationQueue};
 use std::collections::{HashSet, VecDeque};
@@ -274,7 +275,7 @@ impl<'a> ShardCheck<'a> {
     /// Pushes one item, at most `rate` a second.
     fn push(&mut self, item: &str) -> Result<()> {
         std::thread::sleep(self.next_push.saturating_duration_since(Instant::now()));
-        self.queue.push(&[item.to_string()])?;
+        self.queue.push(&[item.to_string()], Home::default())?;
         self.tally.pushed += 1;
         let gap = Duration::from_secs_f64(1.0 / self.settings.rate.max(0.001));
         // No credit for time spent idle beyond one gap: a burst after a pause stays paced.

@@ -7,6 +7,7 @@
 
 mod group_commit;
 
+use crate::affinity::{self, Home};
 use crate::error::{Error, Result};
 use crate::state::queue::QueueInfo;
 use crate::transport::peer::{resolve, try_order, worth_a_fresh_try};
@@ -21,8 +22,9 @@ use std::time::Duration;
 pub struct ReplicationQueue {
     pub key: String,
     pub pools: Vec<Arc<RedisPool>>,
-    /// Concurrent pushes share one write (`group_commit`).
-    pushes: group_commit::GroupCommit,
+    /// Concurrent pushes share one write (`group_commit`), per home worker: a batch's
+    /// pushers and its Redis replies then all wake on one thread (`affinity`).
+    pushes: Vec<group_commit::GroupCommit>,
 }
 
 /// What `pick` found.
@@ -43,8 +45,12 @@ pub fn item(from: &[String], to: &str, path: &str) -> String {
 /// same time, so a slow server costs its timeout once, not once per server. (No helper
 /// coroutines: measured here, waking one `may` coroutine from another through a join or a
 /// channel sometimes took 30-60 s.) One result per pool, in order.
-fn on_every(pools: &[Arc<RedisPool>], packed: &[u8]) -> Vec<redis::RedisResult<redis::Value>> {
-    on_every_pipelined(pools, packed, 1)
+fn on_every(
+    pools: &[Arc<RedisPool>],
+    packed: &[u8],
+    home: Home,
+) -> Vec<redis::RedisResult<redis::Value>> {
+    on_every_pipelined_at(pools, packed, 1, home)
         .into_iter()
         .map(|replies| replies.and_then(|mut values| values.pop().ok_or_else(closed)))
         .collect()
@@ -57,6 +63,16 @@ pub(crate) fn on_every_pipelined(
     pools: &[Arc<RedisPool>],
     packed: &[u8],
     replies: usize,
+) -> Vec<redis::RedisResult<Vec<redis::Value>>> {
+    on_every_pipelined_at(pools, packed, replies, Home::default())
+}
+
+/// `on_every_pipelined` on connections of `home`.
+fn on_every_pipelined_at(
+    pools: &[Arc<RedisPool>],
+    packed: &[u8],
+    replies: usize,
+    home: Home,
 ) -> Vec<redis::RedisResult<Vec<redis::Value>>> {
     // Every reply is read, also after an error reply, so that none is left behind on a
     // connection that goes back to the pool; the first error is the result.
@@ -78,7 +94,7 @@ pub(crate) fn on_every_pipelined(
     };
     let mut sent = Vec::with_capacity(pools.len());
     for pool in pools {
-        sent.push(pool.checkout().map(|(mut conn, pooled)| {
+        sent.push(pool.checkout(home).map(|(mut conn, pooled)| {
             // A failed send shows as a failed reply below (the connection is broken).
             let _ = conn.send(packed);
             (conn, pooled)
@@ -99,7 +115,7 @@ pub(crate) fn on_every_pipelined(
                 .as_ref()
                 .is_err_and(|err| worth_a_fresh_try(pooled, err.is_timeout()))
             {
-                reply = pool.checkout().and_then(|(mut fresh, _)| {
+                reply = pool.checkout(home).and_then(|(mut fresh, _)| {
                     let reply = fresh.send(packed).and_then(|()| receive_all(&mut fresh));
                     pool.checkin(fresh);
                     reply
@@ -116,7 +132,7 @@ impl ReplicationQueue {
         ReplicationQueue {
             key,
             pools,
-            pushes: Default::default(),
+            pushes: (0..affinity::workers()).map(|_| Default::default()).collect(),
         }
     }
 
@@ -138,22 +154,23 @@ impl ReplicationQueue {
 
     /// `SADD key items...` on every server; Ok(number of servers that took them). Fails
     /// when none did, naming why for each server. Pushes made at the same time go out as
-    /// one `SADD` (`group_commit`), and each gets that command's outcome.
-    pub fn push(&self, items: &[String]) -> Result<usize> {
-        self.pushes
-            .push(items.to_vec(), |batch| self.add_everywhere(batch))
+    /// one `SADD` (`group_commit`), and each gets that command's outcome. `home`: the
+    /// worker whose connections to use (`Home::default()` off the upload path).
+    pub fn push(&self, items: &[String], home: Home) -> Result<usize> {
+        self.pushes[home.0 % self.pushes.len()]
+            .push(items.to_vec(), |batch| self.add_everywhere(batch, home))
             .map_err(Error::Redis)
     }
 
     /// One `SADD key items...` on every server at once.
-    fn add_everywhere(&self, items: &[String]) -> group_commit::Outcome {
+    fn add_everywhere(&self, items: &[String], home: Home) -> group_commit::Outcome {
         let packed = redis::cmd("SADD")
             .arg(&self.key)
             .arg(items)
             .get_packed_command();
         let mut accepted = 0;
         let mut failures = Vec::new();
-        for (pool, reply) in self.pools.iter().zip(on_every(&self.pools, &packed)) {
+        for (pool, reply) in self.pools.iter().zip(on_every(&self.pools, &packed, home)) {
             match reply {
                 Ok(_) => accepted += 1,
                 Err(err) => failures.push(format!("{}: {err}", pool.addr)),

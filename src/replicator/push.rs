@@ -1,5 +1,6 @@
 //! `backpack-replicator-push`: queue a copy by hand, in the old tools' exact item form.
 
+use crate::affinity::Home;
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::replication_queue::{self, ReplicationQueue};
@@ -64,7 +65,7 @@ impl Command for ReplicatorPush {
             self.redis_timeout,
         )?;
         let item = replication_queue::item(&from, &self.to, &self.path);
-        let took = queue.push(std::slice::from_ref(&item))?;
+        let took = queue.push(std::slice::from_ref(&item), Home::default())?;
         println!(
             "queued {item} on {took} of {} Redis servers",
             queue.pools.len()

@@ -6,6 +6,7 @@
 //! upload path never waits on DNS (ureq's default resolver would also start a thread per
 //! lookup when a timeout is set).
 
+use crate::affinity::{self, Home};
 use may::net::TcpStream;
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
@@ -42,8 +43,11 @@ impl Resolver for LiteralResolver {
     }
 }
 
+/// Connects with `may` sockets, each moved to its pool's home worker (see `affinity`).
 #[derive(Debug)]
-pub struct MayConnector;
+pub struct MayConnector {
+    home: Home,
+}
 
 impl<In: Transport> Connector<In> for MayConnector {
     type Out = MayTransport;
@@ -62,6 +66,7 @@ impl<In: Transport> Connector<In> for MayConnector {
             };
             match connected {
                 Ok(stream) => {
+                    let stream = affinity::move_home(stream, self.home)?;
                     stream.set_nodelay(true)?;
                     let config = details.config;
                     let buffers =
@@ -242,6 +247,16 @@ pub enum Role {
 /// thread sees the socket ready, a thread switch on every read that a blocking read does
 /// not need (measured: most of the replicator's CPU per copy went to those switches).
 pub fn agent(connect_timeout: Duration, total_timeout: Duration, role: Role) -> ureq::Agent {
+    agent_at(connect_timeout, total_timeout, role, Home::default())
+}
+
+/// `agent`, whose `may` sockets (`Role::Uploads`) are registered with the worker `home`.
+fn agent_at(
+    connect_timeout: Duration,
+    total_timeout: Duration,
+    role: Role,
+    home: Home,
+) -> ureq::Agent {
     let (input, output, user_agent) = match role {
         Role::Uploads => (16 * 1024, 128 * 1024, "backpack-coordinator"),
         Role::Copies => (128 * 1024, 128 * 1024, "backpack-replicator"),
@@ -258,7 +273,7 @@ pub fn agent(connect_timeout: Duration, total_timeout: Duration, role: Role) -> 
         .user_agent(user_agent)
         .build();
     match role {
-        Role::Uploads => ureq::Agent::with_parts(config, MayConnector, LiteralResolver),
+        Role::Uploads => ureq::Agent::with_parts(config, MayConnector { home }, LiteralResolver),
         Role::Copies => ureq::Agent::with_parts(
             config,
             ureq::unversioned::transport::TcpConnector::default(),
@@ -268,26 +283,28 @@ pub fn agent(connect_timeout: Duration, total_timeout: Duration, role: Role) -> 
 }
 
 /// The coordinator's node connections: a few ureq agents, so a few pools, per node
-/// address.
+/// address and home worker.
 ///
 /// ureq keeps an agent's idle connections in one list and, each time a connection goes
 /// back, recounts every host's connections across the whole list by comparing keys
 /// (`update_position_per_host`): with every node behind one agent that work grows with
 /// the nodes times the idle connections, and it showed as 5-6 % of the coordinator's CPU
 /// at 1 KiB and c=64 (`Authority::eq`, `Pool::purge`). With agents per node, each list
-/// holds one host, and requests take the node's `POOLS_PER_NODE` agents in turn, so each
-/// list is that many times shorter again. Agents of nodes that left the cluster stay: a
-/// few bytes each.
+/// holds one host, and requests take the node's agents in turn, so each list is shorter
+/// again. Each worker thread has its own agents (`affinity`): an upload takes those of
+/// its client's home, whose sockets wake it on the same thread. Agents of nodes that left
+/// the cluster stay: a few bytes each.
 pub struct NodeAgents {
     connect_timeout: Duration,
     total_timeout: Duration,
     role: Role,
+    /// Per node: `POOLS_PER_HOME` agents for each home, home by home.
     agents: parking_lot::RwLock<std::collections::HashMap<SocketAddr, Vec<ureq::Agent>>>,
     turn: std::sync::atomic::AtomicUsize,
 }
 
-/// Agents (connection pools) per node address.
-const POOLS_PER_NODE: usize = 4;
+/// Agents (connection pools) per node address and home worker.
+const POOLS_PER_HOME: usize = 2;
 
 impl NodeAgents {
     pub fn new(connect_timeout: Duration, total_timeout: Duration, role: Role) -> NodeAgents {
@@ -300,18 +317,25 @@ impl NodeAgents {
         }
     }
 
-    /// An agent for the node at `addr` (a clone: it shares that pool), the node's agents
-    /// in turn. The lock is never held across a request.
-    pub fn for_node(&self, addr: SocketAddr) -> ureq::Agent {
-        let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % POOLS_PER_NODE;
+    /// An agent for the node at `addr` whose connections live at `home` (a clone: it
+    /// shares that pool), the home's agents in turn. The lock is never held across a
+    /// request.
+    pub fn for_node(&self, addr: SocketAddr, home: Home) -> ureq::Agent {
+        let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % POOLS_PER_HOME;
+        let pick = |agents: &Vec<ureq::Agent>| {
+            let homes = agents.len() / POOLS_PER_HOME;
+            agents[(home.0 % homes) * POOLS_PER_HOME + turn].clone()
+        };
         if let Some(agents) = self.agents.read().get(&addr) {
-            return agents[turn].clone();
+            return pick(agents);
         }
-        self.agents.write().entry(addr).or_insert_with(|| {
-            (0..POOLS_PER_NODE)
-                .map(|_| agent(self.connect_timeout, self.total_timeout, self.role))
+        pick(self.agents.write().entry(addr).or_insert_with(|| {
+            (0..affinity::workers() * POOLS_PER_HOME)
+                .map(|index| {
+                    let home = Home(index / POOLS_PER_HOME);
+                    agent_at(self.connect_timeout, self.total_timeout, self.role, home)
+                })
                 .collect()
-        })[turn]
-            .clone()
+        }))
     }
 }

@@ -6,6 +6,7 @@
 //! worker thread. A small pool per server keeps connections open between uploads.
 
 use super::peer::{worth_a_fresh_try, Cooldown};
+use crate::affinity::{self, Home};
 use may::net::TcpStream;
 use parking_lot::Mutex;
 use redis::{ConnectionLike, RedisResult, Value};
@@ -21,14 +22,18 @@ pub struct RedisConnection {
 }
 
 impl RedisConnection {
-    pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<RedisConnection> {
-        let stream = TcpStream::connect_timeout(&addr, timeout)?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(timeout))?;
-        stream.set_write_timeout(Some(timeout))?;
+    /// A connection whose socket (both its halves) `may` registers with worker `home`.
+    pub fn connect(addr: SocketAddr, timeout: Duration, home: Home) -> io::Result<RedisConnection> {
+        let writer = affinity::move_home(TcpStream::connect_timeout(&addr, timeout)?, home)?;
+        let reader = affinity::move_home(writer.try_clone()?, home)?;
+        for stream in [&writer, &reader] {
+            stream.set_nodelay(true)?;
+            stream.set_read_timeout(Some(timeout))?;
+            stream.set_write_timeout(Some(timeout))?;
+        }
         Ok(RedisConnection {
-            reader: BufReader::new(stream.try_clone()?),
-            writer: stream,
+            reader: BufReader::new(reader),
+            writer,
             parser: redis::Parser::new(),
             broken: false,
         })
@@ -42,6 +47,11 @@ impl RedisConnection {
             .map_err(redis::RedisError::from);
         self.broken |= sent.is_err();
         sent
+    }
+
+    /// The worker this connection's replies wake.
+    fn home(&self) -> Home {
+        affinity::home_of(self.reader.get_ref())
     }
 
     /// Reads the reply to a command sent with `send`.
@@ -93,11 +103,14 @@ impl ConnectionLike for RedisConnection {
 /// How long a server that failed is asked last (see `failed_recently`).
 const COOLDOWN: Duration = Duration::from_secs(5);
 
-/// Open connections to one Redis server, reused across requests.
+/// Open connections to one Redis server, reused across requests; kept apart by home
+/// worker, so that an upload's wait for a reply resumes it on its own thread
+/// (`affinity`).
 pub struct RedisPool {
     pub addr: SocketAddr,
     timeout: Duration,
-    idle: Mutex<Vec<RedisConnection>>,
+    /// Idle connections, one list per home.
+    idle: Vec<Mutex<Vec<RedisConnection>>>,
     cooldown: Mutex<Cooldown>,
 }
 
@@ -106,7 +119,7 @@ impl RedisPool {
         RedisPool {
             addr,
             timeout,
-            idle: Mutex::new(Vec::new()),
+            idle: (0..affinity::workers()).map(|_| Default::default()).collect(),
             cooldown: Mutex::new(Cooldown::default()),
         }
     }
@@ -121,10 +134,15 @@ impl RedisPool {
         self.cooldown.lock().is_cooling()
     }
 
-    /// Runs `work` on a pooled connection (a new one when none is idle). The pool's lock
-    /// is held only to take or return a connection, never across I/O.
+    fn idle_at(&self, home: Home) -> &Mutex<Vec<RedisConnection>> {
+        &self.idle[home.0 % self.idle.len()]
+    }
+
+    /// Runs `work` on a pooled connection (a new one when none is idle), of the first
+    /// home: for the commands off the upload path. The pool's lock is held only to take
+    /// or return a connection, never across I/O.
     pub fn with<T>(&self, work: impl Fn(&mut RedisConnection) -> RedisResult<T>) -> RedisResult<T> {
-        let pooled = self.idle.lock().pop();
+        let pooled = self.idle_at(Home::default()).lock().pop();
         match pooled {
             Some(mut conn) => match work(&mut conn) {
                 // Our commands are idempotent set edits: a retry is harmless.
@@ -137,18 +155,18 @@ impl RedisPool {
         }
     }
 
-    /// An idle pooled connection (`true`), or a new one (`false`).
-    pub fn checkout(&self) -> RedisResult<(RedisConnection, bool)> {
-        if let Some(conn) = self.idle.lock().pop() {
+    /// An idle pooled connection of `home` (`true`), or a new one there (`false`).
+    pub fn checkout(&self, home: Home) -> RedisResult<(RedisConnection, bool)> {
+        if let Some(conn) = self.idle_at(home).lock().pop() {
             return Ok((conn, true));
         }
-        Ok((RedisConnection::connect(self.addr, self.timeout)?, false))
+        Ok((RedisConnection::connect(self.addr, self.timeout, home)?, false))
     }
 
     /// Returns a connection to the pool, unless it is broken.
     pub fn checkin(&self, conn: RedisConnection) {
         if conn.is_open() {
-            let mut idle = self.idle.lock();
+            let mut idle = self.idle_at(conn.home()).lock();
             if idle.len() < 64 {
                 idle.push(conn);
             }
@@ -156,7 +174,7 @@ impl RedisPool {
     }
 
     fn fresh<T>(&self, work: &impl Fn(&mut RedisConnection) -> RedisResult<T>) -> RedisResult<T> {
-        let mut conn = RedisConnection::connect(self.addr, self.timeout)?;
+        let mut conn = RedisConnection::connect(self.addr, self.timeout, Home::default())?;
         let result = work(&mut conn);
         self.keep(conn, result)
     }

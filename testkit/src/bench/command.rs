@@ -252,6 +252,9 @@ struct MatrixArgs {
     /// defaults) takes turns with the first, and a table compares the two
     #[argh(option)]
     versus: Option<String>,
+    /// turns each side takes per cell, in rotating order (default 2)
+    #[argh(option, default = "2")]
+    turns: u32,
     /// also one upload of this size, direct and through the coordinator (default 512mb; 0: none)
     #[argh(option, default = "512 << 20", from_str_fn(size_arg))]
     big_upload: u64,
@@ -380,6 +383,7 @@ impl Command for Bench {
                         .versus
                         .map(|flags| flags.split_whitespace().map(str::to_string).collect()),
                     big_upload: args.big_upload,
+                    turns: args.turns.max(1),
                 };
                 run_matrix(&backpack_binary()?, &spec).map_err(Error::Invalid)
             }

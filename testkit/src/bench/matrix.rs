@@ -11,9 +11,6 @@ use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Turns each side of a cell takes (see `run_matrix`).
-const SLICES: u32 = 2;
-
 pub struct MatrixSpec {
     pub sink: bool,
     pub sizes: Vec<u64>,
@@ -26,6 +23,16 @@ pub struct MatrixSpec {
     /// A second coordinator with these flags (instead of the first's) takes turns with
     /// the first, and a second table compares the two: one run, the same nodes.
     pub versus: Option<Vec<String>>,
+    /// Turns each side takes per cell (see `run_matrix`).
+    pub turns: u32,
+}
+
+/// What takes a turn in a cell.
+enum Side {
+    Direct,
+    Proxy,
+    First,
+    Second,
 }
 
 /// One coordinator under test: its URL, its process, and what its turns gave in a cell.
@@ -34,6 +41,8 @@ struct Contender {
     pid: u32,
     report: LoadReport,
     cpu: f64,
+    /// Each turn's uploads per second and CPU milliseconds per upload.
+    turns: Vec<(f64, f64)>,
 }
 
 impl Contender {
@@ -59,6 +68,7 @@ impl Contender {
             pid,
             report: LoadReport::default(),
             cpu: 0.0,
+            turns: Vec::new(),
         };
         Ok((contender, coordinator))
     }
@@ -66,8 +76,12 @@ impl Contender {
     /// One turn: the load, and the coordinator's CPU over it.
     fn turn(&mut self, load: LoadSpec) -> Result<(), String> {
         let before = cpu_seconds(self.pid).unwrap_or(0.0);
-        self.report.merge(run(&load)?);
-        self.cpu += cpu_seconds(self.pid).unwrap_or(0.0) - before;
+        let report = run(&load)?;
+        let cpu = cpu_seconds(self.pid).unwrap_or(0.0) - before;
+        self.turns
+            .push((report.rps(), cpu * 1000.0 / report.ok.max(1) as f64));
+        self.report.merge(report);
+        self.cpu += cpu;
         Ok(())
     }
 
@@ -75,9 +89,24 @@ impl Contender {
         self.cpu * 1000.0 / (self.report.ok.max(1) as f64)
     }
 
+    /// The median over this cell's turns of CPU milliseconds per upload.
+    fn median_cpu_ms(&self) -> f64 {
+        median(self.turns.iter().map(|turn| turn.1).collect())
+    }
+
     fn reset(&mut self) {
         self.report = LoadReport::default();
         self.cpu = 0.0;
+        self.turns.clear();
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
 }
 
@@ -227,8 +256,8 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
                 body_size: size as usize,
                 concurrency,
                 rate: None,
-                duration: spec.duration / SLICES,
-                max_requests: (spec.cap_bytes / size.max(1) / SLICES as u64).max(1),
+                duration: spec.duration / spec.turns,
+                max_requests: (spec.cap_bytes / size.max(1) / spec.turns as u64).max(1),
                 prefix,
             };
             // Direct and coordinator take turns, so that both meet the nodes' disk in the
@@ -240,16 +269,36 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
             first.reset();
             let mut client_cpu = 0.0;
             let me = std::process::id();
-            for slice in 0..SLICES {
-                d.merge(run(&load(&direct, format!("direct-{slice}")))?);
-                if !proxied.is_empty() {
-                    p.merge(run(&load(&proxied, format!("proxy-{slice}")))?);
+            // Each slice runs the sides in turn, each slice starting one side later, so
+            // that no side always follows the same one: with a fixed order, two identical
+            // coordinators on WebDAV nodes differed by up to 1.3x, always the same way.
+            let mut sides = vec![Side::Direct];
+            if !proxied.is_empty() {
+                sides.push(Side::Proxy);
+            }
+            sides.push(Side::First);
+            if second.is_some() {
+                sides.push(Side::Second);
+            }
+            for slice in 0..spec.turns {
+                if slice > 0 {
+                    sides.rotate_left(1);
                 }
-                let client_before = cpu_seconds(me).unwrap_or(0.0);
-                first.turn(load(&first.url, format!("coordinator-{slice}")))?;
-                client_cpu += cpu_seconds(me).unwrap_or(0.0) - client_before;
-                if let Some((other, _)) = &mut second {
-                    other.turn(load(&other.url, format!("coordinator-b-{slice}")))?;
+                for side in &sides {
+                    match side {
+                        Side::Direct => d.merge(run(&load(&direct, format!("direct-{slice}")))?),
+                        Side::Proxy => p.merge(run(&load(&proxied, format!("proxy-{slice}")))?),
+                        Side::First => {
+                            let client_before = cpu_seconds(me).unwrap_or(0.0);
+                            first.turn(load(&first.url, format!("coordinator-{slice}")))?;
+                            client_cpu += cpu_seconds(me).unwrap_or(0.0) - client_before;
+                        }
+                        Side::Second => {
+                            if let Some((other, _)) = &mut second {
+                                other.turn(load(&other.url, format!("coordinator-b-{slice}")))?;
+                            }
+                        }
+                    }
                 }
             }
             clean(&cluster);
@@ -262,10 +311,17 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
                     format_size(size),
                     cell(c),
                     cell(&other.report),
-                    other.report.rps() / c.rps().max(1e-9),
+                    median(
+                        first
+                            .turns
+                            .iter()
+                            .zip(&other.turns)
+                            .map(|(a, b)| b.0 / a.0.max(1e-9))
+                            .collect()
+                    ),
                     other.report.percentile_ms(0.99) / c.percentile_ms(0.99).max(1e-9),
-                    cpu_ms,
-                    other.cpu_ms()
+                    first.median_cpu_ms(),
+                    other.median_cpu_ms()
                 ));
                 other.reset();
             }
@@ -300,6 +356,7 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
             name(&spec.coordinator_flags),
             name(flags)
         );
+        println!("B/A rps: the median of the turns' ratios; CPU: the median of the turns\n");
         println!("| size | c | A rps | p50 ms | p99 ms | B rps | p50 ms | p99 ms | B/A rps | B/A p99 | A CPU ms/upload | B CPU ms/upload |");
         println!(
             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"

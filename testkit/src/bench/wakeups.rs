@@ -111,7 +111,7 @@ fn operation(shape: Shape, queue: &ReplicationQueue, n: u64) {
         }),
         Shape::GroupCommit => {
             let item = format!(r#"{{"from":["1"],"to":"2","path":"/wakeups/{n}"}}"#);
-            let _ = queue.push(&[item]);
+            let _ = queue.push(&[item], backpack::affinity::Home::default());
         }
     }
 }
