@@ -25,8 +25,9 @@ const SHRINK_BELOW: f64 = 0.9;
 const SAMPLE_EVERY: Duration = Duration::from_millis(250);
 /// The least time after a change before a grow: the averages reflect the change.
 const GROW_AFTER: Duration = Duration::from_millis(500);
-/// How long the load must have been low before a shrink.
-const SHRINK_AFTER: Duration = Duration::from_secs(5);
+/// How long the load must have been low before a shrink: a spare worker costs little
+/// while the load is low, and one missing when a burst comes costs its first second.
+const SHRINK_AFTER: Duration = Duration::from_secs(30);
 /// Below this many requests per second, a sample tells nothing about CPU per request.
 const FEWEST_REQUESTS: f64 = 100.0;
 
@@ -179,8 +180,8 @@ mod tests {
         assert_eq!(run(&mut sizing, &mut now, 2, sink, 10.0), 2);
         // Back to the WebDAV load, which two workers serve at 0.75 cores: one worker would
         // do it at 0.6, so it is back to one, but not at once.
-        assert_eq!(run(&mut sizing, &mut now, 2, webdav, 2.0), 2);
-        assert_eq!(run(&mut sizing, &mut now, 2, webdav, 6.0), 1);
+        assert_eq!(run(&mut sizing, &mut now, 2, webdav, 20.0), 2);
+        assert_eq!(run(&mut sizing, &mut now, 2, webdav, 12.0), 1);
         assert_eq!(run(&mut sizing, &mut now, 1, webdav, 10.0), 1);
     }
 
@@ -192,7 +193,7 @@ mod tests {
         let active = run(&mut sizing, &mut now, 1, busy, 3.0);
         assert_eq!(active, 4, "grows one worker at a time while busy");
         let idle = |_| (0.0, 0.0);
-        assert_eq!(run(&mut sizing, &mut now, active, idle, 4.0), 4);
-        assert_eq!(run(&mut sizing, &mut now, active, idle, 6.0), 3);
+        assert_eq!(run(&mut sizing, &mut now, active, idle, 20.0), 4);
+        assert_eq!(run(&mut sizing, &mut now, active, idle, 12.0), 3);
     }
 }
