@@ -18,6 +18,7 @@ fn usage() -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    backpack::allocator::one_arena_for_large_blocks();
     let args: Vec<String> = std::env::args().collect();
     let called_as = args
         .first()

@@ -95,7 +95,11 @@ fn duplicate_at_home(fd: &OwnedFd, home: Home, workers: usize) -> io::Result<Opt
         if number % workers == home.0 {
             return Ok(Some(got));
         }
-        at_least = if misses.is_empty() { highest + 1 } else { number + 1 };
+        at_least = if misses.is_empty() {
+            highest + 1
+        } else {
+            number + 1
+        };
         misses.push(got);
     }
     Ok(None)

@@ -124,10 +124,7 @@ pub(super) fn follow_the_load(steering: Weak<Steering>) {
             return;
         };
         let now = Instant::now();
-        let (cpu, requests) = (
-            process_cpu_seconds().unwrap_or(last.0),
-            steering.requests(),
-        );
+        let (cpu, requests) = (process_cpu_seconds().unwrap_or(last.0), steering.requests());
         let seconds = now.duration_since(last.2).as_secs_f64().max(1e-3);
         let cores = (cpu - last.0) / seconds;
         let rate = requests.saturating_sub(last.1) as f64 / seconds;
@@ -175,7 +172,13 @@ mod tests {
         assert_eq!(run(&mut sizing, &mut now, 1, webdav, 10.0), 1);
         // Sink nodes: one worker at 0.9 cores gets a second within a second, and two at
         // 1.1 cores stay two.
-        let sink = |active| if active == 1 { (0.9, 21000.0) } else { (1.1, 24000.0) };
+        let sink = |active| {
+            if active == 1 {
+                (0.9, 21000.0)
+            } else {
+                (1.1, 24000.0)
+            }
+        };
         assert_eq!(run(&mut sizing, &mut now, 1, sink, 1.0), 2);
         assert_eq!(run(&mut sizing, &mut now, 2, sink, 10.0), 2);
         // Back to the WebDAV load, which two workers serve at 0.75 cores: one worker would

@@ -77,7 +77,8 @@ impl Steering {
 
     /// Lets `active` workers take clients (called by `sizing`).
     pub(super) fn set_active(&self, active: usize) {
-        self.active.store(active.clamp(1, self.workers()), Ordering::Relaxed);
+        self.active
+            .store(active.clamp(1, self.workers()), Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -138,7 +139,8 @@ impl Placement {
         if target == self.home {
             return None;
         }
-        let count = |home: Home| steering.clients[home.0 % steering.clients.len()].load(Ordering::Relaxed);
+        let count =
+            |home: Home| steering.clients[home.0 % steering.clients.len()].load(Ordering::Relaxed);
         let outside = self.home.0 >= steering.active();
         if !outside && count(self.home) <= count(target) + 1 {
             return None;
@@ -170,4 +172,3 @@ impl Drop for Placement {
         clients[self.home.0 % clients.len()].fetch_sub(1, Ordering::Relaxed);
     }
 }
-

@@ -59,16 +59,8 @@ pub fn handle(coordinator: &Coordinator, request: &Request, body: &mut Body<'_>)
     let started = Instant::now();
     // The body's length: as declared, or as counted once a chunked body is read.
     let mut length = request.content_length();
-    let outcome = validate(coordinator, request).and_then(|declared| {
-        store(
-            coordinator,
-            request,
-            declared,
-            started,
-            body,
-            &mut length,
-        )
-    });
+    let outcome = validate(coordinator, request)
+        .and_then(|declared| store(coordinator, request, declared, started, body, &mut length));
     let elapsed = started.elapsed();
     let ms = elapsed.as_secs_f64() * 1000.0;
     let status = outcome

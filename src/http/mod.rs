@@ -23,8 +23,8 @@ pub use server::{serve, ServerHandle};
 
 use crate::affinity::steering::Steering;
 use parking_lot::{Condvar, Mutex};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What the server does with a request. Runs inside a `may` coroutine: block only on

@@ -119,7 +119,9 @@ impl RedisPool {
         RedisPool {
             addr,
             timeout,
-            idle: (0..affinity::workers()).map(|_| Default::default()).collect(),
+            idle: (0..affinity::workers())
+                .map(|_| Default::default())
+                .collect(),
             cooldown: Mutex::new(Cooldown::default()),
         }
     }
@@ -160,7 +162,10 @@ impl RedisPool {
         if let Some(conn) = self.idle_at(home).lock().pop() {
             return Ok((conn, true));
         }
-        Ok((RedisConnection::connect(self.addr, self.timeout, home)?, false))
+        Ok((
+            RedisConnection::connect(self.addr, self.timeout, home)?,
+            false,
+        ))
     }
 
     /// Returns a connection to the pool, unless it is broken.
