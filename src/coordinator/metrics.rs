@@ -45,6 +45,7 @@ pub struct Metrics {
     queue_length: Gauge,
     zookeeper: Family<StateLabel, Gauge>,
     open_connections: Gauge,
+    active_workers: Gauge,
     memory_bodies: Gauge,
     zk_requests: Family<KindLabel, Counter>,
     zk_watch_events: Counter,
@@ -131,6 +132,12 @@ impl Default for Metrics {
             "Client connections open now",
             Gauge::default(),
         );
+        let active_workers = registered(
+            &mut registry,
+            "active_workers",
+            "Worker threads that take clients now (as many as the load needs, at most --workers)",
+            Gauge::default(),
+        );
         let memory_bodies = registered(
             &mut registry,
             "memory_body_bytes",
@@ -184,6 +191,7 @@ impl Default for Metrics {
             queue_length,
             zookeeper,
             open_connections,
+            active_workers,
             memory_bodies,
         }
     }
@@ -201,6 +209,7 @@ pub struct Readings {
     pub queue_length: Option<u64>,
     pub zk_state: &'static str,
     pub open_connections: usize,
+    pub active_workers: usize,
     pub memory_body_bytes: u64,
     pub zk_counts: crate::zk::ZkCounts,
     pub snapshots: u64,
@@ -269,6 +278,7 @@ impl Metrics {
                 .set(i64::from(state == readings.zk_state));
         }
         self.open_connections.set(readings.open_connections as i64);
+        self.active_workers.set(readings.active_workers as i64);
         self.memory_bodies.set(readings.memory_body_bytes as i64);
         let zk = readings.zk_counts;
         for (kind, total) in [("read", zk.reads), ("write", zk.writes)] {

@@ -107,6 +107,7 @@ impl Coordinator {
                 .and_then(|queue| queue.length().ok()),
             zk_state: self.zk_health.state(),
             open_connections: self.server.open_connections(),
+            active_workers: self.server.active_workers(),
             memory_body_bytes: self.memory.used(),
             zk_counts: crate::zk::counts(),
             snapshots: self.snapshot.published(),
