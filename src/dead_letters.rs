@@ -49,9 +49,9 @@ pub struct Bounds {
 /// What one item's failures add up to.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureRecord {
-    /// Failures that were not "every source answered 404".
+    /// Failures where a node answered wrongly (`FailureKind::Attempt`).
     pub attempts: u64,
-    /// Milliseconds since the epoch of the first of those.
+    /// Milliseconds since the epoch of the first failure that was not a 404.
     pub first_failure: Option<u64>,
     /// Milliseconds since the epoch when every source first answered 404.
     pub missing_since: Option<u64>,
@@ -60,14 +60,34 @@ pub struct FailureRecord {
     pub last_reason: String,
 }
 
+/// What a failed attempt says about its item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Every source answered 404 (its own bound, `Bounds::missing`).
+    Missing,
+    /// No node answered at all (refused, reset, timed out): a node is down or restarting,
+    /// which says nothing about the item. It counts toward `Bounds::after` only: a node
+    /// down for three seconds made twenty quick attempts, and items were given up on
+    /// that the node took minutes later.
+    NodeDown,
+    /// A node answered, but not with the file or a 201: an attempt.
+    Attempt,
+}
+
 impl FailureRecord {
-    /// Adds a failure at `now`; `missing` when every source answered 404.
-    pub fn note(&mut self, missing: bool, reason: &str, now: u64) {
-        if missing {
-            self.missing_since.get_or_insert(now);
-        } else {
-            self.attempts += 1;
-            self.first_failure.get_or_insert(now);
+    /// Adds a failure of `kind` at `now`.
+    pub fn note(&mut self, kind: FailureKind, reason: &str, now: u64) {
+        match kind {
+            FailureKind::Missing => {
+                self.missing_since.get_or_insert(now);
+            }
+            FailureKind::NodeDown => {
+                self.first_failure.get_or_insert(now);
+            }
+            FailureKind::Attempt => {
+                self.attempts += 1;
+                self.first_failure.get_or_insert(now);
+            }
         }
         self.last_failure = now;
         self.last_reason = reason.to_string();
@@ -116,8 +136,7 @@ impl FailureRecord {
 /// A failed attempt at an item, to record.
 pub struct Failed<'a> {
     pub item: &'a str,
-    /// Every source answered 404.
-    pub missing: bool,
+    pub kind: FailureKind,
     pub reason: String,
 }
 
@@ -167,7 +186,7 @@ pub fn record_failures(
     update.arg(failures_key(&queue.key));
     let mut dead = Vec::new();
     for (failure, mut record) in failed.iter().zip(records(queue, &items)) {
-        record.note(failure.missing, &failure.reason, now);
+        record.note(failure.kind, &failure.reason, now);
         let text = serde_json::to_string(&record).unwrap_or_default();
         update.arg(failure.item).arg(text);
         if let Some(why) = record.why_dead(bounds, now) {
@@ -281,15 +300,15 @@ mod tests {
     fn attempts_and_404s_have_their_own_bounds() {
         let mut record = FailureRecord::default();
         for i in 0..10 {
-            record.note(true, "404", 1_000 + i);
+            record.note(FailureKind::Missing, "404", 1_000 + i);
         }
         assert_eq!(record.attempts, 0, "404s are not attempts");
         assert_eq!(record.why_dead(&BOUNDS, 2_000), None);
         assert!(record.why_dead(&BOUNDS, 1_000 + 600_000).is_some());
-        record.note(false, "source: refused", 3_000);
-        record.note(false, "source: refused", 4_000);
+        record.note(FailureKind::Attempt, "source: answered 500", 3_000);
+        record.note(FailureKind::Attempt, "source: answered 500", 4_000);
         assert_eq!(record.why_dead(&BOUNDS, 4_000), None);
-        record.note(false, "target: answered 500", 5_000);
+        record.note(FailureKind::Attempt, "target: answered 500", 5_000);
         assert_eq!(
             record.why_dead(&BOUNDS, 5_000).as_deref(),
             Some("3 failed attempts")
@@ -300,9 +319,31 @@ mod tests {
     #[test]
     fn failing_long_enough_is_dead_with_few_attempts() {
         let mut record = FailureRecord::default();
-        record.note(false, "x", 10_000);
+        record.note(FailureKind::Attempt, "x", 10_000);
         assert_eq!(record.why_dead(&BOUNDS, 69_999), None);
         assert!(record.why_dead(&BOUNDS, 70_000).is_some());
+    }
+
+    #[test]
+    fn a_node_down_is_not_the_items_fault_until_the_time_bound() {
+        let mut record = FailureRecord::default();
+        for i in 0..50 {
+            record.note(
+                FailureKind::NodeDown,
+                "target: io: Connection refused",
+                10_000 + i,
+            );
+        }
+        assert_eq!(record.attempts, 0);
+        assert_eq!(
+            record.why_dead(&BOUNDS, 20_000),
+            None,
+            "50 refusals in 50 ms"
+        );
+        assert!(
+            record.why_dead(&BOUNDS, 70_000).is_some(),
+            "down for the whole bound"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::metrics::Reason;
 use crate::cluster::snapshot::Snapshot;
+use crate::dead_letters::FailureKind;
 use crate::replication_queue::Item;
 use rand::seq::SliceRandom;
 use std::io::Read;
@@ -47,50 +48,102 @@ pub fn plan(snapshot: &Snapshot, text: &str) -> Result<Plan, (Reason, String)> {
     })
 }
 
+/// Why a copy was not made: for the metrics, the log, and the item's failure record.
+pub struct NotCopied {
+    pub reason: Reason,
+    pub why: String,
+    pub kind: FailureKind,
+}
+
 /// Copies a plan's file from its sources in random order; the source that worked and the
-/// bytes copied, or why none did (`SourceMissing` only when every source answered 404).
-pub fn copy_from_any(agent: &ureq::Agent, plan: &Plan) -> Result<(String, u64), (Reason, String)> {
+/// bytes copied, or why none did (`SourceMissing` only when every source answered 404;
+/// `NodeDown` only when no node answered at all).
+pub fn copy_from_any(agent: &ureq::Agent, plan: &Plan) -> Result<(String, u64), NotCopied> {
     let mut order = plan.sources.clone();
     order.shuffle(&mut rand::rng());
     let mut failures = Vec::new();
     let mut reason = Reason::SourceMissing;
+    let mut all_down = true;
     for (id, source) in order {
-        match copy(agent, source, plan.target, &plan.item.path) {
+        let failure = match copy(agent, source, plan.target, &plan.item.path) {
             Ok(bytes) => return Ok((id, bytes)),
+            Err(failure) => failure,
+        };
+        failures.push(format!("from {id}: {failure}"));
+        all_down &= failure.down;
+        match failure.side {
             // A target failure will not get better with another source.
-            Err(failure @ CopyFailure::Target(_)) => {
-                failures.push(format!("from {id}: {failure}"));
+            Side::Target => {
                 reason = Reason::Target;
                 break;
             }
-            Err(failure @ CopyFailure::Source(_)) => {
-                failures.push(format!("from {id}: {failure}"));
-                reason = Reason::Source;
-            }
-            Err(failure @ CopyFailure::SourceMissing) => {
-                failures.push(format!("from {id}: {failure}"));
-            }
+            Side::Source => reason = Reason::Source,
+            Side::SourceMissing => {}
         }
     }
-    Err((reason, failures.join("; ")))
+    let kind = match reason {
+        Reason::SourceMissing => FailureKind::Missing,
+        _ if all_down => FailureKind::NodeDown,
+        _ => FailureKind::Attempt,
+    };
+    Err(NotCopied {
+        reason,
+        why: failures.join("; "),
+        kind,
+    })
 }
 
+/// One copy's failure: which side, why, and whether that node did not answer at all.
 #[derive(Debug)]
-enum CopyFailure {
+struct CopyFailure {
+    side: Side,
+    why: String,
+    down: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Side {
     /// The source answered 404: it does not have the file (yet).
     SourceMissing,
     /// The source could not give the file.
-    Source(String),
+    Source,
     /// The target did not take it.
-    Target(String),
+    Target,
+}
+
+impl CopyFailure {
+    fn answered(side: Side, why: impl Into<String>) -> CopyFailure {
+        CopyFailure {
+            side,
+            why: why.into(),
+            down: false,
+        }
+    }
+
+    /// A request that failed: `down` when the node never answered (refused, reset, timed
+    /// out), not when it answered something we cannot use.
+    fn request(side: Side, err: ureq::Error) -> CopyFailure {
+        let down = matches!(
+            err,
+            ureq::Error::Io(_)
+                | ureq::Error::Timeout(_)
+                | ureq::Error::ConnectionFailed
+                | ureq::Error::HostNotFound
+        );
+        CopyFailure {
+            side,
+            why: err.to_string(),
+            down,
+        }
+    }
 }
 
 impl std::fmt::Display for CopyFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CopyFailure::SourceMissing => f.write_str("the source answered 404"),
-            CopyFailure::Source(why) => write!(f, "source: {why}"),
-            CopyFailure::Target(why) => write!(f, "target: {why}"),
+        match self.side {
+            Side::SourceMissing => f.write_str("the source answered 404"),
+            Side::Source => write!(f, "source: {}", self.why),
+            Side::Target => write!(f, "target: {}", self.why),
         }
     }
 }
@@ -115,14 +168,19 @@ fn copy(
     let response = agent
         .get(&format!("http://{source}{path}"))
         .call()
-        .map_err(|err| CopyFailure::Source(err.to_string()))?;
+        .map_err(|err| CopyFailure::request(Side::Source, err))?;
     match response.status().as_u16() {
         200 => {}
-        404 => return Err(CopyFailure::SourceMissing),
-        other => return Err(CopyFailure::Source(format!("answered {other}"))),
+        404 => return Err(CopyFailure::answered(Side::SourceMissing, "")),
+        other => {
+            return Err(CopyFailure::answered(
+                Side::Source,
+                format!("answered {other}"),
+            ))
+        }
     }
     let length = content_length(response.headers())
-        .ok_or_else(|| CopyFailure::Source("no Content-Length in its answer".into()))?;
+        .ok_or_else(|| CopyFailure::answered(Side::Source, "no Content-Length in its answer"))?;
     let mut body = response.into_body().into_reader();
     let put = agent
         .put(&format!("http://{target}{path}"))
@@ -137,7 +195,7 @@ fn copy(
             );
             status
         }
-        Err(err) => return Err(CopyFailure::Target(err.to_string())),
+        Err(err) => return Err(CopyFailure::request(Side::Target, err)),
     };
     // The PUT stopped reading at Content-Length; reading on to the end of the GET's body
     // (nothing is left) is what returns its connection to the pool, to be used again
@@ -150,5 +208,8 @@ fn copy(
     if matches!(status, 201 | 204) {
         return Ok(length);
     }
-    Err(CopyFailure::Target(format!("answered {status}")))
+    Err(CopyFailure::answered(
+        Side::Target,
+        format!("answered {status}"),
+    ))
 }

@@ -10,11 +10,11 @@
 //! same items when few are queued; items another worker of this process already holds
 //! are left alone without asking ZooKeeper.
 
-use super::copy::{copy_from_any, plan, Plan};
+use super::copy::{copy_from_any, plan, NotCopied, Plan};
 use super::locks;
 use super::metrics::{Metrics, Reason};
 use crate::cluster::sync::Shared;
-use crate::dead_letters::{self, Bounds, Failed};
+use crate::dead_letters::{self, Bounds, Failed, FailureKind};
 use crate::log_line;
 use crate::replication_queue::{self, ReplicationQueue};
 use crate::transport::redis::RedisPool;
@@ -222,10 +222,10 @@ impl Worker {
         for (job, _) in mine.iter().zip(queued).filter(|(_, queued)| *queued) {
             match self.copy_one(job) {
                 Ok(()) => copied.push(job.text.as_str()),
-                Err((reason, why)) => failed.push(Failed {
+                Err(not) => failed.push(Failed {
                     item: &job.text,
-                    missing: reason == Reason::SourceMissing,
-                    reason: format!("{}: {why}", reason.label()),
+                    kind: not.kind,
+                    reason: format!("{}: {}", not.reason.label(), not.why),
                 }),
             }
         }
@@ -250,13 +250,17 @@ impl Worker {
     }
 
     /// Copies one job's file, or says why it did not.
-    fn copy_one(&self, job: &Job) -> Result<(), (Reason, String)> {
+    fn copy_one(&self, job: &Job) -> Result<(), NotCopied> {
         let plan = match &job.plan {
             Ok(plan) => plan,
             Err((reason, why)) => {
                 self.metrics.failed(*reason);
                 log_line!("queue item {} left queued: {why}", job.text);
-                return Err((*reason, why.clone()));
+                return Err(NotCopied {
+                    reason: *reason,
+                    why: why.clone(),
+                    kind: FailureKind::Attempt,
+                });
             }
         };
         let started = Instant::now();
@@ -280,16 +284,17 @@ impl Worker {
                 }
                 Ok(())
             }
-            Err((reason, why)) => {
-                self.metrics.failed(reason);
+            Err(not) => {
+                self.metrics.failed(not.reason);
                 log_line!(
-                    "copy {} [{}] -> {} in {:.1} ms: failed, left queued ({why})",
+                    "copy {} [{}] -> {} in {:.1} ms: failed, left queued ({})",
                     item.path,
                     item.from.join(","),
                     item.to,
-                    seconds * 1000.0
+                    seconds * 1000.0,
+                    not.why
                 );
-                Err((reason, why))
+                Err(not)
             }
         }
     }
