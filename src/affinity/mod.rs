@@ -16,7 +16,7 @@
 //! one thread would, like nginx's worker processes. How many workers take clients at
 //! all follows the load (`steering`).
 
-mod sizing;
+pub mod sizing;
 pub mod steering;
 
 use may::net::TcpStream;

@@ -14,7 +14,8 @@
 //! grow the next burst would need again.
 
 use super::steering::Steering;
-use std::sync::Weak;
+use std::io;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 /// Grow when the process uses this share of the active workers' cores, or more.
@@ -111,8 +112,21 @@ fn process_cpu_seconds() -> Option<f64> {
     Some(seconds(usage.ru_utime) + seconds(usage.ru_stime))
 }
 
+/// Starts the thread that sets `steering`'s active workers from the load; it ends when
+/// the steering is dropped. Without it, every client stays with the first worker.
+pub fn start(steering: &Arc<Steering>) -> io::Result<()> {
+    if steering.workers() < 2 {
+        return Ok(());
+    }
+    let steering = Arc::downgrade(steering);
+    std::thread::Builder::new()
+        .name("sizing".into())
+        .spawn(move || follow_the_load(steering))
+        .map(|_| ())
+}
+
 /// The sizing thread's loop; it ends when the steering is dropped.
-pub(super) fn follow_the_load(steering: Weak<Steering>) {
+fn follow_the_load(steering: Weak<Steering>) {
     let Some(workers) = steering.upgrade().map(|s| s.workers()) else {
         return;
     };

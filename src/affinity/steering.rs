@@ -13,7 +13,6 @@
 //! to the active home with the fewest; between two requests a client moves when its home
 //! is no longer active or holds more than its share.
 
-use super::sizing;
 use super::{home_of, move_home, workers, Home};
 use may::net::TcpStream;
 use std::io;
@@ -102,19 +101,6 @@ impl Steering {
             stuck_in: None,
         };
         Ok((stream, placement))
-    }
-
-    /// Starts the thread that sets `active` from the load (`sizing`); it ends when the
-    /// steering is dropped. Without it, every client stays in the first home.
-    pub fn start(self: &Arc<Self>) -> io::Result<()> {
-        if self.workers() < 2 {
-            return Ok(());
-        }
-        let steering = Arc::downgrade(self);
-        std::thread::Builder::new()
-            .name("sizing".into())
-            .spawn(move || sizing::follow_the_load(steering))
-            .map(|_| ())
     }
 }
 

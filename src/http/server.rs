@@ -56,7 +56,7 @@ pub fn serve(
         status,
     };
     let server = Arc::clone(&handle.status);
-    server.steering.start()?;
+    crate::affinity::sizing::start(&server.steering)?;
     let limits = Arc::new(limits);
     may::go!(move || {
         for stream in listener.incoming() {
