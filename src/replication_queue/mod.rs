@@ -156,7 +156,8 @@ impl ReplicationQueue {
     /// `SADD key items...` on every server; Ok(number of servers that took them). Fails
     /// when none did, naming why for each server. Pushes made at the same time go out as
     /// one `SADD` (`group_commit`), and each gets that command's outcome. `home`: the
-    /// worker whose connections to use (`Home::default()` off the upload path).
+    /// pusher's worker, whose connections write the batch if this push leads it
+    /// (`Home::default()` off the upload path).
     pub fn push(&self, items: &[String], home: Home) -> Result<usize> {
         self.pushes
             .push(items.to_vec(), |batch| self.add_everywhere(batch, home))
