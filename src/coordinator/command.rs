@@ -162,7 +162,8 @@ pub struct CoordinatorCommand {
     /// open client connections at most; more get 503 (default 10000)
     #[argh(option, default = "10_000")]
     max_connections: usize,
-    /// worker threads for coroutines (default: the number of cores)
+    /// worker threads for coroutines (default: the number of cores); as many of them
+    /// take clients as the load needs
     #[argh(option)]
     workers: Option<usize>,
     /// coroutines kept ready for new connections (default 100); each costs a few KiB of
