@@ -5,8 +5,9 @@
 //! worker. An upload waits on three sockets in turn (its client, a node, a Redis server),
 //! so with descriptor numbers falling as they may, a 64 KiB upload on two workers crossed
 //! between the threads at about every wait: each crossing wakes the other thread and
-//! moves the coroutine's stack between caches. Measured on two cores, that made two
-//! workers slower than one (0.112 against 0.073 ms of CPU per upload, 30 % fewer uploads/s).
+//! moves the coroutine's stack between caches. Measured on two cores with WebDAV nodes,
+//! two workers then used more CPU per upload than one (0.156 against 0.107 and 0.101
+//! against 0.088 ms, two runs of the README's worker comparison).
 //!
 //! So sockets have a *home*: the worker that owns them. A client connection's home is
 //! wherever its descriptor fell; node and Redis connections are kept in pools per home,
