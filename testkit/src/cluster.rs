@@ -127,6 +127,16 @@ impl LocalCluster {
 
     /// Starts a coordinator on a free port with extra flags.
     pub fn start_coordinator(&self, name: &str, flags: &[&str]) -> io::Result<CoordinatorProcess> {
+        self.start_coordinator_from(&self.bin.clone(), name, flags)
+    }
+
+    /// The same with another build of `backpack` (to compare two builds on one cluster).
+    pub fn start_coordinator_from(
+        &self,
+        bin: &Path,
+        name: &str,
+        flags: &[&str],
+    ) -> io::Result<CoordinatorProcess> {
         let port = free_port()?;
         let dir = self.sandbox.subdir(name)?;
         let mut args = vec![
@@ -140,7 +150,7 @@ impl LocalCluster {
         args.extend(flags.iter().map(|s| s.to_string()));
         let mut launch = self
             .sandbox
-            .launch(name, &self.bin.display().to_string(), args, &dir);
+            .launch(name, &bin.display().to_string(), args, &dir);
         launch.arg0 = Some("backpack-coordinator".to_string());
         let process = ServerProcess::start(launch)?;
         let mut coordinator = CoordinatorProcess { port, dir, process };

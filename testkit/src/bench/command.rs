@@ -249,7 +249,8 @@ struct MatrixArgs {
     #[argh(option, default = "String::new()")]
     coordinator_flags: String,
     /// a second coordinator with these flags instead (space-separated; "" for the
-    /// defaults) takes turns with the first, and a table compares the two
+    /// defaults; of the build $BACKPACK_VERSUS_BIN if set) takes turns with the
+    /// first, and a table compares the two
     #[argh(option)]
     versus: Option<String>,
     /// turns each side takes per cell, in rotating order (default 2)
