@@ -16,12 +16,6 @@ use super::placement;
 use super::Coordinator;
 use crate::cluster::snapshot::{Shard, Snapshot};
 use crate::log_line;
-use std::sync::mpsc::RecvTimeoutError;
-use std::time::Duration;
-
-/// How often the upload looks for its helpers' results without being woken (the same
-/// guard as the queue's group commit: a late wakeup costs at most this).
-const RECHECK: Duration = Duration::from_millis(50);
 
 /// The writable shards that have at least K nodes. A shard with fewer is logged the
 /// first time it is passed over; none left is a 503 that says why.
@@ -155,12 +149,13 @@ fn put_at_once(
         }
         drop(results);
         let mut outcomes = vec![put(first)];
+        // No timeout (see the queue's group commit for why): each helper either sends
+        // or, short of a panic, cannot end; a panicking one drops its sender, so once
+        // all are gone the receive fails instead of waiting.
         while outcomes.len() < round.len() {
-            match inbox.recv_timeout(RECHECK) {
+            match inbox.recv() {
                 Ok(outcome) => outcomes.push(outcome),
-                Err(RecvTimeoutError::Timeout) => continue,
-                // A helper that ended without an answer (it cannot, short of a panic).
-                Err(RecvTimeoutError::Disconnected) => break,
+                Err(_all_helpers_gone) => break,
             }
         }
         outcomes

@@ -18,7 +18,8 @@
 //! lead, or with a closed mailbox. A timed wait was tried as a guard against lost
 //! wakeups and dropped: in `may` each timed park arms a timer on the one timer thread
 //! and each early wake disarms it, which wakes that thread; at 1 KiB uploads that was
-//! about a tenth of the coordinator's CPU (the README's design notes on waits).
+//! about a tenth of the coordinator's CPU (the README's design note "Waiting on other
+//! coroutines").
 
 use may::sync::mpsc::{channel, Receiver, Sender};
 use parking_lot::Mutex;

@@ -9,8 +9,8 @@
 //! SLEEP`), so that timeouts fire while others wait.
 //!
 //! - `join`: spawn a coroutine per server, each sends a `PING`; join them.
-//! - `scope+channel`: scoped coroutines report on a channel, read with a timeout (the
-//!   shape `--sync-copies` uses).
+//! - `scope+channel`: scoped coroutines report on a channel, read without a timeout
+//!   (the shape `--sync-copies` uses).
 //! - `group commit`: the coordinator's `ReplicationQueue::push`, where concurrent pushes
 //!   share one `SADD` and followers are woken by the leader.
 
@@ -102,9 +102,8 @@ fn operation(shape: Shape, queue: &ReplicationQueue, n: u64) {
             drop(done);
             let mut got = 0;
             while got < queue.pools.len() {
-                match inbox.recv_timeout(Duration::from_millis(50)) {
+                match inbox.recv() {
                     Ok(()) => got += 1,
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
                     Err(_) => break,
                 }
             }
