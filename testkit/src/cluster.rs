@@ -127,7 +127,7 @@ impl LocalCluster {
 
     /// Starts a coordinator on a free port with extra flags.
     pub fn start_coordinator(&self, name: &str, flags: &[&str]) -> io::Result<CoordinatorProcess> {
-        self.start_coordinator_from(&self.bin.clone(), name, flags)
+        self.start_coordinator_from(&self.bin, name, flags)
     }
 
     /// The same with another build of `backpack` (to compare two builds on one cluster).
