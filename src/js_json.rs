@@ -12,6 +12,14 @@
 
 use serde_json::{Map, Value};
 
+/// Appends `text` as a JSON string, quoted and escaped as serde_json (and, for every
+/// string Rust can hold, `JSON.stringify`) writes it: for answers and queue items written
+/// directly, without building a `Value` first.
+pub fn push_string(out: &mut Vec<u8>, text: &str) {
+    // Writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(out, text);
+}
+
 /// True when JavaScript treats `key` as an array index, which it lists before other keys.
 pub fn is_index_key(key: &str) -> bool {
     let canonical = key == "0" || (!key.starts_with('0') && !key.is_empty());

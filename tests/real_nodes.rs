@@ -125,3 +125,47 @@ fn the_replicator_copies_between_real_nodes_without_head() {
         assert_eq!(cluster.node(2).file(path), Some(body_for(path)), "{path}");
     }
 }
+
+/// A real node restarted between uploads closes the coordinator's pooled connections to
+/// it. The coordinator must notice before it sends on one: the next uploads still land
+/// on that node (the only one of its shard), and no failure is counted against it.
+#[test]
+fn a_restarted_node_takes_the_next_uploads_with_no_failure_counted() {
+    let mut cluster =
+        LocalCluster::start_with(bin(), "real-restart", 1, 1, NodeKind::Backpack).unwrap();
+    cluster.add_enabled_shard("1", &[1], "1gb").unwrap();
+    let coordinator = cluster.start_coordinator("coordinator", &[]).unwrap();
+    let agent = client();
+    let upload_all = |round: &str, agent: &ureq::Agent| {
+        // Enough uploads that every pool of the node holds a connection.
+        for i in 0..8 {
+            let path = format!("/restart/{round}-{i}.bin");
+            let (status, answer) = put(agent, &coordinator.url(&path), &body_for(&path));
+            assert_eq!(
+                (status, shard_of(&answer)),
+                (200, "1".to_string()),
+                "{path}: {answer}"
+            );
+        }
+    };
+    upload_all("before", &agent);
+    cluster.node_mut(1).restart().unwrap();
+    // Give the node's closing of the old connections time to reach the coordinator.
+    std::thread::sleep(Duration::from_millis(200));
+    upload_all("after", &agent);
+    for round in ["before", "after"] {
+        let path = format!("/restart/{round}-7.bin");
+        assert_eq!(cluster.node(1).file(&path), Some(body_for(&path)), "{path}");
+    }
+    let metrics = agent
+        .get(&coordinator.url("/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        !metrics.contains("backpack_coordinator_node_failures_total{"),
+        "a failure was counted against the restarted node:\n{metrics}"
+    );
+}

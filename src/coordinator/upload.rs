@@ -47,6 +47,16 @@ fn validate(coordinator: &Coordinator, request: &Request) -> Result<Option<u64>,
     Ok(declared)
 }
 
+/// `{"shard_id":"<id>"}`, as `Response::json` would print it, written directly: every
+/// upload answers this.
+fn stored_answer(shard: &str) -> Response {
+    let mut body = Vec::with_capacity(24 + shard.len());
+    body.extend_from_slice(b"{\"shard_id\":");
+    crate::js_json::push_string(&mut body, shard);
+    body.extend_from_slice(b"}\n");
+    Response::plain(200, "application/json", body)
+}
+
 fn empty() -> Refusal {
     refuse(
         400,
@@ -77,7 +87,7 @@ pub fn handle(coordinator: &Coordinator, request: &Request, body: &mut Body<'_>)
                     stored.node
                 );
             }
-            Response::json(200, &serde_json::json!({ "shard_id": stored.shard }))
+            stored_answer(&stored.shard)
         }
         Err(refusal) => {
             log_line!(

@@ -9,6 +9,7 @@ mod group_commit;
 
 use crate::affinity::Home;
 use crate::error::{Error, Result};
+use crate::js_json;
 use crate::state::queue::QueueInfo;
 use crate::transport::peer::{resolve, try_order, worth_a_fresh_try};
 use crate::transport::redis::RedisPool;
@@ -38,8 +39,26 @@ pub struct Picked<'a> {
 }
 
 /// `{"from":["1"],"to":"4","path":"/hi.txt"}`: keys in this order, no spaces.
+///
+/// Written directly, with serde_json's string escaping: the same bytes as building a
+/// JSON object and printing it, without building the object (this runs for every copy
+/// of every upload).
 pub fn item(from: &[String], to: &str, path: &str) -> String {
-    serde_json::json!({ "from": from, "to": to, "path": path }).to_string()
+    let mut item = Vec::with_capacity(32 + path.len() + 8 * from.len());
+    item.extend_from_slice(b"{\"from\":[");
+    for (i, node) in from.iter().enumerate() {
+        if i > 0 {
+            item.push(b',');
+        }
+        js_json::push_string(&mut item, node);
+    }
+    item.extend_from_slice(b"],\"to\":");
+    js_json::push_string(&mut item, to);
+    item.extend_from_slice(b",\"path\":");
+    js_json::push_string(&mut item, path);
+    item.push(b'}');
+    // Only text went in.
+    String::from_utf8(item).unwrap_or_default()
 }
 
 /// Sends one command to every server, then reads every reply: the servers work at the
@@ -339,4 +358,28 @@ impl Item {
 
 fn closed() -> redis::RedisError {
     redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::item;
+
+    /// Items are compared byte for byte (the set deduplicates them, and the old tools
+    /// write them too): the direct writing must match serde_json's printing of the
+    /// object, escapes included.
+    #[test]
+    fn items_are_written_as_serde_json_prints_them() {
+        let from = ["1".to_string(), "n\"2".to_string()];
+        for path in ["/hi.txt", "/a b/\"q\"\\/\u{1}\n\t/é/😀", ""] {
+            for from in [&from[..1], &from[..]] {
+                let expected =
+                    serde_json::json!({ "from": from, "to": "4", "path": path }).to_string();
+                assert_eq!(item(from, "4", path), expected);
+            }
+        }
+        assert_eq!(
+            item(&["1".into()], "4", "/hi.txt"),
+            r#"{"from":["1"],"to":"4","path":"/hi.txt"}"#
+        );
+    }
 }

@@ -11,6 +11,7 @@ use may::net::TcpStream;
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
@@ -77,7 +78,6 @@ impl<In: Transport> Connector<In> for MayConnector {
                         held: Vec::new(),
                         read_timeout: None,
                         write_timeout: None,
-                        just_read: false,
                     }));
                 }
                 Err(err) if err.kind() == io::ErrorKind::TimedOut => {
@@ -99,8 +99,6 @@ pub struct MayTransport {
     /// 100 ms so that a deadline counting down does not change them on every call.
     read_timeout: Option<Option<Duration>>,
     write_timeout: Option<Option<Duration>>,
-    /// Set by a read that got bytes, cleared by the next `is_open` (see there).
-    just_read: bool,
 }
 
 impl fmt::Debug for MayTransport {
@@ -182,21 +180,26 @@ impl Transport for MayTransport {
             }
         };
         self.buffers.input_appended(amount);
-        self.just_read = amount > 0;
         Ok(amount > 0)
     }
 
     fn is_open(&mut self) -> bool {
         // ureq asks twice per request: when the connection goes back to the pool, right
-        // after the answer was read, and when it is taken out again. Only the second
-        // probe can find something the first would not (the peer closing while idle,
-        // and any bytes it sent unasked are still unread then), so the first costs no
-        // system call: one fewer per upload.
-        if std::mem::take(&mut self.just_read) {
+        // after the answer was read, and when it is taken out again. A pooled connection
+        // is reusable when the peer neither closed it nor sent anything unasked. Either
+        // would be a readiness event, and `may` records every event of a socket in its
+        // flag, which each read clears as it begins. So while the flag is clear, nothing
+        // arrived since the last read and no system call is needed; this saved one
+        // `recvfrom` per upload. (Bytes a node sent unasked in the same burst as its
+        // answer land in ureq's buffer with the answer, and ureq drops the connection.)
+        if may::io::AsIoData::as_io_data(&self.stream)
+            .io_flag
+            .load(Ordering::Acquire)
+            == 0
+        {
             return true;
         }
-        // A pooled connection is reusable when reading would block: the peer neither
-        // closed it nor sent anything unasked. The socket is non-blocking underneath may.
+        // Something arrived: look. The socket is non-blocking underneath `may`.
         let mut probe = [0u8; 1];
         match (&mut self.stream.inner()).read(&mut probe) {
             Err(err) => err.kind() == io::ErrorKind::WouldBlock,
