@@ -12,7 +12,7 @@ use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
@@ -78,6 +78,7 @@ impl<In: Transport> Connector<In> for MayConnector {
                         held: Vec::new(),
                         read_timeout: None,
                         write_timeout: None,
+                        last_checked: None,
                     }));
                 }
                 Err(err) if err.kind() == io::ErrorKind::TimedOut => {
@@ -99,6 +100,8 @@ pub struct MayTransport {
     /// 100 ms so that a deadline counting down does not change them on every call.
     read_timeout: Option<Option<Duration>>,
     write_timeout: Option<Option<Duration>>,
+    /// When ureq last asked whether the connection is open (see `is_open`).
+    last_checked: Option<Instant>,
 }
 
 impl fmt::Debug for MayTransport {
@@ -188,18 +191,30 @@ impl Transport for MayTransport {
         // after the answer was read, and when it is taken out again. A pooled connection
         // is reusable when the peer neither closed it nor sent anything unasked. Either
         // would be a readiness event, and `may` records every event of a socket in its
-        // flag, which each read clears as it begins. So while the flag is clear, nothing
-        // arrived since the last read and no system call is needed; this saved one
-        // `recvfrom` per upload. (Bytes a node sent unasked in the same burst as its
-        // answer land in ureq's buffer with the answer, and ureq drops the connection.)
-        if may::io::AsIoData::as_io_data(&self.stream)
+        // flag, which each read clears as it begins. A clear flag means no event since
+        // the last read, so no system call is needed; this saved one `recvfrom` per
+        // upload. (Bytes a node sent unasked in the same burst as its answer land in
+        // ureq's buffer with the answer, and ureq drops the connection.)
+        //
+        // The flag is set only when the socket's worker next polls for events, so a busy
+        // worker may not show yet that a node just closed the connection. Nodes close
+        // idle connections after seconds (a real node: Node.js's 5 s keep-alive
+        // timeout), so the flag is trusted only for a connection last checked less than
+        // `TRUST_FLAG_FOR` ago; after a longer rest the socket itself is asked, as it
+        // always was.
+        let now = Instant::now();
+        let recent = self
+            .last_checked
+            .replace(now)
+            .is_some_and(|then| now.duration_since(then) < TRUST_FLAG_FOR);
+        let quiet = may::io::AsIoData::as_io_data(&self.stream)
             .io_flag
             .load(Ordering::Acquire)
-            == 0
-        {
+            == 0;
+        if recent && quiet {
             return true;
         }
-        // Something arrived: look. The socket is non-blocking underneath `may`.
+        // Look. The socket is non-blocking underneath `may`.
         let mut probe = [0u8; 1];
         match (&mut self.stream.inner()).read(&mut probe) {
             Err(err) => err.kind() == io::ErrorKind::WouldBlock,
@@ -210,6 +225,11 @@ impl Transport for MayTransport {
         }
     }
 }
+
+/// How long after its last check a quiet node connection is taken as open on `may`'s
+/// readiness flag alone (see `MayTransport::is_open`): well below the idle timeouts
+/// nodes close connections after.
+const TRUST_FLAG_FOR: Duration = Duration::from_millis(500);
 
 /// Writes held back by `MayTransport` at most (a request head and a small body).
 const HOLD_BYTES: usize = 16 * 1024;
@@ -342,3 +362,7 @@ impl NodeAgents {
         }))
     }
 }
+
+#[cfg(test)]
+#[path = "node_http_tests.rs"]
+mod tests;
