@@ -46,21 +46,19 @@ struct Contender {
 }
 
 impl Contender {
-    /// Starts a coordinator of the cluster's build, or of `bin`.
+    /// Starts a coordinator of the build `bin` on the cluster.
     fn start(
         cluster: &LocalCluster,
-        bin: Option<&Path>,
+        bin: &Path,
         name: &str,
         flags: &[String],
     ) -> Result<(Contender, crate::CoordinatorProcess), String> {
         let flags: Vec<&str> = std::iter::once("--quiet")
             .chain(flags.iter().map(String::as_str))
             .collect();
-        let coordinator = match bin {
-            Some(bin) => cluster.start_coordinator_from(bin, name, &flags),
-            None => cluster.start_coordinator(name, &flags),
-        }
-        .map_err(|e| e.to_string())?;
+        let coordinator = cluster
+            .start_coordinator_from(bin, name, &flags)
+            .map_err(|e| e.to_string())?;
         let pid = coordinator
             .process
             .pid()
@@ -202,14 +200,14 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
         .add_enabled_shard("1", &[1, 2], "100tb")
         .map_err(|e| e.to_string())?;
     let (mut first, coordinator) =
-        Contender::start(&cluster, None, "coordinator", &spec.coordinator_flags)?;
+        Contender::start(&cluster, bin, "coordinator", &spec.coordinator_flags)?;
     let pid = first.pid;
     // `$BACKPACK_VERSUS_BIN`: the second coordinator is another build (an A/B of builds).
     let versus_bin = std::env::var_os("BACKPACK_VERSUS_BIN").map(std::path::PathBuf::from);
     let mut second = match &spec.versus {
         Some(flags) => Some(Contender::start(
             &cluster,
-            versus_bin.as_deref(),
+            versus_bin.as_deref().unwrap_or(bin),
             "coordinator-b",
             flags,
         )?),
