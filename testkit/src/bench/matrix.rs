@@ -5,6 +5,7 @@
 //! the client, not the coordinator, sets the pace.
 
 use super::load::{cpu_seconds, memory_kib, run, LoadReport, LoadSpec};
+use super::turns::{slice_orders, write_back, Contender, Side};
 use crate::{LocalCluster, NginxProxy, NodeKind, QUEUE_KEY};
 use backpack::size::format_size;
 use std::io::Read;
@@ -25,89 +26,6 @@ pub struct MatrixSpec {
     pub versus: Option<Vec<String>>,
     /// Turns each side takes per cell (see `run_matrix`).
     pub turns: u32,
-}
-
-/// What takes a turn in a cell.
-enum Side {
-    Direct,
-    Proxy,
-    First,
-    Second,
-}
-
-/// One coordinator under test: its URL, its process, and what its turns gave in a cell.
-struct Contender {
-    url: Vec<String>,
-    pid: u32,
-    report: LoadReport,
-    cpu: f64,
-    /// Each turn's uploads per second and CPU milliseconds per upload.
-    turns: Vec<(f64, f64)>,
-}
-
-impl Contender {
-    /// Starts a coordinator of the build `bin` on the cluster.
-    fn start(
-        cluster: &LocalCluster,
-        bin: &Path,
-        name: &str,
-        flags: &[String],
-    ) -> Result<(Contender, crate::CoordinatorProcess), String> {
-        let flags: Vec<&str> = std::iter::once("--quiet")
-            .chain(flags.iter().map(String::as_str))
-            .collect();
-        let coordinator = cluster
-            .start_coordinator_from(bin, name, &flags)
-            .map_err(|e| e.to_string())?;
-        let pid = coordinator
-            .process
-            .pid()
-            .ok_or("the coordinator is not running")?;
-        let contender = Contender {
-            url: vec![coordinator.url("")],
-            pid,
-            report: LoadReport::default(),
-            cpu: 0.0,
-            turns: Vec::new(),
-        };
-        Ok((contender, coordinator))
-    }
-
-    /// One turn: the load, and the coordinator's CPU over it.
-    fn turn(&mut self, load: LoadSpec) -> Result<(), String> {
-        let before = cpu_seconds(self.pid).unwrap_or(0.0);
-        let report = run(&load)?;
-        let cpu = cpu_seconds(self.pid).unwrap_or(0.0) - before;
-        self.turns
-            .push((report.rps(), cpu * 1000.0 / report.ok.max(1) as f64));
-        self.report.merge(report);
-        self.cpu += cpu;
-        Ok(())
-    }
-
-    fn cpu_ms(&self) -> f64 {
-        self.cpu * 1000.0 / (self.report.ok.max(1) as f64)
-    }
-
-    /// The median over this cell's turns of CPU milliseconds per upload.
-    fn median_cpu_ms(&self) -> f64 {
-        median(self.turns.iter().map(|turn| turn.1).collect())
-    }
-
-    fn reset(&mut self) {
-        self.report = LoadReport::default();
-        self.cpu = 0.0;
-        self.turns.clear();
-    }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
 }
 
 /// Removes what a cell stored, so a run never fills the disk, and empties the queue;
@@ -131,8 +49,7 @@ pub fn clean(cluster: &LocalCluster) {
             let _: redis::RedisResult<()> = redis::cmd("DEL").arg(QUEUE_KEY).query(&mut conn);
         }
     }
-    // SAFETY: sync(2) takes no arguments and cannot fail.
-    unsafe { libc::sync() };
+    write_back();
 }
 
 /// Makes `left` bytes without holding them.
@@ -276,9 +193,6 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
             first.reset();
             let mut client_cpu = 0.0;
             let me = std::process::id();
-            // Each slice runs the sides in turn, each slice starting one side later, so
-            // that no side always follows the same one: with a fixed order, two identical
-            // coordinators on WebDAV nodes differed by up to 1.3x, always the same way.
             let mut sides = vec![Side::Direct];
             if !proxied.is_empty() {
                 sides.push(Side::Proxy);
@@ -287,11 +201,9 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
             if second.is_some() {
                 sides.push(Side::Second);
             }
-            for slice in 0..spec.turns {
-                if slice > 0 {
-                    sides.rotate_left(1);
-                }
-                for side in &sides {
+            for (slice, sides) in slice_orders(&sides, spec.turns).into_iter().enumerate() {
+                for side in sides {
+                    write_back();
                     match side {
                         Side::Direct => d.merge(run(&load(&direct, format!("direct-{slice}")))?),
                         Side::Proxy => p.merge(run(&load(&proxied, format!("proxy-{slice}")))?),
@@ -313,22 +225,17 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
             let ratio = c.rps() / d.rps().max(1e-9);
             let cpu_ms = first.cpu_ms();
             if let Some((other, _)) = &mut second {
+                let (rps_ratio, cpu_ratio) = first.paired_ratios(other);
                 versus_rows.push(format!(
-                    "| {} | {concurrency} | {} | {} | {:.2}x | {:.2}x | {:.3} | {:.3} |",
+                    "| {} | {concurrency} | {} | {} | {} | {:.2}x | {:.3} | {:.3} | {} |",
                     format_size(size),
                     cell(c),
                     cell(&other.report),
-                    median(
-                        first
-                            .turns
-                            .iter()
-                            .zip(&other.turns)
-                            .map(|(a, b)| b.0 / a.0.max(1e-9))
-                            .collect()
-                    ),
+                    rps_ratio.as_ratio(),
                     other.report.percentile_ms(0.99) / c.percentile_ms(0.99).max(1e-9),
                     first.median_cpu_ms(),
-                    other.median_cpu_ms()
+                    other.median_cpu_ms(),
+                    cpu_ratio.as_ratio()
                 ));
                 other.reset();
             }
@@ -363,10 +270,10 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
             name(&spec.coordinator_flags),
             name(flags)
         );
-        println!("B/A rps: the median of the turns' ratios; CPU: the median of the turns\n");
-        println!("| size | c | A rps | p50 ms | p99 ms | B rps | p50 ms | p99 ms | B/A rps | B/A p99 | A CPU ms/upload | B CPU ms/upload |");
+        println!("B/A rps and B/A CPU: the medians of the slices' ratios (a slice has one turn of each), with the range that holds the true median with 95 % confidence (sign test; six slices or more); CPU ms/upload: the median of the turns\n");
+        println!("| size | c | A rps | p50 ms | p99 ms | B rps | p50 ms | p99 ms | B/A rps | B/A p99 | A CPU ms/upload | B CPU ms/upload | B/A CPU |");
         println!(
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         );
         for row in versus_rows {
             println!("{row}");

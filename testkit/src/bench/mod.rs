@@ -16,4 +16,5 @@ mod matrix;
 mod replication;
 pub mod scale;
 mod slow_node;
+mod turns;
 mod wakeups;

@@ -1,0 +1,276 @@
+//! How the sides of a matrix cell take turns on the same nodes, and what a coordinator's
+//! turns measured.
+//!
+//! The sides of a cell (direct, the nginx proxy, one or two coordinators) share the nodes,
+//! and a turn leaves the nodes in a state the next turn meets: with WebDAV nodes, files
+//! the kernel has yet to write back. So the cell is cut into slices, each side takes one
+//! turn per slice, the disk writes back before every turn, and the order within the
+//! slices is balanced: over a full round of slices, every side runs right after every
+//! other side equally often (`slice_orders`).
+
+use super::load::{cpu_seconds, run, LoadReport, LoadSpec};
+use crate::LocalCluster;
+use std::path::Path;
+
+/// What takes a turn in a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Direct,
+    Proxy,
+    First,
+    Second,
+}
+
+/// The order of `sides` in each of `slices` slices: a Williams design. The first row
+/// is 0, 1, n-1, 2, n-2, ...; the others add 1, 2, ... to it (mod n); with an odd
+/// number of sides each row is followed by its mirror. Over a full round (n rows, 2n
+/// when n is odd) each ordered pair of sides is adjacent equally often, so no side
+/// always follows the same one. With a fixed order, two identical coordinators on WebDAV
+/// nodes differed by up to 1.3x, always the same way; rotating the order alone still
+/// had the first coordinator follow the direct side in four slices of six.
+pub fn slice_orders(sides: &[Side], slices: u32) -> Vec<Vec<Side>> {
+    let n = sides.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let base: Vec<usize> = (0..n)
+        .map(|k| {
+            if k % 2 == 1 {
+                k.div_ceil(2)
+            } else {
+                (n - k / 2) % n
+            }
+        })
+        .collect();
+    let mut rows = Vec::new();
+    for shift in 0..n {
+        let row: Vec<Side> = base.iter().map(|&k| sides[(k + shift) % n]).collect();
+        let mirror: Vec<Side> = row.iter().rev().copied().collect();
+        rows.push(row);
+        if n % 2 == 1 && n > 1 {
+            rows.push(mirror);
+        }
+    }
+    (0..slices as usize)
+        .map(|slice| rows[slice % rows.len()].clone())
+        .collect()
+}
+
+/// Has the disk write back what earlier turns left in memory, so that the next turn
+/// does not pay for them: otherwise, with WebDAV nodes, whichever side ran while the
+/// kernel wrote back the files of an earlier one was slower and used more CPU per upload.
+pub fn write_back() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+}
+
+/// The median of `values` (0 when there are none).
+pub fn median(values: Vec<f64>) -> f64 {
+    Median::of(values).value
+}
+
+/// A median, with the range that holds the true median with 95 % confidence (or more:
+/// the order statistics given by the sign test, which assumes nothing of the values'
+/// distribution but that they are independent). With six values the range is the
+/// lowest to the highest; with forty, the 14th to the 27th.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Median {
+    pub value: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+impl Median {
+    pub fn of(mut values: Vec<f64>) -> Median {
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let value = match n {
+            0 => 0.0,
+            n if n % 2 == 1 => values[n / 2],
+            n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+        };
+        // The largest k with P(Binomial(n, 1/2) < k) <= 2.5 %: the true median lies
+        // between the k-th lowest and the k-th highest value.
+        let mut k = 0;
+        let mut below = 0.0; // P(B < k + 1) as k grows
+        let mut term = 0.5f64.powi(n as i32); // P(B = k)
+        while k < n / 2 {
+            below += term;
+            if below > 0.025 {
+                break;
+            }
+            term *= (n - k) as f64 / (k + 1) as f64;
+            k += 1;
+        }
+        if k == 0 {
+            return Median {
+                value,
+                low: f64::NAN,
+                high: f64::NAN,
+            };
+        }
+        Median {
+            value,
+            low: values[k - 1],
+            high: values[n - k],
+        }
+    }
+
+    /// As a ratio with its range: `0.98x (0.93-1.04)`.
+    pub fn as_ratio(&self) -> String {
+        if self.low.is_nan() {
+            return format!("{:.2}x", self.value);
+        }
+        format!("{:.2}x ({:.2}-{:.2})", self.value, self.low, self.high)
+    }
+}
+
+/// One coordinator under test: its URL, its process, and what its turns gave in a cell.
+pub struct Contender {
+    pub url: Vec<String>,
+    pub pid: u32,
+    pub report: LoadReport,
+    cpu: f64,
+    /// Each turn's uploads per second and CPU milliseconds per upload.
+    turns: Vec<(f64, f64)>,
+}
+
+impl Contender {
+    /// Starts a coordinator of the build `bin` on the cluster.
+    pub fn start(
+        cluster: &LocalCluster,
+        bin: &Path,
+        name: &str,
+        flags: &[String],
+    ) -> Result<(Contender, crate::CoordinatorProcess), String> {
+        let flags: Vec<&str> = std::iter::once("--quiet")
+            .chain(flags.iter().map(String::as_str))
+            .collect();
+        let coordinator = cluster
+            .start_coordinator_from(bin, name, &flags)
+            .map_err(|e| e.to_string())?;
+        let pid = coordinator
+            .process
+            .pid()
+            .ok_or("the coordinator is not running")?;
+        let contender = Contender {
+            url: vec![coordinator.url("")],
+            pid,
+            report: LoadReport::default(),
+            cpu: 0.0,
+            turns: Vec::new(),
+        };
+        Ok((contender, coordinator))
+    }
+
+    /// One turn: the load, and the coordinator's CPU over it.
+    pub fn turn(&mut self, load: LoadSpec) -> Result<(), String> {
+        let before = cpu_seconds(self.pid).unwrap_or(0.0);
+        let report = run(&load)?;
+        let cpu = cpu_seconds(self.pid).unwrap_or(0.0) - before;
+        self.turns
+            .push((report.rps(), cpu * 1000.0 / report.ok.max(1) as f64));
+        self.report.merge(report);
+        self.cpu += cpu;
+        Ok(())
+    }
+
+    /// CPU milliseconds per upload over the cell.
+    pub fn cpu_ms(&self) -> f64 {
+        self.cpu * 1000.0 / (self.report.ok.max(1) as f64)
+    }
+
+    /// The median over this cell's turns of CPU milliseconds per upload.
+    pub fn median_cpu_ms(&self) -> f64 {
+        median(self.turns.iter().map(|turn| turn.1).collect())
+    }
+
+    /// The median over the cell's slices of `other`'s uploads per second over ours, and
+    /// of its CPU per upload over ours: each slice's turns met the nodes closest in time.
+    pub fn paired_ratios(&self, other: &Contender) -> (Median, Median) {
+        let pairs = || self.turns.iter().zip(&other.turns);
+        (
+            Median::of(pairs().map(|(a, b)| b.0 / a.0.max(1e-9)).collect()),
+            Median::of(pairs().map(|(a, b)| b.1 / a.1.max(1e-9)).collect()),
+        )
+    }
+
+    pub fn reset(&mut self) {
+        self.report = LoadReport::default();
+        self.cpu = 0.0;
+        self.turns.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Side::*;
+
+    /// How often each side runs right after each other one, within the slices.
+    fn followers(orders: &[Vec<Side>], sides: &[Side]) -> Vec<usize> {
+        let index = |side: Side| sides.iter().position(|&s| s == side).unwrap();
+        let mut counts = vec![0; sides.len() * sides.len()];
+        for order in orders {
+            for pair in order.windows(2) {
+                counts[index(pair[0]) * sides.len() + index(pair[1])] += 1;
+            }
+        }
+        counts
+    }
+
+    #[test]
+    fn every_side_follows_every_other_equally_often() {
+        for sides in [
+            &[First, Second][..],
+            &[Direct, First, Second][..],
+            &[Direct, Proxy, First, Second][..],
+        ] {
+            let n = sides.len();
+            let round = if n % 2 == 1 { 2 * n } else { n };
+            let orders = slice_orders(sides, round as u32);
+            for order in &orders {
+                let mut sorted = order.clone();
+                sorted.sort_by_key(|side| *side as usize);
+                assert_eq!(sorted, sides, "{orders:?}");
+            }
+            let counts = followers(&orders, sides);
+            for (pair, count) in counts.iter().enumerate() {
+                let same = pair / n == pair % n;
+                let want = if same { 0 } else { round / n };
+                assert_eq!(*count, want, "{sides:?}: {orders:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_median_comes_with_the_range_the_sign_test_gives() {
+        let values = |n: usize| (1..=n).map(|v| v as f64).collect::<Vec<_>>();
+        // Five values cannot bound a median at 95 %: 2 * (1/2)^5 = 6.25 %.
+        let five = Median::of(values(5));
+        assert_eq!(five.value, 3.0);
+        assert!(five.low.is_nan() && five.high.is_nan());
+        // Six: the lowest and the highest (2 * 1/64 = 3.1 % outside).
+        assert_eq!(
+            Median::of(values(6)),
+            Median {
+                value: 3.5,
+                low: 1.0,
+                high: 6.0
+            }
+        );
+        // Forty: the 14th and the 27th value.
+        let forty = Median::of(values(40));
+        assert_eq!((forty.value, forty.low, forty.high), (20.5, 14.0, 27.0));
+        assert_eq!(Median::of(values(6)).as_ratio(), "3.50x (1.00-6.00)");
+        assert_eq!(five.as_ratio(), "3.00x");
+    }
+
+    #[test]
+    fn the_orders_repeat_past_a_round() {
+        let orders = slice_orders(&[Direct, First, Second], 8);
+        assert_eq!(orders.len(), 8);
+        assert_eq!(orders[6], orders[0]);
+        assert_eq!(orders[0], vec![Direct, First, Second]);
+    }
+}
