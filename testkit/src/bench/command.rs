@@ -253,7 +253,7 @@ struct MatrixArgs {
     /// first, and a table compares the two
     #[argh(option)]
     versus: Option<String>,
-    /// turns each side takes per cell, in rotating order (default 2)
+    /// turns each side takes per cell, in a balanced order (default 2)
     #[argh(option, default = "2")]
     turns: u32,
     /// also one upload of this size, direct and through the coordinator (default 512mb; 0: none)

@@ -189,6 +189,7 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
             // WebDAV nodes on ext4: after a cell's files are deleted, creating files scans
             // past the recently deleted inodes (`recently_deleted` and `find_inode_bit`
             // led the nodes' profile), so whichever phase followed a deletion paid for it.
+            // The order of the turns and the disk between them: `turns`.
             let (mut d, mut p) = (LoadReport::default(), LoadReport::default());
             first.reset();
             let mut client_cpu = 0.0;
