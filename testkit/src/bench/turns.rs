@@ -4,9 +4,9 @@
 //! The sides of a cell (direct, the nginx proxy, one or two coordinators) share the nodes,
 //! and a turn leaves the nodes in a state the next turn meets: with WebDAV nodes, files
 //! the kernel has yet to write back. So the cell is cut into slices, each side takes one
-//! turn per slice, the disk writes back before every turn, and the order within the
-//! slices is balanced: over a full round of slices, every side runs right after every
-//! other side equally often (`slice_orders`).
+//! turn per slice, the disk writes back before every turn, and the orders are balanced:
+//! over a round of slices, every side runs right after every other side once, and never
+//! right after itself (`slice_orders`).
 
 use super::load::{cpu_seconds, run, LoadReport, LoadSpec};
 use crate::LocalCluster;
