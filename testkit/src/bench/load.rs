@@ -231,11 +231,11 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
 fn cpu_clock_seconds(pid: u32) -> Option<f64> {
     let pid = libc::pid_t::try_from(pid).ok()?;
     let mut clock: libc::clockid_t = 0;
-    // SAFETY: both calls only write the out-parameters given.
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
+    // SAFETY: both calls only write the out-parameters given.
     unsafe {
         if libc::clock_getcpuclockid(pid, &mut clock) != 0
             || libc::clock_gettime(clock, &mut now) != 0
