@@ -245,6 +245,9 @@ struct MatrixArgs {
     /// sink nodes, which store nothing); what a cell stores is deleted
     #[argh(option, from_str_fn(size_arg))]
     cap: Option<u64>,
+    /// write every turn's numbers to this file, one tab-separated line each
+    #[argh(option)]
+    turn_log: Option<PathBuf>,
     /// more flags for the coordinator, space-separated (e.g. "--workers 1")
     #[argh(option, default = "String::new()")]
     coordinator_flags: String,
@@ -385,6 +388,7 @@ impl Command for Bench {
                         .map(|flags| flags.split_whitespace().map(str::to_string).collect()),
                     big_upload: args.big_upload,
                     turns: args.turns.max(1),
+                    turn_log: args.turn_log,
                 };
                 run_matrix(&backpack_binary()?, &spec).map_err(Error::Invalid)
             }

@@ -5,7 +5,7 @@
 //! the client, not the coordinator, sets the pace.
 
 use super::load::{cpu_seconds, memory_kib, run, LoadReport, LoadSpec};
-use super::turns::{slice_orders, write_back, Contender, Side};
+use super::turns::{slice_orders, write_back, Contender, Side, TurnLog};
 use crate::{LocalCluster, NginxProxy, NodeKind, QUEUE_KEY};
 use backpack::size::format_size;
 use std::io::Read;
@@ -26,6 +26,8 @@ pub struct MatrixSpec {
     pub versus: Option<Vec<String>>,
     /// Turns each side takes per cell (see `run_matrix`).
     pub turns: u32,
+    /// Where every turn's numbers go, one line each (`TurnLog`).
+    pub turn_log: Option<std::path::PathBuf>,
 }
 
 /// Removes what a cell stored, so a run never fills the disk, and empties the queue;
@@ -131,6 +133,7 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
         None => None,
     };
     let mut versus_rows = Vec::new();
+    let mut turn_log = TurnLog::create(spec.turn_log.as_deref())?;
     std::thread::sleep(Duration::from_millis(500));
     let idle_rss = memory_kib(pid, "VmRSS").unwrap_or(0);
     let direct: Vec<String> = cluster.nodes.iter().map(|n| n.url()).collect();
@@ -205,17 +208,32 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
             for (slice, sides) in slice_orders(&sides, spec.turns).into_iter().enumerate() {
                 for side in sides {
                     write_back();
+                    let cell = (format_size(size), concurrency);
+                    let cell = (cell.0.as_str(), cell.1);
+                    let node_turn = |report: &LoadReport| (report.rps(), None, report.ok);
                     match side {
-                        Side::Direct => d.merge(run(&load(&direct, format!("direct-{slice}")))?),
-                        Side::Proxy => p.merge(run(&load(&proxied, format!("proxy-{slice}")))?),
+                        Side::Direct => {
+                            let report = run(&load(&direct, format!("direct-{slice}")))?;
+                            turn_log.record(cell, slice, "direct", node_turn(&report));
+                            d.merge(report);
+                        }
+                        Side::Proxy => {
+                            let report = run(&load(&proxied, format!("proxy-{slice}")))?;
+                            turn_log.record(cell, slice, "proxy", node_turn(&report));
+                            p.merge(report);
+                        }
                         Side::First => {
                             let client_before = cpu_seconds(me).unwrap_or(0.0);
-                            first.turn(load(&first.url, format!("coordinator-{slice}")))?;
+                            let (rps, cpu_ms, uploads) =
+                                first.turn(load(&first.url, format!("coordinator-{slice}")))?;
                             client_cpu += cpu_seconds(me).unwrap_or(0.0) - client_before;
+                            turn_log.record(cell, slice, "A", (rps, Some(cpu_ms), uploads));
                         }
                         Side::Second => {
                             if let Some((other, _)) = &mut second {
-                                other.turn(load(&other.url, format!("coordinator-b-{slice}")))?;
+                                let (rps, cpu_ms, uploads) = other
+                                    .turn(load(&other.url, format!("coordinator-b-{slice}")))?;
+                                turn_log.record(cell, slice, "B", (rps, Some(cpu_ms), uploads));
                             }
                         }
                     }
