@@ -205,21 +205,21 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
             if second.is_some() {
                 sides.push(Side::Second);
             }
+            let size_name = format_size(size);
+            let this_cell = (size_name.as_str(), concurrency);
+            let node_turn = |report: &LoadReport| (report.rps(), None, report.ok);
             for (slice, sides) in slice_orders(&sides, spec.turns).into_iter().enumerate() {
                 for side in sides {
                     write_back();
-                    let cell = (format_size(size), concurrency);
-                    let cell = (cell.0.as_str(), cell.1);
-                    let node_turn = |report: &LoadReport| (report.rps(), None, report.ok);
                     match side {
                         Side::Direct => {
                             let report = run(&load(&direct, format!("direct-{slice}")))?;
-                            turn_log.record(cell, slice, "direct", node_turn(&report));
+                            turn_log.record(this_cell, slice, "direct", node_turn(&report));
                             d.merge(report);
                         }
                         Side::Proxy => {
                             let report = run(&load(&proxied, format!("proxy-{slice}")))?;
-                            turn_log.record(cell, slice, "proxy", node_turn(&report));
+                            turn_log.record(this_cell, slice, "proxy", node_turn(&report));
                             p.merge(report);
                         }
                         Side::First => {
@@ -227,13 +227,18 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
                             let (rps, cpu_ms, uploads) =
                                 first.turn(load(&first.url, format!("coordinator-{slice}")))?;
                             client_cpu += cpu_seconds(me).unwrap_or(0.0) - client_before;
-                            turn_log.record(cell, slice, "A", (rps, Some(cpu_ms), uploads));
+                            turn_log.record(this_cell, slice, "A", (rps, Some(cpu_ms), uploads));
                         }
                         Side::Second => {
                             if let Some((other, _)) = &mut second {
                                 let (rps, cpu_ms, uploads) = other
                                     .turn(load(&other.url, format!("coordinator-b-{slice}")))?;
-                                turn_log.record(cell, slice, "B", (rps, Some(cpu_ms), uploads));
+                                turn_log.record(
+                                    this_cell,
+                                    slice,
+                                    "B",
+                                    (rps, Some(cpu_ms), uploads),
+                                );
                             }
                         }
                     }
