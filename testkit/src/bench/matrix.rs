@@ -103,6 +103,8 @@ fn cell(report: &LoadReport) -> String {
 }
 
 pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
+    // First, so that a log that cannot be written stops the run before it starts.
+    let mut turn_log = TurnLog::create(spec.turn_log.as_deref())?;
     let (nodes, kind) = if spec.sink {
         (
             "sink nodes (nginx answers 201, discards the body)",
@@ -133,7 +135,6 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
         None => None,
     };
     let mut versus_rows = Vec::new();
-    let mut turn_log = TurnLog::create(spec.turn_log.as_deref())?;
     std::thread::sleep(Duration::from_millis(500));
     let idle_rss = memory_kib(pid, "VmRSS").unwrap_or(0);
     let direct: Vec<String> = cluster.nodes.iter().map(|n| n.url()).collect();
