@@ -253,7 +253,7 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
                 let (rps_ratio, cpu_ratio) = first.paired_ratios(other);
                 versus_rows.push(format!(
                     "| {} | {concurrency} | {} | {} | {} | {:.2}x | {:.3} | {:.3} | {} |",
-                    format_size(size),
+                    size_name,
                     cell(c),
                     cell(&other.report),
                     rps_ratio.as_ratio(),
@@ -268,14 +268,14 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
             if proxied.is_empty() {
                 println!(
                     "| {} | {concurrency} | {} | {} | {ratio:.2}x | {cpu_ms:.3} | {client_ms:.3} |",
-                    format_size(size),
+                    size_name,
                     cell(&d),
                     cell(c)
                 );
             } else {
                 println!(
                     "| {} | {concurrency} | {} | {} | {} | {ratio:.2}x | {:.2}x | {:.2}x | {cpu_ms:.3} | {client_ms:.3} |",
-                    format_size(size),
+                    size_name,
                     cell(&d),
                     cell(&p),
                     cell(c),

@@ -8,6 +8,7 @@
 //! queues exactly one item (shards of two nodes), so copies = uploads acknowledged.
 
 use super::load::{cpu_seconds, run, LoadReport, LoadSpec};
+use super::turns::median;
 use crate::{LocalCluster, NodeKind, ServerProcess, QUEUE_KEY};
 use backpack::size::format_size;
 use std::collections::BTreeMap;
@@ -205,15 +206,6 @@ fn one_turn(
         roles_without,
         roles_with,
     })
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
 }
 
 pub fn run_replication(bin: &Path, spec: &ReplicationSpec) -> Result<(), String> {
