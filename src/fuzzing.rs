@@ -14,7 +14,7 @@ pub fn request_head(data: &[u8]) {
     let mut parsed = httparse::Request::new(&mut headers);
     if let Ok(httparse::Status::Complete(_)) = parsed.parse(data) {
         if let Ok(request) = request::from_parsed(&parsed) {
-            let _ = crate::coordinator::node_key::check_target(&request.target);
+            let _ = crate::coordinator::upload::node_key::check_target(&request.target);
             let _ = (request.path(), request.content_length());
         }
     }

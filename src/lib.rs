@@ -21,7 +21,6 @@ pub mod cli;
 pub mod cluster;
 pub mod command;
 pub mod coordinator;
-pub mod dead_letters;
 pub mod duration_arg;
 pub mod error;
 pub mod fuzzing;

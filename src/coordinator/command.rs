@@ -1,12 +1,9 @@
 //! `backpack-coordinator <zk_servers> </zk/root> <listen_host> <listen_port> [statsd]`.
 
-use super::memory_budget::MemoryBudget;
-use super::metrics::Metrics;
-use super::node_health::NodeHealth;
-use super::stats::Stats;
-use super::statsd::Statsd;
-use super::{Coordinator, UploadSettings};
-use crate::cluster::snapshot::Snapshot;
+use super::observers::statsd::Statsd;
+use super::observers::{queue_length, Observers};
+use super::upload::{MemoryBudget, NodeHealth, UploadSettings, Uploads};
+use super::Coordinator;
 use crate::cluster::snapshot::SnapshotCell;
 use crate::cluster::sync::{self as cluster_sync, Shared, SizeAccounting, SyncSettings};
 use crate::command::Command;
@@ -236,8 +233,14 @@ impl Command for CoordinatorCommand {
         snapshot.wait_newer(0);
 
         let server_status = Arc::new(ServerStatus::default());
-        let coordinator = Coordinator {
-            settings: UploadSettings {
+        let observers = Arc::new(Observers::new(
+            Arc::clone(&snapshot),
+            Arc::clone(&shared.health),
+            Arc::clone(&server_status),
+            statsd.clone(),
+        ));
+        let uploads = Uploads::new(
+            UploadSettings {
                 max_body: self.max_body,
                 memory_body: self.memory_body.min(self.max_body),
                 spool_dir: self.spool_dir.clone().unwrap_or_else(std::env::temp_dir),
@@ -245,23 +248,18 @@ impl Command for CoordinatorCommand {
                 log_uploads: !self.quiet,
                 sync_copies: self.sync_copies,
             },
-            snapshot,
-            sizes: Arc::clone(&shared.sizes),
-            stats: Stats::default(),
-            nodes: NodeHealth::new(self.node_cooldown),
-            agents: node_http::NodeAgents::new(
+            Arc::clone(&snapshot),
+            Arc::clone(&shared.sizes),
+            NodeHealth::new(self.node_cooldown),
+            node_http::NodeAgents::new(
                 self.node_connect_timeout,
                 self.node_timeout,
                 node_http::Role::Uploads,
             ),
-            memory: MemoryBudget::new(self.memory_budget),
-            zk_health: Arc::clone(&shared.health),
-            metrics: Metrics::default(),
-            statsd: statsd.clone(),
-            server: Arc::clone(&server_status),
-            small_shards: Default::default(),
-            recent: Default::default(),
-        };
+            MemoryBudget::new(self.memory_budget),
+            Arc::clone(&observers) as Arc<dyn super::upload::UploadEvents>,
+        );
+        let coordinator = Coordinator { uploads, observers };
         let limits = Limits {
             header_timeout: self.header_timeout,
             body_timeout: self.body_timeout,
@@ -274,11 +272,7 @@ impl Command for CoordinatorCommand {
             .map_err(|err| Error::invalid(format!("cannot listen on {address}: {err}")))?;
         let coordinator = Arc::new(coordinator);
         if let Some(statsd) = statsd {
-            start_statsd_gauges(
-                statsd,
-                Arc::clone(&coordinator.snapshot),
-                self.statsd_interval,
-            )?;
+            start_statsd_gauges(statsd, snapshot, self.statsd_interval)?;
         }
         let server = http::serve(listener, coordinator, limits, server_status)
             .map_err(|err| Error::invalid(format!("cannot serve on {address}: {err}")))?;
@@ -325,11 +319,7 @@ fn start_statsd_gauges(
         .name("statsd".into())
         .spawn(move || loop {
             if let Some(snapshot) = snapshots.current() {
-                let snapshot: &Snapshot = &snapshot;
-                statsd.gauges(
-                    snapshot,
-                    snapshot.queue.as_ref().and_then(|q| q.length().ok()),
-                );
+                statsd.gauges(&snapshot, queue_length(Some(&snapshot)));
             }
             std::thread::sleep(interval);
         })

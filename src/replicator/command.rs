@@ -1,10 +1,10 @@
 //! `backpack-replicator <zk_servers> </zk/root> [concurrency]`.
 
+use super::give_up::Bounds;
 use super::metrics::{Metrics, MetricsEndpoint};
 use super::worker::{Claims, Worker};
 use crate::cluster::sync::{self, Shared, SyncSettings};
 use crate::command::Command;
-use crate::dead_letters::{self, Bounds};
 use crate::duration_arg::parse_duration;
 use crate::error::{Error, Result};
 use crate::hostname::hostname;
@@ -275,7 +275,7 @@ impl Command for ReplicatorCommand {
                 )));
             }
             let dead = queue
-                .map(dead_letters::dead_counts)
+                .map(|q| q.dead().counts())
                 .unwrap_or_default()
                 .into_iter()
                 .flatten()
@@ -283,9 +283,7 @@ impl Command for ReplicatorCommand {
                 .unwrap_or(0);
             log_line!(
                 "the queue is empty; {dead} dead item(s) in {} (see backpack-replicator-dead)",
-                queue.map_or("the dead set".to_string(), |q| dead_letters::dead_key(
-                    &q.key
-                ))
+                queue.map_or("the dead set".to_string(), |q| q.dead().key())
             );
         }
         Ok(())

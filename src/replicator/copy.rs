@@ -1,9 +1,9 @@
 //! Copying one file: `GET` it from a source node and stream it into a `PUT` to the target,
 //! with the same `Content-Length`. Memory stays bounded whatever the size.
 
+use super::give_up::FailureKind;
 use super::metrics::Reason;
 use crate::cluster::snapshot::Snapshot;
-use crate::dead_letters::FailureKind;
 use crate::replication_queue::Item;
 use rand::seq::SliceRandom;
 use std::io::Read;

@@ -2,11 +2,10 @@
 //! the items the replicators gave up on, put them back into the queue, or forget them.
 
 use crate::command::Command;
-use crate::dead_letters::{self, FailureRecord};
 use crate::duration_arg::parse_duration;
 use crate::error::{Error, Result};
 use crate::logline::format_time_ms;
-use crate::replication_queue::ReplicationQueue;
+use crate::replication_queue::{FailureRecord, ReplicationQueue};
 use crate::zk_state::ZkState;
 use argh::FromArgs;
 use std::time::Duration;
@@ -93,24 +92,21 @@ impl Command for DeadCommand {
         }
         let store = ZkState::open(&self.zk_servers, &self.root, self.zk_timeout)?;
         let queue = ReplicationQueue::connect(&store.queue()?, self.redis_timeout)?;
-        let dead = dead_letters::list(&queue)?;
+        let dead_set = queue.dead();
+        let dead = dead_set.list()?;
         let chosen: Vec<&str> = match (&self.item, self.action) {
             (_, Action::List) => {
                 for (item, record) in &dead {
                     println!("{}", describe(item, record));
                 }
-                eprintln!(
-                    "{} dead item(s) in {}",
-                    dead.len(),
-                    dead_letters::dead_key(&queue.key)
-                );
+                eprintln!("{} dead item(s) in {}", dead.len(), dead_set.key());
                 return Ok(());
             }
             (Some(item), _) => {
                 if !dead.contains_key(item) {
                     return Err(Error::invalid(format!(
                         "{item} is not in {}",
-                        dead_letters::dead_key(&queue.key)
+                        dead_set.key()
                     )));
                 }
                 vec![item.as_str()]
@@ -118,7 +114,10 @@ impl Command for DeadCommand {
             (None, _) => dead.keys().map(String::as_str).collect(),
         };
         let retry = self.action == Action::Retry;
-        dead_letters::revive_or_drop(&queue, &chosen, retry)?;
+        match retry {
+            true => dead_set.retry(&chosen)?,
+            false => dead_set.drop_items(&chosen)?,
+        }
         println!(
             "{} {} item(s)",
             if retry {

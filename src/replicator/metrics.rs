@@ -5,7 +5,6 @@
 //! scraped, so they are never stale and cost nothing when nobody looks.
 
 use crate::cluster::snapshot::Snapshot;
-use crate::dead_letters;
 use crate::http::{Body, Handler, Request, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -155,7 +154,7 @@ impl Metrics {
         self.dead_items.clear();
         if let Some(queue) = snapshot.and_then(|s| s.queue.as_ref()) {
             let lengths = queue.lengths();
-            let dead = dead_letters::dead_counts(queue);
+            let dead = queue.dead().counts();
             for ((pool, length), dead) in queue.pools.iter().zip(lengths).zip(dead) {
                 let label = ServerLabel {
                     server: pool.addr.to_string(),

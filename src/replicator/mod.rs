@@ -6,12 +6,14 @@
 //! moves one file between two nodes; `command` starts the workers and the ZooKeeper
 //! thread (`crate::cluster`, shared with the coordinator); `push` is
 //! `backpack-replicator-push`, which queues a copy by hand; `metrics` its numbers and
-//! `GET /metrics`; `dead_command` is `backpack-replicator-dead` (the dead letters
-//! themselves are `crate::dead_letters`).
+//! `GET /metrics`; `give_up` when an item that keeps failing moves to the dead set, which
+//! `dead_command` (`backpack-replicator-dead`) lists, retries and drops (the dead set
+//! itself is `crate::replication_queue::DeadSet`).
 
 pub mod command;
 mod copy;
 pub mod dead_command;
+mod give_up;
 mod locks;
 mod metrics;
 pub mod push;

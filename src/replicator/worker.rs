@@ -11,10 +11,10 @@
 //! are left alone without asking ZooKeeper.
 
 use super::copy::{copy_from_any, plan, NotCopied, Plan};
+use super::give_up::{record_failures, Bounds, Failed, FailureKind};
 use super::locks;
 use super::metrics::{Metrics, Reason};
 use crate::cluster::sync::Shared;
-use crate::dead_letters::{self, Bounds, Failed, FailureKind};
 use crate::log_line;
 use crate::replication_queue::{self, ReplicationQueue};
 use crate::transport::redis::RedisPool;
@@ -230,15 +230,27 @@ impl Worker {
             }
         }
         // Removed everywhere before the locks go, so nobody picks them up again.
-        dead_letters::copied(queue, &copied);
-        for (item, record, why) in dead_letters::record_failures(queue, &failed, &self.bounds) {
-            self.metrics.moved_dead.inc();
+        if let Err(err) = queue.done(&copied) {
             log_line!(
-                "item {item} moved to {} ({why}; {} attempts, last: {})",
-                dead_letters::dead_key(&queue.key),
-                record.attempts,
-                record.last_reason
+                "cannot remove {} copied item(s) from the queue: {err}",
+                copied.len()
             );
+        }
+        match record_failures(queue, &failed, &self.bounds) {
+            Ok(given_up) => {
+                for dead in given_up {
+                    self.metrics.moved_dead.inc();
+                    log_line!(
+                        "item {} moved to {} ({}; {} attempts, last: {})",
+                        dead.item,
+                        queue.dead().key(),
+                        dead.why,
+                        dead.record.attempts,
+                        dead.record.last_reason
+                    );
+                }
+            }
+            Err(err) => log_line!("cannot record {} failure(s): {err}", failed.len()),
         }
         if !copied.is_empty() {
             Round::Copied(jobs.len())

@@ -1,77 +1,71 @@
 //! Building a configuration snapshot from the nodes' JSON as last read: parse, resolve
 //! host names, attach Redis pools.
 
-use super::SnapshotKeeper;
+use super::read::Raw;
 use crate::cluster::snapshot::{Node, Shard, Snapshot};
 use crate::js_json::compare_ids;
 use crate::log_line;
 use crate::replication_queue::ReplicationQueue;
 use crate::state::queue::QueueInfo;
 use crate::state::shards::ShardEntry;
-use crate::state::{servers, shard_size, shards};
+use crate::state::{servers, shard_size, shards, Paths};
 use crate::transport::peer::resolve as lookup;
 use crate::transport::redis::RedisPool;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-/// The node and shard maps as last parsed, kept until their ZooKeeper node changes (or,
-/// for nodes, an address does).
-#[derive(Default)]
-pub(super) struct Parsed {
-    pub(super) nodes: Option<Arc<HashMap<String, Node>>>,
-    pub(super) shards: Option<Arc<Vec<(String, ShardEntry)>>>,
+/// A map as last parsed, and the read of its node it was parsed from.
+type Parsed<T> = Option<(u64, Arc<T>)>;
+
+/// Builds snapshots, keeping what is costly to build again: parsed maps, host name
+/// lookups, Redis pools.
+pub(super) struct Builder {
+    paths: Paths,
+    /// Whether the process uses the replication queue: if so, no snapshot is built before
+    /// `<root>/queue` exists.
+    uses_queue: bool,
+    redis_timeout: Duration,
+    /// The node map, kept until the servers-map is read again or an address changes.
+    nodes: Parsed<HashMap<String, Node>>,
+    /// The shard map sorted by id, kept until the shards-map is read again.
+    shards: Parsed<Vec<(String, ShardEntry)>>,
+    /// Host name lookups, redone when the servers-map is read again and every
+    /// `--resolve-every` (`refresh_addresses`).
+    resolved: HashMap<(String, u16), Option<SocketAddr>>,
+    /// Redis pools by address: they live across snapshots.
+    pools: HashMap<SocketAddr, Arc<RedisPool>>,
 }
 
-impl SnapshotKeeper {
-    /// Builds a snapshot. The node and shard maps are parsed (and host names looked up)
-    /// only when their node changed since the last build; a snapshot after a size poll
-    /// only adds the sizes, which with thousands of shards is what keeps it cheap.
-    pub(super) fn build(&mut self) -> Result<Snapshot, String> {
-        let missing =
-            |path: String| format!("{path}: not initialized? (run backpack-coordinator-init)");
-        let nodes = match &self.parsed.nodes {
-            Some(nodes) => Arc::clone(nodes),
-            None => {
-                let path = self.paths.servers_map();
-                let doc = self
-                    .raw
-                    .servers
-                    .as_ref()
-                    .ok_or_else(|| missing(path.clone()))?;
-                let servers = servers::parse(&path, doc).map_err(|e| e.to_string())?;
-                let mut nodes = HashMap::new();
-                for (id, endpoint) in servers {
-                    let addr = self.resolve(&endpoint.host, endpoint.port);
-                    nodes.insert(id, Node { endpoint, addr });
-                }
-                let nodes = Arc::new(nodes);
-                self.parsed.nodes = Some(Arc::clone(&nodes));
-                nodes
-            }
-        };
-        let entries = match &self.parsed.shards {
-            Some(entries) => Arc::clone(entries),
-            None => {
-                let path = self.paths.shards_map();
-                let doc = self
-                    .raw
-                    .shards
-                    .as_ref()
-                    .ok_or_else(|| missing(path.clone()))?;
-                let mut entries: Vec<(String, ShardEntry)> = shards::parse(&path, doc)
-                    .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .collect();
-                entries.sort_by(|a, b| compare_ids(&a.0, &b.0));
-                let entries = Arc::new(entries);
-                self.parsed.shards = Some(Arc::clone(&entries));
-                entries
-            }
-        };
+/// The text that says a node is missing.
+fn missing(path: String) -> String {
+    format!("{path}: not initialized? (run backpack-coordinator-init)")
+}
+
+impl Builder {
+    pub(super) fn new(paths: Paths, uses_queue: bool, redis_timeout: Duration) -> Builder {
+        Builder {
+            paths,
+            uses_queue,
+            redis_timeout,
+            nodes: None,
+            shards: None,
+            resolved: HashMap::new(),
+            pools: HashMap::new(),
+        }
+    }
+
+    /// Builds a snapshot from `raw`, or says what keeps it back. The node and shard maps
+    /// are parsed (and host names looked up) only when their node was read since the last
+    /// build; a snapshot after a size poll only adds the sizes, which with thousands of
+    /// shards is what keeps it cheap.
+    pub(super) fn build(&mut self, raw: &Raw) -> Result<Snapshot, String> {
+        let nodes = self.nodes(raw)?;
+        let entries = self.shards(raw)?;
         // Only processes that use the queue wait for it (bp-nginx-gen does not).
         let queue_path = self.paths.queue();
-        let queue = match (&self.raw.queue, self.settings.uses_queue) {
+        let queue = match (&raw.queue.doc, self.uses_queue) {
             (Some(doc), true) => {
                 Some(QueueInfo::parse(&queue_path, doc).map_err(|e| e.to_string())?)
             }
@@ -81,7 +75,7 @@ impl SnapshotKeeper {
         let shard_list: Vec<Shard> = entries
             .iter()
             .map(|(id, shard)| {
-                let size = match self.raw.sizes.get(id) {
+                let size = match raw.sizes.get(id) {
                     Some(Some((doc, _))) => shard_size::parse(&self.paths.shard_size(id), doc)
                         .map_err(|err| log_line!("shard {id} takes no uploads: {err}"))
                         .ok(),
@@ -104,6 +98,57 @@ impl SnapshotKeeper {
         })
     }
 
+    /// The node map: as last parsed, or parsed now from a servers-map read since.
+    fn nodes(&mut self, raw: &Raw) -> Result<Arc<HashMap<String, Node>>, String> {
+        let read = raw.servers.reads;
+        if let Some((parsed, nodes)) = &self.nodes {
+            if *parsed == read {
+                return Ok(Arc::clone(nodes));
+            }
+            // A new servers-map: look every name up again.
+            self.resolved.clear();
+        }
+        let path = self.paths.servers_map();
+        let doc = raw
+            .servers
+            .doc
+            .as_ref()
+            .ok_or_else(|| missing(path.clone()))?;
+        let servers = servers::parse(&path, doc).map_err(|e| e.to_string())?;
+        let mut nodes = HashMap::new();
+        for (id, endpoint) in servers {
+            let addr = self.resolve(&endpoint.host, endpoint.port);
+            nodes.insert(id, Node { endpoint, addr });
+        }
+        let nodes = Arc::new(nodes);
+        self.nodes = Some((read, Arc::clone(&nodes)));
+        Ok(nodes)
+    }
+
+    /// The shard map sorted by id: as last parsed, or parsed now.
+    fn shards(&mut self, raw: &Raw) -> Result<Arc<Vec<(String, ShardEntry)>>, String> {
+        let read = raw.shards.reads;
+        if let Some((parsed, entries)) = &self.shards {
+            if *parsed == read {
+                return Ok(Arc::clone(entries));
+            }
+        }
+        let path = self.paths.shards_map();
+        let doc = raw
+            .shards
+            .doc
+            .as_ref()
+            .ok_or_else(|| missing(path.clone()))?;
+        let mut entries: Vec<(String, ShardEntry)> = shards::parse(&path, doc)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .collect();
+        entries.sort_by(|a, b| compare_ids(&a.0, &b.0));
+        let entries = Arc::new(entries);
+        self.shards = Some((read, Arc::clone(&entries)));
+        Ok(entries)
+    }
+
     /// The queue with a pool per server that resolves (pools live across snapshots).
     fn queue_handle(&mut self, queue: QueueInfo) -> ReplicationQueue {
         let mut pools = Vec::new();
@@ -111,7 +156,7 @@ impl SnapshotKeeper {
             let Some(addr) = self.resolve(&server.host, server.port) else {
                 continue;
             };
-            let timeout = self.settings.redis_timeout;
+            let timeout = self.redis_timeout;
             let pool = self
                 .pools
                 .entry(addr)
@@ -136,10 +181,10 @@ impl SnapshotKeeper {
         addr
     }
 
-    /// Looks every cached name up again: an address that changed, or a name that resolves
-    /// now after failing (or fails now), gives a new snapshot. Lookups run here, on the
+    /// Looks every cached name up again: true when an address changed, or a name resolves
+    /// now after failing (or fails now): a new snapshot is due. Lookups run here, on the
     /// ZooKeeper thread; uploads only ever see addresses.
-    pub(super) fn refresh_addresses(&mut self) {
+    pub(super) fn refresh_addresses(&mut self) -> bool {
         let mut changed = false;
         for ((host, port), addr) in self.resolved.iter_mut() {
             let fresh = lookup(host, *port);
@@ -153,8 +198,8 @@ impl SnapshotKeeper {
             }
         }
         if changed {
-            self.parsed.nodes = None;
-            self.publish();
+            self.nodes = None;
         }
+        changed
     }
 }

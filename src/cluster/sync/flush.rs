@@ -1,19 +1,23 @@
 //! Applying size increments to the shard-size nodes with compare-and-set, and settling a
 //! write whose outcome is unknown before its increment is applied again.
 
-use super::SnapshotKeeper;
+use super::SizeAccounting;
+use crate::cluster::sizes::PendingSizes;
+use crate::cluster::snapshot::SnapshotCell;
 use crate::error::{Error, Result};
 use crate::log_line;
-use crate::state::shard_size;
+use crate::state::{shard_size, Paths};
 use crate::zk_state::ZkState;
+use std::sync::Arc;
+use std::time::Instant;
 
 /// A size write whose outcome is unknown (the connection broke while it was in flight):
 /// before applying its increment again, check whether the node holds what we wrote.
-pub(super) struct UncertainWrite {
-    pub(super) shard: String,
-    pub(super) delta: u64,
-    pub(super) version: i32,
-    pub(super) bytes: Vec<u8>,
+struct UncertainWrite {
+    shard: String,
+    delta: u64,
+    version: i32,
+    bytes: Vec<u8>,
 }
 
 /// Which pending increments a flush writes.
@@ -42,7 +46,50 @@ fn urgency(pending: u64, free: Option<u64>) -> f64 {
     }
 }
 
-impl SnapshotKeeper {
+/// Writes the increments uploads add up (`PendingSizes`) to the shard-size nodes.
+pub(super) struct SizeFlusher {
+    accounting: SizeAccounting,
+    paths: Paths,
+    pending: Arc<PendingSizes>,
+    /// Where the shards' free space is read, to rank the pending totals.
+    snapshots: Arc<SnapshotCell>,
+    uncertain: Vec<UncertainWrite>,
+    next_at: Instant,
+}
+
+impl SizeFlusher {
+    pub(super) fn new(
+        accounting: SizeAccounting,
+        paths: Paths,
+        pending: Arc<PendingSizes>,
+        snapshots: Arc<SnapshotCell>,
+    ) -> SizeFlusher {
+        // The first flush comes at a random point of the interval's second half:
+        // coordinators started together (a deploy) would otherwise flush in step, and
+        // their compare-and-sets on the same size nodes would conflict and go again.
+        let first = accounting
+            .flush_every
+            .mul_f64(0.5 + rand::random::<f64>() / 2.0);
+        SizeFlusher {
+            accounting,
+            paths,
+            pending,
+            snapshots,
+            uncertain: Vec::new(),
+            next_at: Instant::now() + first,
+        }
+    }
+
+    /// When the next periodic flush is due.
+    pub(super) fn next_at(&self) -> Instant {
+        self.next_at
+    }
+
+    /// The periodic flush is done (or skipped): the next one is an interval from now.
+    pub(super) fn schedule_next(&mut self) {
+        self.next_at = Instant::now() + self.accounting.flush_every;
+    }
+
     /// Applies pending size increments with compare-and-set. A total that fails goes
     /// back to be retried, unless its size node is gone (then it is dropped, logged).
     ///
@@ -53,13 +100,13 @@ impl SnapshotKeeper {
     /// urgent first.
     pub(super) fn flush(&mut self, store: &ZkState, scope: FlushScope) -> Result<()> {
         self.settle_uncertain(store)?;
-        let mut totals: Vec<(String, u64)> = self.sizes.take().into_iter().collect();
-        let most = match (scope, &self.settings.sizes) {
-            (FlushScope::Due, Some(sizes)) => sizes.flush_most.max(1),
-            _ => usize::MAX,
+        let mut totals: Vec<(String, u64)> = self.pending.take().into_iter().collect();
+        let most = match scope {
+            FlushScope::Due => self.accounting.flush_most.max(1),
+            FlushScope::All => usize::MAX,
         };
         if totals.len() > most {
-            let snapshot = self.cell.current();
+            let snapshot = self.snapshots.current();
             let free = |id: &str| snapshot.as_ref()?.shard(id)?.size.map(|s| s.free());
             let mut ranked: Vec<(f64, (String, u64))> = totals
                 .into_iter()
@@ -70,7 +117,7 @@ impl SnapshotKeeper {
             let keep = most.max(ranked.iter().filter(|r| r.0 >= URGENT_SHARE).count());
             totals = ranked.into_iter().map(|(_, total)| total).collect();
             for (shard, delta) in totals.split_off(keep) {
-                self.sizes.put_back(&shard, delta);
+                self.pending.put_back(&shard, delta);
             }
         }
         self.add_sizes(store, totals)
@@ -88,7 +135,7 @@ impl SnapshotKeeper {
             let nodes = match store.session().get_many(&paths) {
                 Ok(nodes) => nodes,
                 Err(err) => {
-                    round.iter().for_each(|(s, d)| self.sizes.put_back(s, *d));
+                    round.iter().for_each(|(s, d)| self.pending.put_back(s, *d));
                     return Err(err);
                 }
             };
@@ -153,7 +200,7 @@ impl SnapshotKeeper {
                 }
             }
             if let Some(err) = failure {
-                round.iter().for_each(|(s, d)| self.sizes.put_back(s, *d));
+                round.iter().for_each(|(s, d)| self.pending.put_back(s, *d));
                 return Err(err);
             }
         }
@@ -168,7 +215,7 @@ impl SnapshotKeeper {
             match store.session().get(&path) {
                 Ok(Some((bytes, version)))
                     if version == write.version + 1 && bytes == write.bytes => {}
-                Ok(_) => self.sizes.put_back(&write.shard, write.delta),
+                Ok(_) => self.pending.put_back(&write.shard, write.delta),
                 Err(err) => {
                     self.uncertain.push(write);
                     return Err(err);

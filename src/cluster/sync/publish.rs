@@ -1,11 +1,11 @@
 //! Publishing a snapshot, and logging what changed in a line of counts: with a thousand
 //! shards, a line listing every writable id would be kilobytes long and say nothing.
 
-use super::SnapshotKeeper;
-use crate::cluster::snapshot::Snapshot;
+use crate::cluster::snapshot::{Snapshot, SnapshotCell};
 use crate::log_line;
 use std::collections::BTreeSet;
 use std::fmt::Write;
+use std::sync::Arc;
 
 /// What a configuration log line is about.
 #[derive(Debug, PartialEq, Eq)]
@@ -72,8 +72,25 @@ fn describe(before: Option<&Summary>, now: &Summary) -> Option<String> {
     Some(line)
 }
 
-impl SnapshotKeeper {
-    pub(super) fn wait_for(&mut self, what: Option<String>) {
+/// Publishes snapshots to the process, and logs each change once.
+pub(super) struct Publisher {
+    cell: Arc<SnapshotCell>,
+    /// What the last build was waiting for, to log a change only once.
+    waiting_for: Option<String>,
+    /// What the last logged configuration looked like, to log what changed.
+    logged: Option<Summary>,
+}
+
+impl Publisher {
+    pub(super) fn new(cell: Arc<SnapshotCell>) -> Publisher {
+        Publisher {
+            cell,
+            waiting_for: None,
+            logged: None,
+        }
+    }
+
+    fn wait_for(&mut self, what: Option<String>) {
         if what != self.waiting_for {
             if let Some(what) = &what {
                 log_line!("waiting for {what}");
@@ -82,10 +99,9 @@ impl SnapshotKeeper {
         }
     }
 
-    /// Builds a snapshot from what was read and publishes it; logs what changed, or what
-    /// keeps it back.
-    pub(super) fn publish(&mut self) {
-        match self.build() {
+    /// Publishes a build's snapshot and logs what changed; or logs what keeps it back.
+    pub(super) fn publish(&mut self, built: Result<Snapshot, String>) {
+        match built {
             Ok(snapshot) => {
                 self.wait_for(None);
                 let summary = Summary::of(&snapshot);

@@ -1,16 +1,74 @@
-//! Reading the cluster's nodes from ZooKeeper: configuration nodes each with a watch that
-//! re-arms when it is read again, size nodes polled many at a time in one pipelined batch.
+//! What the cluster's nodes held when last read, and reading them: configuration nodes
+//! each with a watch that re-arms when it is read again, size nodes polled many at a time
+//! in one pipelined batch.
 
 use super::plan::{Reads, SIZE_CHUNK};
-use super::SnapshotKeeper;
 use crate::error::Result;
+use crate::state::Paths;
 use crate::zk_state::ZkState;
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-impl SnapshotKeeper {
-    /// Reads what `reads` names; false when it was a size poll that found nothing changed
-    /// (no new snapshot is needed then).
+/// A configuration node's JSON as last read (None: the node does not exist), and how
+/// many times it was read: a build re-parses it only when the count moved.
+#[derive(Default)]
+pub(super) struct ConfigNode {
+    pub(super) doc: Option<Value>,
+    pub(super) reads: u64,
+}
+
+impl ConfigNode {
+    fn set(&mut self, doc: Option<Value>) {
+        self.doc = doc;
+        self.reads += 1;
+    }
+}
+
+/// The nodes' JSON as last read.
+#[derive(Default)]
+pub(super) struct Raw {
+    pub(super) servers: ConfigNode,
+    pub(super) shards: ConfigNode,
+    pub(super) queue: ConfigNode,
+    /// Shard id -> its size node and version (None: missing).
+    pub(super) sizes: HashMap<String, Option<(Value, i32)>>,
+}
+
+/// The ZooKeeper thread's copy of the cluster's nodes.
+pub(super) struct Mirror {
+    paths: Paths,
+    /// Whether size nodes are followed (a coordinator); the replicator and bp-nginx-gen
+    /// neither read nor watch them.
+    follows_sizes: bool,
+    raw: Raw,
+    /// A size batch found a change not in the last snapshot yet.
+    sizes_unpublished: bool,
+    /// Where the size poll goes on (see `next_size_batch`).
+    size_cursor: usize,
+}
+
+impl Mirror {
+    pub(super) fn new(paths: Paths, follows_sizes: bool) -> Mirror {
+        Mirror {
+            paths,
+            follows_sizes,
+            raw: Raw::default(),
+            sizes_unpublished: false,
+            size_cursor: 0,
+        }
+    }
+
+    pub(super) fn raw(&self) -> &Raw {
+        &self.raw
+    }
+
+    /// How many size nodes the poll covers.
+    pub(super) fn size_nodes(&self) -> usize {
+        self.raw.sizes.len()
+    }
+
+    /// Reads what `reads` names; true when a new snapshot is due (a size poll that found
+    /// nothing changed needs none).
     pub(super) fn read(&mut self, store: &ZkState, reads: &Reads) -> Result<bool> {
         if reads.everything {
             // Size nodes of new shards are read with the shards-map; the others after.
@@ -74,29 +132,31 @@ impl SnapshotKeeper {
             None => None,
         };
         if path == self.paths.servers_map() {
-            self.raw.servers = node;
-            self.resolved.clear();
-            self.parsed.nodes = None;
+            self.raw.servers.set(node);
         } else if path == self.paths.queue() {
-            self.raw.queue = node;
+            self.raw.queue.set(node);
         } else if path == self.paths.shards_map() {
-            self.raw.shards = node;
-            self.parsed.shards = None;
-            if self.settings.sizes.is_none() {
-                return Ok(());
+            self.raw.shards.set(node);
+            if self.follows_sizes {
+                self.follow_sizes_of_shards(store)?;
             }
-            // Follow the size node of every shard; forget those of removed shards.
-            let ids: HashSet<String> = match &self.raw.shards {
-                Some(Value::Object(map)) => map.keys().cloned().collect(),
-                _ => HashSet::new(),
-            };
-            self.raw.sizes.retain(|id, _| ids.contains(id));
-            let new: Vec<String> = ids
-                .into_iter()
-                .filter(|id| !self.raw.sizes.contains_key(id))
-                .collect();
-            self.read_sizes(store, new)?;
         }
+        Ok(())
+    }
+
+    /// Follows the size node of every shard in the shards-map (reading those of new
+    /// shards now), and forgets those of removed shards.
+    fn follow_sizes_of_shards(&mut self, store: &ZkState) -> Result<()> {
+        let ids: HashSet<String> = match &self.raw.shards.doc {
+            Some(Value::Object(map)) => map.keys().cloned().collect(),
+            _ => HashSet::new(),
+        };
+        self.raw.sizes.retain(|id, _| ids.contains(id));
+        let new: Vec<String> = ids
+            .into_iter()
+            .filter(|id| !self.raw.sizes.contains_key(id))
+            .collect();
+        self.read_sizes(store, new)?;
         Ok(())
     }
 

@@ -7,7 +7,7 @@
 
 use backpack::cluster::snapshot::Snapshot;
 use backpack::cluster::sync::{self, Shared, SizeAccounting, SyncHandle, SyncSettings};
-use backpack::coordinator::placement;
+use backpack::coordinator::upload::placement;
 use backpack::state::shard_size;
 use backpack::zk_state::ZkState;
 use std::collections::HashMap;

@@ -1,32 +1,34 @@
 //! One PUT of an upload's body to one node, and what a failed one leaves behind (a log
-//! line, the node's health, its failure metric). Shared by the one-copy path (`upload`)
-//! and `--sync-copies` (`copies`).
+//! line, the node's health, an event, a line of the answer). Shared by the one-copy path
+//! (`store`) and `--sync-copies` (`copies`).
 
-use super::outcome::UploadContext;
+use super::context::Upload;
 use super::payload::{BodyError, NodeAnswer, NodePut};
-use super::Coordinator;
+use super::Uploads;
 use crate::cluster::snapshot::{Shard, Snapshot};
 use crate::log_line;
 use std::io::Read;
 
-/// Notes a node that did not store a file (log, node health, metrics); the failure as
-/// the answer names it.
-pub(super) fn node_failed(
-    coordinator: &Coordinator,
-    shard: &Shard,
-    node_id: &str,
-    upload: &UploadContext<'_>,
-    why: &str,
-) -> String {
-    log_line!(
-        "node {node_id} (shard {}) failed {} after {:.1} ms: {why}",
-        shard.id,
-        upload.target,
-        upload.started.elapsed().as_secs_f64() * 1000.0
-    );
-    coordinator.nodes.failed(node_id, why);
-    coordinator.metrics.node_failed(node_id);
-    format!("node {node_id}: {why}")
+impl Uploads {
+    /// Notes a node that did not store the file (log, node health, event) and keeps the
+    /// failure, as the answer names it, in the upload.
+    pub(super) fn node_failed(
+        &self,
+        shard: &Shard,
+        node_id: &str,
+        upload: &mut Upload<'_>,
+        why: &str,
+    ) {
+        log_line!(
+            "node {node_id} (shard {}) failed {} after {:.1} ms: {why}",
+            shard.id,
+            upload.target,
+            upload.elapsed_ms()
+        );
+        self.nodes.failed(node_id, why);
+        self.events.node_failed(node_id);
+        upload.failures.push(format!("node {node_id}: {why}"));
+    }
 }
 
 pub(super) enum NodeFailure {
@@ -43,10 +45,10 @@ pub(super) fn node_took_it(answer: &NodeAnswer) -> bool {
 
 /// One attempt: `PUT http://<node><target>`, the body sent by `send`.
 pub(super) fn put_to_node(
-    coordinator: &Coordinator,
+    uploads: &Uploads,
     snapshot: &Snapshot,
     node_id: &str,
-    upload: &UploadContext<'_>,
+    upload: &Upload<'_>,
     send: impl FnOnce(NodePut) -> Result<NodeAnswer, NodeFailure>,
 ) -> Result<(), NodeFailure> {
     let Some(node) = snapshot.nodes.get(node_id) else {
@@ -58,7 +60,7 @@ pub(super) fn put_to_node(
             node.endpoint
         )));
     };
-    let put = coordinator
+    let put = uploads
         .agents
         .for_node(addr, upload.home)
         .put(&format!("http://{addr}{}", upload.target))

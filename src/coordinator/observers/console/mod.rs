@@ -10,10 +10,10 @@
 
 mod page;
 
-use super::node_health::NodeReport;
 use super::recent::RecentSummary;
-use super::Coordinator;
+use super::Observers;
 use crate::cluster::snapshot::{Shard, Snapshot};
+use crate::coordinator::upload::{NodeReport, Uploads};
 use crate::http::Response;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
@@ -147,10 +147,10 @@ fn node_statuses(snapshot: &Snapshot, health: &HashMap<String, NodeReport>) -> V
         .collect()
 }
 
-impl Coordinator {
+impl Observers {
     /// Everything the console shows, read now.
-    pub(super) fn status(&self) -> Status {
-        let snapshot = self.snapshot.current();
+    fn status(&self, uploads: &Uploads) -> Status {
+        let snapshot = self.snapshots.current();
         let snapshot = snapshot.as_deref();
         let totals = snapshot.map(Snapshot::totals).unwrap_or_default();
         let queue = snapshot
@@ -167,7 +167,7 @@ impl Coordinator {
                     .collect()
             })
             .unwrap_or_default();
-        let health = self.nodes.report();
+        let health = uploads.nodes.report();
         Status {
             version: env!("CARGO_PKG_VERSION"),
             uptime_seconds: self.stats.uptime().as_secs(),
@@ -196,19 +196,19 @@ impl Coordinator {
     }
 
     /// `GET /status.json`.
-    pub(super) fn status_answer(&self) -> Response {
-        match serde_json::to_value(self.status()) {
+    pub fn status_answer(&self, uploads: &Uploads) -> Response {
+        match serde_json::to_value(self.status(uploads)) {
             Ok(document) => Response::json(200, &document),
             Err(err) => Response::error(500, &format!("cannot encode the status: {err}")),
         }
     }
 
     /// `GET /`.
-    pub(super) fn console_answer(&self) -> Response {
+    pub fn console_answer(&self, uploads: &Uploads) -> Response {
         Response::plain(
             200,
             "text/html; charset=utf-8",
-            page::render(&self.status()).into_bytes(),
+            page::render(&self.status(uploads)).into_bytes(),
         )
     }
 }
