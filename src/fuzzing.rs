@@ -12,10 +12,11 @@ use crate::state::{servers, shard_size, shards};
 pub fn request_head(data: &[u8]) {
     let mut headers = [httparse::EMPTY_HEADER; 128];
     let mut parsed = httparse::Request::new(&mut headers);
-    if let Ok(httparse::Status::Complete(_)) = parsed.parse(data) {
-        if let Ok(request) = request::from_parsed(&parsed) {
-            let _ = crate::coordinator::upload::node_key::check_target(&request.target);
+    if let Ok(httparse::Status::Complete(length)) = parsed.parse(data) {
+        if let Ok(request) = request::from_parsed(&parsed, &data[..length]) {
+            let _ = crate::coordinator::upload::node_key::check_target(request.target());
             let _ = (request.path(), request.content_length());
+            let _ = (request.method(), request.header("authorization"));
         }
     }
 }

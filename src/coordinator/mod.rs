@@ -24,7 +24,7 @@ pub struct Coordinator {
 
 impl Handler for Coordinator {
     fn call(&self, request: &Request, body: &mut Body<'_>) -> Response {
-        match request.method.as_str() {
+        match request.method() {
             "PUT" => self.uploads.handle(request, body),
             "GET" | "HEAD" => match request.path() {
                 "/" => self.observers.console_answer(&self.uploads),

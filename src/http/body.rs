@@ -9,7 +9,7 @@
 
 use super::chunked::{line_in, Chunks};
 use super::client_stream::ClientStream;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::time::Duration;
 
 pub struct Body<'a> {
@@ -103,8 +103,11 @@ impl Body<'_> {
     fn go_ahead(&mut self) -> io::Result<()> {
         if self.continue_pending {
             self.continue_pending = false;
-            self.conn.set_write_timeout(self.timeout)?;
-            if let Err(err) = self.conn.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n") {
+            let timeout = self.timeout;
+            if let Err(err) = self
+                .conn
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n", timeout)
+            {
                 return Err(self.fail(err));
             }
             self.continue_sent = true;

@@ -4,16 +4,17 @@
 
 use crate::affinity::{self, Home};
 use may::net::TcpStream;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 /// The client's socket and the bytes read from it that nobody has consumed yet
-/// (`buf[start..end]`).
+/// (`buf[start..end]`). The connection loop reads request heads through it and a request
+/// body reads its bytes; both write answers through it.
 pub(super) struct ClientStream {
-    pub(super) stream: TcpStream,
-    pub(super) buf: Vec<u8>,
-    pub(super) start: usize,
-    pub(super) end: usize,
+    stream: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
     /// The timeouts last set on the socket: setting one is a system call, so it is
     /// only done when the value changes.
     read_timeout: Option<Duration>,
@@ -37,6 +38,8 @@ impl ClientStream {
         buffer: usize,
         standing_read_timeout: Duration,
     ) -> ClientStream {
+        // Answers are written whole; no reason to hold their last segment back.
+        let _ = stream.set_nodelay(true);
         ClientStream {
             stream,
             buf: vec![0; buffer],
@@ -88,13 +91,25 @@ impl ClientStream {
         }
     }
 
-    pub(super) fn set_write_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+    /// The worker thread whose poller the socket is registered with.
+    pub(super) fn home(&self) -> Home {
+        affinity::home_of(&self.stream)
+    }
+
+    /// Writes all of `bytes`, waiting at most `timeout` for the client to take each part.
+    pub(super) fn write_all(&mut self, bytes: &[u8], timeout: Duration) -> io::Result<()> {
         let timeout = Some(coarse(timeout));
         if self.write_timeout != timeout {
             self.stream.set_write_timeout(timeout)?;
             self.write_timeout = timeout;
         }
-        Ok(())
+        self.stream.write_all(bytes)
+    }
+
+    /// Ends our side of the connection: the client reads the end of the stream after
+    /// what was written.
+    pub(super) fn shutdown_write(&self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
     }
 
     pub(super) fn buffered(&self) -> &[u8] {

@@ -11,9 +11,8 @@ use super::client_stream::{is_timeout, ClientStream};
 use super::request::{self, Framing, Request};
 use super::response::Response;
 use super::{Handler, InFlightRequest, Limits, ServerStatus};
-use crate::affinity;
 use may::net::TcpStream;
-use std::io::{self, Write};
+use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
@@ -35,14 +34,15 @@ fn read_head(conn: &mut ClientStream, limits: &Limits) -> Result<Request, NoHead
     // head must arrive within the header timeout (a client trickling bytes is cut off).
     let mut deadline: Option<Instant> = None;
     loop {
-        if conn.end > conn.start {
+        if !conn.buffered().is_empty() {
             deadline.get_or_insert_with(|| Instant::now() + limits.header_timeout);
             let mut slots = [httparse::EMPTY_HEADER; MAX_HEADER_SLOTS];
             let slots = &mut slots[..limits.max_headers.clamp(1, MAX_HEADER_SLOTS)];
             let mut parsed = httparse::Request::new(slots);
             match parsed.parse(conn.buffered()) {
                 Ok(httparse::Status::Complete(length)) => {
-                    let request = request::from_parsed(&parsed).map_err(NoHead::Answer);
+                    let request = request::from_parsed(&parsed, &conn.buffered()[..length])
+                        .map_err(NoHead::Answer);
                     conn.consume(length);
                     return request;
                 }
@@ -58,7 +58,7 @@ fn read_head(conn: &mut ClientStream, limits: &Limits) -> Result<Request, NoHead
                     ))
                 }
             }
-            if conn.end - conn.start >= limits.max_head_bytes {
+            if conn.buffered().len() >= limits.max_head_bytes {
                 return Err(NoHead::Answer(
                     Response::error(431, "request line and headers too large").closing(),
                 ));
@@ -87,8 +87,7 @@ fn write_answer(
     head_only: bool,
     timeout: Duration,
 ) -> io::Result<()> {
-    conn.set_write_timeout(timeout)?;
-    conn.stream.write_all(&response.to_bytes(head_only))
+    conn.write_all(&response.to_bytes(head_only), timeout)
 }
 
 /// Serves one connection until it closes.
@@ -101,7 +100,6 @@ pub(super) fn serve(
     let Ok((stream, mut placement)) = status.steering.place(stream) else {
         return;
     };
-    let _ = stream.set_nodelay(true);
     let mut conn = ClientStream::new(
         stream,
         limits.max_head_bytes + 4096,
@@ -113,13 +111,10 @@ pub(super) fn serve(
                 Ok(conn) => conn,
                 Err(_) => return,
             };
-            placement.moved(affinity::home_of(&conn.stream));
+            placement.moved(conn.home());
         }
         let request = match read_head(&mut conn, limits) {
-            Ok(request) => Request {
-                home: placement.home(),
-                ..request
-            },
+            Ok(request) => request.at_home(placement.home()),
             Err(NoHead::Gone) => return,
             Err(NoHead::Answer(response)) => {
                 let _ = write_answer(&mut conn, &response, false, limits.body_timeout);
@@ -127,7 +122,7 @@ pub(super) fn serve(
             }
         };
         let _in_flight = InFlightRequest::enter(status);
-        let head_only = request.method == "HEAD";
+        let head_only = request.method() == "HEAD";
         let length = request.content_length();
         let mut body = if request.framing == Framing::Chunked {
             Body::chunked(&mut conn, request.expect_continue, limits.body_timeout)
@@ -144,7 +139,8 @@ pub(super) fn serve(
         let mut response = answer.unwrap_or_else(|_| {
             eprintln!(
                 "internal error: handler panicked on {} {}",
-                request.method, request.target
+                request.method(),
+                request.target()
             );
             Response::error(500, "internal error").closing()
         });
@@ -174,7 +170,7 @@ pub(super) fn serve(
             response.close = true;
         }
         if write_answer(&mut conn, &response, head_only, limits.body_timeout).is_err() || close {
-            let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+            conn.shutdown_write();
             if body_outcome.remaining > 0 {
                 linger(&mut conn);
             }

@@ -7,6 +7,7 @@
 
 use super::response::Response;
 use crate::affinity::Home;
+use std::ops::Range;
 
 /// How the request's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,11 +20,16 @@ pub enum Framing {
     Chunked,
 }
 
+/// A request head: the bytes as received, kept once, with where its parts lie; and what
+/// the server made of its framing.
 #[derive(Debug, Clone)]
 pub struct Request {
-    pub method: String,
-    /// The request target exactly as sent: path and query string.
-    pub target: String,
+    /// The request line and header fields as received.
+    head: Vec<u8>,
+    method: Range<usize>,
+    target: Range<usize>,
+    /// Where each header field's name and value lie in `head`, in the order received.
+    fields: Vec<(Range<usize>, Range<usize>)>,
     pub framing: Framing,
     /// The client sent `Expect: 100-continue` and waits for our go-ahead.
     pub expect_continue: bool,
@@ -35,9 +41,51 @@ pub struct Request {
 }
 
 impl Request {
+    /// The method, as sent (`PUT`, `GET`, ...).
+    pub fn method(&self) -> &str {
+        self.text(&self.method)
+    }
+
+    /// The request target exactly as sent: path and query string.
+    pub fn target(&self) -> &str {
+        self.text(&self.target)
+    }
+
     /// The path without the query string.
     pub fn path(&self) -> &str {
-        self.target.split('?').next().unwrap_or("")
+        self.target().split('?').next().unwrap_or("")
+    }
+
+    /// The value of the first header field named `name` (any case), as received, without
+    /// the white space around it; None when there is none.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        let (_, value) = self
+            .fields
+            .iter()
+            .find(|field| self.is_named(field, name))?;
+        Some(&self.head[value.clone()])
+    }
+
+    /// The values of every header field named `name` (any case), in the order received.
+    pub fn header_values<'r>(&'r self, name: &'r str) -> impl Iterator<Item = &'r [u8]> + 'r {
+        self.fields
+            .iter()
+            .filter(move |field| self.is_named(field, name))
+            .map(|(_, value)| &self.head[value.clone()])
+    }
+
+    fn is_named(&self, (field, _): &(Range<usize>, Range<usize>), name: &str) -> bool {
+        self.head[field.clone()].eq_ignore_ascii_case(name.as_bytes())
+    }
+
+    /// The same request, served on the worker `home`.
+    pub(super) fn at_home(self, home: Home) -> Request {
+        Request { home, ..self }
+    }
+
+    /// A part of the head that httparse checked is text (method, target).
+    fn text(&self, part: &Range<usize>) -> &str {
+        std::str::from_utf8(&self.head[part.clone()]).unwrap_or("")
     }
 
     /// The body length in bytes (0 when there is none, or it is chunked).
@@ -68,11 +116,22 @@ fn parse_length(value: &[u8]) -> Option<u64> {
     text.parse().ok()
 }
 
-/// Builds a `Request` from httparse's result; an `Err` is the answer to send (and the
-/// connection is closed after it).
-pub fn from_parsed(parsed: &httparse::Request<'_, '_>) -> Result<Request, Response> {
-    let method = parsed.method.unwrap_or("").to_string();
-    let target = parsed.path.unwrap_or("").to_string();
+/// Where `part`, a slice of `head`, lies in it (empty when it is not in it).
+fn place(head: &[u8], part: &[u8]) -> Range<usize> {
+    let start = (part.as_ptr() as usize).wrapping_sub(head.as_ptr() as usize);
+    match start.checked_add(part.len()) {
+        Some(end) if end <= head.len() => start..end,
+        _ => 0..0,
+    }
+}
+
+/// Builds a `Request` from httparse's result over `head`, the bytes it parsed (the whole
+/// head, kept in the request); an `Err` is the answer to send (and the connection is
+/// closed after it).
+pub fn from_parsed(parsed: &httparse::Request<'_, '_>, head: &[u8]) -> Result<Request, Response> {
+    let method = place(head, parsed.method.unwrap_or("").as_bytes());
+    let target = place(head, parsed.path.unwrap_or("").as_bytes());
+    let mut fields = Vec::with_capacity(parsed.headers.len());
     let version = parsed.version.unwrap_or(1);
     let mut length: Option<u64> = None;
     // Every transfer coding named, over all Transfer-Encoding headers, in order.
@@ -82,6 +141,7 @@ pub fn from_parsed(parsed: &httparse::Request<'_, '_>) -> Result<Request, Respon
     for header in parsed.headers.iter() {
         let name = header.name;
         let value = header.value;
+        fields.push((place(head, name.as_bytes()), place(head, value)));
         if name.eq_ignore_ascii_case("content-length") {
             let Some(n) = parse_length(value) else {
                 return Err(bad_request("invalid Content-Length"));
@@ -133,8 +193,10 @@ pub fn from_parsed(parsed: &httparse::Request<'_, '_>) -> Result<Request, Respon
         (false, None) => Framing::Absent,
     };
     Ok(Request {
+        head: head.to_vec(),
         method,
         target,
+        fields,
         framing,
         expect_continue,
         keep_alive: !close,
@@ -150,7 +212,22 @@ mod tests {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut parsed = httparse::Request::new(&mut headers);
         assert!(parsed.parse(head.as_bytes()).unwrap().is_complete());
-        from_parsed(&parsed)
+        from_parsed(&parsed, head.as_bytes())
+    }
+
+    #[test]
+    fn any_header_can_be_read() {
+        let r = parse(
+            "PUT /a/b?x=1 HTTP/1.1\r\nHost: n1\r\nAuthorization:  Bearer abc.def \r\nX-Tag: 1\r\nx-tag: 2\r\nContent-Length: 3\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!((r.method(), r.target()), ("PUT", "/a/b?x=1"));
+        assert_eq!(r.header("authorization"), Some(&b"Bearer abc.def"[..]));
+        assert_eq!(r.header("HOST"), Some(&b"n1"[..]));
+        assert_eq!(r.header("X-Tag"), Some(&b"1"[..]));
+        assert_eq!(r.header_values("x-tag").collect::<Vec<_>>(), [b"1", b"2"]);
+        assert_eq!(r.header("Cookie"), None);
+        assert_eq!(r.framing, Framing::Length(3));
     }
 
     #[test]
@@ -228,6 +305,6 @@ mod tests {
             417
         );
         let r = parse("PUT /a/b?x=1 HTTP/1.1\r\n\r\n").unwrap();
-        assert_eq!((r.path(), r.target.as_str()), ("/a/b", "/a/b?x=1"));
+        assert_eq!((r.path(), r.target()), ("/a/b", "/a/b?x=1"));
     }
 }

@@ -180,7 +180,7 @@ pub struct MetricsEndpoint {
 
 impl Handler for MetricsEndpoint {
     fn call(&self, request: &Request, _body: &mut Body<'_>) -> Response {
-        match (request.method.as_str(), request.path()) {
+        match (request.method(), request.path()) {
             ("GET" | "HEAD", "/metrics") => {
                 let snapshot = self.shared.snapshot.current();
                 Response::plain(

@@ -24,7 +24,7 @@ pub(super) struct Upload<'r> {
 impl<'r> Upload<'r> {
     pub(super) fn new(request: &'r Request) -> Upload<'r> {
         Upload {
-            target: &request.target,
+            target: request.target(),
             length: request.content_length(),
             started: Instant::now(),
             home: request.home,

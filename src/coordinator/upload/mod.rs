@@ -128,7 +128,7 @@ impl Uploads {
                 if self.settings.log_uploads {
                     log_line!(
                         "PUT {} {length} bytes -> shard {} node {} in {ms:.1} ms: 200",
-                        request.target,
+                        upload.target,
                         stored.shard,
                         stored.node
                     );
@@ -138,7 +138,7 @@ impl Uploads {
             Err(refusal) => {
                 log_line!(
                     "PUT {} {length} bytes in {ms:.1} ms: {} {}",
-                    request.target,
+                    upload.target,
                     refusal.status,
                     refusal.message
                 );
@@ -163,7 +163,7 @@ impl Uploads {
         if declared.is_some_and(|length| length > self.settings.max_body) {
             return Err(too_large(self.settings.max_body));
         }
-        node_key::check_target(&request.target).map_err(|why| refuse(400, why))?;
+        node_key::check_target(request.target()).map_err(|why| refuse(400, why))?;
         if declared == Some(0) {
             return Err(empty());
         }
