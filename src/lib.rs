@@ -32,6 +32,7 @@ pub mod nginx_gen;
 pub mod repair;
 pub mod replication_queue;
 pub mod replicator;
+pub mod shutdown;
 pub mod size;
 pub mod state;
 pub mod transport;

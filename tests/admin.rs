@@ -287,3 +287,47 @@ fn unreachable_zookeeper_fails_within_the_timeout() {
     let err = fails(DUMP, &["no such host:2181", "/backpack"], 1);
     assert!(err.contains("invalid ZooKeeper connect string"), "{err}");
 }
+
+/// Every command that talks to ZooKeeper takes its timeout as a duration: `1500ms`, `2s`,
+/// or a bare number of seconds as before.
+#[test]
+fn zk_timeouts_are_durations_and_a_bare_number_is_seconds() {
+    let (zk, root) = (zookeeper(), fresh_root("durations"));
+    init(&zk, &root, "127.0.0.1:23001");
+    let dumped = ok(DUMP, &[&zk, &root, "--zk-timeout", "5"]);
+    assert_eq!(ok(DUMP, &[&zk, &root, "--zk-timeout", "5s"]), dumped);
+
+    let unreachable = format!("127.0.0.1:{}", backpack_testkit::free_port().unwrap());
+    let commands: [(&str, &[&str]); 10] = [
+        (INIT, &["q", "127.0.0.1:1"]),
+        (SET_QUEUE, &["q", "127.0.0.1:1"]),
+        (ADD_SERVER, &["1", "http://127.0.0.1:1"]),
+        (ADD_SHARD, &["1", "1", "1gb"]),
+        (ENABLE, &["1"]),
+        (DISABLE, &["1"]),
+        (DUMP, &[]),
+        (STATS, &[]),
+        ("backpack-coordinator-set-node-index", &["1", "127.0.0.1:1"]),
+        ("backpack-replicator-dead", &["list"]),
+    ];
+    for (command, own) in commands {
+        for (timeout, said) in [("300ms", "0.3s"), ("1", "1s")] {
+            let mut args = vec![unreachable.as_str(), "/backpack"];
+            args.extend_from_slice(own);
+            args.extend_from_slice(&["--zk-timeout", timeout]);
+            let err = fails(command, &args, 1);
+            assert!(
+                err.contains(&format!(
+                    "cannot reach ZooKeeper at {unreachable} within {said}"
+                )),
+                "{command} --zk-timeout {timeout}: {err}"
+            );
+        }
+    }
+    let err = fails(
+        "backpack-coordinator-check-shard",
+        &[&unreachable, "/backpack", "1", "--timeout", "300ms"],
+        1,
+    );
+    assert!(err.contains("within 0.3s"), "{err}");
+}

@@ -378,3 +378,61 @@ fn five_thousand_small_items_drain_within_a_minute() {
         );
     }
 }
+
+/// The first SIGTERM lets a replicator finish the copy it is in (it keeps running); a
+/// second one ends it at once, as the coordinator does.
+#[test]
+fn a_second_sigterm_stops_a_replicator_busy_with_a_slow_copy_at_once() {
+    let cluster = example_cluster("replicate-sigterm");
+    // Node 1 answers 8 s late: a copy from it is in flight long past both signals.
+    let slow = DelayProxy::start(cluster.node(1).port, Duration::from_secs(8)).unwrap();
+    let (status, _) = put(
+        &client(),
+        &format!("{}/slow.txt", cluster.node(1).url()),
+        b"x",
+    );
+    assert_eq!(status, 201);
+    cluster
+        .admin("backpack-coordinator-add-server", &["1", &slow.url()])
+        .unwrap();
+    let item = backpack::replication_queue::item(&["1".into()], "4", "/slow.txt");
+    push_items(&cluster, std::slice::from_ref(&item));
+    let mut replicator = replicator(&cluster, "replicator", &["1"]);
+    // The copy has begun once the item is locked.
+    let lock = backpack::replication_queue::lock_path(&cluster.root, QUEUE_KEY, &item);
+    let zk = backpack::zk::ZkSession::connect(&cluster.zk(), Duration::from_secs(5)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while zk.get(&lock).unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no lock: {}",
+            log_of(&replicator)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    replicator.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        replicator.is_running(),
+        "the first signal drains: {}",
+        log_of(&replicator)
+    );
+    assert!(log_of(&replicator).contains("finishing the copies in progress"));
+
+    let second = Instant::now();
+    replicator.signal(libc::SIGTERM);
+    let exit = replicator.wait_exit(Duration::from_secs(5));
+    let took = second.elapsed();
+    assert_eq!(
+        exit.and_then(|status| status.code()),
+        Some(1),
+        "{}",
+        log_of(&replicator)
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "exited {took:?} after the second signal"
+    );
+    assert!(log_of(&replicator).contains("second signal: exiting now"));
+}

@@ -1,31 +1,23 @@
 //! dump-shards: every shard with its state and its nodes' addresses, as JSON.
 
-use super::open;
+use crate::command::args::cluster_command;
 use crate::command::Command;
 use crate::error::Result;
 use crate::js_json;
-use argh::FromArgs;
 use serde_json::{Map, Value};
 
-#[derive(FromArgs)]
-/// Print every shard as JSON: shard id -> {"enabled": bool, "nodes": {id: {"host", "port"}}}.
-/// A node missing from servers-map is shown as null; a node whose index address is set
-/// (set-node-index) has it as "index".
-pub struct DumpShards {
-    /// the ZooKeeper servers, host:port[,host:port...]
-    #[argh(positional)]
-    zk_servers: String,
-    /// the cluster's root path in ZooKeeper, e.g. /backpack
-    #[argh(positional)]
-    root: String,
-    /// seconds to wait for ZooKeeper (default 5)
-    #[argh(option, default = "5")]
-    zk_timeout: u64,
+cluster_command! {
+    /// Print every shard as JSON: shard id -> {"enabled": bool, "nodes": {id: {"host", "port"}}}.
+    /// A node missing from servers-map is shown as null; a node whose index address is set
+    /// (set-node-index) has it as "index".
+    pub struct DumpShards {
+
+    }
 }
 
 impl Command for DumpShards {
     fn run(self) -> Result<()> {
-        let store = open(&self.zk_servers, &self.root, self.zk_timeout)?;
+        let store = self.open_cluster()?;
         let shards = store.shards()?;
         // The stored server entries, as they are (string ports, null ports, extra keys).
         let (servers_doc, _) = store.read_required(&store.paths().servers_map())?;

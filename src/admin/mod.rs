@@ -16,16 +16,3 @@ pub(crate) use print_stats::PrintStats;
 pub(crate) use servers::AddServer;
 pub(crate) use setup::{Init, SetQueue};
 pub(crate) use shards::{AddShard, DisableShard, EnableShard};
-
-use crate::error::Result;
-use crate::zk_state::ZkState;
-use std::time::Duration;
-
-/// Where the cluster is: every admin command starts with these.
-fn open(zk_servers: &str, root: &str, zk_timeout_secs: u64) -> Result<ZkState> {
-    ZkState::open(
-        zk_servers,
-        root,
-        Duration::from_secs(zk_timeout_secs.max(1)),
-    )
-}

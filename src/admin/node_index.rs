@@ -1,31 +1,22 @@
 //! set-node-index: where a node's index (its own Redis server) is, for check-shard.
 
-use super::open;
+use crate::command::args::cluster_command;
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::state::endpoint::parse_endpoint_list;
 use crate::state::node_index;
-use argh::FromArgs;
 
-#[derive(FromArgs)]
-/// Record the Redis server that holds a Backpack node's index (one key per stored file),
-/// which check-shard reads. Kept in <root>/node-index-map, which the old tools never read.
-pub struct SetNodeIndex {
-    /// the ZooKeeper servers, host:port[,host:port...]
-    #[argh(positional)]
-    zk_servers: String,
-    /// the cluster's root path in ZooKeeper, e.g. /backpack
-    #[argh(positional)]
-    root: String,
-    /// the node's id, as in servers-map
-    #[argh(positional)]
-    id: String,
-    /// the node's Redis server, host:port
-    #[argh(positional)]
-    redis: String,
-    /// seconds to wait for ZooKeeper (default 5)
-    #[argh(option, default = "5")]
-    zk_timeout: u64,
+cluster_command! {
+    /// Record the Redis server that holds a Backpack node's index (one key per stored file),
+    /// which check-shard reads. Kept in <root>/node-index-map, which the old tools never read.
+    pub struct SetNodeIndex {
+        /// the node's id, as in servers-map
+        #[argh(positional)]
+        id: String,
+        /// the node's Redis server, host:port
+        #[argh(positional)]
+        redis: String,
+    }
 }
 
 impl Command for SetNodeIndex {
@@ -40,7 +31,7 @@ impl Command for SetNodeIndex {
                 self.redis
             ))
         })?;
-        let store = open(&self.zk_servers, &self.root, self.zk_timeout)?;
+        let store = self.open_cluster()?;
         if !store.servers()?.contains_key(&self.id) {
             return Err(Error::invalid(format!(
                 "no node {} in servers-map (add it with backpack-coordinator-add-server)",

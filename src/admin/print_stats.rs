@@ -1,33 +1,25 @@
 //! print-stats: how full each shard is, the whole cluster, and the replication backlog.
 
-use super::open;
 use crate::cluster::snapshot::Totals;
+use crate::command::args::cluster_command;
 use crate::command::Command;
+use crate::duration_arg::{parse_duration, secs};
 use crate::error::Result;
 use crate::js_json::compare_ids;
 use crate::replication_queue::ReplicationQueue;
 use crate::size::format_size;
-use argh::FromArgs;
 use std::time::Duration;
 
 const BAR_WIDTH: u64 = 20;
 
-#[derive(FromArgs)]
-/// Print one line per shard (id, nodes, used / capacity, percent, rw or r for read-only,
-/// a usage bar), an overall line, and the length of the replication queue.
-pub struct PrintStats {
-    /// the ZooKeeper servers, host:port[,host:port...]
-    #[argh(positional)]
-    zk_servers: String,
-    /// the cluster's root path in ZooKeeper, e.g. /backpack
-    #[argh(positional)]
-    root: String,
-    /// seconds to wait for ZooKeeper (default 5)
-    #[argh(option, default = "5")]
-    zk_timeout: u64,
-    /// seconds to wait for each Redis server (default 2)
-    #[argh(option, default = "2")]
-    redis_timeout: u64,
+cluster_command! {
+    /// Print one line per shard (id, nodes, used / capacity, percent, rw or r for read-only,
+    /// a usage bar), an overall line, and the length of the replication queue.
+    pub struct PrintStats {
+        /// time to wait for each Redis server (default 2s)
+        #[argh(option, default = "secs(2)", from_str_fn(parse_duration))]
+        redis_timeout: Duration,
+    }
 }
 
 fn percent(used: u64, capacity: u64) -> u64 {
@@ -53,7 +45,7 @@ fn bar(used: u64, capacity: u64) -> String {
 
 impl Command for PrintStats {
     fn run(self) -> Result<()> {
-        let store = open(&self.zk_servers, &self.root, self.zk_timeout)?;
+        let store = self.open_cluster()?;
         let shards = store.shards()?;
         let mut ids: Vec<&String> = shards.keys().collect();
         ids.sort_by(|a, b| compare_ids(a, b));
@@ -87,8 +79,7 @@ impl Command for PrintStats {
         );
         let queue = store.queue()?;
         let length =
-            ReplicationQueue::connect(&queue, Duration::from_secs(self.redis_timeout.max(1)))
-                .and_then(|queue| queue.length());
+            ReplicationQueue::connect(&queue, self.redis_timeout).and_then(|queue| queue.length());
         match length {
             Ok(length) => {
                 println!("Replication queue: {length} items");

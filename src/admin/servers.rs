@@ -1,37 +1,28 @@
 //! add-server: register a Backpack node, or move an existing one to a new address.
 
-use super::open;
+use crate::command::args::cluster_command;
 use crate::command::Command;
 use crate::error::Result;
 use crate::state::check_new_id;
 use crate::state::servers::{self, NodeUrl, Upsert};
-use argh::FromArgs;
 
-#[derive(FromArgs)]
-/// Register a Backpack node under an id, or change the address of an existing id.
-pub struct AddServer {
-    /// the ZooKeeper servers, host:port[,host:port...]
-    #[argh(positional)]
-    zk_servers: String,
-    /// the cluster's root path in ZooKeeper, e.g. /backpack
-    #[argh(positional)]
-    root: String,
-    /// the node's id, e.g. 1
-    #[argh(positional)]
-    id: String,
-    /// the node's URL, http://host[:port] (port 80 when left out)
-    #[argh(positional)]
-    url: String,
-    /// seconds to wait for ZooKeeper (default 5)
-    #[argh(option, default = "5")]
-    zk_timeout: u64,
+cluster_command! {
+    /// Register a Backpack node under an id, or change the address of an existing id.
+    pub struct AddServer {
+        /// the node's id, e.g. 1
+        #[argh(positional)]
+        id: String,
+        /// the node's URL, http://host[:port] (port 80 when left out)
+        #[argh(positional)]
+        url: String,
+    }
 }
 
 impl Command for AddServer {
     fn run(self) -> Result<()> {
         check_new_id("server", &self.id)?;
         let url = NodeUrl::parse(&self.url)?;
-        let store = open(&self.zk_servers, &self.root, self.zk_timeout)?;
+        let store = self.open_cluster()?;
         let path = store.paths().servers_map();
         let outcome = store.update(&path, |doc| servers::upsert(doc, &self.id, &url))?;
         let said = match outcome {

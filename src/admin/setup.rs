@@ -1,11 +1,10 @@
 //! init and set-queue: the nodes every other command and daemon needs.
 
-use super::open;
+use crate::command::args::cluster_command;
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::state::endpoint::parse_endpoint_list;
 use crate::state::queue::QueueInfo;
-use argh::FromArgs;
 use serde_json::{json, Value};
 
 fn queue_info(key: &str, redis_servers: &str) -> Result<QueueInfo> {
@@ -19,31 +18,23 @@ fn describe(queue: &QueueInfo) -> String {
     format!("key {}, Redis {}", queue.key, servers.join(", "))
 }
 
-#[derive(FromArgs)]
-/// Create the cluster's nodes in ZooKeeper: the replication queue, servers-map and
-/// shards-map (and the root path when missing). Existing nodes are never overwritten.
-pub struct Init {
-    /// the ZooKeeper servers, host:port[,host:port...]
-    #[argh(positional)]
-    zk_servers: String,
-    /// the cluster's root path in ZooKeeper, e.g. /backpack
-    #[argh(positional)]
-    root: String,
-    /// name of the Redis set that holds replication tasks, e.g. backpack-queue
-    #[argh(positional)]
-    queue_key: String,
-    /// redis servers of the queue, host:port[,host:port...]
-    #[argh(positional)]
-    redis_servers: String,
-    /// seconds to wait for ZooKeeper (default 5)
-    #[argh(option, default = "5")]
-    zk_timeout: u64,
+cluster_command! {
+    /// Create the cluster's nodes in ZooKeeper: the replication queue, servers-map and
+    /// shards-map (and the root path when missing). Existing nodes are never overwritten.
+    pub struct Init {
+        /// name of the Redis set that holds replication tasks, e.g. backpack-queue
+        #[argh(positional)]
+        queue_key: String,
+        /// redis servers of the queue, host:port[,host:port...]
+        #[argh(positional)]
+        redis_servers: String,
+    }
 }
 
 impl Command for Init {
     fn run(self) -> Result<()> {
         let queue = queue_info(&self.queue_key, &self.redis_servers)?;
-        let store = open(&self.zk_servers, &self.root, self.zk_timeout)?;
+        let store = self.open_cluster()?;
         let paths = store.paths().clone();
         store.session().create_path(paths.root())?;
         let nodes: [(String, Value); 3] = [
@@ -62,31 +53,23 @@ impl Command for Init {
     }
 }
 
-#[derive(FromArgs)]
-/// Point the cluster at another replication queue: its Redis set key and servers.
-/// Running coordinators and replicators pick the change up from ZooKeeper.
-pub struct SetQueue {
-    /// the ZooKeeper servers, host:port[,host:port...]
-    #[argh(positional)]
-    zk_servers: String,
-    /// the cluster's root path in ZooKeeper, e.g. /backpack
-    #[argh(positional)]
-    root: String,
-    /// name of the Redis set that holds replication tasks
-    #[argh(positional)]
-    queue_key: String,
-    /// redis servers of the queue, host:port[,host:port...]
-    #[argh(positional)]
-    redis_servers: String,
-    /// seconds to wait for ZooKeeper (default 5)
-    #[argh(option, default = "5")]
-    zk_timeout: u64,
+cluster_command! {
+    /// Point the cluster at another replication queue: its Redis set key and servers.
+    /// Running coordinators and replicators pick the change up from ZooKeeper.
+    pub struct SetQueue {
+        /// name of the Redis set that holds replication tasks
+        #[argh(positional)]
+        queue_key: String,
+        /// redis servers of the queue, host:port[,host:port...]
+        #[argh(positional)]
+        redis_servers: String,
+    }
 }
 
 impl Command for SetQueue {
     fn run(self) -> Result<()> {
         let queue = queue_info(&self.queue_key, &self.redis_servers)?;
-        let store = open(&self.zk_servers, &self.root, self.zk_timeout)?;
+        let store = self.open_cluster()?;
         let path = store.paths().queue();
         let Value::Object(fresh) = queue.to_value() else {
             unreachable!("QueueInfo::to_value builds an object")

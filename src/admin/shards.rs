@@ -1,36 +1,27 @@
 //! add-shard, enable-shard, disable-shard.
 
-use super::open;
+use crate::command::args::cluster_command;
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::size::{format_size, parse_size};
 use crate::state::shard_size;
 use crate::state::{check_new_id, shards};
 use crate::zk_state::ZkState;
-use argh::FromArgs;
 
-#[derive(FromArgs)]
-/// Add a shard (read-only until enabled) made of registered nodes, with a capacity.
-/// For an existing shard, replace its node list; its size and enabled state stay.
-pub struct AddShard {
-    /// the ZooKeeper servers, host:port[,host:port...]
-    #[argh(positional)]
-    zk_servers: String,
-    /// the cluster's root path in ZooKeeper, e.g. /backpack
-    #[argh(positional)]
-    root: String,
-    /// the shard's id, e.g. 1
-    #[argh(positional)]
-    id: String,
-    /// ids of the nodes holding the shard's replicas, comma-separated, e.g. 1,4
-    #[argh(positional)]
-    nodes: String,
-    /// capacity: a number with b, kb, mb, gb or tb (1024-based), e.g. 100gb or 1.5gb
-    #[argh(positional)]
-    size: String,
-    /// seconds to wait for ZooKeeper (default 5)
-    #[argh(option, default = "5")]
-    zk_timeout: u64,
+cluster_command! {
+    /// Add a shard (read-only until enabled) made of registered nodes, with a capacity.
+    /// For an existing shard, replace its node list; its size and enabled state stay.
+    pub struct AddShard {
+        /// the shard's id, e.g. 1
+        #[argh(positional)]
+        id: String,
+        /// ids of the nodes holding the shard's replicas, comma-separated, e.g. 1,4
+        #[argh(positional)]
+        nodes: String,
+        /// capacity: a number with b, kb, mb, gb or tb (1024-based), e.g. 100gb or 1.5gb
+        #[argh(positional)]
+        size: String,
+    }
 }
 
 fn node_ids(list: &str) -> Result<Vec<String>> {
@@ -56,7 +47,7 @@ impl Command for AddShard {
         check_new_id("shard", &self.id)?;
         let nodes = node_ids(&self.nodes)?;
         let capacity = parse_size(&self.size)?;
-        let store = open(&self.zk_servers, &self.root, self.zk_timeout)?;
+        let store = self.open_cluster()?;
         let servers = store.servers()?;
         let unknown: Vec<&str> = nodes
             .iter()
@@ -135,50 +126,34 @@ fn set_enabled(store: &ZkState, id: &str, enabled: bool) -> Result<()> {
     Ok(())
 }
 
-#[derive(FromArgs)]
-/// Let coordinators place new files on a shard.
-pub struct EnableShard {
-    /// the ZooKeeper servers, host:port[,host:port...]
-    #[argh(positional)]
-    zk_servers: String,
-    /// the cluster's root path in ZooKeeper, e.g. /backpack
-    #[argh(positional)]
-    root: String,
-    /// the shard's id
-    #[argh(positional)]
-    id: String,
-    /// seconds to wait for ZooKeeper (default 5)
-    #[argh(option, default = "5")]
-    zk_timeout: u64,
+cluster_command! {
+    /// Let coordinators place new files on a shard.
+    pub struct EnableShard {
+        /// the shard's id
+        #[argh(positional)]
+        id: String,
+    }
 }
 
 impl Command for EnableShard {
     fn run(self) -> Result<()> {
-        let store = open(&self.zk_servers, &self.root, self.zk_timeout)?;
+        let store = self.open_cluster()?;
         set_enabled(&store, &self.id, true)
     }
 }
 
-#[derive(FromArgs)]
-/// Make a shard read-only: its files stay readable, coordinators place no new files on it.
-pub struct DisableShard {
-    /// the ZooKeeper servers, host:port[,host:port...]
-    #[argh(positional)]
-    zk_servers: String,
-    /// the cluster's root path in ZooKeeper, e.g. /backpack
-    #[argh(positional)]
-    root: String,
-    /// the shard's id
-    #[argh(positional)]
-    id: String,
-    /// seconds to wait for ZooKeeper (default 5)
-    #[argh(option, default = "5")]
-    zk_timeout: u64,
+cluster_command! {
+    /// Make a shard read-only: its files stay readable, coordinators place no new files on it.
+    pub struct DisableShard {
+        /// the shard's id
+        #[argh(positional)]
+        id: String,
+    }
 }
 
 impl Command for DisableShard {
     fn run(self) -> Result<()> {
-        let store = open(&self.zk_servers, &self.root, self.zk_timeout)?;
+        let store = self.open_cluster()?;
         set_enabled(&store, &self.id, false)
     }
 }

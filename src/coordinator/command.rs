@@ -5,17 +5,16 @@ use super::observers::{queue_length, Observers};
 use super::upload::{MemoryBudget, NodeHealth, UploadSettings, Uploads};
 use super::Coordinator;
 use crate::cluster::snapshot::SnapshotCell;
-use crate::cluster::sync::{self as cluster_sync, Shared, SizeAccounting, SyncSettings};
+use crate::cluster::sync::{self as cluster_sync, Shared, SizeAccounting};
+use crate::command::args::daemon_command;
 use crate::command::Command;
-use crate::duration_arg::parse_duration;
+use crate::duration_arg::{parse_duration, secs};
 use crate::error::{Error, Result};
 use crate::http::{self, Limits, ServerStatus};
 use crate::log_line;
+use crate::shutdown::Shutdown;
 use crate::size::parse_size;
 use crate::transport::node_http;
-use argh::FromArgs;
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,169 +23,91 @@ fn size_arg(text: &str) -> Result<u64, String> {
     parse_size(text).map_err(|err| err.to_string())
 }
 
-#[derive(FromArgs)]
-/// Take PUT uploads and place them on the cluster's shards: each file is stored on one node
-/// of a writable shard (chosen by free space) and replication to the others is queued.
-/// Answers {"shard_id": "<id>"}; GET /stats reports the cluster.
-pub struct CoordinatorCommand {
-    /// the ZooKeeper servers, host:port[,host:port...]
-    #[argh(positional)]
-    zk_servers: String,
-    /// the cluster's root path in ZooKeeper, e.g. /backpack
-    #[argh(positional)]
-    root: String,
-    /// address to listen on, e.g. 127.0.0.1 or 0.0.0.0
-    #[argh(positional)]
-    listen_host: String,
-    /// port to listen on, e.g. 12001
-    #[argh(positional)]
-    listen_port: u16,
-    /// statsd server host[:port] (port 8125 by default)
-    #[argh(positional)]
-    statsd: Option<String>,
-
-    /// largest upload accepted (default 1gb); larger ones get 413
-    #[argh(option, default = "1 << 30", from_str_fn(size_arg))]
-    max_body: u64,
-    /// uploads up to this size are buffered in memory; larger ones stream to the first node
-    /// while a spool file keeps them for the next (default 1mb)
-    #[argh(option, default = "1 << 20", from_str_fn(size_arg))]
-    memory_body: u64,
-    /// bodies held in memory at once, all uploads together; a body that does not fit is
-    /// spooled like a large one (default 64mb)
-    #[argh(option, default = "64 << 20", from_str_fn(size_arg))]
-    memory_budget: u64,
-    /// directory for spool files (default: the system's temporary directory)
-    #[argh(option)]
-    spool_dir: Option<PathBuf>,
-    /// time to connect to a node (default 1s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(1)",
-        from_str_fn(parse_duration)
-    )]
-    node_connect_timeout: Duration,
-    /// time for a whole PUT to a node, body included (default 120s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(120)",
-        from_str_fn(parse_duration)
-    )]
-    node_timeout: Duration,
-    /// how long a failed node is tried last (default 5s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(5)",
-        from_str_fn(parse_duration)
-    )]
-    node_cooldown: Duration,
-    /// shards an upload may try before it fails (default 3)
-    #[argh(option, default = "3")]
-    shard_attempts: usize,
-    /// nodes of one shard that must store an upload before it is acknowledged; the
-    /// body goes to them at once and the shard's other nodes get queue items (default
-    /// 1: one node stores it, the rest is queued)
-    #[argh(option, default = "1")]
-    sync_copies: usize,
-    /// time for one Redis command (default 1s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(1)",
-        from_str_fn(parse_duration)
-    )]
-    redis_timeout: Duration,
-    /// how long a node's or Redis server's host name lookup stands before it is looked
-    /// up again in the background, failed names included (default 30s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(30)",
-        from_str_fn(parse_duration)
-    )]
-    resolve_every: Duration,
-    /// how often size increments are written to ZooKeeper (default 3s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(3)",
-        from_str_fn(parse_duration)
-    )]
-    size_flush: Duration,
-    /// shard-size nodes written per flush at most; more pending wait for the next flush,
-    /// those with the most pending bytes relative to their free space first (default 16)
-    #[argh(option, default = "16")]
-    size_flush_limit: usize,
-    /// how often every shard size is read from ZooKeeper, all in one batch (default 3s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(3)",
-        from_str_fn(parse_duration)
-    )]
-    size_refresh: Duration,
-    /// time to wait for ZooKeeper when connecting, and for each ZooKeeper call (default 5s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(5)",
-        from_str_fn(parse_duration)
-    )]
-    zk_timeout: Duration,
-    /// how long ZooKeeper keeps our session while it hears nothing from us (default 10s)
-    #[argh(
-        option,
-        default = "crate::zk::SESSION_TIMEOUT",
-        from_str_fn(parse_duration)
-    )]
-    zk_session_timeout: Duration,
-    /// time for a request's head to arrive (default 10s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(10)",
-        from_str_fn(parse_duration)
-    )]
-    header_timeout: Duration,
-    /// longest pause inside a request body (default 30s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(30)",
-        from_str_fn(parse_duration)
-    )]
-    body_timeout: Duration,
-    /// how long an idle keep-alive connection stays open (default 60s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(60)",
-        from_str_fn(parse_duration)
-    )]
-    idle_timeout: Duration,
-    /// open client connections at most; more get 503 (default 10000)
-    #[argh(option, default = "10_000")]
-    max_connections: usize,
-    /// worker threads for coroutines (default: the number of cores); as many of them
-    /// take clients as the load needs
-    #[argh(option)]
-    workers: Option<usize>,
-    /// coroutines kept ready for new connections (default 100); each costs a few KiB of
-    /// memory even when idle (may's own default, 1000, is about 8 MiB)
-    #[argh(option, default = "100")]
-    coroutine_pool: usize,
-    /// coroutine stack size in KiB (default 256; 32 overflows)
-    #[argh(option, default = "256")]
-    stack_kib: usize,
-    /// on SIGTERM, how long uploads in flight may take to finish (default 30s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(30)",
-        from_str_fn(parse_duration)
-    )]
-    drain_timeout: Duration,
-    /// how often statsd gets the cluster gauges (default 10s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(10)",
-        from_str_fn(parse_duration)
-    )]
-    statsd_interval: Duration,
-    /// do not log successful uploads (failures are always logged)
-    #[argh(switch)]
-    quiet: bool,
+daemon_command! {
+    /// Take PUT uploads and place them on the cluster's shards: each file is stored on one node
+    /// of a writable shard (chosen by free space) and replication to the others is queued.
+    /// Answers {"shard_id": "<id>"}; GET /stats reports the cluster.
+    pub struct CoordinatorCommand {
+        /// address to listen on, e.g. 127.0.0.1 or 0.0.0.0
+        #[argh(positional)]
+        listen_host: String,
+        /// port to listen on, e.g. 12001
+        #[argh(positional)]
+        listen_port: u16,
+        /// statsd server host[:port] (port 8125 by default)
+        #[argh(positional)]
+        statsd: Option<String>,
+        /// largest upload accepted (default 1gb); larger ones get 413
+        #[argh(option, default = "1 << 30", from_str_fn(size_arg))]
+        max_body: u64,
+        /// uploads up to this size are buffered in memory; larger ones stream to the first node
+        /// while a spool file keeps them for the next (default 1mb)
+        #[argh(option, default = "1 << 20", from_str_fn(size_arg))]
+        memory_body: u64,
+        /// bodies held in memory at once, all uploads together; a body that does not fit is
+        /// spooled like a large one (default 64mb)
+        #[argh(option, default = "64 << 20", from_str_fn(size_arg))]
+        memory_budget: u64,
+        /// directory for spool files (default: the system's temporary directory)
+        #[argh(option)]
+        spool_dir: Option<PathBuf>,
+        /// time for a whole PUT to a node, body included (default 120s)
+        #[argh(option, default = "secs(120)", from_str_fn(parse_duration))]
+        node_timeout: Duration,
+        /// how long a failed node is tried last (default 5s)
+        #[argh(option, default = "secs(5)", from_str_fn(parse_duration))]
+        node_cooldown: Duration,
+        /// shards an upload may try before it fails (default 3)
+        #[argh(option, default = "3")]
+        shard_attempts: usize,
+        /// nodes of one shard that must store an upload before it is acknowledged; the
+        /// body goes to them at once and the shard's other nodes get queue items (default
+        /// 1: one node stores it, the rest is queued)
+        #[argh(option, default = "1")]
+        sync_copies: usize,
+        /// how often size increments are written to ZooKeeper (default 3s)
+        #[argh(option, default = "secs(3)", from_str_fn(parse_duration))]
+        size_flush: Duration,
+        /// shard-size nodes written per flush at most; more pending wait for the next flush,
+        /// those with the most pending bytes relative to their free space first (default 16)
+        #[argh(option, default = "16")]
+        size_flush_limit: usize,
+        /// how often every shard size is read from ZooKeeper, all in one batch (default 3s)
+        #[argh(option, default = "secs(3)", from_str_fn(parse_duration))]
+        size_refresh: Duration,
+        /// time for a request's head to arrive (default 10s)
+        #[argh(option, default = "secs(10)", from_str_fn(parse_duration))]
+        header_timeout: Duration,
+        /// longest pause inside a request body (default 30s)
+        #[argh(option, default = "secs(30)", from_str_fn(parse_duration))]
+        body_timeout: Duration,
+        /// how long an idle keep-alive connection stays open (default 60s)
+        #[argh(option, default = "secs(60)", from_str_fn(parse_duration))]
+        idle_timeout: Duration,
+        /// open client connections at most; more get 503 (default 10000)
+        #[argh(option, default = "10_000")]
+        max_connections: usize,
+        /// worker threads for coroutines (default: the number of cores); as many of them
+        /// take clients as the load needs
+        #[argh(option)]
+        workers: Option<usize>,
+        /// coroutines kept ready for new connections (default 100); each costs a few KiB of
+        /// memory even when idle (may's own default, 1000, is about 8 MiB)
+        #[argh(option, default = "100")]
+        coroutine_pool: usize,
+        /// coroutine stack size in KiB (default 256; 32 overflows)
+        #[argh(option, default = "256")]
+        stack_kib: usize,
+        /// on SIGTERM, how long uploads in flight may take to finish (default 30s)
+        #[argh(option, default = "secs(30)", from_str_fn(parse_duration))]
+        drain_timeout: Duration,
+        /// how often statsd gets the cluster gauges (default 10s)
+        #[argh(option, default = "secs(10)", from_str_fn(parse_duration))]
+        statsd_interval: Duration,
+        /// do not log successful uploads (failures are always logged)
+        #[argh(switch)]
+        quiet: bool,
+    }
 }
 
 impl Command for CoordinatorCommand {
@@ -211,20 +132,11 @@ impl Command for CoordinatorCommand {
 
         let shared = Shared::default();
         let sync = cluster_sync::start(
-            SyncSettings {
-                zk_servers: self.zk_servers.clone(),
-                root: self.root.clone(),
-                zk_timeout: self.zk_timeout,
-                session_timeout: self.zk_session_timeout,
-                sizes: Some(SizeAccounting {
-                    flush_every: self.size_flush,
-                    flush_most: self.size_flush_limit.max(1),
-                    refresh_every: self.size_refresh,
-                }),
-                redis_timeout: self.redis_timeout,
-                resolve_every: self.resolve_every,
-                uses_queue: true,
-            },
+            self.sync_settings(Some(SizeAccounting {
+                flush_every: self.size_flush,
+                flush_most: self.size_flush_limit.max(1),
+                refresh_every: self.size_refresh,
+            })),
             &shared,
         )?;
         let snapshot = Arc::clone(&shared.snapshot);
@@ -284,16 +196,7 @@ impl Command for CoordinatorCommand {
         // SIGTERM or SIGINT: stop taking connections, let uploads in flight finish (for at
         // most --drain-timeout), apply pending size increments, exit 0. A second signal
         // exits at once.
-        let mut signals = Signals::new([SIGTERM, SIGINT])
-            .map_err(|err| Error::invalid(format!("cannot handle signals: {err}")))?;
-        let signal = signals.forever().next();
-        log_line!("signal {signal:?}: no new connections; finishing uploads in flight");
-        std::thread::spawn(move || {
-            if signals.forever().next().is_some() {
-                log_line!("second signal: exiting now");
-                std::process::exit(1);
-            }
-        });
+        Shutdown::on_signals("no new connections; finishing uploads in flight")?.wait();
         let left = server.shutdown(self.drain_timeout);
         if left > 0 {
             log_line!(

@@ -4,72 +4,59 @@
 use super::config::{check, render, FrontOptions, FrontShard};
 use crate::cluster::snapshot::Snapshot;
 use crate::cluster::sync::{self, Shared, SyncSettings};
+use crate::command::args::cluster_command;
 use crate::command::Command;
-use crate::duration_arg::parse_duration;
+use crate::duration_arg::{parse_duration, secs};
 use crate::error::{Error, Result};
 use crate::js_json::compare_ids;
 use crate::log_line;
 use crate::state::endpoint::Endpoint;
-use crate::zk_state::ZkState;
-use argh::FromArgs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-#[derive(FromArgs)]
-/// Write the nginx front's configuration for the cluster to stdout: an upstream per shard
-/// (read-only shards included) and a server that maps GET /<shard>:<file> to the shard's
-/// nodes. With --watch --output FILE, rewrite FILE whenever the cluster changes.
-pub struct NginxGen {
-    /// the ZooKeeper servers, host:port[,host:port...]
-    #[argh(positional)]
-    zk_servers: String,
-    /// the cluster's root path in ZooKeeper, e.g. /backpack
-    #[argh(positional)]
-    root: String,
-    /// what the server listens on, e.g. 80 or 127.0.0.1:12080 (default 80)
-    #[argh(option, default = "String::from(\"80\")")]
-    listen: String,
-    /// server_name of the server block (default: none)
-    #[argh(option)]
-    server_name: Option<String>,
-    /// failures before nginx rests a node (default 3)
-    #[argh(option, default = "3")]
-    max_fails: u32,
-    /// how long a failed node rests (default 5s)
-    #[argh(option, default = "String::from(\"5s\")")]
-    fail_timeout: String,
-    /// idle keep-alive connections per upstream, 0 for none (default 16)
-    #[argh(option, default = "16")]
-    keepalive: u32,
-    /// proxy_connect_timeout (default 2s)
-    #[argh(option, default = "String::from(\"2s\")")]
-    connect_timeout: String,
-    /// proxy_read_timeout and proxy_send_timeout (default 30s)
-    #[argh(option, default = "String::from(\"30s\")")]
-    read_timeout: String,
-    /// only the upstream blocks, to include in a server of your own
-    #[argh(switch)]
-    upstreams_only: bool,
-    /// keep running and rewrite --output whenever servers-map or shards-map changes
-    #[argh(switch)]
-    watch: bool,
-    /// with --watch: the file to write (atomically, only when its content changes)
-    #[argh(option)]
-    output: Option<PathBuf>,
-    /// with --watch: a command that must succeed for a new file to stay, e.g. "nginx -t";
-    /// when it fails the old file is put back
-    #[argh(option)]
-    check_cmd: Option<String>,
-    /// with --watch: a command run after a new file is in place, e.g. "nginx -s reload"
-    #[argh(option)]
-    reload_cmd: Option<String>,
-    /// time to wait for ZooKeeper (default 5s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(5)",
-        from_str_fn(parse_duration)
-    )]
-    zk_timeout: Duration,
+cluster_command! {
+    /// Write the nginx front's configuration for the cluster to stdout: an upstream per shard
+    /// (read-only shards included) and a server that maps GET /<shard>:<file> to the shard's
+    /// nodes. With --watch --output FILE, rewrite FILE whenever the cluster changes.
+    pub struct NginxGen {
+        /// what the server listens on, e.g. 80 or 127.0.0.1:12080 (default 80)
+        #[argh(option, default = "String::from(\"80\")")]
+        listen: String,
+        /// server_name of the server block (default: none)
+        #[argh(option)]
+        server_name: Option<String>,
+        /// failures before nginx rests a node (default 3)
+        #[argh(option, default = "3")]
+        max_fails: u32,
+        /// how long a failed node rests (default 5s)
+        #[argh(option, default = "secs(5)", from_str_fn(parse_duration))]
+        fail_timeout: Duration,
+        /// idle keep-alive connections per upstream, 0 for none (default 16)
+        #[argh(option, default = "16")]
+        keepalive: u32,
+        /// proxy_connect_timeout (default 2s)
+        #[argh(option, default = "secs(2)", from_str_fn(parse_duration))]
+        connect_timeout: Duration,
+        /// proxy_read_timeout and proxy_send_timeout (default 30s)
+        #[argh(option, default = "secs(30)", from_str_fn(parse_duration))]
+        read_timeout: Duration,
+        /// only the upstream blocks, to include in a server of your own
+        #[argh(switch)]
+        upstreams_only: bool,
+        /// keep running and rewrite --output whenever servers-map or shards-map changes
+        #[argh(switch)]
+        watch: bool,
+        /// with --watch: the file to write (atomically, only when its content changes)
+        #[argh(option)]
+        output: Option<PathBuf>,
+        /// with --watch: a command that must succeed for a new file to stay, e.g. "nginx -t";
+        /// when it fails the old file is put back
+        #[argh(option)]
+        check_cmd: Option<String>,
+        /// with --watch: a command run after a new file is in place, e.g. "nginx -s reload"
+        #[argh(option)]
+        reload_cmd: Option<String>,
+    }
 }
 
 /// Sorts shards and nodes, and resolves node ids to addresses; an error names a shard
@@ -106,10 +93,10 @@ impl NginxGen {
             listen: self.listen.clone(),
             server_name: self.server_name.clone(),
             max_fails: self.max_fails,
-            fail_timeout: self.fail_timeout.clone(),
+            fail_timeout: self.fail_timeout,
             keepalive: self.keepalive,
-            connect_timeout: self.connect_timeout.clone(),
-            read_timeout: self.read_timeout.clone(),
+            connect_timeout: self.connect_timeout,
+            read_timeout: self.read_timeout,
             upstreams_only: self.upstreams_only,
         }
     }
@@ -121,7 +108,7 @@ impl NginxGen {
     }
 
     fn once(&self) -> Result<()> {
-        let store = ZkState::open(&self.zk_servers, &self.root, self.zk_timeout)?;
+        let store = self.open_cluster()?;
         let servers = store.servers()?;
         let shards = store.shards()?;
         let front = front_shards(shards.iter().map(|(id, s)| (id, &s.nodes)), |id| {

@@ -10,6 +10,7 @@
 
 use crate::state::endpoint::{is_valid_host, Endpoint};
 use std::fmt::Write;
+use std::time::Duration;
 
 /// What operators vary (flags of bp-nginx-gen).
 #[derive(Debug, Clone)]
@@ -17,10 +18,10 @@ pub struct FrontOptions {
     pub listen: String,
     pub server_name: Option<String>,
     pub max_fails: u32,
-    pub fail_timeout: String,
+    pub fail_timeout: Duration,
     pub keepalive: u32,
-    pub connect_timeout: String,
-    pub read_timeout: String,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
     /// Only the upstream blocks, for inclusion in an existing server.
     pub upstreams_only: bool,
 }
@@ -31,10 +32,10 @@ impl Default for FrontOptions {
             listen: "80".into(),
             server_name: None,
             max_fails: 3,
-            fail_timeout: "5s".into(),
+            fail_timeout: Duration::from_secs(5),
             keepalive: 16,
-            connect_timeout: "2s".into(),
-            read_timeout: "30s".into(),
+            connect_timeout: Duration::from_secs(2),
+            read_timeout: Duration::from_secs(30),
             upstreams_only: false,
         }
     }
@@ -84,13 +85,7 @@ pub fn check(shards: &[FrontShard], options: &FrontOptions) -> Result<(), String
             }
         }
     }
-    let words = [
-        &options.listen,
-        &options.fail_timeout,
-        &options.connect_timeout,
-        &options.read_timeout,
-    ];
-    if let Some(bad) = words
+    if let Some(bad) = [&options.listen]
         .into_iter()
         .chain(options.server_name.as_ref())
         .find(|w| !is_safe_word(w))
@@ -100,6 +95,14 @@ pub fn check(shards: &[FrontShard], options: &FrontOptions) -> Result<(), String
         ));
     }
     Ok(())
+}
+
+/// A time in nginx's syntax: whole seconds as `5s`, anything finer in milliseconds.
+fn nginx_time(time: Duration) -> String {
+    match time.as_millis() {
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
+    }
 }
 
 fn address(endpoint: &Endpoint) -> String {
@@ -131,7 +134,7 @@ pub fn render(shards: &[FrontShard], options: &FrontOptions) -> String {
                 "    server {} max_fails={} fail_timeout={};  # node {id}",
                 address(endpoint),
                 o.max_fails,
-                o.fail_timeout
+                nginx_time(o.fail_timeout)
             );
         }
         if o.keepalive > 0 {
@@ -159,9 +162,14 @@ pub fn render(shards: &[FrontShard], options: &FrontOptions) -> String {
          \x20   # the headers (Content-Length included) and no body.\n\
          \x20   proxy_method GET;\n",
     );
-    let _ = writeln!(out, "    proxy_connect_timeout {};", o.connect_timeout);
-    let _ = writeln!(out, "    proxy_send_timeout {};", o.read_timeout);
-    let _ = writeln!(out, "    proxy_read_timeout {};", o.read_timeout);
+    let _ = writeln!(
+        out,
+        "    proxy_connect_timeout {};",
+        nginx_time(o.connect_timeout)
+    );
+    let read_timeout = nginx_time(o.read_timeout);
+    let _ = writeln!(out, "    proxy_send_timeout {read_timeout};");
+    let _ = writeln!(out, "    proxy_read_timeout {read_timeout};");
     out.push_str(
         "    # The next node on failure, and on 404: its replica may not have arrived yet.\n\
          \x20   proxy_next_upstream error timeout http_404 http_502 http_504;\n\n\

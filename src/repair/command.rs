@@ -3,83 +3,81 @@
 
 use super::check::{CheckSettings, ShardCheck, Tally};
 use super::index::NodeIndex;
+use crate::command::args::cluster_command;
 use crate::command::Command;
-use crate::duration_arg::parse_duration;
+use crate::duration_arg::{parse_duration, secs};
 use crate::error::{Error, Result};
 use crate::replication_queue::{Item, ReplicationQueue};
 use crate::state::node_index::{self, NodeIndexes};
 use crate::state::shard_size;
 use crate::zk_state::ZkState;
-use argh::FromArgs;
 use std::collections::HashSet;
 use std::time::Duration;
 
-#[derive(FromArgs)]
-/// Compare a shard's nodes by their indexes (see set-node-index): files missing per node
-/// and length mismatches. Exit 0 when the shard is whole, 1 when something was found
-/// (repaired or not), 2 on bad arguments or an index that cannot be read.
-pub struct CheckShard {
-    /// the ZooKeeper servers, host:port[,host:port...]
-    #[argh(positional)]
-    zk_servers: String,
-    /// the cluster's root path in ZooKeeper, e.g. /backpack
-    #[argh(positional)]
-    root: String,
-    /// the shard's id
-    #[argh(positional)]
-    shard: String,
-    /// queue a copy for every missing file, and a rewrite where a strict majority of the
-    /// shard's nodes agrees on the length
-    #[argh(switch)]
-    repair: bool,
-    /// queue items pushed per second at most (default 1000)
-    #[argh(option, default = "1000.0")]
-    rate: f64,
-    /// how long a file short of a copy waits before it counts, since it may be an upload
-    /// still being replicated (default 60s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(60)",
-        from_str_fn(parse_duration)
-    )]
-    grace: Duration,
-    /// set the shard's current size to its fullest node's indexed bytes
-    #[argh(switch)]
-    fix_sizes: bool,
-    /// seconds to wait for ZooKeeper and for each Redis server (default 5)
-    #[argh(option, default = "5")]
-    timeout: u64,
+/// A check command's arguments: `<zk_servers> <root>`, the command's own (each ending
+/// with a comma), and the flags both checks take, `--timeout` for ZooKeeper and Redis
+/// alike; with `job()`, which opens them.
+macro_rules! check_command {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($fields:tt)*
+        }
+    ) => {
+        cluster_command! {
+            @own_timeouts
+            $(#[$meta])*
+            pub struct $name {
+                $($fields)*
+                /// queue a copy for every missing file, and a rewrite where a strict majority
+                /// of the shard's nodes agrees on the length
+                #[argh(switch)]
+                repair: bool,
+                /// queue items pushed per second at most (default 1000)
+                #[argh(option, default = "1000.0")]
+                rate: f64,
+                /// how long a file short of a copy waits before it counts, since it may be an
+                /// upload still being replicated (default 60s)
+                #[argh(option, default = "secs(60)", from_str_fn(parse_duration))]
+                grace: Duration,
+                /// set each shard's current size to its fullest node's indexed bytes
+                #[argh(switch)]
+                fix_sizes: bool,
+                /// time to wait for ZooKeeper and for each Redis server (default 5s)
+                #[argh(option, default = "secs(5)", from_str_fn(parse_duration))]
+                timeout: Duration,
+            }
+        }
+
+        impl $name {
+            fn job(&self) -> Result<Job> {
+                let settings = CheckSettings {
+                    repair: self.repair,
+                    rate: self.rate,
+                    grace: self.grace,
+                    batch: 1000,
+                };
+                Job::open(&self.zk_servers, &self.root, settings, self.fix_sizes, self.timeout)
+            }
+        }
+    };
 }
 
-#[derive(FromArgs)]
-/// check-shard for every shard of the cluster, one after the other. Exit 0 when every
-/// shard is whole, 1 when something was found, 2 on bad arguments or an unreadable index.
-pub struct CheckCluster {
-    /// the ZooKeeper servers, host:port[,host:port...]
-    #[argh(positional)]
-    zk_servers: String,
-    /// the cluster's root path in ZooKeeper, e.g. /backpack
-    #[argh(positional)]
-    root: String,
-    /// queue a copy for every missing file (see check-shard)
-    #[argh(switch)]
-    repair: bool,
-    /// queue items pushed per second at most (default 1000)
-    #[argh(option, default = "1000.0")]
-    rate: f64,
-    /// how long a file short of a copy waits before it counts (default 60s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(60)",
-        from_str_fn(parse_duration)
-    )]
-    grace: Duration,
-    /// set each shard's current size to its fullest node's indexed bytes
-    #[argh(switch)]
-    fix_sizes: bool,
-    /// seconds to wait for ZooKeeper and for each Redis server (default 5)
-    #[argh(option, default = "5")]
-    timeout: u64,
+check_command! {
+    /// Compare a shard's nodes by their indexes (see set-node-index): files missing per node
+    /// and length mismatches. Exit 0 when the shard is whole, 1 when something was found
+    /// (repaired or not), 2 on bad arguments or an index that cannot be read.
+    pub struct CheckShard {
+        /// the shard's id
+        #[argh(positional)]
+        shard: String,
+    }
+}
+
+check_command! {
+    /// check-shard for every shard of the cluster, one after the other. Exit 0 when every
+    /// shard is whole, 1 when something was found, 2 on bad arguments or an unreadable index.
+    pub struct CheckCluster {}
 }
 
 /// What both commands were asked.
@@ -93,31 +91,23 @@ struct Job {
 }
 
 impl Job {
-    #[allow(clippy::too_many_arguments)]
     fn open(
         zk: &str,
         root: &str,
-        repair: bool,
-        rate: f64,
-        grace: Duration,
+        settings: CheckSettings,
         fix_sizes: bool,
-        timeout: u64,
+        timeout: Duration,
     ) -> Result<Job> {
+        let rate = settings.rate;
         if rate.is_nan() || rate <= 0.0 {
             return Err(Error::Usage(format!("--rate must be above 0, not {rate}")));
         }
-        let timeout = Duration::from_secs(timeout.max(1));
         let store = ZkState::open(zk, root, timeout)?;
         let queue = ReplicationQueue::connect(&store.queue()?, timeout)?;
         Ok(Job {
             store,
             queue,
-            settings: CheckSettings {
-                repair,
-                rate,
-                grace,
-                batch: 1000,
-            },
+            settings,
             fix_sizes,
             timeout,
         })
@@ -218,15 +208,7 @@ fn verdict(what: &str, whole: bool) -> Result<()> {
 
 impl Command for CheckShard {
     fn run(self) -> Result<()> {
-        let job = Job::open(
-            &self.zk_servers,
-            &self.root,
-            self.repair,
-            self.rate,
-            self.grace,
-            self.fix_sizes,
-            self.timeout,
-        )?;
+        let job = self.job()?;
         let tally = job.check(&self.shard, &job.indexes()?)?;
         verdict(&format!("shard {}", self.shard), tally.is_whole())
     }
@@ -234,15 +216,7 @@ impl Command for CheckShard {
 
 impl Command for CheckCluster {
     fn run(self) -> Result<()> {
-        let job = Job::open(
-            &self.zk_servers,
-            &self.root,
-            self.repair,
-            self.rate,
-            self.grace,
-            self.fix_sizes,
-            self.timeout,
-        )?;
+        let job = self.job()?;
         let indexes = job.indexes()?;
         let mut whole = true;
         for shard in job.store.shards()?.keys() {

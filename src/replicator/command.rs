@@ -3,140 +3,68 @@
 use super::give_up::Bounds;
 use super::metrics::{Metrics, MetricsEndpoint};
 use super::worker::{Claims, Worker};
-use crate::cluster::sync::{self, Shared, SyncSettings};
+use crate::cluster::sync::{self, Shared};
+use crate::command::args::daemon_command;
 use crate::command::Command;
-use crate::duration_arg::parse_duration;
+use crate::duration_arg::{millis, parse_duration, secs};
 use crate::error::{Error, Result};
 use crate::hostname::hostname;
 use crate::log_line;
+use crate::shutdown::Shutdown;
 use crate::transport::node_http;
-use argh::FromArgs;
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[derive(FromArgs)]
-/// Drain the replication queue: copy each queued file from a node that has it to the node
-/// of its shard that lacks it, then remove the item. Runs beside old replicators on the
-/// same queue (items are locked in ZooKeeper).
-pub struct ReplicatorCommand {
-    /// the ZooKeeper servers, host:port[,host:port...]
-    #[argh(positional)]
-    zk_servers: String,
-    /// the cluster's root path in ZooKeeper, e.g. /backpack
-    #[argh(positional)]
-    root: String,
-    /// copies at once: one worker thread each (default 8)
-    #[argh(positional, default = "8")]
-    concurrency: usize,
-    /// items a worker locks and copies per round at most: one ZooKeeper transaction locks
-    /// them all (default 16)
-    #[argh(option, default = "16")]
-    batch: usize,
-    /// the shortest round of a worker whose batch was not full: the wait that lets
-    /// items gather, so that one lock transaction covers several (default 20ms)
-    #[argh(
-        option,
-        default = "Duration::from_millis(20)",
-        from_str_fn(parse_duration)
-    )]
-    round_time: Duration,
-    /// drain the queue and exit: 0 when it is empty, 1 when items are left that keep failing
-    #[argh(switch)]
-    once: bool,
-    /// with --once, give up after this long without a successful copy (default 60s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(60)",
-        from_str_fn(parse_duration)
-    )]
-    once_timeout: Duration,
-    /// time to connect to a node (default 1s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(1)",
-        from_str_fn(parse_duration)
-    )]
-    node_connect_timeout: Duration,
-    /// time for one copy, GET and PUT together (default 300s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(300)",
-        from_str_fn(parse_duration)
-    )]
-    node_timeout: Duration,
-    /// time for one Redis command (default 1s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(1)",
-        from_str_fn(parse_duration)
-    )]
-    redis_timeout: Duration,
-    /// how long a node's or Redis server's host name lookup stands before it is looked
-    /// up again in the background, failed names included (default 30s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(30)",
-        from_str_fn(parse_duration)
-    )]
-    resolve_every: Duration,
-    /// the longest pause after failures (default 5s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(5)",
-        from_str_fn(parse_duration)
-    )]
-    max_error_backoff: Duration,
-    /// time to wait for ZooKeeper when connecting, and for each ZooKeeper call (default 5s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(5)",
-        from_str_fn(parse_duration)
-    )]
-    zk_timeout: Duration,
-    /// how long ZooKeeper keeps our session, and so our locks, when it hears nothing from us
-    /// (default 10s)
-    #[argh(
-        option,
-        default = "crate::zk::SESSION_TIMEOUT",
-        from_str_fn(parse_duration)
-    )]
-    zk_session_timeout: Duration,
-    /// how often the totals are logged (default 10s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(10)",
-        from_str_fn(parse_duration)
-    )]
-    report_every: Duration,
-    /// do not log each successful copy
-    #[argh(switch)]
-    quiet: bool,
-    /// an item that fails this many times (a 404 from every source aside) moves to the
-    /// dead set `<queue key>-dead` (default 20)
-    #[argh(option, default = "20")]
-    dead_after_attempts: u64,
-    /// an item failing this long since its first failure (a 404 from every source aside)
-    /// moves to the dead set too (default 1h)
-    #[argh(
-        option,
-        default = "Duration::from_secs(3600)",
-        from_str_fn(parse_duration)
-    )]
-    dead_after: Duration,
-    /// an item whose every source has answered 404 for this long moves to the dead set
-    /// (default 24h)
-    #[argh(
-        option,
-        default = "Duration::from_secs(24 * 3600)",
-        from_str_fn(parse_duration)
-    )]
-    dead_after_missing: Duration,
-    /// serve GET /metrics (Prometheus text) on host:port
-    #[argh(option)]
-    listen: Option<String>,
+daemon_command! {
+    /// Drain the replication queue: copy each queued file from a node that has it to the node
+    /// of its shard that lacks it, then remove the item. Runs beside old replicators on the
+    /// same queue (items are locked in ZooKeeper).
+    pub struct ReplicatorCommand {
+        /// copies at once: one worker thread each (default 8)
+        #[argh(positional, default = "8")]
+        concurrency: usize,
+        /// items a worker locks and copies per round at most: one ZooKeeper transaction locks
+        /// them all (default 16)
+        #[argh(option, default = "16")]
+        batch: usize,
+        /// the shortest round of a worker whose batch was not full: the wait that lets
+        /// items gather, so that one lock transaction covers several (default 20ms)
+        #[argh(option, default = "millis(20)", from_str_fn(parse_duration))]
+        round_time: Duration,
+        /// drain the queue and exit: 0 when it is empty, 1 when items are left that keep failing
+        #[argh(switch)]
+        once: bool,
+        /// with --once, give up after this long without a successful copy (default 60s)
+        #[argh(option, default = "secs(60)", from_str_fn(parse_duration))]
+        once_timeout: Duration,
+        /// time for one copy, GET and PUT together (default 300s)
+        #[argh(option, default = "secs(300)", from_str_fn(parse_duration))]
+        node_timeout: Duration,
+        /// the longest pause after failures (default 5s)
+        #[argh(option, default = "secs(5)", from_str_fn(parse_duration))]
+        max_error_backoff: Duration,
+        /// how often the totals are logged (default 10s)
+        #[argh(option, default = "secs(10)", from_str_fn(parse_duration))]
+        report_every: Duration,
+        /// do not log each successful copy
+        #[argh(switch)]
+        quiet: bool,
+        /// an item that fails this many times (a 404 from every source aside) moves to the
+        /// dead set `<queue key>-dead` (default 20)
+        #[argh(option, default = "20")]
+        dead_after_attempts: u64,
+        /// an item failing this long since its first failure (a 404 from every source aside)
+        /// moves to the dead set too (default 1h)
+        #[argh(option, default = "secs(3600)", from_str_fn(parse_duration))]
+        dead_after: Duration,
+        /// an item whose every source has answered 404 for this long moves to the dead set
+        /// (default 24h)
+        #[argh(option, default = "secs(24 * 3600)", from_str_fn(parse_duration))]
+        dead_after_missing: Duration,
+        /// serve GET /metrics (Prometheus text) on host:port
+        #[argh(option)]
+        listen: Option<String>,
+    }
 }
 
 impl Command for ReplicatorCommand {
@@ -148,19 +76,7 @@ impl Command for ReplicatorCommand {
             return Err(Error::invalid("--batch must be between 1 and 1000"));
         }
         let shared = Arc::new(Shared::default());
-        let _sync = sync::start(
-            SyncSettings {
-                zk_servers: self.zk_servers.clone(),
-                root: self.root.clone(),
-                zk_timeout: self.zk_timeout,
-                session_timeout: self.zk_session_timeout,
-                sizes: None,
-                redis_timeout: self.redis_timeout,
-                resolve_every: self.resolve_every,
-                uses_queue: true,
-            },
-            &shared,
-        )?;
+        let _sync = sync::start(self.sync_settings(None), &shared)?;
         // The sync thread sets the session before it publishes a snapshot.
         let (_, mut seen) = shared.snapshot.wait_newer(0);
         while shared.session.current().is_none() {
@@ -174,7 +90,9 @@ impl Command for ReplicatorCommand {
             self.batch
         );
 
-        let stop = Arc::new(AtomicBool::new(false));
+        // SIGTERM or SIGINT: each worker finishes its current copy, then the process
+        // exits; a second signal exits at once.
+        let shutdown = Shutdown::on_signals("finishing the copies in progress")?;
         let metrics = Arc::new(Metrics::default());
         let _endpoint = match &self.listen {
             Some(address) => Some(serve_metrics(address, &metrics, &shared)?),
@@ -205,30 +123,20 @@ impl Command for ReplicatorCommand {
                     max_error_backoff: self.max_error_backoff,
                     quiet: self.quiet,
                 };
-                let (stop, once) = (Arc::clone(&stop), self.once);
+                let (shutdown, once) = (Arc::clone(&shutdown), self.once);
                 std::thread::Builder::new()
                     .name(format!("replicator-{i}"))
-                    .spawn(move || worker.run(&stop, once))
+                    .spawn(move || worker.run(&shutdown, once))
                     .map_err(|err| Error::invalid(format!("cannot start a worker: {err}")))
             })
             .collect::<Result<_>>()?;
-
-        // SIGTERM or SIGINT: each worker finishes its current copy, then the process exits.
-        let mut signals = Signals::new([SIGTERM, SIGINT])
-            .map_err(|err| Error::invalid(format!("cannot handle signals: {err}")))?;
-        let signal_stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            if let Some(signal) = signals.forever().next() {
-                log_line!("signal {signal}: finishing the copies in progress");
-                signal_stop.store(true, Ordering::SeqCst);
-            }
-        });
 
         let started = Instant::now();
         let mut last_report = (Instant::now(), 0u64, 0u64);
         let mut last_progress = (Instant::now(), 0u64);
         loop {
-            std::thread::sleep(Duration::from_millis(100));
+            // Wakes at once on a stop; otherwise looks at the totals every 100 ms.
+            let stopping = shutdown.wait_timeout(Duration::from_millis(100));
             let copied = metrics.copies.get();
             let failed = metrics.failures_total();
             if copied != last_progress.1 {
@@ -245,14 +153,14 @@ impl Command for ReplicatorCommand {
                 );
                 last_report = (Instant::now(), copied, failed);
             }
-            if stop.load(Ordering::SeqCst) || workers.iter().all(|w| w.is_finished()) {
+            if stopping || workers.iter().all(|w| w.is_finished()) {
                 break;
             }
             if self.once && last_progress.0.elapsed() >= self.once_timeout {
-                stop.store(true, Ordering::SeqCst);
+                shutdown.request();
             }
         }
-        stop.store(true, Ordering::SeqCst);
+        shutdown.request();
         for worker in workers {
             let _ = worker.join();
         }

@@ -1,13 +1,12 @@
 //! `backpack-replicator-dead <zk> <root> list|retry|drop [--all | <item JSON>]`: look at
 //! the items the replicators gave up on, put them back into the queue, or forget them.
 
+use crate::command::args::cluster_command;
 use crate::command::Command;
-use crate::duration_arg::parse_duration;
+use crate::duration_arg::{parse_duration, secs};
 use crate::error::{Error, Result};
 use crate::logline::format_time_ms;
 use crate::replication_queue::{FailureRecord, ReplicationQueue};
-use crate::zk_state::ZkState;
-use argh::FromArgs;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,41 +25,25 @@ fn action(text: &str) -> Result<Action, String> {
     }
 }
 
-#[derive(FromArgs)]
-/// The replication queue's dead items (`<queue key>-dead` on every queue server): `list`
-/// prints each with its attempts, first failure and last reason; `retry` puts items back
-/// into the queue with their failures forgotten; `drop` forgets them. `retry` and `drop`
-/// take one item (its exact JSON) or `--all`; exit 1 when a named item is not dead.
-pub struct DeadCommand {
-    /// the ZooKeeper servers, host:port[,host:port...]
-    #[argh(positional)]
-    zk_servers: String,
-    /// the cluster's root path in ZooKeeper, e.g. /backpack
-    #[argh(positional)]
-    root: String,
-    /// list, retry or drop
-    #[argh(positional, from_str_fn(action))]
-    action: Action,
-    /// the item, exactly as listed, e.g. '{"from":["1"],"to":"4","path":"/stats"}'
-    #[argh(positional)]
-    item: Option<String>,
-    /// every dead item
-    #[argh(switch)]
-    all: bool,
-    /// time for ZooKeeper (default 5s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(5)",
-        from_str_fn(parse_duration)
-    )]
-    zk_timeout: Duration,
-    /// time for each Redis server (default 2s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(2)",
-        from_str_fn(parse_duration)
-    )]
-    redis_timeout: Duration,
+cluster_command! {
+    /// The replication queue's dead items (`<queue key>-dead` on every queue server): `list`
+    /// prints each with its attempts, first failure and last reason; `retry` puts items back
+    /// into the queue with their failures forgotten; `drop` forgets them. `retry` and `drop`
+    /// take one item (its exact JSON) or `--all`; exit 1 when a named item is not dead.
+    pub struct DeadCommand {
+        /// list, retry or drop
+        #[argh(positional, from_str_fn(action))]
+        action: Action,
+        /// the item, exactly as listed, e.g. '{"from":["1"],"to":"4","path":"/stats"}'
+        #[argh(positional)]
+        item: Option<String>,
+        /// every dead item
+        #[argh(switch)]
+        all: bool,
+        /// time for each Redis server (default 2s)
+        #[argh(option, default = "secs(2)", from_str_fn(parse_duration))]
+        redis_timeout: Duration,
+    }
 }
 
 /// `<item>  attempts 3, first failure ..., 404 from every source since ..., last: ...`
@@ -90,7 +73,7 @@ impl Command for DeadCommand {
             (_, 1) => {}
             (_, _) => return Err(Error::invalid("name one item, or give --all")),
         }
-        let store = ZkState::open(&self.zk_servers, &self.root, self.zk_timeout)?;
+        let store = self.open_cluster()?;
         let queue = ReplicationQueue::connect(&store.queue()?, self.redis_timeout)?;
         let dead_set = queue.dead();
         let dead = dead_set.list()?;

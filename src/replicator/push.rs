@@ -2,6 +2,7 @@
 
 use crate::affinity::Home;
 use crate::command::Command;
+use crate::duration_arg::{parse_duration, secs};
 use crate::error::{Error, Result};
 use crate::replication_queue::{self, ReplicationQueue};
 use crate::state::endpoint::parse_endpoint_list;
@@ -35,11 +36,7 @@ pub struct ReplicatorPush {
     #[argh(positional)]
     path: String,
     /// time for each Redis server (default 2s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(2)",
-        from_str_fn(crate::duration_arg::parse_duration)
-    )]
+    #[argh(option, default = "secs(2)", from_str_fn(parse_duration))]
     redis_timeout: Duration,
 }
 

@@ -17,12 +17,12 @@ use super::metrics::{Metrics, Reason};
 use crate::cluster::sync::Shared;
 use crate::log_line;
 use crate::replication_queue::{self, ReplicationQueue};
+use crate::shutdown::Shutdown;
 use crate::transport::redis::RedisPool;
 use crate::zk_state::ZkState;
 use parking_lot::Mutex;
 use rand::seq::SliceRandom;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -99,11 +99,16 @@ struct Job {
 }
 
 impl Worker {
-    /// Runs rounds until `stop`; with `once`, returns when the queue is empty too.
-    pub fn run(&self, stop: &AtomicBool, once: bool) {
+    /// Runs rounds until a stop is asked (a round in progress is finished first); with
+    /// `once`, returns when the queue is empty too. Pauses between rounds end at once on
+    /// a stop.
+    pub fn run(&self, shutdown: &Shutdown, once: bool) {
         let mut idle = Duration::from_millis(50);
         let mut error = Duration::from_millis(100);
-        while !stop.load(Ordering::SeqCst) {
+        let pause = |length: Duration| {
+            shutdown.wait_timeout(length);
+        };
+        while !shutdown.is_requested() {
             let started = Instant::now();
             match self.round() {
                 Round::Copied(items) => {
@@ -115,25 +120,25 @@ impl Worker {
                     // rounds of one item, two transactions per copy.
                     if items < self.batch {
                         if let Some(rest) = self.round_time.checked_sub(started.elapsed()) {
-                            std::thread::sleep(rest);
+                            pause(rest);
                         }
                     }
                 }
                 // Only items others hold: they may hold them for a while.
                 Round::Locked => {
                     error = Duration::from_millis(100);
-                    std::thread::sleep(idle);
+                    pause(idle);
                     idle = (idle * 2).min(Duration::from_secs(1));
                 }
                 Round::Empty => {
                     if once {
                         return;
                     }
-                    std::thread::sleep(idle);
+                    pause(idle);
                     idle = (idle * 2).min(Duration::from_secs(1));
                 }
                 Round::Failed => {
-                    std::thread::sleep(error);
+                    pause(error);
                     error = (error * 2).min(self.max_error_backoff);
                 }
             }

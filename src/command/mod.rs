@@ -1,7 +1,9 @@
 //! What a command is: an `argh` struct implementing `Command`. `parse_and_run` parses the
 //! arguments, prints `--help`, and turns an error into one line on stderr and a non-zero
 //! exit code (1: the command failed; 2: the arguments do not parse). No backtraces, no
-//! panics. The table of commands is `cli`.
+//! panics. The table of commands is `cli`; the arguments commands share are `args`.
+
+pub mod args;
 
 use crate::error::Result;
 use argh::{EarlyExit, FromArgs};
