@@ -187,7 +187,7 @@ impl Link {
                 false
             }
             // The client reports every reconnect attempt; act on the first.
-            (event, State::Up(store)) if event != SessionState::SyncConnected => {
+            (event, State::Up(store)) => {
                 log_line!("ZooKeeper connection: {event}; serving the last configuration");
                 let store = Arc::clone(store);
                 self.enter(State::Down {

@@ -174,17 +174,17 @@ impl Keeper {
     /// while ZooKeeper answers, even when nothing changes. While disconnected the
     /// increments stay pending; none is lost.
     fn flush_due(&mut self) {
-        let (Some(store), Some(flusher)) = (self.link.connected(), &mut self.flusher) else {
-            if let Some(flusher) = &mut self.flusher {
-                flusher.schedule_next();
-            }
+        let Some(flusher) = &mut self.flusher else {
             return;
         };
-        let probe = store
-            .session()
-            .get(&self.paths.shards_map())
-            .map(|_| self.health.read_now());
-        let flushed = probe.and_then(|()| flusher.flush(&store, FlushScope::Due));
+        let flushed = match self.link.connected() {
+            Some(store) => store
+                .session()
+                .get(&self.paths.shards_map())
+                .map(|_| self.health.read_now())
+                .and_then(|()| flusher.flush(&store, FlushScope::Due)),
+            None => Ok(()),
+        };
         flusher.schedule_next();
         if let Err(err) = flushed {
             self.link.failed(&err, "applying size increments");
