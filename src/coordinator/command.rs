@@ -2,7 +2,7 @@
 
 use super::observers::statsd::Statsd;
 use super::observers::{queue_length, Observers};
-use super::upload::{MemoryBudget, NodeHealth, UploadSettings, Uploads};
+use super::upload::{UploadEvents, UploadSettings, Uploads};
 use super::Coordinator;
 use crate::cluster::snapshot::SnapshotCell;
 use crate::cluster::sync::{self as cluster_sync, Shared, SizeAccounting};
@@ -14,7 +14,6 @@ use crate::http::{self, Limits, ServerStatus};
 use crate::log_line;
 use crate::shutdown::Shutdown;
 use crate::size::parse_size;
-use crate::transport::node_http;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,21 +154,18 @@ impl Command for CoordinatorCommand {
             UploadSettings {
                 max_body: self.max_body,
                 memory_body: self.memory_body.min(self.max_body),
+                memory_budget: self.memory_budget,
                 spool_dir: self.spool_dir.clone().unwrap_or_else(std::env::temp_dir),
                 shard_attempts: self.shard_attempts.max(1),
+                node_connect_timeout: self.node_connect_timeout,
+                node_timeout: self.node_timeout,
+                node_cooldown: self.node_cooldown,
                 log_uploads: !self.quiet,
                 sync_copies: self.sync_copies,
             },
             Arc::clone(&snapshot),
             Arc::clone(&shared.sizes),
-            NodeHealth::new(self.node_cooldown),
-            node_http::NodeAgents::new(
-                self.node_connect_timeout,
-                self.node_timeout,
-                node_http::Role::Uploads,
-            ),
-            MemoryBudget::new(self.memory_budget),
-            Arc::clone(&observers) as Arc<dyn super::upload::UploadEvents>,
+            Arc::clone(&observers) as Arc<dyn UploadEvents>,
         );
         let coordinator = Coordinator { uploads, observers };
         let limits = Limits {

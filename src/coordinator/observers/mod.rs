@@ -82,7 +82,7 @@ impl Observers {
             zk_state: self.zk_health.state(),
             open_connections: self.server.open_connections(),
             active_workers: self.server.active_workers(),
-            memory_body_bytes: uploads.memory.used(),
+            memory_body_bytes: uploads.memory_in_use(),
             zk_counts: crate::zk::counts(),
             snapshots: self.snapshots.published(),
         };

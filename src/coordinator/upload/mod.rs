@@ -28,17 +28,18 @@ pub mod placement;
 mod replicate;
 mod store;
 
-pub use memory_budget::MemoryBudget;
-pub use node_health::{NodeHealth, NodeReport};
+pub use node_health::NodeReport;
 
 use crate::cluster::sizes::PendingSizes;
 use crate::cluster::snapshot::SnapshotCell;
 use crate::http::{Body, Framing, Request, Response};
 use crate::log_line;
-use crate::transport::node_http::NodeAgents;
+use crate::transport::node_http::{self, NodeAgents};
 use context::{empty, refuse, too_large, Refusal, Upload};
+use memory_budget::MemoryBudget;
+use node_health::NodeHealth;
 use parking_lot::Mutex;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,9 +51,16 @@ pub struct UploadSettings {
     pub max_body: u64,
     /// Bodies up to this size are kept in memory; larger ones are spooled while streamed.
     pub memory_body: u64,
+    /// Bytes of bodies held in memory at once, all uploads together.
+    pub memory_budget: u64,
     pub spool_dir: PathBuf,
     /// How many shards an upload may try before it fails.
     pub shard_attempts: usize,
+    /// Time to connect to a node, and for a whole PUT to it.
+    pub node_connect_timeout: Duration,
+    pub node_timeout: Duration,
+    /// How long a node that failed is tried last.
+    pub node_cooldown: Duration,
     /// One log line per stored upload (failures are always logged).
     pub log_uploads: bool,
     /// Nodes of one shard that must store an upload before it is acknowledged
@@ -76,38 +84,51 @@ pub trait UploadEvents: Send + Sync {
 /// What every upload uses: the settings, the configuration, the nodes' health and
 /// connections, the memory for bodies, where sizes add up, and who hears of it.
 pub struct Uploads {
-    pub settings: UploadSettings,
-    pub snapshots: Arc<SnapshotCell>,
-    pub sizes: Arc<PendingSizes>,
-    pub nodes: NodeHealth,
-    pub agents: NodeAgents,
+    settings: UploadSettings,
+    snapshots: Arc<SnapshotCell>,
+    sizes: Arc<PendingSizes>,
+    nodes: NodeHealth,
+    agents: NodeAgents,
     /// Caps the bytes of bodies held in memory (see `memory_budget`).
-    pub memory: MemoryBudget,
-    pub events: Arc<dyn UploadEvents>,
+    memory: MemoryBudget,
+    events: Arc<dyn UploadEvents>,
     /// Shards already logged as too small for `--sync-copies` (each is logged once).
     small_shards: Mutex<HashSet<String>>,
 }
 
 impl Uploads {
+    /// The write path for `settings`: it reads configurations from `snapshots`, adds
+    /// shard sizes to `sizes`, and tells `events` what it does.
     pub fn new(
         settings: UploadSettings,
         snapshots: Arc<SnapshotCell>,
         sizes: Arc<PendingSizes>,
-        nodes: NodeHealth,
-        agents: NodeAgents,
-        memory: MemoryBudget,
         events: Arc<dyn UploadEvents>,
     ) -> Uploads {
         Uploads {
+            nodes: NodeHealth::new(settings.node_cooldown),
+            agents: NodeAgents::new(
+                settings.node_connect_timeout,
+                settings.node_timeout,
+                node_http::Role::Uploads,
+            ),
+            memory: MemoryBudget::new(settings.memory_budget),
             settings,
             snapshots,
             sizes,
-            nodes,
-            agents,
-            memory,
             events,
             small_shards: Mutex::default(),
         }
+    }
+
+    /// Each node's recent failures as this coordinator saw them, for the console.
+    pub fn node_report(&self) -> HashMap<String, NodeReport> {
+        self.nodes.report()
+    }
+
+    /// Bytes of upload bodies held in memory now.
+    pub fn memory_in_use(&self) -> u64 {
+        self.memory.used()
     }
 
     /// `PUT /<path>`: one log line and one event per upload, whatever the outcome.

@@ -167,7 +167,7 @@ impl Observers {
                     .collect()
             })
             .unwrap_or_default();
-        let health = uploads.nodes.report();
+        let health = uploads.node_report();
         Status {
             version: env!("CARGO_PKG_VERSION"),
             uptime_seconds: self.stats.uptime().as_secs(),
