@@ -6,8 +6,9 @@
 //! - `cluster_command!`: `<zk_servers> <root>` first (the old tools' order, which users
 //!   script against), the command's own fields, then `--zk-timeout`; and `open_cluster()`,
 //!   which connects with them;
-//! - `daemon_command!`: the same, with the daemons' ZooKeeper session, Redis and host
-//!   name settings, and `sync_settings()` for the ZooKeeper thread.
+//! - `daemon_command!`: the same, with what both daemons set alike (the node connect
+//!   timeout, the ZooKeeper session, Redis, host name lookups), and `sync_settings()` for
+//!   the ZooKeeper thread.
 //!
 //! Each field is written as in any `argh` struct, the last one too ending with a comma.
 //! (The fields pass through as tokens: `argh` tells a switch by seeing `bool` in its
@@ -68,9 +69,9 @@ macro_rules! cluster_command {
     };
 }
 
-/// A daemon's `argh` struct: `cluster_command!` with the settings of the ZooKeeper
-/// thread (`--zk-session-timeout`, `--redis-timeout`, `--resolve-every`); with
-/// `sync_settings()`.
+/// A daemon's `argh` struct: `cluster_command!` with `--node-connect-timeout` and the
+/// settings of the ZooKeeper thread (`--zk-session-timeout`, `--redis-timeout`,
+/// `--resolve-every`); with `sync_settings()`.
 macro_rules! daemon_command {
     (
         $(#[$meta:meta])*
