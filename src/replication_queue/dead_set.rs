@@ -14,7 +14,7 @@
 //! what the servers that answer say. When an item is given up on is the replicator's
 //! policy (`replicator::give_up`); this module only keeps what it decided.
 
-use super::{first_value, members_of, ReplicationQueue};
+use super::{first_value, ReplicationQueue};
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -135,7 +135,7 @@ impl<'q> DeadSet<'q> {
     /// The dead items (the union over the servers that answer) with their records. An
     /// error when no server answers.
     pub fn list(&self) -> Result<BTreeMap<String, FailureRecord>> {
-        let items = members_of(&self.queue.pools, &self.key())?;
+        let items = self.queue.set_members(&self.key())?;
         let names: Vec<&str> = items.iter().map(String::as_str).collect();
         let records = self.records(&names);
         Ok(items.into_iter().zip(records).collect())

@@ -134,14 +134,16 @@ impl ReplicationQueue {
     /// `SCARD key` on the first server that answers, in the configured order; an error
     /// naming why when none does.
     pub fn length(&self) -> Result<u64> {
-        let scard = redis::cmd("SCARD").arg(&self.key).clone();
-        fanout::first_answer(&self.pools, |conn| scard.query::<u64>(conn)).map(|(length, _)| length)
+        fanout::first_answer(&self.pools, |conn| {
+            redis::cmd("SCARD").arg(&self.key).query::<u64>(conn)
+        })
+        .map(|(length, _)| length)
     }
 
     /// Every item queued on any server that answers (`SMEMBERS`, merged); an error when
     /// none does. Holds the whole queue: for tools that check against it, not for daemons.
     pub fn members(&self) -> Result<Vec<String>> {
-        members_of(&self.pools, &self.key)
+        self.set_members(&self.key)
     }
 
     /// After copies: `SREM` the items from the queue and their failure records, on every
@@ -168,6 +170,16 @@ impl ReplicationQueue {
         fanout::to_every(&self.pools, packed, replies, Home::default()).answered()
     }
 
+    /// The members of set `key` on every server that answers, merged and sorted.
+    fn set_members(&self, key: &str) -> Result<Vec<String>> {
+        let packed = redis::cmd("SMEMBERS").arg(key).get_packed_command();
+        let answers = fanout::to_every(&self.pools, &packed, 1, Home::default())
+            .read_as(first_value::<Vec<String>>)
+            .answered()?;
+        let merged: std::collections::BTreeSet<String> = answers.into_iter().flatten().collect();
+        Ok(merged.into_iter().collect())
+    }
+
     /// `SCARD` of a key on every server at once.
     fn count_on_every(&self, key: &str) -> fanout::Replies<u64> {
         let packed = redis::cmd("SCARD").arg(key).get_packed_command();
@@ -178,14 +190,4 @@ impl ReplicationQueue {
 /// The first reply of a pipeline's, as a `T`.
 fn first_value<T: redis::FromRedisValue>(replies: Vec<redis::Value>) -> Option<T> {
     redis::from_redis_value(replies.into_iter().next()?).ok()
-}
-
-/// The members of set `key` on every server that answers, merged and sorted.
-fn members_of(pools: &[Arc<RedisPool>], key: &str) -> Result<Vec<String>> {
-    let packed = redis::cmd("SMEMBERS").arg(key).get_packed_command();
-    let answers = fanout::to_every(pools, &packed, 1, Home::default())
-        .read_as(first_value::<Vec<String>>)
-        .answered()?;
-    let merged: std::collections::BTreeSet<String> = answers.into_iter().flatten().collect();
-    Ok(merged.into_iter().collect())
 }

@@ -38,9 +38,12 @@ pub(super) struct Builder {
     pools: HashMap<SocketAddr, Arc<RedisPool>>,
 }
 
-/// The text that says a node is missing.
-fn missing(path: String) -> String {
-    format!("{path}: not initialized? (run backpack-coordinator-init)")
+/// The map in `parsed` when it was parsed from read number `read` of its node.
+fn current<T>(parsed: &Parsed<T>, read: u64) -> Option<Arc<T>> {
+    parsed
+        .as_ref()
+        .filter(|(parsed_at, _)| *parsed_at == read)
+        .map(|(_, map)| Arc::clone(map))
 }
 
 impl Builder {
@@ -65,12 +68,12 @@ impl Builder {
         let entries = self.shards(raw)?;
         // Only processes that use the queue wait for it (bp-nginx-gen does not).
         let queue_path = self.paths.queue();
-        let queue = match (&raw.queue.doc, self.uses_queue) {
-            (Some(doc), true) => {
+        let queue = match self.uses_queue {
+            true => {
+                let doc = raw.queue.required(&queue_path)?;
                 Some(QueueInfo::parse(&queue_path, doc).map_err(|e| e.to_string())?)
             }
-            (None, true) => return Err(missing(queue_path)),
-            (_, false) => None,
+            false => None,
         };
         let shard_list: Vec<Shard> = entries
             .iter()
@@ -101,20 +104,16 @@ impl Builder {
     /// The node map: as last parsed, or parsed now from a servers-map read since.
     fn nodes(&mut self, raw: &Raw) -> Result<Arc<HashMap<String, Node>>, String> {
         let read = raw.servers.reads;
-        if let Some((parsed, nodes)) = &self.nodes {
-            if *parsed == read {
-                return Ok(Arc::clone(nodes));
-            }
+        if let Some(nodes) = current(&self.nodes, read) {
+            return Ok(nodes);
+        }
+        if self.nodes.is_some() {
             // A new servers-map: look every name up again.
             self.resolved.clear();
         }
         let path = self.paths.servers_map();
-        let doc = raw
-            .servers
-            .doc
-            .as_ref()
-            .ok_or_else(|| missing(path.clone()))?;
-        let servers = servers::parse(&path, doc).map_err(|e| e.to_string())?;
+        let servers =
+            servers::parse(&path, raw.servers.required(&path)?).map_err(|e| e.to_string())?;
         let mut nodes = HashMap::new();
         for (id, endpoint) in servers {
             let addr = self.resolve(&endpoint.host, endpoint.port);
@@ -128,21 +127,15 @@ impl Builder {
     /// The shard map sorted by id: as last parsed, or parsed now.
     fn shards(&mut self, raw: &Raw) -> Result<Arc<Vec<(String, ShardEntry)>>, String> {
         let read = raw.shards.reads;
-        if let Some((parsed, entries)) = &self.shards {
-            if *parsed == read {
-                return Ok(Arc::clone(entries));
-            }
+        if let Some(entries) = current(&self.shards, read) {
+            return Ok(entries);
         }
         let path = self.paths.shards_map();
-        let doc = raw
-            .shards
-            .doc
-            .as_ref()
-            .ok_or_else(|| missing(path.clone()))?;
-        let mut entries: Vec<(String, ShardEntry)> = shards::parse(&path, doc)
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .collect();
+        let mut entries: Vec<(String, ShardEntry)> =
+            shards::parse(&path, raw.shards.required(&path)?)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .collect();
         entries.sort_by(|a, b| compare_ids(&a.0, &b.0));
         let entries = Arc::new(entries);
         self.shards = Some((read, Arc::clone(&entries)));

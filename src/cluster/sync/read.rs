@@ -18,6 +18,13 @@ pub(super) struct ConfigNode {
 }
 
 impl ConfigNode {
+    /// The node's JSON, or what to wait for when it does not exist.
+    pub(super) fn required(&self, path: &str) -> Result<&Value, String> {
+        self.doc
+            .as_ref()
+            .ok_or_else(|| format!("{path}: not initialized? (run backpack-coordinator-init)"))
+    }
+
     fn set(&mut self, doc: Option<Value>) {
         self.doc = doc;
         self.reads += 1;
