@@ -2,7 +2,7 @@
 //! state made with the project's own admin commands, and coordinators.
 
 use super::process::{wait_until, ServerProcess};
-use super::{free_port, ClusterNode, NodeKind, RedisServer, Sandbox, ZooKeeperServer};
+use super::{free_port, ClusterNode, NginxFront, NodeKind, RedisServer, Sandbox, ZooKeeperServer};
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -116,6 +116,18 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// Marks shards writable (`enable-shard`) or read-only (`disable-shard`).
+    pub fn set_writable(&self, shards: &[&str], writable: bool) -> io::Result<()> {
+        let command = match writable {
+            true => "backpack-coordinator-enable-shard",
+            false => "backpack-coordinator-disable-shard",
+        };
+        for shard in shards {
+            self.admin(command, &[shard])?;
+        }
+        Ok(())
+    }
+
     /// The node with id `id` (1-based).
     pub fn node(&self, id: usize) -> &ClusterNode {
         &self.nodes[id - 1]
@@ -168,6 +180,28 @@ impl LocalCluster {
             .launch(name, &self.bin.display().to_string(), all, &dir);
         launch.arg0 = Some("backpack-replicator".to_string());
         ServerProcess::start(launch)
+    }
+}
+
+impl LocalCluster {
+    /// The read front `bp-nginx-gen` writes for the cluster as it is now, served by nginx
+    /// on a free port.
+    pub fn start_front(&self, name: &str) -> io::Result<NginxFront> {
+        let port = free_port()?;
+        let output = Command::new(&self.bin)
+            .arg0("bp-nginx-gen")
+            .args([&self.zk(), &self.root, "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .output()?;
+        if !output.status.success() {
+            return Err(other_error(format!(
+                "bp-nginx-gen: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        let config = self.sandbox.path().join(format!("{name}.conf"));
+        std::fs::write(&config, &output.stdout)?;
+        NginxFront::start(&self.sandbox, name, &config, port)
     }
 }
 

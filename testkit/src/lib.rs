@@ -13,11 +13,15 @@ pub mod bench;
 mod cluster;
 mod delay_proxy;
 mod front;
+pub mod measure;
+pub mod metrics;
 mod nginx;
 mod nginx_proxy;
 mod node;
 pub mod process;
+mod queue;
 mod redis;
+pub mod scenario;
 mod service;
 mod zookeeper;
 

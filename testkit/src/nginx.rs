@@ -39,6 +39,22 @@ pub(super) fn nginx_conf(dir: &Path, http: &str) -> String {
 }
 
 /// nginx's arguments to run `conf` with everything in `dir`.
+/// Writes `config` as `dir/nginx.conf` and starts nginx on it as the server `name`,
+/// ready once it listens on `port`.
+pub(super) fn start_nginx(
+    sandbox: &Sandbox,
+    name: &str,
+    dir: &Path,
+    config: &str,
+    port: u16,
+    what: &'static str,
+) -> std::io::Result<Service> {
+    let config_path = dir.join("nginx.conf");
+    std::fs::write(&config_path, config)?;
+    let launch = sandbox.launch(name, "nginx", nginx_args(dir, &config_path), dir);
+    Service::start(launch, port, what, is_listening, Duration::from_secs(10))
+}
+
 pub(super) fn nginx_args(dir: &Path, conf: &Path) -> Vec<String> {
     vec![
         "-p".into(),
@@ -137,21 +153,12 @@ impl WebDavNode {
         std::fs::create_dir_all(&files)?;
         std::fs::create_dir_all(dir.join("tmp"))?;
         let port = free_port()?;
-        let config_path = dir.join("nginx.conf");
         let text = if sink {
             sink_config(&dir, port)
         } else {
             config(&dir, &files, port)?
         };
-        std::fs::write(&config_path, text)?;
-        let launch = sandbox.launch(name, "nginx", nginx_args(&dir, &config_path), &dir);
-        let service = Service::start(
-            launch,
-            port,
-            "nginx WebDAV node",
-            is_listening,
-            Duration::from_secs(10),
-        )?;
+        let service = start_nginx(sandbox, name, &dir, &text, port, "nginx WebDAV node")?;
         Ok(WebDavNode { files, service })
     }
 

@@ -5,10 +5,9 @@
 //! streamed to one node and its answer streamed back, which is the least any coordinator
 //! could do per upload.
 
-use super::nginx::{nginx_args, nginx_conf};
+use super::nginx::{nginx_conf, start_nginx};
 use super::service::Service;
-use super::{free_port, is_listening, Sandbox};
-use std::time::Duration;
+use super::{free_port, Sandbox};
 
 pub struct NginxProxy {
     service: Service,
@@ -37,16 +36,8 @@ impl NginxProxy {
              \x20           proxy_buffering off;\n\
              \x20       }}\n    }}\n"
         );
-        let config_path = dir.join("nginx.conf");
-        std::fs::write(&config_path, nginx_conf(&dir, &http))?;
-        let launch = sandbox.launch(name, "nginx", nginx_args(&dir, &config_path), &dir);
-        let service = Service::start(
-            launch,
-            port,
-            "nginx proxy",
-            is_listening,
-            Duration::from_secs(10),
-        )?;
+        let config = nginx_conf(&dir, &http);
+        let service = start_nginx(sandbox, name, &dir, &config, port, "nginx proxy")?;
         Ok(NginxProxy { service })
     }
 

@@ -55,6 +55,31 @@ impl RedisServer {
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+
+    /// A new client connection, as a test reads and writes the server directly.
+    pub fn connection(&self) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(format!("redis://{}/", self.address()))?.get_connection()
+    }
+
+    /// The members of the set `key`, sorted. Panics when the server cannot be read.
+    pub fn members(&self, key: &str) -> Vec<String> {
+        let mut items: Vec<String> = self
+            .connection()
+            .and_then(|mut conn| redis::cmd("SMEMBERS").arg(key).query(&mut conn))
+            .unwrap_or_else(|err| panic!("SMEMBERS {key} on {}: {err}", self.address()));
+        items.sort();
+        items
+    }
+
+    /// Adds `items` to the set `key`. Panics when the server cannot be written.
+    pub fn add(&self, key: &str, items: &[String]) {
+        let added: redis::RedisResult<i64> = self
+            .connection()
+            .and_then(|mut conn| redis::cmd("SADD").arg(key).arg(items).query(&mut conn));
+        if let Err(err) = added {
+            panic!("SADD {key} on {}: {err}", self.address());
+        }
+    }
 }
 
 impl std::ops::Deref for RedisServer {

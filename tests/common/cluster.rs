@@ -1,12 +1,15 @@
 //! Helpers for tests that run a whole cluster and upload through a coordinator.
-#![allow(dead_code)]
 
 use backpack::zk::ZkSession;
-use backpack_testkit::{LocalCluster, NodeKind, ServerProcess, QUEUE_KEY};
+use backpack_testkit::scenario::{self, Ack, BodySizes, PHOTOS};
+use backpack_testkit::{
+    metrics, CoordinatorProcess, DelayProxy, LocalCluster, NodeKind, ServerProcess,
+};
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_backpack"))
@@ -42,14 +45,9 @@ pub fn put(agent: &ureq::Agent, url: &str, body: &[u8]) -> (u16, String) {
     (status, text)
 }
 
-/// The shard id from a 200 answer.
+/// The shard id from a 200 answer. Panics, with the answer, when there is none.
 pub fn shard_of(answer: &str) -> String {
-    let value: serde_json::Value =
-        serde_json::from_str(answer).unwrap_or_else(|_| panic!("JSON answer: {answer}"));
-    value["shard_id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("shard_id in {answer}"))
-        .to_string()
+    scenario::shard_of(answer).unwrap_or_else(|| panic!("shard_id in {answer}"))
 }
 
 pub fn get_json(agent: &ureq::Agent, url: &str) -> serde_json::Value {
@@ -61,18 +59,6 @@ pub fn get_json(agent: &ureq::Agent, url: &str) -> serde_json::Value {
         .read_to_string()
         .expect("body");
     serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON from {url}: {text}"))
-}
-
-/// The members of the queue set on one Redis server.
-pub fn queue_items(redis_address: &str) -> Vec<String> {
-    let client = redis::Client::open(format!("redis://{redis_address}/")).expect("redis url");
-    let mut conn = client.get_connection().expect("connect to redis");
-    let mut items: Vec<String> = redis::cmd("SMEMBERS")
-        .arg(QUEUE_KEY)
-        .query(&mut conn)
-        .expect("SMEMBERS");
-    items.sort();
-    items
 }
 
 /// `current` of a shard's size node.
@@ -123,24 +109,10 @@ pub fn holders(cluster: &LocalCluster, path: &str) -> Vec<usize> {
         .collect()
 }
 
-/// Peak resident memory of a process, in KiB (VmHWM).
-pub fn peak_rss_kib(pid: u32) -> u64 {
-    backpack_testkit::bench::load::memory_kib(pid, "VmHWM").expect("VmHWM")
-}
-
 /// Sum of every `node_failures` sample in a coordinator's /metrics.
-pub fn node_failures(coordinator_url: &str) -> f64 {
-    let text = client()
-        .get(coordinator_url)
-        .call()
-        .expect("GET /metrics")
-        .into_body()
-        .read_to_string()
-        .expect("metrics text");
-    text.lines()
-        .filter(|line| line.contains("node_failures") && !line.starts_with('#'))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+pub fn node_failures(metrics_url: &str) -> f64 {
+    let text = metrics::get_text(metrics_url).unwrap_or_else(|err| panic!("{err}"));
+    metrics::family_sum(&text, "backpack_coordinator_node_failures_total")
 }
 
 /// Sends one raw request and returns the answer's status line and body.
@@ -202,8 +174,8 @@ pub fn refuses_what_no_node_can_store(cluster: &LocalCluster, port: u16) {
         assert_eq!(cluster.node(node).file("/empty.jpg"), None);
         assert_eq!(cluster.node(node).file("/a%00b.jpg"), None);
     }
-    for redis in &cluster.redis {
-        let items = queue_items(&redis.address());
+    for server in 0..cluster.redis.len() {
+        let items = cluster.queue_items(server);
         assert!(
             items
                 .iter()
@@ -220,89 +192,113 @@ pub fn replicator(cluster: &LocalCluster, name: &str, args: &[&str]) -> ServerPr
         .expect("start a replicator")
 }
 
-/// True when the queue set is empty on every Redis server.
-pub fn queue_empty_everywhere(cluster: &LocalCluster) -> bool {
+/// Starts the coordinator `coordinator` on the cluster with `flags`, ready to serve.
+pub fn coordinator(cluster: &LocalCluster, flags: &[&str]) -> CoordinatorProcess {
     cluster
-        .redis
-        .iter()
-        .all(|redis| queue_items(&redis.address()).is_empty())
+        .start_coordinator("coordinator", flags)
+        .unwrap_or_else(|err| panic!("start a coordinator with {flags:?}: {err}"))
 }
 
-/// The body of `path`: its length and bytes follow from the path, so nothing is kept.
+/// The body of `path`, 1 KiB to 2 MiB: its length and bytes follow from the path, so
+/// nothing is kept.
 pub fn body_for(path: &str) -> Vec<u8> {
-    let mut state = path.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    });
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    // Log-uniform from 1 KiB to 2 MiB.
-    let exponent = 10.0 + (next() % 1000) as f64 / 1000.0 * 11.0;
-    let length = 2f64.powf(exponent) as usize;
-    (0..length).map(|_| next() as u8).collect()
+    scenario::body(path, PHOTOS)
 }
 
-/// Prometheus text read by the reference parser (Python's prometheus_client, from Debian):
-/// sample name and labels (`name{k=v}{k2=v2}`, labels sorted) -> value. Panics, with the
-/// text, when the parser refuses it.
-pub fn prometheus_samples(text: &str) -> std::collections::HashMap<String, f64> {
-    let script = r#"
-import sys, json
-from prometheus_client.parser import text_string_to_metric_families
-out = {}
-for family in text_string_to_metric_families(sys.stdin.read()):
-    for s in family.samples:
-        key = s.name + "".join("{%s=%s}" % kv for kv in sorted(s.labels.items()))
-        out[key] = s.value
-print(json.dumps(out))
-"#;
-    let mut python = std::process::Command::new("/usr/bin/python3")
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run /usr/bin/python3");
-    python
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write to the parser");
-    let output = python.wait_with_output().expect("the parser's answer");
+/// Uploads `n` files of `sizes` under `/<label>/` through `url`, each answered 200.
+pub fn upload_n(url: &str, n: usize, label: &str, sizes: BodySizes) -> Vec<Ack> {
+    scenario::upload_n(url, n, label, sizes)
+}
+
+/// Every acknowledged upload is byte-identical on every node of its shard.
+pub fn assert_replicated(cluster: &LocalCluster, acks: &[Ack]) {
+    let missing = scenario::checks::missing_copies(cluster, acks).expect("read shards-map");
     assert!(
-        output.status.success(),
-        "the Prometheus parser refused the text: {}\n{text}",
-        String::from_utf8_lossy(&output.stderr)
+        missing.is_empty(),
+        "{} copies missing or different: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
     );
-    serde_json::from_slice(&output.stdout).expect("the parser's JSON")
 }
 
-/// `<base>/metrics`, read by the reference parser.
-pub fn scrape_metrics(base: &str) -> std::collections::HashMap<String, f64> {
-    let text = client()
-        .get(&format!("{base}/metrics"))
-        .call()
-        .expect("GET /metrics")
-        .into_body()
-        .read_to_string()
-        .expect("the metrics text");
-    prometheus_samples(&text)
+/// `<base>/metrics`, read by the reference parser (Python's prometheus_client).
+pub fn scrape_metrics(base: &str) -> HashMap<String, f64> {
+    metrics::scrape(base).unwrap_or_else(|err| panic!("{err}"))
 }
 
-/// Adds `items` to the queue set on every Redis server, as pushed by hand.
-pub fn push_items(cluster: &LocalCluster, items: &[String]) {
-    for server in &cluster.redis {
-        let mut conn = redis::Client::open(format!("redis://{}/", server.address()))
-            .and_then(|c| c.get_connection())
-            .expect("connect to Redis");
-        let _: i64 = redis::cmd("SADD")
-            .arg(QUEUE_KEY)
-            .arg(items)
-            .query(&mut conn)
-            .expect("SADD");
+/// Three single-node shards; node 1 answers `delay` late (behind a proxy).
+pub fn cluster_with_a_slow_node(label: &str, delay: Duration) -> (LocalCluster, DelayProxy) {
+    let cluster = LocalCluster::start(bin(), label, 2, 3).unwrap();
+    let proxy = DelayProxy::start(cluster.node(1).port, delay).unwrap();
+    cluster
+        .admin("backpack-coordinator-add-server", &["1", &proxy.url()])
+        .unwrap();
+    for id in ["1", "2", "3"] {
+        cluster
+            .add_enabled_shard(id, &[id.parse().unwrap()], "10gb")
+            .unwrap();
+    }
+    (cluster, proxy)
+}
+
+/// Uploads from `n` threads at once; (shard, seconds) per upload.
+pub fn concurrent_uploads(url: &str, n: usize, prefix: &str) -> Vec<(String, f64)> {
+    let threads: Vec<_> = (0..n)
+        .map(|i| {
+            let url = format!("{url}/{prefix}/{i}");
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let (status, answer) = put(&client(), &url, b"green");
+                assert_eq!(status, 200, "{answer}");
+                (shard_of(&answer), started.elapsed().as_secs_f64())
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+/// What a daemon logged so far.
+pub fn log_of(process: &ServerProcess) -> String {
+    std::fs::read_to_string(process.log()).unwrap_or_default()
+}
+
+/// Waits until the queue is empty everywhere; how long that took. Panics after `within`,
+/// with the ends of `logs`.
+pub fn wait_until_drained(
+    cluster: &LocalCluster,
+    within: Duration,
+    logs: &[&ServerProcess],
+) -> Duration {
+    let started = Instant::now();
+    while !cluster.queue_is_empty() {
+        if started.elapsed() > within {
+            let tails: Vec<String> = logs
+                .iter()
+                .map(|p| {
+                    log_of(p)
+                        .lines()
+                        .rev()
+                        .take(8)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .collect();
+            panic!(
+                "queue not drained after {within:?}: {} left\n{}",
+                cluster.queue_items(1).len(),
+                tails.join("\n---\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    started.elapsed()
+}
+
+/// Waits until `done`, checking every 100 ms; panics with `what` after `within`.
+pub fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < within, "{what} within {within:?}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -1,28 +1,13 @@
 //! The read front that bp-nginx-gen writes, for tests that read through it.
-#![allow(dead_code)]
 
-use super::cluster::{bin, client};
-use backpack_testkit::{free_port, LocalCluster, NginxFront};
-use std::os::unix::process::CommandExt;
-use std::process::Command;
+use super::cluster::client;
+use backpack_testkit::{LocalCluster, NginxFront};
 
 /// The front bp-nginx-gen writes for the cluster, started on a free port.
 pub fn generated_front(cluster: &LocalCluster) -> NginxFront {
-    let port = free_port().unwrap();
-    let output = Command::new(bin())
-        .arg0("bp-nginx-gen")
-        .args([&cluster.zk(), &cluster.root, "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let config = cluster.sandbox.path().join("front.conf");
-    std::fs::write(&config, &output.stdout).unwrap();
-    NginxFront::start(&cluster.sandbox, "front", &config, port).unwrap()
+    cluster
+        .start_front("front")
+        .expect("start the generated front")
 }
 
 /// GET or HEAD through a front: status, Content-Length, body.

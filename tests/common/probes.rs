@@ -1,8 +1,6 @@
-//! Probes of a coordinator under hostile clients, shared by hostile.rs and
-//! slow_clients.rs.
-#![allow(dead_code)]
+//! Probes of a coordinator under hostile and slow clients.
 
-use crate::cluster::*;
+use super::cluster::*;
 use backpack_testkit::{CoordinatorProcess, LocalCluster};
 use std::time::Duration;
 
@@ -22,12 +20,12 @@ pub fn still_serves(coordinator: &CoordinatorProcess) {
 pub fn one_node_coordinator(label: &str, flags: &[&str]) -> (LocalCluster, CoordinatorProcess) {
     let cluster = LocalCluster::start(bin(), label, 1, 1).unwrap();
     cluster.add_enabled_shard("1", &[1], "1gb").unwrap();
-    let coordinator = cluster.start_coordinator("coordinator", flags).unwrap();
+    let coordinator = coordinator(&cluster, flags);
     (cluster, coordinator)
 }
 
 pub fn vm_rss_kib(pid: u32) -> u64 {
-    backpack_testkit::bench::load::memory_kib(pid, "VmRSS").expect("VmRSS")
+    backpack_testkit::measure::memory_kib(pid, "VmRSS").expect("VmRSS")
 }
 
 /// Files in the coordinator's directory other than its log (spool files would show here

@@ -1,7 +1,8 @@
 //! `bp-bench load ...` and `bp-bench matrix ...`.
 
-use super::load::{cpu_seconds, memory_kib, run, LoadSpec};
+use super::load::{run, LoadSpec};
 use super::matrix::{run_matrix, MatrixSpec};
+use crate::measure::{cpu_seconds, peak_rss_kib};
 use argh::FromArgs;
 use backpack::command::Command;
 use backpack::duration_arg::parse_duration;
@@ -303,7 +304,7 @@ impl Command for Bench {
                     println!(
                         "process {pid}: {:.3} ms CPU per request, peak RSS {} KiB",
                         cpu * 1000.0 / report.ok.max(1) as f64,
-                        memory_kib(pid, "VmHWM").unwrap_or(0)
+                        peak_rss_kib(pid)
                     );
                 }
                 Ok(())

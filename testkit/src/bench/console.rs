@@ -2,7 +2,7 @@
 //! takes to answer on a cluster of many shards, each request alone on a keep-alive
 //! connection.
 
-use super::scale::world::{create_size_nodes, servers_map, shards_map};
+use super::synthetic_cluster::{create_size_nodes, servers_map, shards_map};
 use crate::cluster::LocalCluster;
 use crate::free_port;
 use argh::FromArgs;

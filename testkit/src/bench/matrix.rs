@@ -4,9 +4,10 @@
 //! load generator's own CPU per request is printed too: when it nears the coordinator's,
 //! the client, not the coordinator, sets the pace.
 
-use super::load::{cpu_seconds, memory_kib, run, LoadReport, LoadSpec};
+use super::load::{run, LoadReport, LoadSpec};
 use super::turns::{slice_orders, write_back, Contender, Side, TurnLog};
-use crate::{LocalCluster, NginxProxy, NodeKind, QUEUE_KEY};
+use crate::measure::{cpu_seconds, peak_rss_kib, rss_kib};
+use crate::{CoordinatorProcess, LocalCluster, NginxProxy, NodeKind, QUEUE_KEY};
 use backpack::size::format_size;
 use std::io::Read;
 use std::path::Path;
@@ -102,197 +103,247 @@ fn cell(report: &LoadReport) -> String {
     )
 }
 
-pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
-    // First, so that a log that cannot be written stops the run before it starts.
-    let mut turn_log = TurnLog::create(spec.turn_log.as_deref())?;
-    let (nodes, kind) = if spec.sink {
-        (
-            "sink nodes (nginx answers 201, discards the body)",
-            NodeKind::Sink,
-        )
-    } else {
-        ("nginx WebDAV nodes (real files)", NodeKind::WebDav)
-    };
-    eprintln!(
-        "starting a local cluster: two {nodes}, one shard of both, two Redis, one coordinator..."
-    );
-    let cluster = LocalCluster::start_with(bin, "bench", 2, 2, kind).map_err(|e| e.to_string())?;
-    cluster
-        .add_enabled_shard("1", &[1, 2], "100tb")
-        .map_err(|e| e.to_string())?;
-    let (mut first, coordinator) =
-        Contender::start(&cluster, bin, "coordinator", &spec.coordinator_flags)?;
-    let pid = first.pid;
-    // `$BACKPACK_VERSUS_BIN`: the second coordinator is another build (an A/B of builds).
-    let versus_bin = std::env::var_os("BACKPACK_VERSUS_BIN").map(std::path::PathBuf::from);
-    let mut second = match &spec.versus {
-        Some(flags) => Some(Contender::start(
-            &cluster,
-            versus_bin.as_deref().unwrap_or(bin),
-            "coordinator-b",
-            flags,
-        )?),
-        None => None,
-    };
-    let mut versus_rows = Vec::new();
-    std::thread::sleep(Duration::from_millis(500));
-    let idle_rss = memory_kib(pid, "VmRSS").unwrap_or(0);
-    let direct: Vec<String> = cluster.nodes.iter().map(|n| n.url()).collect();
-    // With sink nodes, the limit of one proxy hop: nginx proxying to the same nodes.
-    let proxy = if spec.sink {
-        let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
-        Some(
-            NginxProxy::start(&cluster.sandbox, "nginx-proxy", &ports)
-                .map_err(|e| e.to_string())?,
-        )
-    } else {
-        None
-    };
-    let proxied: Vec<String> = proxy.iter().map(NginxProxy::url).collect();
-    let mut big_line = String::new();
-    if spec.big_upload > 0 {
-        let direct_time = one_upload(&format!("{}/big-direct", direct[0]), spec.big_upload)?;
-        clean(&cluster);
-        let through_time = one_upload(&coordinator.url("/big-through"), spec.big_upload)?;
-        clean(&cluster);
+/// The matrix's cluster and contenders, and what a cell's turns add up to.
+struct MatrixRun<'a> {
+    spec: &'a MatrixSpec,
+    /// The first coordinator, and the second one when it takes turns with it.
+    first: Contender,
+    second: Option<Contender>,
+    direct: Vec<String>,
+    /// With sink nodes, nginx proxying to the same nodes: the limit of one proxy hop.
+    proxy: Option<NginxProxy>,
+    turn_log: TurnLog,
+    versus_rows: Vec<String>,
+    /// The coordinators' processes, which stop when dropped.
+    _coordinators: Vec<CoordinatorProcess>,
+    // Dropped last: its servers stop after the coordinators and the proxy.
+    cluster: LocalCluster,
+}
+
+impl<'a> MatrixRun<'a> {
+    fn start(bin: &Path, spec: &'a MatrixSpec) -> Result<(MatrixRun<'a>, &'static str), String> {
+        // First, so that a log that cannot be written stops the run before it starts.
+        let turn_log = TurnLog::create(spec.turn_log.as_deref())?;
+        let (nodes, kind) = if spec.sink {
+            (
+                "sink nodes (nginx answers 201, discards the body)",
+                NodeKind::Sink,
+            )
+        } else {
+            ("nginx WebDAV nodes (real files)", NodeKind::WebDav)
+        };
+        eprintln!(
+            "starting a local cluster: two {nodes}, one shard of both, two Redis, one coordinator..."
+        );
+        let cluster =
+            LocalCluster::start_with(bin, "bench", 2, 2, kind).map_err(|e| e.to_string())?;
+        cluster
+            .add_enabled_shard("1", &[1, 2], "100tb")
+            .map_err(|e| e.to_string())?;
+        let (first, process) =
+            Contender::start(&cluster, bin, "coordinator", &spec.coordinator_flags)?;
+        let mut coordinators = vec![process];
+        // `$BACKPACK_VERSUS_BIN`: the second coordinator is another build (an A/B of builds).
+        let versus_bin = std::env::var_os("BACKPACK_VERSUS_BIN").map(std::path::PathBuf::from);
+        let second = match &spec.versus {
+            Some(flags) => {
+                let (contender, process) = Contender::start(
+                    &cluster,
+                    versus_bin.as_deref().unwrap_or(bin),
+                    "coordinator-b",
+                    flags,
+                )?;
+                coordinators.push(process);
+                Some(contender)
+            }
+            None => None,
+        };
+        let direct: Vec<String> = cluster.nodes.iter().map(|n| n.url()).collect();
+        let proxy = match spec.sink {
+            true => {
+                let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
+                Some(
+                    NginxProxy::start(&cluster.sandbox, "nginx-proxy", &ports)
+                        .map_err(|e| e.to_string())?,
+                )
+            }
+            false => None,
+        };
+        let run = MatrixRun {
+            spec,
+            cluster,
+            first,
+            second,
+            direct,
+            proxy,
+            turn_log,
+            versus_rows: Vec::new(),
+            _coordinators: coordinators,
+        };
+        Ok((run, nodes))
+    }
+
+    /// One upload of `--big-upload` bytes direct and through the coordinator, as a line.
+    fn big_upload(&self) -> Result<String, String> {
+        let size = self.spec.big_upload;
+        let direct_time = one_upload(&format!("{}/big-direct", self.direct[0]), size)?;
+        clean(&self.cluster);
+        let through_time = one_upload(&format!("{}/big-through", self.first.url[0]), size)?;
+        clean(&self.cluster);
         // First, so that the peak RSS so far is this upload's.
-        big_line = format!(
+        Ok(format!(
             "one {} upload: direct {:.2}s, through the coordinator {:.2}s ({:.2}x); coordinator peak RSS {:.1} MiB",
-            format_size(spec.big_upload),
+            format_size(size),
             direct_time.as_secs_f64(),
             through_time.as_secs_f64(),
             through_time.as_secs_f64() / direct_time.as_secs_f64().max(1e-9),
-            memory_kib(pid, "VmHWM").unwrap_or(0) as f64 / 1024.0
-        );
+            peak_rss_kib(self.first.pid) as f64 / 1024.0
+        ))
     }
 
-    println!(
-        "\n{nodes}; closed loop, {}s per cell, unique paths\n",
-        spec.duration.as_secs_f64()
-    );
-    if proxy.is_some() {
-        println!("| size | c | direct rps | p50 ms | p99 ms | nginx proxy rps | p50 ms | p99 ms | coordinator rps | p50 ms | p99 ms | ratio to direct | ratio to proxy | p99 over proxy's | coordinator CPU ms/upload | load generator CPU ms/request |");
-        println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    } else {
-        println!("| size | c | direct rps | p50 ms | p99 ms | coordinator rps | p50 ms | p99 ms | ratio | coordinator CPU ms/upload | load generator CPU ms/request |");
-        println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    fn print_header(&self) {
+        if self.proxy.is_some() {
+            println!("| size | c | direct rps | p50 ms | p99 ms | nginx proxy rps | p50 ms | p99 ms | coordinator rps | p50 ms | p99 ms | ratio to direct | ratio to proxy | p99 over proxy's | coordinator CPU ms/upload | load generator CPU ms/request |");
+            println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        } else {
+            println!("| size | c | direct rps | p50 ms | p99 ms | coordinator rps | p50 ms | p99 ms | ratio | coordinator CPU ms/upload | load generator CPU ms/request |");
+            println!(
+                "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            );
+        }
     }
-    for &size in &spec.sizes {
-        for &concurrency in &spec.concurrencies {
-            let load = |targets: &Vec<String>, prefix: String| LoadSpec {
-                targets: targets.clone(),
-                body_size: size as usize,
-                concurrency,
-                rate: None,
-                duration: spec.duration / spec.turns,
-                max_requests: (spec.cap_bytes / size.max(1) / spec.turns as u64).max(1),
-                prefix,
-            };
-            // Direct and coordinator take turns, so that both meet the nodes' disk in the
-            // same state. Run one after the other, the second was up to 5x slower with
-            // WebDAV nodes on ext4: after a cell's files are deleted, creating files scans
-            // past the recently deleted inodes (`recently_deleted` and `find_inode_bit`
-            // led the nodes' profile), so whichever phase followed a deletion paid for it.
-            // The order of the turns and the disk between them: `turns`.
-            let (mut d, mut p) = (LoadReport::default(), LoadReport::default());
-            first.reset();
-            let mut client_cpu = 0.0;
-            let me = std::process::id();
-            let mut sides = vec![Side::Direct];
-            if !proxied.is_empty() {
-                sides.push(Side::Proxy);
-            }
-            sides.push(Side::First);
-            if second.is_some() {
-                sides.push(Side::Second);
-            }
-            let size_name = format_size(size);
-            let this_cell = (size_name.as_str(), concurrency);
-            let node_turn = |report: &LoadReport| (report.rps(), None, report.ok);
-            for (slice, sides) in slice_orders(&sides, spec.turns).into_iter().enumerate() {
-                for side in sides {
-                    write_back();
-                    match side {
-                        Side::Direct => {
-                            let report = run(&load(&direct, format!("direct-{slice}")))?;
-                            turn_log.record(this_cell, slice, "direct", node_turn(&report));
-                            d.merge(report);
-                        }
-                        Side::Proxy => {
-                            let report = run(&load(&proxied, format!("proxy-{slice}")))?;
-                            turn_log.record(this_cell, slice, "proxy", node_turn(&report));
-                            p.merge(report);
-                        }
-                        Side::First => {
-                            let client_before = cpu_seconds(me).unwrap_or(0.0);
+
+    /// One cell: every side takes its turns, then the cell's row is printed (and the
+    /// versus table's row kept for the end).
+    fn cell(&mut self, size: u64, concurrency: usize) -> Result<(), String> {
+        let spec = self.spec;
+        let load = |targets: &Vec<String>, prefix: String| LoadSpec {
+            targets: targets.clone(),
+            body_size: size as usize,
+            concurrency,
+            rate: None,
+            duration: spec.duration / spec.turns,
+            max_requests: (spec.cap_bytes / size.max(1) / spec.turns as u64).max(1),
+            prefix,
+        };
+        // Direct and coordinator take turns, so that both meet the nodes' disk in the
+        // same state. Run one after the other, the second was up to 5x slower with
+        // WebDAV nodes on ext4: after a cell's files are deleted, creating files scans
+        // past the recently deleted inodes (`recently_deleted` and `find_inode_bit`
+        // led the nodes' profile), so whichever phase followed a deletion paid for it.
+        // The order of the turns and the disk between them: `turns`.
+        let (mut d, mut p) = (LoadReport::default(), LoadReport::default());
+        self.first.reset();
+        let mut client_cpu = 0.0;
+        let me = std::process::id();
+        let proxied: Vec<String> = self.proxy.iter().map(NginxProxy::url).collect();
+        let mut sides = vec![Side::Direct];
+        if !proxied.is_empty() {
+            sides.push(Side::Proxy);
+        }
+        sides.push(Side::First);
+        if self.second.is_some() {
+            sides.push(Side::Second);
+        }
+        let size_name = format_size(size);
+        let this_cell = (size_name.as_str(), concurrency);
+        let node_turn = |report: &LoadReport| (report.rps(), None, report.ok);
+        for (slice, sides) in slice_orders(&sides, spec.turns).into_iter().enumerate() {
+            for side in sides {
+                write_back();
+                match side {
+                    Side::Direct => {
+                        let report = run(&load(&self.direct, format!("direct-{slice}")))?;
+                        self.turn_log
+                            .record(this_cell, slice, "direct", node_turn(&report));
+                        d.merge(report);
+                    }
+                    Side::Proxy => {
+                        let report = run(&load(&proxied, format!("proxy-{slice}")))?;
+                        self.turn_log
+                            .record(this_cell, slice, "proxy", node_turn(&report));
+                        p.merge(report);
+                    }
+                    Side::First => {
+                        let client_before = cpu_seconds(me).unwrap_or(0.0);
+                        let url = self.first.url.clone();
+                        let (rps, cpu_ms, uploads) = self
+                            .first
+                            .turn(load(&url, format!("coordinator-{slice}")))?;
+                        client_cpu += cpu_seconds(me).unwrap_or(0.0) - client_before;
+                        self.turn_log
+                            .record(this_cell, slice, "A", (rps, Some(cpu_ms), uploads));
+                    }
+                    Side::Second => {
+                        if let Some(other) = &mut self.second {
+                            let url = other.url.clone();
                             let (rps, cpu_ms, uploads) =
-                                first.turn(load(&first.url, format!("coordinator-{slice}")))?;
-                            client_cpu += cpu_seconds(me).unwrap_or(0.0) - client_before;
-                            turn_log.record(this_cell, slice, "A", (rps, Some(cpu_ms), uploads));
-                        }
-                        Side::Second => {
-                            if let Some((other, _)) = &mut second {
-                                let (rps, cpu_ms, uploads) = other
-                                    .turn(load(&other.url, format!("coordinator-b-{slice}")))?;
-                                turn_log.record(
-                                    this_cell,
-                                    slice,
-                                    "B",
-                                    (rps, Some(cpu_ms), uploads),
-                                );
-                            }
+                                other.turn(load(&url, format!("coordinator-b-{slice}")))?;
+                            self.turn_log.record(
+                                this_cell,
+                                slice,
+                                "B",
+                                (rps, Some(cpu_ms), uploads),
+                            );
                         }
                     }
                 }
             }
-            clean(&cluster);
-            let c = &first.report;
-            let ratio = c.rps() / d.rps().max(1e-9);
-            let cpu_ms = first.cpu_ms();
-            if let Some((other, _)) = &mut second {
-                let (rps_ratio, cpu_ratio) = first.paired_ratios(other);
-                versus_rows.push(format!(
-                    "| {} | {concurrency} | {} | {} | {} | {:.2}x | {:.3} | {:.3} | {} |",
-                    size_name,
-                    cell(c),
-                    cell(&other.report),
-                    rps_ratio.as_ratio(),
-                    other.report.percentile_ms(0.99) / c.percentile_ms(0.99).max(1e-9),
-                    first.median_cpu_ms(),
-                    other.median_cpu_ms(),
-                    cpu_ratio.as_ratio()
-                ));
-                other.reset();
-            }
-            let client_ms = client_cpu * 1000.0 / (c.requests.max(1) as f64);
-            if proxied.is_empty() {
-                println!(
-                    "| {} | {concurrency} | {} | {} | {ratio:.2}x | {cpu_ms:.3} | {client_ms:.3} |",
-                    size_name,
-                    cell(&d),
-                    cell(c)
-                );
-            } else {
-                println!(
-                    "| {} | {concurrency} | {} | {} | {} | {ratio:.2}x | {:.2}x | {:.2}x | {cpu_ms:.3} | {client_ms:.3} |",
-                    size_name,
-                    cell(&d),
-                    cell(&p),
-                    cell(c),
-                    c.rps() / p.rps().max(1e-9),
-                    c.percentile_ms(0.99) / p.percentile_ms(0.99).max(1e-9)
-                );
-            }
         }
+        clean(&self.cluster);
+        let first = &self.first;
+        let c = &first.report;
+        let ratio = c.rps() / d.rps().max(1e-9);
+        let cpu_ms = first.cpu_ms();
+        if let Some(other) = &mut self.second {
+            let (rps_ratio, cpu_ratio) = first.paired_ratios(other);
+            self.versus_rows.push(format!(
+                "| {} | {concurrency} | {} | {} | {} | {:.2}x | {:.3} | {:.3} | {} |",
+                size_name,
+                cell(c),
+                cell(&other.report),
+                rps_ratio.as_ratio(),
+                other.report.percentile_ms(0.99) / c.percentile_ms(0.99).max(1e-9),
+                first.median_cpu_ms(),
+                other.median_cpu_ms(),
+                cpu_ratio.as_ratio()
+            ));
+            other.reset();
+        }
+        let client_ms = client_cpu * 1000.0 / (c.requests.max(1) as f64);
+        if proxied.is_empty() {
+            println!(
+                "| {} | {concurrency} | {} | {} | {ratio:.2}x | {cpu_ms:.3} | {client_ms:.3} |",
+                size_name,
+                cell(&d),
+                cell(c)
+            );
+        } else {
+            println!(
+                "| {} | {concurrency} | {} | {} | {} | {ratio:.2}x | {:.2}x | {:.2}x | {cpu_ms:.3} | {client_ms:.3} |",
+                size_name,
+                cell(&d),
+                cell(&p),
+                cell(c),
+                c.rps() / p.rps().max(1e-9),
+                c.percentile_ms(0.99) / p.percentile_ms(0.99).max(1e-9)
+            );
+        }
+        Ok(())
     }
-    if let (Some(flags), false) = (&spec.versus, versus_rows.is_empty()) {
+
+    /// The table of coordinator A against coordinator B, when B took turns.
+    fn print_versus(&self) {
+        let (Some(flags), false) = (&self.spec.versus, self.versus_rows.is_empty()) else {
+            return;
+        };
         let name = |flags: &[String]| match flags.join(" ") {
             none if none.is_empty() => "default flags".to_string(),
             some => format!("`{some}`"),
         };
         println!(
             "\nsame run, taking turns: coordinator A ({}) against coordinator B ({})\n",
-            name(&spec.coordinator_flags),
+            name(&self.spec.coordinator_flags),
             name(flags)
         );
         println!("B/A rps and B/A CPU: the medians of the slices' ratios (a slice has one turn of each), with the range that holds the true median with 95 % confidence (sign test; six slices or more); CPU ms/upload: the median of the turns\n");
@@ -300,17 +351,39 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
         println!(
             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         );
-        for row in versus_rows {
+        for row in &self.versus_rows {
             println!("{row}");
         }
     }
+}
+
+pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
+    let (mut matrix, nodes) = MatrixRun::start(bin, spec)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = matrix.first.pid;
+    let idle_rss = rss_kib(pid);
+    let big_line = match spec.big_upload > 0 {
+        true => matrix.big_upload()?,
+        false => String::new(),
+    };
+    println!(
+        "\n{nodes}; closed loop, {}s per cell, unique paths\n",
+        spec.duration.as_secs_f64()
+    );
+    matrix.print_header();
+    for &size in &spec.sizes {
+        for &concurrency in &spec.concurrencies {
+            matrix.cell(size, concurrency)?;
+        }
+    }
+    matrix.print_versus();
     if !big_line.is_empty() {
         println!("\n{big_line}");
     }
     println!(
         "coordinator RSS: idle {:.1} MiB, peak over the run {:.1} MiB",
         idle_rss as f64 / 1024.0,
-        memory_kib(pid, "VmHWM").unwrap_or(0) as f64 / 1024.0
+        peak_rss_kib(pid) as f64 / 1024.0
     );
     Ok(())
 }

@@ -16,5 +16,6 @@ mod matrix;
 mod replication;
 pub mod scale;
 mod slow_node;
+mod synthetic_cluster;
 mod turns;
 mod wakeups;

@@ -7,8 +7,9 @@
 //! how long the queue then took to drain, and the replicators' CPU per copy. Each upload
 //! queues exactly one item (shards of two nodes), so copies = uploads acknowledged.
 
-use super::load::{cpu_seconds, run, LoadReport, LoadSpec};
+use super::load::{run, LoadReport, LoadSpec};
 use super::turns::median;
+use crate::measure::cpu_seconds;
 use crate::{LocalCluster, NodeKind, ServerProcess, QUEUE_KEY};
 use backpack::size::format_size;
 use std::collections::BTreeMap;

@@ -8,7 +8,8 @@
 //! over a round of slices, every side runs right after every other side once, and never
 //! right after itself (`slice_orders`).
 
-use super::load::{cpu_seconds, run, LoadReport, LoadSpec};
+use super::load::{run, LoadReport, LoadSpec};
+use crate::measure::cpu_seconds;
 use crate::LocalCluster;
 use std::path::Path;
 

@@ -9,15 +9,17 @@
 //! whether every placed byte is in the size nodes after a final flush, and (with `--fill`)
 //! how far shards overflow when the whole cluster fills up.
 
+use crate::metrics::{get_text, sample};
 use backpack::cluster::sync::SizeAccounting;
 use backpack::zk::{counts, ZkCounts};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+mod fill;
 mod generator;
 mod report;
 mod sim;
-pub(crate) mod world;
+mod world;
 
 use generator::Generator;
 pub use report::ScaleReport;
@@ -87,7 +89,7 @@ pub fn run_scale(bin: &Path, spec: &ScaleSpec) -> Result<ScaleReport, String> {
     report.grown = world.total_current()?.saturating_sub(world.initial_total);
 
     if spec.fill {
-        let (fill, after) = world.fill(spec, sims)?;
+        let (fill, after) = fill::fill(&world, spec, sims)?;
         report.fill = Some(fill);
         sims = after;
     }
@@ -121,8 +123,10 @@ impl Readings {
             .real
             .iter()
             .map(|coordinator| {
-                let text = world::get(&coordinator.url("/metrics"))?;
-                let metric = |name: &str| world::sample(&text, name).unwrap_or(0.0);
+                let text = get_text(&coordinator.url("/metrics"))?;
+                let metric = |name: &str| {
+                    sample(&text, &format!("backpack_coordinator_{name}")).unwrap_or(0.0)
+                };
                 let pid = coordinator
                     .process
                     .pid()
@@ -134,11 +138,11 @@ impl Readings {
                         watch_events: metric("zookeeper_watch_events_total") as u64,
                     },
                     snapshots: metric("configuration_snapshots_total"),
-                    cpu: super::load::cpu_seconds(pid).unwrap_or(0.0),
+                    cpu: crate::measure::cpu_seconds(pid).unwrap_or(0.0),
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
-        let cpu = |pid: Option<u32>| pid.and_then(super::load::cpu_seconds).unwrap_or(0.0);
+        let cpu = |pid: Option<u32>| pid.and_then(crate::measure::cpu_seconds).unwrap_or(0.0);
         Ok(Readings {
             at: Instant::now(),
             simulated: counts(),

@@ -1,25 +1,9 @@
 //! What `bp-bench scale` measured, and how it prints.
 
+use super::fill::Fill;
 use super::world::World;
 use super::{Readings, ScaleSpec};
-use crate::cluster::CoordinatorProcess;
 use backpack::zk::ZkCounts;
-
-/// The fill phase's outcome.
-#[derive(Debug, Clone)]
-pub struct Fill {
-    /// Bytes each shard had left when the phase began.
-    pub room_per_shard: u64,
-    /// Largest overflow past capacity, bytes.
-    pub max_overflow_bytes: u64,
-    /// Largest and mean overflow past capacity, as a share of capacity.
-    pub max_overflow: f64,
-    pub mean_overflow: f64,
-    /// Shards that ended past their capacity.
-    pub full_shards: usize,
-    /// Simulated uploads refused for want of a writable shard.
-    pub refused: u64,
-}
 
 /// One real coordinator over the steady window.
 #[derive(Debug, Clone, Default)]
@@ -55,15 +39,6 @@ pub struct ScaleReport {
     pub placed: u64,
     pub grown: u64,
     pub fill: Option<Fill>,
-}
-
-/// A real coordinator's RSS, KiB.
-pub fn rss_kib(coordinator: &CoordinatorProcess) -> u64 {
-    coordinator
-        .process
-        .pid()
-        .and_then(|pid| super::super::load::memory_kib(pid, "VmRSS"))
-        .unwrap_or(0)
 }
 
 impl ScaleReport {

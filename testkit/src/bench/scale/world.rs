@@ -1,15 +1,16 @@
 //! The cluster `bp-bench scale` runs against: a real ZooKeeper holding thousands of shards
-//! and nodes, two real coordinators, and the simulated ones.
+//! and nodes, two real coordinators, and the simulated ones; reading its sizes and timing
+//! a shard toggle.
 
-use super::generator::Generator;
-use super::report::Fill;
 use super::sim::SimCoordinator;
 use super::ScaleSpec;
+use crate::bench::synthetic_cluster::{create_size_nodes, servers_map, shards_map};
 use crate::cluster::{CoordinatorProcess, LocalCluster};
 use crate::free_port;
-use backpack::zk::NodeKind;
+use crate::measure::rss_kib;
+use crate::metrics::get_text;
 use backpack::zk_state::ZkState;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -18,7 +19,7 @@ pub struct World {
     pub zk: String,
     pub root: String,
     pub shards: usize,
-    capacity: u64,
+    pub capacity: u64,
     /// The benchmark's own session, for admin edits and reading sizes.
     store: ZkState,
     pub real: Vec<CoordinatorProcess>,
@@ -82,7 +83,12 @@ impl World {
             start_seconds = start_seconds.max(started.elapsed().as_secs_f64());
             real.push(coordinator);
         }
-        let start_rss_kib = real.iter().map(super::report::rss_kib).max().unwrap_or(0);
+        let start_rss_kib = real
+            .iter()
+            .filter_map(|c| c.process.pid())
+            .map(rss_kib)
+            .max()
+            .unwrap_or(0);
 
         let simulated = spec.coordinators.saturating_sub(2);
         eprintln!("starting {simulated} simulated coordinators...");
@@ -123,7 +129,7 @@ impl World {
         std::mem::take(&mut *self.sims.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    fn put_sims(&self, sims: Vec<SimCoordinator>) {
+    pub fn put_sims(&self, sims: Vec<SimCoordinator>) {
         *self.sims.lock().unwrap_or_else(|p| p.into_inner()) = sims;
     }
 
@@ -134,7 +140,7 @@ impl World {
 
     /// Every shard's `current`, in one pipelined batch (no watches), so the total is
     /// close to one moment's.
-    fn currents(&self) -> Result<Vec<u64>, String> {
+    pub fn currents(&self) -> Result<Vec<u64>, String> {
         let paths: Vec<String> = (1..=self.shards)
             .map(|id| self.store.paths().shard_size(&id.to_string()))
             .collect();
@@ -154,6 +160,20 @@ impl World {
                     .map_err(|e| e.to_string())
             })
             .collect()
+    }
+
+    /// Sets every shard's size node to `current` of the world's capacity.
+    pub fn set_every_current(&self, current: u64) -> Result<(), String> {
+        for id in 1..=self.shards {
+            let path = self.store.paths().shard_size(&id.to_string());
+            self.store
+                .update(&path, |doc| {
+                    *doc = json!({"capacity": self.capacity, "current": current});
+                    Ok(())
+                })
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 
     pub fn total_current(&self) -> Result<u64, String> {
@@ -188,65 +208,12 @@ impl World {
         }
         Ok(latencies)
     }
-
-    /// The fill phase: every shard is set to leave room for about half a run of uploads,
-    /// the simulated coordinators place uploads for a whole run, then everything is
-    /// flushed and each shard's overflow past its capacity measured.
-    pub fn fill(
-        &self,
-        spec: &ScaleSpec,
-        mut sims: Vec<SimCoordinator>,
-    ) -> Result<(Fill, Vec<SimCoordinator>), String> {
-        let room = (spec.rate * spec.size as f64 * spec.duration.as_secs_f64()
-            / 2.0
-            / self.shards as f64) as u64;
-        let current = self.capacity.saturating_sub(room);
-        for id in 1..=self.shards {
-            let path = self.store.paths().shard_size(&id.to_string());
-            self.store
-                .update(&path, |doc| {
-                    *doc = json!({"capacity": self.capacity, "current": current});
-                    Ok(())
-                })
-                .map_err(|e| e.to_string())?;
-        }
-        // Let every coordinator see the new sizes before uploads start.
-        std::thread::sleep(spec.sizes.refresh_every * 2 + Duration::from_secs(1));
-        for sim in sims.iter_mut() {
-            sim.refused = 0;
-        }
-        self.put_sims(sims);
-        let generator = Generator::start(self, spec.rate, spec.size, 0.0);
-        std::thread::sleep(spec.duration);
-        let (mut sims, _) = generator.stop();
-        for sim in sims.iter_mut() {
-            sim.flush_all()?;
-        }
-        let over_bytes: Vec<u64> = self
-            .currents()?
-            .iter()
-            .map(|&used| used.saturating_sub(self.capacity))
-            .collect();
-        let over: Vec<f64> = over_bytes
-            .iter()
-            .map(|&bytes| bytes as f64 / self.capacity as f64)
-            .collect();
-        let fill = Fill {
-            room_per_shard: room,
-            max_overflow_bytes: over_bytes.iter().copied().max().unwrap_or(0),
-            max_overflow: over.iter().copied().fold(0.0, f64::max),
-            mean_overflow: over.iter().sum::<f64>() / over.len().max(1) as f64,
-            full_shards: over.iter().filter(|&&o| o > 0.0).count(),
-            refused: sims.iter().map(|s| s.refused).sum(),
-        };
-        Ok((fill, sims))
-    }
 }
 
 fn wait_for_writable(coordinator: &CoordinatorProcess, want: usize) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let stats = get(&coordinator.url("/stats"))?;
+        let stats = get_text(&coordinator.url("/stats"))?;
         let doc: Value = serde_json::from_str(&stats).map_err(|e| e.to_string())?;
         if doc["writable_shards"].as_u64() == Some(want as u64) {
             return Ok(());
@@ -256,63 +223,4 @@ fn wait_for_writable(coordinator: &CoordinatorProcess, want: usize) -> Result<()
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-/// GET `url`, the body as text.
-pub fn get(url: &str) -> Result<String, String> {
-    ureq::get(url)
-        .call()
-        .map_err(|e| format!("GET {url}: {e}"))?
-        .body_mut()
-        .read_to_string()
-        .map_err(|e| format!("GET {url}: {e}"))
-}
-
-/// The value of the sample `backpack_coordinator_<name>` in a Prometheus text.
-pub fn sample(text: &str, name: &str) -> Option<f64> {
-    let name = format!("backpack_coordinator_{name} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&name))
-        .and_then(|value| value.trim().parse().ok())
-}
-
-pub(crate) fn servers_map(nodes: usize, port: u16) -> Value {
-    let mut map = Map::new();
-    for id in 1..=nodes {
-        map.insert(
-            id.to_string(),
-            json!({"host": "127.0.0.1", "port": port.to_string()}),
-        );
-    }
-    Value::Object(map)
-}
-
-pub(crate) fn shards_map(shards: usize) -> Value {
-    let mut map = Map::new();
-    for id in 1..=shards {
-        let nodes = [(2 * id - 1).to_string(), (2 * id).to_string()];
-        map.insert(id.to_string(), json!({ "nodes": nodes }));
-    }
-    Value::Object(map)
-}
-
-/// Creates the size nodes, a few hundred per transaction.
-pub(crate) fn create_size_nodes(
-    store: &ZkState,
-    shards: usize,
-    capacity: u64,
-    current: u64,
-) -> Result<(), String> {
-    let doc = json!({"capacity": capacity, "current": current}).to_string();
-    let paths: Vec<String> = (1..=shards)
-        .map(|id| store.paths().shard_size(&id.to_string()))
-        .collect();
-    for chunk in paths.chunks(200) {
-        store
-            .session()
-            .create_all(chunk, doc.as_bytes(), NodeKind::Persistent)
-            .map_err(|err| err.to_string())?
-            .map_err(|at| format!("{} exists already", chunk[at]))?;
-    }
-    Ok(())
 }

@@ -1,18 +1,17 @@
 //! ZooKeeper going away and coming back, under upload load: uploads go on, nothing is
 //! lost, changes made meanwhile are seen, and waiting costs no CPU.
 
-#[path = "common/cluster.rs"]
-mod cluster;
+mod common;
 
 use backpack_testkit::{CoordinatorProcess, LocalCluster};
-use cluster::*;
+use common::cluster::*;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn cpu_seconds(pid: u32) -> f64 {
-    backpack_testkit::bench::load::cpu_seconds(pid).expect("the coordinator's /proc/<pid>/stat")
+    backpack_testkit::measure::cpu_seconds(pid).expect("the coordinator's /proc/<pid>/stat")
 }
 
 /// Uploads in the background until stopped; records the bytes acknowledged per shard.
@@ -235,9 +234,7 @@ fn an_expired_session_is_replaced() {
 #[test]
 fn a_change_made_as_zookeeper_returns_is_seen() {
     let mut cluster = example_cluster("zk-restart");
-    let coordinator = cluster
-        .start_coordinator("coordinator", &["--zk-timeout", "1s"])
-        .unwrap();
+    let coordinator = coordinator(&cluster, &["--zk-timeout", "1s"]);
     // The change lands before the coordinator has reconnected, then after.
     for (round, (shard, settle)) in [("1", Duration::ZERO), ("2", Duration::from_secs(3))]
         .into_iter()

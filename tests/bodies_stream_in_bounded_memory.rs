@@ -1,10 +1,11 @@
 //! Bodies and connections through a coordinator: a 200 MiB upload in bounded memory,
-//! keep-alive and pipelining, and the status code of every kind of answer.
+//! concurrent bodies within `--memory-budget`, keep-alive and pipelining, and the status
+//! code of every kind of answer.
 
-#[path = "common/cluster.rs"]
-mod cluster;
+mod common;
 
-use cluster::*;
+use backpack_testkit::{DelayProxy, LocalCluster};
+use common::cluster::*;
 use std::io::Write;
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ impl std::io::Read for Pattern {
 #[test]
 fn a_200_mib_upload_keeps_memory_bounded() {
     let mut cluster = example_cluster("big-upload");
-    let coordinator = cluster.start_coordinator("coordinator", &[]).unwrap();
+    let coordinator = coordinator(&cluster, &[]);
     let size: u64 = 200 << 20;
     let response = client()
         .put(&coordinator.url("/big/200m.bin"))
@@ -36,7 +37,7 @@ fn a_200_mib_upload_keeps_memory_bounded() {
         .send(ureq::SendBody::from_owned_reader(Pattern { left: size }))
         .unwrap();
     assert_eq!(response.status().as_u16(), 200);
-    let peak = peak_rss_kib(coordinator.process.pid().unwrap());
+    let peak = backpack_testkit::measure::peak_rss_kib(coordinator.process.pid().unwrap());
     eprintln!("200 MiB upload: coordinator peak RSS {peak} KiB");
     assert!(peak < 64 * 1024, "coordinator peak RSS {peak} KiB");
     let held = holders(&cluster, "/big/200m.bin");
@@ -78,7 +79,7 @@ fn a_200_mib_upload_keeps_memory_bounded() {
 #[test]
 fn keep_alive_and_pipelining() {
     let cluster = example_cluster("keep-alive");
-    let coordinator = cluster.start_coordinator("coordinator", &[]).unwrap();
+    let coordinator = coordinator(&cluster, &[]);
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", coordinator.port)).unwrap();
     for i in 0..20 {
         let request = format!("PUT /ka/{i} HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
@@ -127,9 +128,7 @@ fn read_one_response(stream: &mut std::net::TcpStream) -> String {
 #[test]
 fn answers_have_honest_codes() {
     let cluster = example_cluster("answers");
-    let coordinator = cluster
-        .start_coordinator("coordinator", &["--max-body", "1kb"])
-        .unwrap();
+    let coordinator = coordinator(&cluster, &["--max-body", "1kb"]);
     let port = coordinator.port;
     let ask = |request: &str| raw_exchange(port, request.as_bytes(), Duration::from_millis(500));
     let cases = [
@@ -200,4 +199,44 @@ fn answers_have_honest_codes() {
         (status, answer.as_str()),
         (503, "{\"error\":\"no writable shard\"}\n")
     );
+}
+
+/// Concurrent uploads hold no more body bytes in memory than --memory-budget; the rest
+/// are spooled, and every one is stored.
+#[test]
+fn bodies_in_memory_stay_within_the_budget() {
+    let cluster = LocalCluster::start(bin(), "memory-budget", 1, 1).unwrap();
+    let proxy = DelayProxy::start(cluster.node(1).port, Duration::from_millis(1500)).unwrap();
+    cluster
+        .admin("backpack-coordinator-add-server", &["1", &proxy.url()])
+        .unwrap();
+    cluster.add_enabled_shard("1", &[1], "10gb").unwrap();
+    let coordinator = coordinator(&cluster, &["--memory-budget", "2mb"]);
+    let gauge = "backpack_coordinator_memory_body_bytes";
+    let bytes_held = || scrape_metrics(&coordinator.url(""))[gauge];
+    let body: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+    let uploads: Vec<_> = (0..12)
+        .map(|i| {
+            let (url, body) = (coordinator.url(&format!("/budget/{i}")), body.clone());
+            std::thread::spawn(move || put(&client(), &url, &body))
+        })
+        .collect();
+    // All twelve wait on the slow node now, their bodies read.
+    std::thread::sleep(Duration::from_millis(800));
+    let held = bytes_held();
+    assert!(
+        ((1 << 20) as f64..=(2 << 20) as f64).contains(&held),
+        "{held} bytes of bodies in memory with a 2 MiB budget"
+    );
+    for upload in uploads {
+        let (status, answer) = upload.join().unwrap();
+        assert_eq!(status, 200, "{answer}");
+    }
+    for i in 0..12 {
+        assert_eq!(
+            cluster.node(1).file(&format!("/budget/{i}")).as_deref(),
+            Some(&body[..])
+        );
+    }
+    assert_eq!(bytes_held(), 0.0);
 }

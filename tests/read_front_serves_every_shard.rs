@@ -1,12 +1,11 @@
 //! The nginx front: bp-nginx-gen's output and the shipped nginx/backpack.conf, served by a
 //! real nginx in front of nginx WebDAV nodes.
 
-#[path = "common/cluster.rs"]
-mod cluster;
+mod common;
 
 use backpack::zk::ZkSession;
 use backpack_testkit::{free_port, nginx_test, LocalCluster, NginxFront, NodeKind};
-use cluster::*;
+use common::cluster::*;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,11 +1,10 @@
 //! check-shard on real Backpack nodes: the node-replacement runbook end to end, a shard
 //! with a file missing on each side and a length mismatch, and the one-line errors.
 
-#[path = "common/cluster.rs"]
-mod cluster;
+mod common;
 
-use backpack_testkit::{free_port, ClusterNode, LocalCluster, NodeKind, QUEUE_KEY};
-use cluster::*;
+use backpack_testkit::{free_port, ClusterNode, LocalCluster, NodeKind};
+use common::cluster::*;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -55,7 +54,7 @@ fn check(cluster: &LocalCluster, extra: &[&str]) -> (i32, String, String) {
 fn drain(cluster: &LocalCluster) {
     let mut replicator = replicator(cluster, "replicator", &[]);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !queue_empty_everywhere(cluster) {
+    while !cluster.queue_is_empty() {
         assert!(Instant::now() < deadline, "the queue did not drain");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -65,9 +64,7 @@ fn drain(cluster: &LocalCluster) {
 #[test]
 fn a_node_that_lost_its_disk_is_found_refilled_and_whole_again() {
     let mut cluster = real_shard("repair-runbook");
-    let coordinator = cluster
-        .start_coordinator("coordinator", &["--quiet"])
-        .unwrap();
+    let coordinator = coordinator(&cluster, &["--quiet"]);
     let agent = client();
     let paths: Vec<String> = (0..200).map(|i| format!("/runbook/{i}.jpg")).collect();
     for path in &paths {
@@ -127,9 +124,7 @@ fn missing_copies_are_queued_and_a_mismatch_without_majority_is_reported() {
     let ClusterNode::Backpack(node) = cluster.node(1) else {
         unreachable!("real nodes")
     };
-    let mut index = redis::Client::open(format!("redis://{}/", node.redis.address()))
-        .and_then(|c| c.get_connection())
-        .expect("connect to node 1's index");
+    let mut index = node.redis.connection().expect("connect to node 1's index");
     let _: () = redis::cmd("SET")
         .arg("junk")
         .arg("hello")
@@ -150,7 +145,7 @@ fn missing_copies_are_queued_and_a_mismatch_without_majority_is_reported() {
     // The fullest node holds 3 + 11 + 4 bytes: the shard's size becomes that.
     assert!(out.contains("current size 0 -> 18"), "{out}");
     assert_eq!(shard_current(&cluster, "1"), 18);
-    let mut items = queue_members(&cluster);
+    let mut items = cluster.queue_items(0);
     items.sort();
     assert_eq!(
         items,
@@ -173,16 +168,6 @@ fn missing_copies_are_queued_and_a_mismatch_without_majority_is_reported() {
         out.contains("shard 1: 4 files") && err.contains("the cluster is not whole"),
         "{out}{err}"
     );
-}
-
-fn queue_members(cluster: &LocalCluster) -> Vec<String> {
-    let mut conn = redis::Client::open(format!("redis://{}/", cluster.redis[0].address()))
-        .and_then(|c| c.get_connection())
-        .expect("connect to the queue's Redis");
-    redis::cmd("SMEMBERS")
-        .arg(QUEUE_KEY)
-        .query(&mut conn)
-        .unwrap()
 }
 
 #[test]

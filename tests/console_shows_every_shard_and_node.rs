@@ -2,12 +2,11 @@
 //! headless Chromium: every shard with its fill, every node with the failures this
 //! coordinator saw, and values from ZooKeeper shown as text, never as markup.
 
-#[path = "common/cluster.rs"]
-mod cluster;
+mod common;
 
 use backpack::zk_state::ZkState;
 use backpack_testkit::LocalCluster;
-use cluster::*;
+use common::cluster::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -74,7 +73,7 @@ fn the_console_shows_every_shard_and_node_with_its_fill_in_a_browser() {
         "300ms",
         "--quiet",
     ];
-    let coordinator = cluster.start_coordinator("coordinator", &flags).unwrap();
+    let coordinator = coordinator(&cluster, &flags);
     let agent = client();
     for i in 0..6 {
         let path = format!("/console/{i}.jpg");
@@ -174,9 +173,7 @@ fn a_shard_id_holding_markup_is_shown_as_text() {
             Ok(())
         })
         .unwrap();
-    let coordinator = cluster
-        .start_coordinator("coordinator", &["--quiet"])
-        .unwrap();
+    let coordinator = coordinator(&cluster, &["--quiet"]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !status(&coordinator.url(""))["shards"]
         .as_array()

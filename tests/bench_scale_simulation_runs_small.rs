@@ -2,12 +2,11 @@
 //! its own test binary: it reads this process's ZooKeeper request counts, which another
 //! test running beside it would add to.
 
-#[path = "common/cluster.rs"]
-mod cluster;
+mod common;
 
 use backpack::cluster::sync::SizeAccounting;
 use backpack_testkit::bench::scale::{run_scale, ScaleSpec};
-use cluster::bin;
+use common::cluster::bin;
 use std::time::Duration;
 
 #[test]

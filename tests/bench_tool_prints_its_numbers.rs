@@ -1,11 +1,10 @@
 //! bp-bench runs and reports numbers (the numbers themselves are for benchmarks, not
 //! tests: machines here are noisy).
 
-#[path = "common/cluster.rs"]
-mod cluster;
+mod common;
 
 use backpack_testkit::{LocalCluster, Sandbox, WebDavNode};
-use cluster::bin;
+use common::cluster::{bin, coordinator};
 use std::path::Path;
 use std::process::Command;
 
@@ -37,9 +36,7 @@ fn bp_bench(args: &[&str]) -> String {
 fn load_reports_rate_latency_and_process_cost() {
     let cluster = LocalCluster::start(bin(), "bench-load", 1, 1).unwrap();
     cluster.add_enabled_shard("1", &[1], "1gb").unwrap();
-    let coordinator = cluster
-        .start_coordinator("coordinator", &["--quiet"])
-        .unwrap();
+    let coordinator = coordinator(&cluster, &["--quiet"]);
     let pid = coordinator.process.pid().unwrap().to_string();
     let said = bp_bench(&[
         "load",

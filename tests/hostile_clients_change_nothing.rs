@@ -1,12 +1,9 @@
 //! Hostile and broken clients against a running coordinator on a real cluster.
 
-#[path = "common/cluster.rs"]
-mod cluster;
-#[path = "common/probes.rs"]
-mod probes;
+mod common;
 
-use cluster::*;
-use probes::*;
+use common::cluster::*;
+use common::probes::*;
 use rand::Rng;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,7 +12,7 @@ use std::time::Duration;
 #[test]
 fn a_smuggled_request_in_a_rejected_body_is_never_executed() {
     let cluster = example_cluster("smuggle");
-    let coordinator = cluster.start_coordinator("coordinator", &[]).unwrap();
+    let coordinator = coordinator(&cluster, &[]);
     let hidden = "GET /stats HTTP/1.1\r\nHost: x\r\n\r\n";
     for length in ["abc", "-1", "1e3", "18446744073709551616"] {
         let request = format!("PUT /s HTTP/1.1\r\nContent-Length: {length}\r\n\r\n{hidden}");
@@ -45,7 +42,7 @@ fn a_smuggled_request_in_a_rejected_body_is_never_executed() {
 #[test]
 fn malformed_framing_and_oversized_heads_get_documented_answers() {
     let cluster = example_cluster("framing");
-    let coordinator = cluster.start_coordinator("coordinator", &[]).unwrap();
+    let coordinator = coordinator(&cluster, &[]);
     let many_headers: String = (0..100).map(|i| format!("X-Proxy-{i}: v\r\n")).collect();
     let too_many_headers: String = (0..200).map(|i| format!("X-Proxy-{i}: v\r\n")).collect();
     let cases: Vec<(String, &str)> = vec![
@@ -153,9 +150,7 @@ fn malformed_framing_and_oversized_heads_get_documented_answers() {
 #[test]
 fn a_client_that_vanishes_mid_body_leaves_nothing_behind() {
     let cluster = example_cluster("vanish");
-    let coordinator = cluster
-        .start_coordinator("coordinator", &["--size-flush", "200ms", "--quiet"])
-        .unwrap();
+    let coordinator = coordinator(&cluster, &["--size-flush", "200ms", "--quiet"]);
     // A load of good uploads meanwhile.
     let url = coordinator.url("");
     let load = std::thread::spawn(move || {
@@ -186,8 +181,9 @@ fn a_client_that_vanishes_mid_body_leaves_nothing_behind() {
             Vec::<usize>::new(),
             "{path} stored"
         );
-        for redis in &cluster.redis {
-            assert!(!queue_items(&redis.address())
+        for server in 0..cluster.redis.len() {
+            assert!(!cluster
+                .queue_items(server)
                 .iter()
                 .any(|item| item.contains("/broken/")));
         }
@@ -204,9 +200,7 @@ fn a_client_that_vanishes_mid_body_leaves_nothing_behind() {
 #[test]
 fn thousands_of_malformed_requests_change_nothing() {
     let cluster = example_cluster("fuzz-loop");
-    let coordinator = cluster
-        .start_coordinator("coordinator", &["--quiet"])
-        .unwrap();
+    let coordinator = coordinator(&cluster, &["--quiet"]);
     let pid = coordinator.process.pid().unwrap();
     still_serves(&coordinator);
     let rss_start = vm_rss_kib(pid);

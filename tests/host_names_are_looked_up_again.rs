@@ -5,11 +5,10 @@
 //! The test changes a line of its own in /etc/hosts and restores the file afterwards
 //! (also when it fails). It needs root, as CI has.
 
-#[path = "common/cluster.rs"]
-mod cluster;
+mod common;
 
 use backpack_testkit::LocalCluster;
-use cluster::*;
+use common::cluster::*;
 use std::time::{Duration, Instant};
 
 const HOSTS: &str = "/etc/hosts";
@@ -80,9 +79,7 @@ fn a_node_named_by_host_follows_its_address() {
         )
         .unwrap();
     cluster.add_enabled_shard("1", &[1], "1gb").unwrap();
-    let coordinator = cluster
-        .start_coordinator("coordinator", &["--resolve-every", "500ms"])
-        .unwrap();
+    let coordinator = coordinator(&cluster, &["--resolve-every", "500ms"]);
     let url = coordinator.url("");
     let (status, answer) = put(&client(), &format!("{url}/resolve/first.txt"), b"x");
     assert_eq!(status, 503, "{answer}");

@@ -1,13 +1,10 @@
 //! Slow and idle clients: they are cut off after their timeouts and never hold up other
 //! uploads; past the connection cap new connections get 503.
 
-#[path = "common/cluster.rs"]
-mod cluster;
-#[path = "common/probes.rs"]
-mod probes;
+mod common;
 
-use cluster::*;
-use probes::*;
+use common::cluster::*;
+use common::probes::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -15,9 +12,7 @@ use std::time::{Duration, Instant};
 #[test]
 fn slowloris_does_not_block_uploads_and_is_cut_off() {
     let cluster = example_cluster("slowloris");
-    let coordinator = cluster
-        .start_coordinator("coordinator", &["--header-timeout", "2s"])
-        .unwrap();
+    let coordinator = coordinator(&cluster, &["--header-timeout", "2s"]);
     let mut trickling: Vec<TcpStream> = (0..50)
         .map(|_| {
             let mut stream = TcpStream::connect(("127.0.0.1", coordinator.port)).unwrap();

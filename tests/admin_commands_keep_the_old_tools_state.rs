@@ -1,10 +1,12 @@
-//! The admin commands against a real ZooKeeper: the bytes they leave are the old tools'.
+//! The admin commands against a real ZooKeeper keep the cluster's state as the old tools
+//! do: the bytes they leave are the old tools', they read what the old tools left, and
+//! print-stats and set-queue work on the queue's Redis servers.
 
 mod common;
 
 use backpack::zk::NodeKind;
-use common::*;
-use std::time::{Duration, Instant};
+use backpack_testkit::{RedisServer, Sandbox};
+use common::admin::*;
 
 #[test]
 fn walkthrough_leaves_the_old_tools_bytes() {
@@ -191,143 +193,116 @@ fn concurrent_add_server_loses_nothing() {
 }
 
 #[test]
-fn errors_are_one_line_and_write_nothing() {
-    let (zk, root) = (zookeeper(), fresh_root("errors"));
-    // Not initialized yet.
-    let err = fails(ADD_SERVER, &[&zk, &root, "1", "http://127.0.0.1:1"], 1);
-    assert!(
-        err.contains(&format!(
-            "{root}/servers-map does not exist: is the cluster initialized?"
-        )),
-        "{err}"
-    );
-    let err = fails(INIT, &[&zk, &root, "q", "127.0.0.1"], 1);
-    assert!(err.contains("invalid Redis server list"), "{err}");
-    assert_eq!(
-        session().get(&format!("{root}/queue")).unwrap(),
-        None,
-        "nothing half-written"
-    );
-
-    init(&zk, &root, "127.0.0.1:13001");
-    ok(ADD_SERVER, &[&zk, &root, "1", "http://127.0.0.1:10001"]);
+fn reads_the_old_tools_exact_state() {
+    let (zk, root) = (zookeeper(), fresh_root("old-state"));
     let s = session();
-    let shards = format!("{root}/shards-map");
-    let before = s.get(&shards).unwrap();
-
-    let err = fails(ADD_SHARD, &[&zk, &root, "1", "1", "10 parsecs"], 1);
-    assert!(err.contains(r#"invalid size "10 parsecs""#), "{err}");
-    let err = fails(ADD_SHARD, &[&zk, &root, "1", "1,7", "10gb"], 1);
-    assert!(err.contains("unknown node 7"), "{err}");
-    let err = fails(ADD_SHARD, &[&zk, &root, "1", "1,1", "10gb"], 1);
-    assert!(err.contains("listed twice"), "{err}");
-    let err = fails(ADD_SHARD, &[&zk, &root, "a:b", "1", "10gb"], 1);
-    assert!(err.contains("invalid shard id"), "{err}");
-    assert_eq!(s.get(&shards).unwrap(), before);
-    assert_eq!(s.get(&format!("{root}/shard-size-1")).unwrap(), None);
-
-    for (url, why) in [
-        ("ftp://127.0.0.1:1", "is not http"),
-        ("127.0.0.1:1", "does not start with http://"),
-        ("http://evil;}:1", "not a host name"),
-        ("http://127.0.0.1:99999", "not a TCP port"),
-    ] {
-        let err = fails(ADD_SERVER, &[&zk, &root, "2", url], 1);
-        assert!(err.contains(why), "{url}: {err}");
-    }
-    let err = fails(ENABLE, &[&zk, &root, "9"], 1);
-    assert!(err.contains("shard 9 does not exist"), "{err}");
-    let err = fails(DUMP, &[&zk, "backpack"], 1);
-    assert!(err.contains("invalid ZooKeeper root"), "{err}");
-    let err = fails(ADD_SHARD, &[&zk, &root, "1"], 2);
-    assert!(
-        err.contains("Required positional arguments not provided"),
-        "{err}"
-    );
-    let err = fails(DUMP, &[&zk, &root, "--zk-timeout", "soon"], 2);
-    assert!(
-        err.contains("zk_timeout") || err.contains("zk-timeout"),
-        "{err}"
-    );
-
-    // A node that holds garbage is named.
-    s.create(
-        &format!("{root}/shard-size-x"),
-        b"not json".to_vec(),
-        NodeKind::Persistent,
-    )
-    .unwrap();
-    let map = format!("{root}/shards-map");
-    let (_, v) = s.get(&map).unwrap().unwrap();
-    assert!(s
-        .set(&map, br#"{"x":{"nodes":["1"]}}"#.to_vec(), v)
-        .unwrap());
-    let err = fails(STATS, &[&zk, &root], 1);
-    assert!(
-        err.contains(&format!("{root}/shard-size-x holds invalid data")),
-        "{err}"
-    );
-}
-
-#[test]
-fn unreachable_zookeeper_fails_within_the_timeout() {
-    let port = backpack_testkit::free_port().unwrap();
-    let zk = format!("127.0.0.1:{port}");
-    let started = Instant::now();
-    let err = fails(DUMP, &[&zk, "/backpack", "--zk-timeout", "2"], 1);
-    let took = started.elapsed();
-    assert!(
-        err.contains(&format!("cannot reach ZooKeeper at {zk} within 2s")),
-        "{err}"
-    );
-    assert!(
-        took >= Duration::from_secs(2) && took < Duration::from_secs(5),
-        "{took:?}"
-    );
-    let err = fails(DUMP, &["no such host:2181", "/backpack"], 1);
-    assert!(err.contains("invalid ZooKeeper connect string"), "{err}");
-}
-
-/// Every command that talks to ZooKeeper takes its timeout as a duration: `1500ms`, `2s`,
-/// or a bare number of seconds as before.
-#[test]
-fn zk_timeouts_are_durations_and_a_bare_number_is_seconds() {
-    let (zk, root) = (zookeeper(), fresh_root("durations"));
-    init(&zk, &root, "127.0.0.1:23001");
-    let dumped = ok(DUMP, &[&zk, &root, "--zk-timeout", "5"]);
-    assert_eq!(ok(DUMP, &[&zk, &root, "--zk-timeout", "5s"]), dumped);
-
-    let unreachable = format!("127.0.0.1:{}", backpack_testkit::free_port().unwrap());
-    let commands: [(&str, &[&str]); 10] = [
-        (INIT, &["q", "127.0.0.1:1"]),
-        (SET_QUEUE, &["q", "127.0.0.1:1"]),
-        (ADD_SERVER, &["1", "http://127.0.0.1:1"]),
-        (ADD_SHARD, &["1", "1", "1gb"]),
-        (ENABLE, &["1"]),
-        (DISABLE, &["1"]),
-        (DUMP, &[]),
-        (STATS, &[]),
-        ("backpack-coordinator-set-node-index", &["1", "127.0.0.1:1"]),
-        ("backpack-replicator-dead", &["list"]),
+    s.create_path(&root).unwrap();
+    let old = [
+        (
+            "queue",
+            r#"{"key":"backpack-queue","servers":[{"host":"127.0.0.1","port":"23001"}]}"#,
+        ),
+        (
+            "servers-map",
+            r#"{"1":{"host":"127.0.0.1","port":null},"2":{"host":"one","port":"24002"},"10":{"host":"127.0.0.1","port":24001}}"#,
+        ),
+        (
+            "shards-map",
+            r#"{"1":{"nodes":["10","2"]},"7":{"read_only":true,"nodes":["1"],"note":"kept"}}"#,
+        ),
+        ("shard-size-1", r#"{"capacity":1610612736,"current":null}"#),
+        (
+            "shard-size-7",
+            r#"{"capacity":1073741824,"current":536870912}"#,
+        ),
     ];
-    for (command, own) in commands {
-        for (timeout, said) in [("300ms", "0.3s"), ("1", "1s")] {
-            let mut args = vec![unreachable.as_str(), "/backpack"];
-            args.extend_from_slice(own);
-            args.extend_from_slice(&["--zk-timeout", timeout]);
-            let err = fails(command, &args, 1);
-            assert!(
-                err.contains(&format!(
-                    "cannot reach ZooKeeper at {unreachable} within {said}"
-                )),
-                "{command} --zk-timeout {timeout}: {err}"
-            );
-        }
+    for (name, bytes) in old {
+        s.create(
+            &format!("{root}/{name}"),
+            bytes.as_bytes().to_vec(),
+            NodeKind::Persistent,
+        )
+        .unwrap();
     }
+    let dump = ok(DUMP, &[&zk, &root]);
+    let parsed: serde_json::Value = serde_json::from_str(&dump).expect("dump-shards prints JSON");
+    assert_eq!(parsed["1"]["enabled"], true);
+    assert_eq!(parsed["7"]["enabled"], false);
+    assert_eq!(parsed["1"]["nodes"]["10"]["port"], 24001);
+    assert_eq!(parsed["7"]["nodes"]["1"]["port"], serde_json::Value::Null);
+    assert!(
+        dump.starts_with("{\n    \"1\": {\n        \"enabled\": true,"),
+        "{dump}"
+    );
+
+    let stats = stdout(&run(STATS, &[&zk, &root]));
+    assert!(stats.contains("1 [10, 2]: 0b / 1.5gb (0%) rw"), "{stats}");
+    assert!(
+        stats.contains("7 [1]: 512mb / 1gb (50%) r [##########..........]"),
+        "{stats}"
+    );
+    assert!(stats.contains("Overall: 512mb / 2.5gb (20%)"), "{stats}");
+
+    // A rewrite touches only what it changes: null and numeric ports and unknown keys stay.
+    ok(ADD_SERVER, &[&zk, &root, "3", "http://127.0.0.1:24003"]);
+    assert_eq!(
+        node(&s, &format!("{root}/servers-map")).unwrap(),
+        r#"{"1":{"host":"127.0.0.1","port":null},"2":{"host":"one","port":"24002"},"3":{"host":"127.0.0.1","port":"24003"},"10":{"host":"127.0.0.1","port":24001}}"#
+    );
+    ok(ENABLE, &[&zk, &root, "7"]);
+    assert_eq!(
+        node(&s, &format!("{root}/shards-map")).unwrap(),
+        r#"{"1":{"nodes":["10","2"]},"7":{"nodes":["1"],"note":"kept"}}"#
+    );
+}
+
+#[test]
+fn print_stats_reads_the_queue_length_from_redis() {
+    let sandbox = Sandbox::new("stats-redis").unwrap();
+    let mut first = RedisServer::start(&sandbox, "redis-1").unwrap();
+    let second = RedisServer::start(&sandbox, "redis-2").unwrap();
+    let (zk, root) = (zookeeper(), fresh_root("stats-redis"));
+    init(
+        &zk,
+        &root,
+        &format!("{},{}", first.address(), second.address()),
+    );
+    second.add("backpack-queue", &["a".into(), "b".into(), "c".into()]);
+    // The first server answers first: its copy of the queue is empty.
+    assert!(ok(STATS, &[&zk, &root]).contains("Replication queue: 0 items\n"));
+    first.stop();
+    assert!(ok(STATS, &[&zk, &root]).contains("Replication queue: 3 items\n"));
+    drop(second);
+    let output = run(STATS, &[&zk, &root, "--redis-timeout", "1"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains("Replication queue: unknown"));
+    assert!(
+        stderr(&output).contains("no Redis server of the queue answered"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn set_queue_replaces_key_and_servers() {
+    let (zk, root) = (zookeeper(), fresh_root("set-queue"));
+    init(&zk, &root, "127.0.0.1:13001");
+    let said = ok(
+        SET_QUEUE,
+        &[&zk, &root, "other", "127.0.0.1:14001,localhost:14002"],
+    );
+    assert_eq!(
+        said,
+        format!("{root}/queue: key other, Redis 127.0.0.1:14001, localhost:14002\n")
+    );
+    assert_eq!(
+        node(&session(), &format!("{root}/queue")).unwrap(),
+        r#"{"key":"other","servers":[{"host":"127.0.0.1","port":"14001"},{"host":"localhost","port":"14002"}]}"#
+    );
     let err = fails(
-        "backpack-coordinator-check-shard",
-        &[&unreachable, "/backpack", "1", "--timeout", "300ms"],
+        SET_QUEUE,
+        &[&zk, &fresh_root("set-queue-missing"), "q", "127.0.0.1:1"],
         1,
     );
-    assert!(err.contains("within 0.3s"), "{err}");
+    assert!(err.contains("is the cluster initialized?"), "{err}");
 }

@@ -4,14 +4,11 @@
 //!
 //! The node-SIGKILL fault scenario on real nodes is in `faults.rs` (`real-node-killed`).
 
-#[path = "common/cluster.rs"]
-mod cluster;
-#[path = "common/front.rs"]
-mod front;
+mod common;
 
-use backpack_testkit::{LocalCluster, NodeKind};
-use cluster::*;
-use front::{generated_front, read};
+use backpack_testkit::{LocalCluster, NodeKind, QUEUE_KEY};
+use common::cluster::*;
+use common::front::{generated_front, read};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -44,7 +41,7 @@ fn the_seed_example_runs_on_real_backpack_nodes() {
         .collect();
 
     let started = Instant::now();
-    while !queue_empty_everywhere(&cluster) {
+    while !cluster.queue_is_empty() {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "the queue did not drain"
@@ -105,14 +102,7 @@ fn the_replicator_copies_between_real_nodes_without_head() {
     }
     for path in ["/copy/new.bin", "/copy/both.bin"] {
         let item = format!(r#"{{"from":["1"],"to":"2","path":"{path}"}}"#);
-        let redis = cluster.redis[0].address();
-        let client = redis::Client::open(format!("redis://{redis}/")).unwrap();
-        let mut conn = client.get_connection().unwrap();
-        let _: i64 = redis::cmd("SADD")
-            .arg(backpack_testkit::QUEUE_KEY)
-            .arg(&item)
-            .query(&mut conn)
-            .unwrap();
+        cluster.redis[0].add(QUEUE_KEY, &[item]);
     }
     let mut once = replicator(&cluster, "replicator", &["--once"]);
     let status = once
@@ -120,7 +110,7 @@ fn the_replicator_copies_between_real_nodes_without_head() {
         .expect("--once exits");
     let log = std::fs::read_to_string(once.log()).unwrap_or_default();
     assert!(status.success(), "{log}");
-    assert!(queue_empty_everywhere(&cluster), "{log}");
+    assert!(cluster.queue_is_empty(), "{log}");
     for path in ["/copy/new.bin", "/copy/both.bin"] {
         assert_eq!(cluster.node(2).file(path), Some(body_for(path)), "{path}");
     }
@@ -134,7 +124,7 @@ fn a_restarted_node_takes_the_next_uploads_with_no_failure_counted() {
     let mut cluster =
         LocalCluster::start_with(bin(), "real-restart", 1, 1, NodeKind::Backpack).unwrap();
     cluster.add_enabled_shard("1", &[1], "1gb").unwrap();
-    let coordinator = cluster.start_coordinator("coordinator", &[]).unwrap();
+    let coordinator = coordinator(&cluster, &[]);
     let agent = client();
     let upload_all = |round: &str, agent: &ureq::Agent| {
         // Enough uploads that every pool of the node holds a connection.

@@ -1,11 +1,10 @@
 //! `contrib/`: the Grafana dashboard and the Prometheus alert rules name only metrics the
 //! daemons export, promtool accepts the rules, and systemd accepts the units.
 
-#[path = "common/cluster.rs"]
-mod cluster;
+mod common;
 
 use backpack_testkit::free_port;
-use cluster::*;
+use common::cluster::*;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -72,9 +71,7 @@ fn text_of(url: &str) -> String {
 #[test]
 fn the_dashboard_and_the_alerts_name_only_metrics_the_daemons_export() {
     let mut cluster = example_cluster("contrib-metrics");
-    let coordinator = cluster
-        .start_coordinator("coordinator", &["--quiet", "--node-cooldown", "0s"])
-        .unwrap();
+    let coordinator = coordinator(&cluster, &["--quiet", "--node-cooldown", "0s"]);
     let port = free_port().unwrap();
     let listen = format!("127.0.0.1:{port}");
     let _replicator = replicator(&cluster, "replicator", &["--listen", &listen]);
@@ -86,10 +83,7 @@ fn the_dashboard_and_the_alerts_name_only_metrics_the_daemons_export() {
         let path = format!("/contrib/{i}.jpg");
         assert_eq!(put(&agent, &coordinator.url(&path), b"x").0, 200);
     }
-    push_items(
-        &cluster,
-        &[r#"{"from":["1"],"to":"4","path":"/contrib/nowhere.jpg"}"#.to_string()],
-    );
+    cluster.push_items(&[r#"{"from":["1"],"to":"4","path":"/contrib/nowhere.jpg"}"#.to_string()]);
     let wanted = [
         "backpack_coordinator_uploads_total",
         "backpack_coordinator_node_failures_total",

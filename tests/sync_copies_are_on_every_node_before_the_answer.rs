@@ -3,23 +3,18 @@
 //! killed right after the answer loses nothing, and with one node of every shard down
 //! uploads are refused with a message that says why.
 
-#[path = "common/cluster.rs"]
-mod cluster;
-#[path = "common/front.rs"]
-mod front;
+mod common;
 
 use backpack_testkit::{LocalCluster, NodeKind};
-use cluster::*;
-use front::{generated_front, read};
+use common::cluster::*;
+use common::front::{generated_front, read};
 use std::process::Command;
 
 /// The queue items (from every Redis) that name `path`.
 fn queued_for(cluster: &LocalCluster, path: &str) -> Vec<String> {
     let needle = format!("\"path\":\"{path}\"");
-    cluster
-        .redis
-        .iter()
-        .flat_map(|redis| queue_items(&redis.address()))
+    (0..cluster.redis.len())
+        .flat_map(|server| cluster.queue_items(server))
         .filter(|item| item.contains(&needle))
         .collect()
 }
@@ -27,9 +22,7 @@ fn queued_for(cluster: &LocalCluster, path: &str) -> Vec<String> {
 #[test]
 fn two_nodes_hold_every_acknowledged_upload_and_a_node_killed_after_the_answer_loses_nothing() {
     let mut cluster = example_cluster_of("sync-copies", NodeKind::Backpack);
-    let coordinator = cluster
-        .start_coordinator("coordinator", &["--sync-copies", "2"])
-        .unwrap();
+    let coordinator = coordinator(&cluster, &["--sync-copies", "2"]);
     let agent = client();
     // Small bodies go from memory; 3 MiB is past --memory-body (1 MiB), so it is spooled
     // whole and then read by both node requests at once.
@@ -102,9 +95,7 @@ fn a_shard_with_fewer_nodes_than_the_copies_is_never_chosen() {
     let cluster = example_cluster_of("sync-copies-small", NodeKind::WebDav);
     // Shard 4 has one node: with --sync-copies 2 it never gets an upload.
     cluster.add_enabled_shard("4", &[1], "100tb").unwrap();
-    let coordinator = cluster
-        .start_coordinator("coordinator", &["--sync-copies", "2"])
-        .unwrap();
+    let coordinator = coordinator(&cluster, &["--sync-copies", "2"]);
     let agent = client();
     for i in 0..40 {
         let path = format!("/small/{i}.jpg");
@@ -161,7 +152,7 @@ fn a_failed_node_is_replaced_by_the_shard_s_third_and_the_queue_item_names_both(
     cluster.node_mut(2).process().kill();
     // No cooldown: the dead node stays in the first round of two out of three uploads.
     let flags = ["--sync-copies", "2", "--node-cooldown", "0s", "--quiet"];
-    let coordinator = cluster.start_coordinator("coordinator", &flags).unwrap();
+    let coordinator = coordinator(&cluster, &flags);
     let agent = client();
     for i in 0..10 {
         let path = format!("/three/{i}.jpg");

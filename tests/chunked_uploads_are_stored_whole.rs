@@ -2,11 +2,10 @@
 //! `Content-Length`, and anything malformed is refused with nothing stored, queued or
 //! counted. On the WebDAV stand-in and on real Backpack nodes.
 
-#[path = "common/cluster.rs"]
-mod cluster;
+mod common;
 
 use backpack_testkit::{CoordinatorProcess, LocalCluster, NodeKind};
-use cluster::*;
+use common::cluster::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -16,9 +15,7 @@ use std::time::Duration;
 fn setup(label: &str, kind: NodeKind) -> (LocalCluster, CoordinatorProcess, CoordinatorProcess) {
     let cluster = LocalCluster::start_with(bin(), label, 2, 2, kind).expect("start the cluster");
     cluster.add_enabled_shard("1", &[1, 2], "10gb").unwrap();
-    let coordinator = cluster
-        .start_coordinator("coordinator", &["--size-flush", "200ms"])
-        .unwrap();
+    let coordinator = coordinator(&cluster, &["--size-flush", "200ms"]);
     let capped = cluster
         .start_coordinator(
             "coordinator-capped",
@@ -123,7 +120,7 @@ fn streams_are_stored_with_their_length(kind: NodeKind, label: &str) {
         cluster.node(holder[0]).file("/pipe/big.bin") == Some(big.clone()),
         "50 MiB byte-identical on the node"
     );
-    let items = queue_items(&cluster.redis[0].address());
+    let items = cluster.queue_items(0);
     assert_eq!(items.len(), 2, "{items:?}");
 
     // Python's http.client, in pieces; in memory (default) and spooled (64 KiB cap).
@@ -213,7 +210,7 @@ fn malformed_cut_off_oversized_and_empty_streams_store_nothing() {
     ] {
         assert!(!stored_anywhere(&cluster, path), "{path} was stored");
     }
-    assert!(queue_empty_everywhere(&cluster), "nothing queued");
+    assert!(cluster.queue_is_empty(), "nothing queued");
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(shard_current(&cluster, "1"), 0, "nothing counted");
 

@@ -1,12 +1,11 @@
 //! A burst of configuration changes, on a real ZooKeeper, costs a coordinator a few
 //! snapshot rebuilds and ends in the exact final state.
 
-#[path = "common/cluster.rs"]
-mod cluster;
+mod common;
 
 use backpack::zk::ZkSession;
 use backpack_testkit::LocalCluster;
-use cluster::*;
+use common::cluster::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -36,9 +35,7 @@ fn a_burst_of_a_thousand_changes_costs_a_few_rebuilds_and_ends_exact() {
             .add_enabled_shard(&id.to_string(), &[1, 2], "1gb")
             .unwrap();
     }
-    let coordinator = cluster
-        .start_coordinator("coordinator", &["--quiet"])
-        .unwrap();
+    let coordinator = coordinator(&cluster, &["--quiet"]);
     let url = coordinator.url("");
     let (writable, before) = writable_and_snapshots(&url);
     assert_eq!(writable.len(), SHARDS);

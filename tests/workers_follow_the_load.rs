@@ -2,12 +2,11 @@
 //! second starts taking clients when the first is busy, and no upload is lost while kept-
 //! alive clients move from one worker to the other.
 
-#[path = "common/cluster.rs"]
-mod cluster;
+mod common;
 
 use backpack_testkit::bench::load::{run, LoadReport, LoadSpec};
 use backpack_testkit::{LocalCluster, NodeKind};
-use cluster::*;
+use common::cluster::*;
 use std::time::{Duration, Instant};
 
 fn load(url: &str, prefix: &str, concurrency: usize, rate: Option<f64>) -> LoadReport {
@@ -34,9 +33,7 @@ fn load(url: &str, prefix: &str, concurrency: usize, rate: Option<f64>) -> LoadR
 fn a_busy_coordinator_takes_its_second_worker_and_no_upload_is_lost_moving_clients() {
     let cluster = LocalCluster::start_with(bin(), "workers", 2, 2, NodeKind::Sink).unwrap();
     cluster.add_enabled_shard("1", &[1, 2], "100gb").unwrap();
-    let coordinator = cluster
-        .start_coordinator("coordinator", &["--quiet", "--workers", "2"])
-        .unwrap();
+    let coordinator = coordinator(&cluster, &["--quiet", "--workers", "2"]);
     let url = coordinator.url("");
     let active = || {
         scrape_metrics(&url)

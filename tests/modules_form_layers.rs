@@ -1,9 +1,9 @@
-//! The production crate's modules form layers: within every module, its submodules use
-//! each other without a circle, so each can be read (and changed) knowing only what is
-//! below it. A reference from a module to its own ancestors or descendants does not count
+//! The production crate's modules, and the test kit's, form layers: within every module,
+//! its submodules use each other without a circle, so each can be read (and changed)
+//! knowing only what is below it. A reference from a module to its own ancestors or descendants does not count
 //! (a parent declares its children; a child may use what its parent defines).
 //!
-//! The check reads `src/` as text: every `crate::`, `super::` and `self::` path, in `use`
+//! The check reads `src/` and `testkit/src/` as text: every `crate::`, `super::` and `self::` path, in `use`
 //! items (braces expanded) and in code, comments and unit tests aside, is resolved to the
 //! deepest module it names.
 
@@ -210,12 +210,30 @@ fn circles(src: &Path) -> Vec<Vec<String>> {
     found
 }
 
+fn assert_no_circles(src: &Path) {
+    assert!(
+        src.join("lib.rs").is_file(),
+        "{} has a lib.rs",
+        src.display()
+    );
+    let found = circles(src);
+    let shown: Vec<String> = found.iter().map(|c| c.join(" -> ")).collect();
+    assert!(
+        found.is_empty(),
+        "module circles in {}:\n{}",
+        src.display(),
+        shown.join("\n")
+    );
+}
+
 #[test]
 fn no_module_circles_in_the_production_crate() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let found = circles(&src);
-    let shown: Vec<String> = found.iter().map(|c| c.join(" -> ")).collect();
-    assert!(found.is_empty(), "module circles:\n{}", shown.join("\n"));
+    assert_no_circles(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+}
+
+#[test]
+fn no_module_circles_in_the_test_kit() {
+    assert_no_circles(&Path::new(env!("CARGO_MANIFEST_DIR")).join("testkit/src"));
 }
 
 #[test]

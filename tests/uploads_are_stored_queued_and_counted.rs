@@ -1,10 +1,9 @@
 //! The write path against a real cluster: ZooKeeper, two Redis, nginx WebDAV nodes.
 
-#[path = "common/cluster.rs"]
-mod cluster;
+mod common;
 
 use backpack_testkit::LocalCluster;
-use cluster::*;
+use common::cluster::*;
 use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -14,9 +13,7 @@ const FAST_FLUSH: [&str; 2] = ["--size-flush", "200ms"];
 #[test]
 fn seed_example_stores_queues_and_counts() {
     let cluster = example_cluster("seed");
-    let coordinator = cluster
-        .start_coordinator("coordinator", &FAST_FLUSH)
-        .unwrap();
+    let coordinator = coordinator(&cluster, &FAST_FLUSH);
     let file = cluster.sandbox.path().join("hello.txt");
     std::fs::write(&file, b"hello, backpack\n").unwrap();
     let output = Command::new("curl")
@@ -46,8 +43,8 @@ fn seed_example_stores_queues_and_counts() {
         b"hello, backpack\n"
     );
     let item = format!(r#"{{"from":["{on}"],"to":"{other}","path":"/hi.txt"}}"#);
-    for redis in &cluster.redis {
-        assert_eq!(queue_items(&redis.address()), vec![item.clone()]);
+    for server in 0..cluster.redis.len() {
+        assert_eq!(cluster.queue_items(server), vec![item.clone()]);
     }
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(shard_current(&cluster, &shard), 16);
@@ -55,7 +52,7 @@ fn seed_example_stores_queues_and_counts() {
     // The query string stays in the item's path.
     let (status, answer) = put(&client(), &coordinator.url("/q.txt?v=2&x=y"), b"q");
     assert_eq!(status, 200, "{answer}");
-    let items = queue_items(&cluster.redis[0].address());
+    let items = cluster.queue_items(0);
     assert!(
         items
             .iter()
@@ -83,7 +80,7 @@ fn seed_example_stores_queues_and_counts() {
 #[test]
 fn curl_gets_100_continue_before_sending_the_body() {
     let cluster = example_cluster("continue");
-    let coordinator = cluster.start_coordinator("coordinator", &[]).unwrap();
+    let coordinator = coordinator(&cluster, &[]);
     let file = cluster.sandbox.path().join("big.bin");
     std::fs::write(&file, vec![7u8; 5 << 20]).unwrap();
     let output = Command::new("curl")
@@ -126,9 +123,7 @@ fn placement_follows_free_space_and_skips_read_only_and_full_shards() {
     cluster
         .admin("backpack-coordinator-add-shard", &["4", "4", "1gb"])
         .unwrap(); // read-only
-    let coordinator = cluster
-        .start_coordinator("coordinator", &["--quiet"])
-        .unwrap();
+    let coordinator = coordinator(&cluster, &["--quiet"]);
     let counts: HashMap<String, usize> = {
         let threads: Vec<_> = (0..4)
             .map(|t| {
@@ -167,15 +162,8 @@ fn placement_follows_free_space_and_skips_read_only_and_full_shards() {
 #[test]
 fn dead_nodes_and_dead_redis() {
     let mut cluster = example_cluster("failover");
-    cluster
-        .admin("backpack-coordinator-disable-shard", &["2"])
-        .unwrap();
-    cluster
-        .admin("backpack-coordinator-disable-shard", &["3"])
-        .unwrap();
-    let coordinator = cluster
-        .start_coordinator("coordinator", &["--node-connect-timeout", "300ms"])
-        .unwrap();
+    cluster.set_writable(&["2", "3"], false).unwrap();
+    let coordinator = coordinator(&cluster, &["--node-connect-timeout", "300ms"]);
     let agent = client();
 
     // Node 4 down: shard 1's uploads land on node 1, with an item for node 4.
@@ -186,16 +174,11 @@ fn dead_nodes_and_dead_redis() {
         assert_eq!((status, shard_of(&answer)), (200, "1".to_string()));
         assert_eq!(holders(&cluster, &path), vec![1]);
         let item = format!(r#"{{"from":["1"],"to":"4","path":"{path}"}}"#);
-        assert!(queue_items(&cluster.redis[0].address()).contains(&item));
+        assert!(cluster.queue_items(0).contains(&item));
     }
 
     // Both nodes of shard 1 down: uploads go to the other shards.
-    cluster
-        .admin("backpack-coordinator-enable-shard", &["2"])
-        .unwrap();
-    cluster
-        .admin("backpack-coordinator-enable-shard", &["3"])
-        .unwrap();
+    cluster.set_writable(&["2", "3"], true).unwrap();
     std::thread::sleep(Duration::from_millis(500));
     cluster.node_mut(1).stop();
     for i in 0..10 {
@@ -236,7 +219,7 @@ fn dead_nodes_and_dead_redis() {
 fn a_shard_enabled_while_serving_takes_uploads_within_a_second() {
     let cluster = LocalCluster::start(bin(), "live-config", 1, 2).unwrap();
     cluster.add_enabled_shard("1", &[1], "1gb").unwrap();
-    let coordinator = cluster.start_coordinator("coordinator", &[]).unwrap();
+    let coordinator = coordinator(&cluster, &[]);
     let agent = client();
     assert_eq!(
         shard_of(&put(&agent, &coordinator.url("/before"), b"x").1),
@@ -374,6 +357,6 @@ fn does_not_serve_before_the_configuration_loads() {
 #[test]
 fn what_no_node_can_store_is_refused_up_front() {
     let cluster = example_cluster("refusals");
-    let coordinator = cluster.start_coordinator("coordinator", &[]).unwrap();
+    let coordinator = coordinator(&cluster, &[]);
     refuses_what_no_node_can_store(&cluster, coordinator.port);
 }

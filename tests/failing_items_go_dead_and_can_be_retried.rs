@@ -5,15 +5,14 @@
 //! the dead set and leave the queue empty. A wiped source's items fail with 404s, which
 //! count toward their own, longer bound.
 
-#[path = "common/cluster.rs"]
-mod cluster;
+mod common;
 
+use backpack_testkit::scenario::PHOTOS;
 use backpack_testkit::{free_port, ClusterNode, LocalCluster, NodeKind, QUEUE_KEY};
-use cluster::*;
-use std::collections::HashMap;
+use common::cluster::*;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const STATS_ITEM: &str = r#"{"from":["1"],"to":"2","path":"/stats"}"#;
 
@@ -22,38 +21,6 @@ fn real_cluster(label: &str) -> LocalCluster {
         .expect("start two real Backpack nodes");
     cluster.add_enabled_shard("1", &[1, 2], "10gb").unwrap();
     cluster
-}
-
-fn redis(address: &str) -> redis::Connection {
-    redis::Client::open(format!("redis://{address}/"))
-        .and_then(|c| c.get_connection())
-        .expect("connect to Redis")
-}
-
-fn members(cluster: &LocalCluster, server: usize, key: &str) -> Vec<String> {
-    let mut items: Vec<String> = redis::cmd("SMEMBERS")
-        .arg(key)
-        .query(&mut redis(&cluster.redis[server].address()))
-        .unwrap();
-    items.sort();
-    items
-}
-
-fn failure_record(cluster: &LocalCluster, server: usize, item: &str) -> Option<serde_json::Value> {
-    let text: Option<String> = redis::cmd("HGET")
-        .arg(format!("{QUEUE_KEY}-failures"))
-        .arg(item)
-        .query(&mut redis(&cluster.redis[server].address()))
-        .unwrap();
-    text.map(|t| serde_json::from_str(&t).expect("a failure record is JSON"))
-}
-
-fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < within, "{what} within {within:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// `backpack-replicator-dead <zk> <root> args...`: exit code and stdout.
@@ -71,28 +38,12 @@ fn dead(cluster: &LocalCluster, args: &[&str]) -> (i32, String) {
     )
 }
 
-/// `/metrics`, read by the reference parser.
-fn scrape(port: u16) -> HashMap<String, f64> {
-    scrape_metrics(&format!("http://127.0.0.1:{port}"))
-}
-
-fn upload(url: &str, prefix: &str, n: usize) {
-    let agent = client();
-    for i in 0..n {
-        let path = format!("/{prefix}/{i}.bin");
-        let (status, answer) = put(&agent, &format!("{url}{path}"), &body_for(&path));
-        assert_eq!(status, 200, "{answer}");
-    }
-}
-
 #[test]
 fn a_poison_item_goes_dead_the_queue_drains_and_retry_brings_it_back() {
     let cluster = real_cluster("dead-poison");
-    let coordinator = cluster
-        .start_coordinator("coordinator", &["--quiet"])
-        .unwrap();
-    upload(&coordinator.url(""), "good", 20);
-    push_items(&cluster, &[STATS_ITEM.to_string()]);
+    let coordinator = coordinator(&cluster, &["--quiet"]);
+    upload_n(&coordinator.url(""), 20, "good", PHOTOS);
+    cluster.push_items(&[STATS_ITEM.to_string()]);
     let port = free_port().unwrap();
     let listen = format!("127.0.0.1:{port}");
     let mut replicator = replicator(
@@ -108,15 +59,17 @@ fn a_poison_item_goes_dead_the_queue_drains_and_retry_brings_it_back() {
         ],
     );
     wait_for("the queue drains", Duration::from_secs(30), || {
-        queue_empty_everywhere(&cluster)
+        cluster.queue_is_empty()
     });
     for server in 0..2 {
         assert_eq!(
-            members(&cluster, server, &format!("{QUEUE_KEY}-dead")),
+            cluster.dead_items(server),
             vec![STATS_ITEM.to_string()],
             "Redis {server}'s dead set"
         );
-        let record = failure_record(&cluster, server, STATS_ITEM).expect("a failure record");
+        let record = cluster
+            .failure_record(server, STATS_ITEM)
+            .expect("a failure record");
         assert_eq!(record["attempts"], 3, "{record}");
         assert!(
             record["last_reason"]
@@ -141,7 +94,7 @@ fn a_poison_item_goes_dead_the_queue_drains_and_retry_brings_it_back() {
     }
 
     // The metrics parse, and move as copies happen.
-    let before = scrape(port);
+    let before = scrape_metrics(&format!("http://127.0.0.1:{port}"));
     let server_labels: Vec<String> = cluster
         .redis
         .iter()
@@ -168,11 +121,11 @@ fn a_poison_item_goes_dead_the_queue_drains_and_retry_brings_it_back() {
         20.0
     );
     assert_eq!(before["backpack_replicator_in_flight"], 0.0);
-    upload(&coordinator.url(""), "more", 5);
+    upload_n(&coordinator.url(""), 5, "more", PHOTOS);
     wait_for("the new items are copied", Duration::from_secs(15), || {
-        queue_empty_everywhere(&cluster)
+        cluster.queue_is_empty()
     });
-    let after = scrape(port);
+    let after = scrape_metrics(&format!("http://127.0.0.1:{port}"));
     assert_eq!(after["backpack_replicator_copies_total"], 25.0);
     assert!(
         after["backpack_replicator_copied_bytes_total"]
@@ -198,13 +151,10 @@ fn a_poison_item_goes_dead_the_queue_drains_and_retry_brings_it_back() {
     let (code, said) = dead(&cluster, &["retry", STATS_ITEM]);
     assert_eq!(code, 0, "{said}");
     for server in 0..2 {
+        assert_eq!(cluster.queue_items(server), vec![STATS_ITEM.to_string()]);
+        assert!(cluster.dead_items(server).is_empty());
         assert_eq!(
-            members(&cluster, server, QUEUE_KEY),
-            vec![STATS_ITEM.to_string()]
-        );
-        assert!(members(&cluster, server, &format!("{QUEUE_KEY}-dead")).is_empty());
-        assert_eq!(
-            failure_record(&cluster, server, STATS_ITEM),
+            cluster.failure_record(server, STATS_ITEM),
             None,
             "counts cleared"
         );
@@ -222,8 +172,8 @@ fn a_poison_item_goes_dead_the_queue_drains_and_retry_brings_it_back() {
     let (code, said) = dead(&cluster, &["drop", "--all"]);
     assert_eq!(code, 0, "{said}");
     for server in 0..2 {
-        assert!(members(&cluster, server, &format!("{QUEUE_KEY}-dead")).is_empty());
-        assert_eq!(failure_record(&cluster, server, STATS_ITEM), None);
+        assert!(cluster.dead_items(server).is_empty());
+        assert_eq!(cluster.failure_record(server, STATS_ITEM), None);
     }
 }
 
@@ -244,11 +194,9 @@ fn replicator_once(cluster: &LocalCluster) -> backpack_testkit::ServerProcess {
 #[test]
 fn a_wiped_sources_items_wait_dead_after_missing_not_the_attempt_bound() {
     let mut cluster = real_cluster("dead-missing");
-    let coordinator = cluster
-        .start_coordinator("coordinator", &["--quiet"])
-        .unwrap();
-    upload(&coordinator.url(""), "lost", 4);
-    let items = members(&cluster, 0, QUEUE_KEY);
+    let coordinator = coordinator(&cluster, &["--quiet"]);
+    upload_n(&coordinator.url(""), 4, "lost", PHOTOS);
+    let items = cluster.queue_items(0);
     assert_eq!(items.len(), 4);
     // Both nodes lose their disks: every source now answers 404.
     for node in [1, 2] {
@@ -272,9 +220,9 @@ fn a_wiped_sources_items_wait_dead_after_missing_not_the_attempt_bound() {
     wait_for("failure records", Duration::from_secs(10), || {
         items
             .iter()
-            .all(|item| failure_record(&cluster, 0, item).is_some())
+            .all(|item| cluster.failure_record(0, item).is_some())
     });
-    let record = failure_record(&cluster, 0, &items[0]).unwrap();
+    let record = cluster.failure_record(0, &items[0]).unwrap();
     assert_eq!(record["attempts"], 0, "404s are not attempts: {record}");
     let missing_since = record["missing_since"].as_u64().expect("missing_since");
     let now_ms = || {
@@ -285,7 +233,7 @@ fn a_wiped_sources_items_wait_dead_after_missing_not_the_attempt_bound() {
     };
     // Many rounds later, well inside the 6 s: still queued, though every round failed.
     std::thread::sleep(Duration::from_secs(2));
-    let queued = members(&cluster, 0, QUEUE_KEY);
+    let queued = cluster.queue_items(0);
     if now_ms() - missing_since < 5_000 {
         assert_eq!(
             queued, items,
@@ -293,13 +241,13 @@ fn a_wiped_sources_items_wait_dead_after_missing_not_the_attempt_bound() {
         );
     }
     wait_for("the items die", Duration::from_secs(20), || {
-        queue_empty_everywhere(&cluster)
+        cluster.queue_is_empty()
     });
     assert!(
         now_ms() - missing_since >= 6_000,
         "not before --dead-after-missing"
     );
-    assert_eq!(members(&cluster, 1, &format!("{QUEUE_KEY}-dead")), items);
+    assert_eq!(cluster.dead_items(1), items);
     let log = std::fs::read_to_string(replicator.log()).unwrap();
     assert!(log.contains("every source answered 404 for"), "{log}");
 }

@@ -1,0 +1,133 @@
+//! The replicators copy every upload to every node of its shard: on the stand-in nodes of
+//! the seed example, through a node that is down for a while, through a paused Redis,
+//! and at the pace of thousands of small items.
+
+mod common;
+
+use backpack_testkit::scenario::BodySizes;
+use backpack_testkit::LocalCluster;
+use common::cluster::*;
+use std::time::{Duration, Instant};
+
+/// The bodies these tests upload: small, so that a test is about copying, not bytes.
+const SMALL: BodySizes = BodySizes::LogUniform(500, 4500);
+
+#[test]
+fn one_replicator_copies_every_upload_to_both_nodes() {
+    let cluster = example_cluster("replicate-one");
+    let coordinator = coordinator(&cluster, &["--quiet"]);
+    let files = upload_n(&coordinator.url(""), 200, "one", SMALL);
+    assert_eq!(cluster.queue_items(0).len(), 200);
+    let replicator = replicator(&cluster, "replicator", &["2"]);
+    let took = wait_until_drained(&cluster, Duration::from_secs(30), &[&replicator]);
+    eprintln!("one replicator drained 200 items in {took:?}");
+    assert_replicated(&cluster, &files);
+    assert!(log_of(&replicator).contains(": ok"), "one line per copy");
+}
+
+#[test]
+fn items_for_a_dead_node_wait_and_drain_when_it_returns() {
+    let mut cluster = example_cluster("replicate-dead");
+    let coordinator = coordinator(&cluster, &["--quiet"]);
+    cluster.set_writable(&["2", "3"], false).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    cluster.node_mut(4).stop();
+    let files = upload_n(&coordinator.url(""), 20, "dead", SMALL);
+    let replicator = replicator(
+        &cluster,
+        "replicator",
+        &[
+            "2",
+            "--node-connect-timeout",
+            "300ms",
+            "--max-error-backoff",
+            "500ms",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(cluster.queue_items(0).len(), 20, "items wait for node 4");
+    assert!(log_of(&replicator).contains("failed, left queued"));
+    cluster.node_mut(4).restart().unwrap();
+    wait_until_drained(&cluster, Duration::from_secs(15), &[&replicator]);
+    assert_replicated(&cluster, &files);
+}
+
+#[test]
+fn a_paused_redis_is_worked_around_and_its_stale_items_are_harmless() {
+    let cluster = example_cluster("replicate-redis-pause");
+    let coordinator = coordinator(&cluster, &["--quiet"]);
+    let files = upload_n(&coordinator.url(""), 40, "pause", SMALL);
+    let mut conn = cluster.redis[0].connection().unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(4000)
+        .arg("ALL")
+        .query(&mut conn)
+        .unwrap();
+    let replicator = replicator(&cluster, "replicator", &["4", "--redis-timeout", "300ms"]);
+    // Through the other Redis, replication goes on while the first is paused.
+    std::thread::sleep(Duration::from_secs(3));
+    let left = cluster.queue_items(1).len();
+    eprintln!(
+        "during a 4 s pause of one Redis: {} of 40 items done through the other",
+        40 - left
+    );
+    assert!(
+        left <= 30,
+        "little progress through the second Redis: {left} of 40 left\n{}",
+        log_of(&replicator)
+    );
+    // After the pause the first Redis still lists every item: they are copied again,
+    // harmlessly, and removed.
+    wait_until_drained(&cluster, Duration::from_secs(20), &[&replicator]);
+    assert_replicated(&cluster, &files);
+}
+
+#[test]
+fn five_thousand_small_items_drain_within_a_minute() {
+    let cluster = LocalCluster::start(bin(), "replicate-many", 2, 2).unwrap();
+    cluster.add_enabled_shard("1", &[1, 2], "10gb").unwrap();
+    // 5 000 files of 4 KiB on node 1, and their items, as a coordinator would leave them.
+    let agent = client();
+    let body = vec![b'r'; 4096];
+    let mut items = Vec::new();
+    for i in 0..5000 {
+        let path = format!("/many/{i}");
+        assert_eq!(
+            agent
+                .put(&format!("{}{path}", cluster.node(1).url()))
+                .send(&body[..])
+                .unwrap()
+                .status()
+                .as_u16(),
+            201
+        );
+        items.push(format!(r#"{{"from":["1"],"to":"2","path":"{path}"}}"#));
+    }
+    cluster.push_items(&items);
+    let started = Instant::now();
+    let mut a = replicator(&cluster, "replicator-a", &["--once", "--quiet"]);
+    let mut b = replicator(&cluster, "replicator-b", &["--once", "--quiet"]);
+    let status_a = a
+        .wait_exit(Duration::from_secs(90))
+        .expect("replicator a exits");
+    let status_b = b
+        .wait_exit(Duration::from_secs(30))
+        .expect("replicator b exits");
+    let took = started.elapsed();
+    eprintln!("two replicators (default settings) drained 5000 4 KiB items in {took:?}");
+    assert!(
+        status_a.success() && status_b.success(),
+        "{}\n{}",
+        log_of(&a),
+        log_of(&b)
+    );
+    assert!(cluster.queue_is_empty());
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    for i in (0..5000).step_by(97) {
+        assert_eq!(
+            cluster.node(2).file(&format!("/many/{i}")).map(|f| f.len()),
+            Some(4096)
+        );
+    }
+}
