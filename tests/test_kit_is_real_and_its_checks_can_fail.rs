@@ -1,8 +1,13 @@
-//! The launchers themselves: real servers come up, and never outlive their owner.
+//! The test kit itself: real servers come up and never outlive their owner, and the
+//! scenario checks the fault suites rely on do find a lost copy, a file the front does
+//! not serve, a stranded item and an unexplained dead one.
 
 mod common;
 
-use backpack_testkit::{is_listening, BackpackNode, RedisServer, Sandbox, WebDavNode};
+use backpack_testkit::scenario::{checks, upload_n, Rig, PHOTOS};
+use backpack_testkit::{is_listening, BackpackNode, NodeKind, RedisServer, Sandbox, WebDavNode};
+use common::cluster::bin;
+use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -282,4 +287,103 @@ fn the_reaper_kills_only_the_processes_it_recorded() {
     assert!(!orphan.exists());
     let _ = stranger.kill();
     let _ = stranger.wait();
+}
+
+#[test]
+fn the_scenario_checks_find_what_a_fault_could_lose() {
+    let flags = ["--quiet", "--size-flush", "200ms"];
+    let rig = Rig::seed_example(bin(), "checks", NodeKind::WebDav, &flags, &["--quiet"])
+        .expect("start the rig");
+    let acks = upload_n(&rig.coordinators[0].url(""), 6, "checked", PHOTOS);
+    checks::wait_drained(&rig.cluster, Duration::from_secs(30)).unwrap();
+    // Sizes flushed.
+    std::thread::sleep(Duration::from_secs(1));
+    // A whole cluster passes every check.
+    assert_eq!(
+        checks::missing_copies(&rig.cluster, &acks).unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        checks::unreadable_through_front(&rig.front, &acks),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        checks::unexplained_items(&rig.cluster, &|_| false),
+        Vec::<String>::new()
+    );
+    eprintln!(
+        "{}",
+        rig.cluster
+            .admin("backpack-coordinator-print-stats", &[])
+            .unwrap()
+    );
+    let none = HashMap::new();
+    assert_eq!(
+        checks::short_sizes(&rig.cluster, &acks, &none).unwrap(),
+        Vec::<String>::new()
+    );
+
+    // One copy lost: found on its node. Both lost: the front cannot serve it either.
+    let (one, both) = (&acks[0], &acks[1]);
+    let nodes = |shard: &str| -> [usize; 2] {
+        let first: usize = shard.parse().unwrap();
+        [first, first + 3]
+    };
+    let remove = |node: usize, path: &str| {
+        let files = rig.cluster.node(node).files_dir().unwrap().to_path_buf();
+        std::fs::remove_file(files.join(path.trim_start_matches('/'))).unwrap();
+    };
+    remove(nodes(&one.shard)[1], &one.path);
+    for node in nodes(&both.shard) {
+        remove(node, &both.path);
+    }
+    let missing = checks::missing_copies(&rig.cluster, &acks).unwrap();
+    assert_eq!(missing.len(), 3, "{missing:?}");
+    assert!(
+        missing[0].starts_with(&format!("{} on node", one.path)),
+        "{missing:?}"
+    );
+    let unserved = checks::unreadable_through_front(&rig.front, &acks);
+    assert_eq!(unserved.len(), 1, "{unserved:?}");
+    assert!(
+        unserved[0].contains(&both.path) && unserved[0].ends_with(": 404"),
+        "{unserved:?}"
+    );
+
+    // An item left queued, and a dead one: both found unless the dead one is explained.
+    let stray = r#"{"from":["1"],"to":"4","path":"/stray"}"#.to_string();
+    rig.cluster.redis[0].add(backpack_testkit::QUEUE_KEY, std::slice::from_ref(&stray));
+    let dead = r#"{"from":["1"],"to":"4","path":"/stats"}"#.to_string();
+    rig.cluster.redis[1].add(&format!("{}-dead", backpack_testkit::QUEUE_KEY), &[dead]);
+    let left = checks::unexplained_items(&rig.cluster, &|_| false);
+    assert_eq!(left.len(), 2, "{left:?}");
+    let left = checks::unexplained_items(&rig.cluster, &|item| item.contains("/stats"));
+    assert_eq!(left, vec![format!("queued on Redis 0: {stray}")]);
+
+    // A size node short of what was acknowledged.
+    let shard = &acks[2].shard;
+    set_current(&rig, shard, 0);
+    let short = checks::short_sizes(&rig.cluster, &acks, &none).unwrap();
+    assert_eq!(short.len(), 1, "{short:?}");
+    assert!(
+        short[0].starts_with(&format!("shard {shard}: size 0 <")),
+        "{short:?}"
+    );
+}
+
+/// Overwrites a shard's `current`, keeping its capacity.
+fn set_current(rig: &Rig, shard: &str, current: u64) {
+    let state = backpack::zk_state::ZkState::open(
+        &rig.cluster.zk(),
+        &rig.cluster.root,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let path = state.paths().shard_size(shard);
+    state
+        .update(&path, |doc| {
+            doc["current"] = current.into();
+            Ok(())
+        })
+        .unwrap();
 }
