@@ -74,14 +74,11 @@ fn items_another_replicator_holds_are_left_to_it_and_the_rest_of_the_batch_is_co
     for lock in &locks {
         other.delete(lock).unwrap();
     }
-    let released = Instant::now();
-    while !cluster.queue_is_empty() {
-        assert!(
-            released.elapsed() < Duration::from_secs(15),
-            "released items not copied"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for(
+        "the released items are copied",
+        Duration::from_secs(15),
+        || cluster.queue_is_empty(),
+    );
     for item in &held {
         let item = Item::parse(item).unwrap();
         let target: usize = item.to.parse().unwrap();

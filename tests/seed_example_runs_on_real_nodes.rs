@@ -41,13 +41,9 @@ fn the_seed_example_runs_on_real_backpack_nodes() {
         .collect();
 
     let started = Instant::now();
-    while !cluster.queue_is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the queue did not drain"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for("the queue drains", Duration::from_secs(60), || {
+        cluster.queue_is_empty()
+    });
     eprintln!("replicated in {:.1}s", started.elapsed().as_secs_f64());
 
     for (path, shard) in &uploads {

@@ -277,21 +277,8 @@ fn two_coordinators_count_every_byte() {
             *expected.entry(shard).or_insert(0) += n;
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let actual: HashMap<String, u64> = expected
-            .keys()
-            .map(|shard| (shard.clone(), shard_current(&cluster, shard)))
-            .collect();
-        if actual == expected {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "sizes {actual:?}, uploaded {expected:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // Every byte counted exactly once, once both coordinators have flushed.
+    wait_for_sizes(&cluster, &expected);
 }
 
 #[test]

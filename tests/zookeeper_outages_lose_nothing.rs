@@ -3,7 +3,7 @@
 
 mod common;
 
-use backpack_testkit::{CoordinatorProcess, LocalCluster};
+use backpack_testkit::CoordinatorProcess;
 use common::cluster::*;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -100,24 +100,6 @@ fn lands_on(
             );
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn wait_for_sizes(cluster: &LocalCluster, expected: &HashMap<String, u64>) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let actual: HashMap<String, u64> = expected
-            .keys()
-            .map(|shard| (shard.clone(), shard_current(cluster, shard)))
-            .collect();
-        if &actual == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "sizes {actual:?}, acknowledged {expected:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

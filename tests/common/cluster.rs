@@ -27,11 +27,7 @@ pub fn example_cluster_of(label: &str, kind: NodeKind) -> LocalCluster {
 
 /// A plain HTTP client (std sockets) that returns every status as a value.
 pub fn client() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
+    scenario::agent()
 }
 
 /// PUTs `body` and returns the status and the answer's text.
@@ -300,5 +296,25 @@ pub fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     while !done() {
         assert!(started.elapsed() < within, "{what} within {within:?}");
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until the shards' sizes are exactly `expected` (shard -> bytes); panics after
+/// 10 s.
+pub fn wait_for_sizes(cluster: &LocalCluster, expected: &HashMap<String, u64>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let actual: HashMap<String, u64> = expected
+            .keys()
+            .map(|shard| (shard.clone(), shard_current(cluster, shard)))
+            .collect();
+        if &actual == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sizes {actual:?}, acknowledged {expected:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }

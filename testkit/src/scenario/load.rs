@@ -54,10 +54,12 @@ pub struct Outcome {
     pub most_late: Duration,
 }
 
+/// A plain HTTP client that returns every status as a value, and gives up on an
+/// exchange after a minute.
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
+        .timeout_global(Some(Duration::from_secs(60)))
         .build()
         .into()
 }
