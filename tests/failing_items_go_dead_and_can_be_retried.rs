@@ -1,14 +1,16 @@
-//! Dead letters and the replicator's metrics, on real Backpack 0.5.5 nodes.
+//! Failing items: they wait longer after each failed attempt, go dead only past their
+//! bounds, and can be listed, retried and dropped; the replicator's metrics count it all.
 //!
-//! A real node's `GET /stats` is its statistics, answered without a `Content-Length`, so
-//! the item `{"from":["1"],"to":"2","path":"/stats"}` can never be copied: it must reach
-//! the dead set and leave the queue empty. A wiped source's items fail with 404s, which
-//! count toward their own, longer bound.
+//! A real Backpack 0.5.5 node's `GET /stats` is its statistics, answered without a
+//! `Content-Length`, so the item `{"from":["1"],"to":"2","path":"/stats"}` can never be
+//! copied: it must reach the dead set and leave the queue empty. A wiped source's items
+//! fail with 404s, which count toward their own, longer bound. A node that answers 500
+//! for a few seconds costs its items a few attempts, not their lives.
 
 mod common;
 
 use backpack_testkit::scenario::PHOTOS;
-use backpack_testkit::{free_port, ClusterNode, LocalCluster, NodeKind, QUEUE_KEY};
+use backpack_testkit::{free_port, ClusterNode, FailingNode, LocalCluster, NodeKind, QUEUE_KEY};
 use common::cluster::*;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -250,4 +252,70 @@ fn a_wiped_sources_items_wait_dead_after_missing_not_the_attempt_bound() {
     assert_eq!(cluster.dead_items(1), items);
     let log = std::fs::read_to_string(replicator.log()).unwrap();
     assert!(log.contains("every source answered 404 for"), "{log}");
+}
+
+/// Node 2 answers 500 for 4 s while other items keep the replicator busy: the items to
+/// it wait out their pauses (1 s, then 2 s, ...) instead of spending an attempt every
+/// round, none reaches the dead set with the default 20 attempts, and all are copied
+/// once node 2 answers again.
+#[test]
+fn a_node_answering_500_for_seconds_sends_nothing_to_the_dead_set() {
+    let cluster = LocalCluster::start(bin(), "dead-500", 2, 4).unwrap();
+    cluster.add_enabled_shard("1", &[1, 2], "10gb").unwrap();
+    cluster.add_enabled_shard("2", &[3, 4], "10gb").unwrap();
+    let agent = client();
+    // A file on `node` and its item to `to`, as a coordinator leaves them.
+    let stored = |node: usize, to: usize, path: &str| {
+        let (status, _) = put(
+            &agent,
+            &format!("{}{path}", cluster.node(node).url()),
+            b"data",
+        );
+        assert_eq!(status, 201, "{path}");
+        format!(r#"{{"from":["{node}"],"to":"{to}","path":"{path}"}}"#)
+    };
+    let failing = FailingNode::start(500).unwrap();
+    let add_server = "backpack-coordinator-add-server";
+    cluster.admin(add_server, &["2", &failing.url()]).unwrap();
+    let to_failing: Vec<String> = (0..15)
+        .map(|i| stored(1, 2, &format!("/to-2/{i}")))
+        .collect();
+    cluster.push_items(&to_failing);
+    let replicator = replicator(&cluster, "replicator", &[]);
+    // Other items keep flowing meanwhile: ten new ones every 100 ms.
+    let failing_until = std::time::Instant::now() + Duration::from_secs(4);
+    let mut flowing = 0;
+    while std::time::Instant::now() < failing_until {
+        let items: Vec<String> = (flowing..flowing + 10)
+            .map(|i| stored(3, 4, &format!("/to-4/{i}")))
+            .collect();
+        cluster.push_items(&items);
+        flowing += 10;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cluster
+        .admin(add_server, &["2", &cluster.node(2).url()])
+        .unwrap();
+    wait_for("the queue drains", Duration::from_secs(30), || {
+        cluster.queue_is_empty()
+    });
+    let log = log_of(&replicator);
+    for server in 0..2 {
+        assert_eq!(cluster.dead_items(server), Vec::<String>::new(), "{log}");
+    }
+    for i in 0..15 {
+        let path = format!("/to-2/{i}");
+        assert_eq!(cluster.node(2).file(&path).as_deref(), Some(&b"data"[..]));
+        let attempts = log
+            .lines()
+            .filter(|l| l.contains(&format!("copy {path} ")) && l.contains("failed"))
+            .count();
+        assert!(
+            (1..=4).contains(&attempts),
+            "{path} was tried {attempts} times in the 4 s node 2 answered 500"
+        );
+    }
+    for i in 0..flowing {
+        assert!(cluster.node(4).file(&format!("/to-4/{i}")).is_some());
+    }
 }

@@ -129,6 +129,9 @@ impl Command for CoordinatorCommand {
             None => None,
         };
 
+        // Bound first: a port in use stops the coordinator before it does anything.
+        let address = format!("{}:{}", self.listen_host, self.listen_port);
+        let listener = http::listen(&address).map_err(Error::invalid)?;
         let shared = Shared::default();
         let sync = cluster_sync::start(
             self.sync_settings(Some(SizeAccounting {
@@ -175,9 +178,6 @@ impl Command for CoordinatorCommand {
             max_connections: self.max_connections,
             ..Limits::default()
         };
-        let address = format!("{}:{}", self.listen_host, self.listen_port);
-        let listener = may::net::TcpListener::bind(address.as_str())
-            .map_err(|err| Error::invalid(format!("cannot listen on {address}: {err}")))?;
         let coordinator = Arc::new(coordinator);
         if let Some(statsd) = statsd {
             start_statsd_gauges(statsd, snapshot, self.statsd_interval)?;

@@ -12,11 +12,13 @@ mod body;
 mod chunked;
 mod client_stream;
 mod connection;
+mod listener;
 pub mod request;
 pub mod response;
 mod server;
 
 pub use body::Body;
+pub use listener::listen;
 pub use request::{Framing, Request};
 pub use response::Response;
 pub use server::{serve, ServerHandle};

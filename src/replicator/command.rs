@@ -1,6 +1,6 @@
 //! `backpack-replicator <zk_servers> </zk/root> [concurrency]`.
 
-use super::give_up::Bounds;
+use super::give_up::{Bounds, RetryPace};
 use super::metrics::{Metrics, MetricsEndpoint};
 use super::worker::{Claims, Worker};
 use crate::cluster::sync::{self, Shared};
@@ -43,6 +43,13 @@ daemon_command! {
         /// the longest pause after failures (default 5s)
         #[argh(option, default = "secs(5)", from_str_fn(parse_duration))]
         max_error_backoff: Duration,
+        /// after a failed copy an item waits this long before it is tried again, twice as
+        /// long after each further failed attempt (default 1s)
+        #[argh(option, default = "secs(1)", from_str_fn(parse_duration))]
+        retry_pause: Duration,
+        /// the longest an item waits between attempts (default 5m)
+        #[argh(option, default = "secs(300)", from_str_fn(parse_duration))]
+        max_retry_pause: Duration,
         /// how often the totals are logged (default 10s)
         #[argh(option, default = "secs(10)", from_str_fn(parse_duration))]
         report_every: Duration,
@@ -75,6 +82,14 @@ impl Command for ReplicatorCommand {
         if self.batch == 0 || self.batch > 1000 {
             return Err(Error::invalid("--batch must be between 1 and 1000"));
         }
+        // Bound first: a port in use stops the replicator before it does anything.
+        let metrics_listener = match &self.listen {
+            Some(address) => {
+                may::config().set_workers(1);
+                Some(crate::http::listen(address).map_err(Error::invalid)?)
+            }
+            None => None,
+        };
         let shared = Arc::new(Shared::default());
         let _sync = sync::start(self.sync_settings(None), &shared)?;
         // The sync thread sets the session before it publishes a snapshot.
@@ -94,8 +109,8 @@ impl Command for ReplicatorCommand {
         // exits; a second signal exits at once.
         let shutdown = Shutdown::on_signals("finishing the copies in progress")?;
         let metrics = Arc::new(Metrics::default());
-        let _endpoint = match &self.listen {
-            Some(address) => Some(serve_metrics(address, &metrics, &shared)?),
+        let _endpoint = match metrics_listener {
+            Some(listener) => Some(serve_metrics(listener, &metrics, &shared)?),
             None => None,
         };
         let claims = Arc::new(Claims::default());
@@ -115,6 +130,10 @@ impl Command for ReplicatorCommand {
                         attempts: self.dead_after_attempts.max(1),
                         after: self.dead_after,
                         missing: self.dead_after_missing,
+                    },
+                    pace: RetryPace {
+                        first: self.retry_pause,
+                        most: self.max_retry_pause.max(self.retry_pause),
                     },
                     claims: Arc::clone(&claims),
                     batch: self.batch,
@@ -198,15 +217,12 @@ impl Command for ReplicatorCommand {
     }
 }
 
-/// Serves `GET /metrics` on `address` from `may` coroutines on one thread of their own.
+/// Serves `GET /metrics` on `listener` from `may` coroutines on one thread of their own.
 fn serve_metrics(
-    address: &str,
+    listener: may::net::TcpListener,
     metrics: &Arc<Metrics>,
     shared: &Arc<crate::cluster::sync::Shared>,
 ) -> Result<crate::http::ServerHandle> {
-    may::config().set_workers(1);
-    let listener = may::net::TcpListener::bind(address)
-        .map_err(|err| Error::invalid(format!("cannot listen on {address}: {err}")))?;
     let endpoint = MetricsEndpoint {
         metrics: Arc::clone(metrics),
         shared: Arc::clone(shared),
@@ -217,7 +233,7 @@ fn serve_metrics(
         crate::http::Limits::default(),
         Arc::default(),
     )
-    .map_err(|err| Error::invalid(format!("cannot serve on {address}: {err}")))?;
+    .map_err(|err| Error::invalid(format!("cannot serve /metrics: {err}")))?;
     log_line!("metrics at http://{}/metrics", server.addr);
     Ok(server)
 }

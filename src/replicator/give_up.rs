@@ -1,6 +1,7 @@
-//! When the replicator gives up on an item: each failed attempt is recorded beside the
-//! queue (`replication_queue::DeadSet`), and an item past its bounds moves to the dead
-//! set, where an operator retries or drops it (`backpack-replicator-dead`).
+//! When the replicator tries a failing item again, and when it gives up on it: each
+//! failed attempt is recorded beside the queue (`replication_queue::DeadSet`); an item is
+//! not tried again before its pause is over (`RetryPace`); an item past its bounds moves
+//! to the dead set, where an operator retries or drops it (`backpack-replicator-dead`).
 //!
 //! Failures are told apart by what they say about the item. A node that answered wrongly
 //! is an attempt, bounded by count and by time. Every source answering 404 has its own,
@@ -27,6 +28,51 @@ pub struct Bounds {
     pub after: Duration,
     /// Since every source first answered 404.
     pub missing: Duration,
+}
+
+/// How long a failed item waits before it is tried again: `first` after a failure,
+/// doubling with each failed attempt, at most `most`. The wait is counted from the last
+/// failure in the item's shared record, so every replicator keeps the same pace.
+///
+/// Without it a failing item was tried again at every round while other items kept the
+/// workers busy: twenty attempts, and the dead set, in under a second, for a node that
+/// answered 500 for three seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPace {
+    pub first: Duration,
+    pub most: Duration,
+}
+
+impl RetryPace {
+    /// The pause after the failures of `record`. A failure that is not an attempt (a node
+    /// down, every source 404) leaves the count alone: those items wait `first`.
+    pub fn wait(&self, record: &FailureRecord) -> Duration {
+        let doublings = record.attempts.saturating_sub(1).min(32) as u32;
+        self.first
+            .saturating_mul(2u32.saturating_pow(doublings))
+            .min(self.most)
+    }
+
+    /// True when the item of `record` may be tried at `now` (milliseconds since the
+    /// epoch): it never failed, or its pause is over.
+    pub fn due(&self, record: &FailureRecord, now: u64) -> bool {
+        record.last_failure == 0
+            || now
+                >= record
+                    .last_failure
+                    .saturating_add(self.wait(record).as_millis() as u64)
+    }
+}
+
+/// The items of `items` that may be tried now (by their shared records), as a mask.
+pub fn due_now(queue: &ReplicationQueue, items: &[&str], pace: &RetryPace) -> Vec<bool> {
+    let now = now_ms();
+    queue
+        .dead()
+        .records(items)
+        .iter()
+        .map(|record| pace.due(record, now))
+        .collect()
 }
 
 /// What a failed attempt says about its item.
@@ -156,6 +202,28 @@ mod tests {
             Some("3 failed attempts")
         );
         assert_eq!(record.last_reason, "target: answered 500");
+    }
+
+    #[test]
+    fn a_failing_item_waits_longer_after_each_attempt() {
+        let pace = RetryPace {
+            first: Duration::from_secs(1),
+            most: Duration::from_secs(300),
+        };
+        let mut record = FailureRecord::default();
+        assert!(pace.due(&record, 5), "never failed: due at once");
+        FailureKind::NodeDown.note(&mut record, "refused", 10_000);
+        assert_eq!(pace.wait(&record), Duration::from_secs(1));
+        assert!(!pace.due(&record, 10_999) && pace.due(&record, 11_000));
+        let waits: Vec<u64> = (0..12)
+            .map(|_| {
+                FailureKind::Attempt.note(&mut record, "answered 500", 20_000);
+                pace.wait(&record).as_secs()
+            })
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
+        assert!(!pace.due(&record, 20_000 + 299_999));
+        assert!(pace.due(&record, 20_000 + 300_000));
     }
 
     #[test]

@@ -57,6 +57,7 @@ pub struct Metrics {
     pub copied_bytes: Counter,
     failures: Family<ReasonLabel, Counter>,
     pub locked_elsewhere: Counter,
+    pub waiting: Counter,
     pub moved_dead: Counter,
     pub in_flight: Gauge,
     pub copy_seconds: Histogram,
@@ -86,6 +87,12 @@ impl Default for Metrics {
                 r,
                 "locked_elsewhere",
                 "Items skipped because another replicator held their lock",
+                Counter::default(),
+            ),
+            waiting: registered(
+                r,
+                "retry_waits",
+                "Picked items left for a later round: their last failure is more recent than their retry pause",
                 Counter::default(),
             ),
             moved_dead: registered(

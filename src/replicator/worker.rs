@@ -11,7 +11,7 @@
 //! are left alone without asking ZooKeeper.
 
 use super::copy::{copy_from_any, plan, NotCopied, Plan};
-use super::give_up::{record_failures, Bounds, Failed, FailureKind};
+use super::give_up::{due_now, record_failures, Bounds, Failed, FailureKind, RetryPace};
 use super::locks;
 use super::metrics::{Metrics, Reason};
 use crate::cluster::sync::Shared;
@@ -56,6 +56,8 @@ pub struct Worker {
     pub metrics: Arc<Metrics>,
     /// When an item that keeps failing moves to the dead set.
     pub bounds: Bounds,
+    /// How long a failed item waits before it is tried again.
+    pub pace: RetryPace,
     pub claims: Arc<Claims>,
     /// Items per round at most.
     pub batch: usize,
@@ -73,7 +75,7 @@ enum Round {
     Copied(usize),
     /// The queue is empty on the server asked.
     Empty,
-    /// Only items someone else holds.
+    /// Only items someone else holds, or that wait out their pause after a failure.
     Locked,
     /// Nothing copied and something failed: wait before the next round.
     Failed,
@@ -181,6 +183,7 @@ impl Worker {
             })
             .collect();
         let jobs = self.claims.claim(jobs);
+        let jobs = self.due_jobs(queue, jobs);
         let outcome = if jobs.is_empty() {
             Round::Locked
         } else {
@@ -188,6 +191,19 @@ impl Worker {
         };
         self.claims.release(&jobs);
         outcome
+    }
+
+    /// The claimed `jobs` whose items may be tried now; the others (a failure too recent,
+    /// by their shared record) are released and left for a later round.
+    fn due_jobs(&self, queue: &ReplicationQueue, jobs: Vec<Job>) -> Vec<Job> {
+        let texts: Vec<&str> = jobs.iter().map(|job| job.text.as_str()).collect();
+        let due = due_now(queue, &texts, &self.pace);
+        let (due, waiting): (Vec<(Job, bool)>, Vec<(Job, bool)>) =
+            jobs.into_iter().zip(due).partition(|(_, due)| *due);
+        let waiting: Vec<Job> = waiting.into_iter().map(|(job, _)| job).collect();
+        self.metrics.waiting.inc_by(waiting.len() as u64);
+        self.claims.release(&waiting);
+        due.into_iter().map(|(job, _)| job).collect()
     }
 
     /// Locks `jobs`, copies those still queued, removes the copied items, releases.

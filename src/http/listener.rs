@@ -1,0 +1,74 @@
+//! The listening socket of a daemon, bound so that a port in use is an error at start.
+//!
+//! `may`'s own bind sets `SO_REUSEPORT`. With it, a second process (a daemon started
+//! twice, or another daemon given the same port) binds the port too, says it listens, and
+//! the kernel splits new connections between the two: clients get the wrong server's
+//! answers, silently. This bind sets `SO_REUSEADDR` only, which lets a restarted daemon
+//! bind past connections of its last run still in `TIME_WAIT`, but fails with "address in
+//! use" while anything listens there.
+
+use socket2::{Domain, Socket, Type};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{FromRawFd, IntoRawFd};
+
+/// Connections the kernel queues before the server accepts them.
+const BACKLOG: i32 = 1024;
+
+/// Binds and listens on `address` (`host:port`); the error is a sentence for the operator.
+pub fn listen(address: &str) -> Result<may::net::TcpListener, String> {
+    let socket_address = resolve(address)?;
+    let bound = || -> std::io::Result<std::net::TcpListener> {
+        let socket = Socket::new(Domain::for_address(socket_address), Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&socket_address.into())?;
+        socket.listen(BACKLOG)?;
+        Ok(socket.into())
+    };
+    let listener = bound().map_err(|err| match err.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            format!(
+                "cannot listen on {address}: the port is in use (is another daemon running there?)"
+            )
+        }
+        _ => format!("cannot listen on {address}: {err}"),
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|err| format!("cannot listen on {address}: {err}"))?;
+    // SAFETY: the descriptor is a listening TCP socket this function owns; `into_raw_fd`
+    // gives up std's ownership, so `may`'s listener is its only owner.
+    Ok(unsafe { may::net::TcpListener::from_raw_fd(listener.into_raw_fd()) })
+}
+
+/// The one address `address` names; an error that shows the expected form otherwise.
+fn resolve(address: &str) -> Result<SocketAddr, String> {
+    let hint = "expected host:port, such as 127.0.0.1:12001";
+    if !address.contains(':') {
+        return Err(format!("cannot listen on {address:?}: {hint}"));
+    }
+    let mut found = address
+        .to_socket_addrs()
+        .map_err(|err| format!("cannot listen on {address:?}: {err} ({hint})"))?;
+    found
+        .next()
+        .ok_or_else(|| format!("cannot listen on {address:?}: the name has no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_in_use_is_refused_and_a_bad_address_explained() {
+        let first = listen("127.0.0.1:0").expect("a free port");
+        let port = first.local_addr().expect("bound").port();
+        let again = listen(&format!("127.0.0.1:{port}"))
+            .err()
+            .unwrap_or_default();
+        assert!(again.contains("the port is in use"), "{again}");
+        let bare = listen("12090").err().unwrap_or_default();
+        assert!(bare.contains("expected host:port"), "{bare}");
+        drop(first);
+        assert!(listen(&format!("127.0.0.1:{port}")).is_ok(), "free again");
+    }
+}
