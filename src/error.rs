@@ -24,8 +24,8 @@ pub enum Error {
     Invalid(String),
     /// No Redis server of the queue answered.
     Redis(String),
-    /// Bad input a command cannot start with (an unknown id, a missing address, a server
-    /// it must read and cannot): exit code 2, like arguments that do not parse.
+    /// An argument that does not parse (a size, an id, a URL, a server list, a root), or
+    /// input a command cannot start with: exit code 2.
     Usage(String),
 }
 
@@ -41,10 +41,15 @@ impl Error {
         Error::Invalid(message.into())
     }
 
+    /// An argument that does not parse or cannot be right whatever the cluster holds.
+    pub fn usage(message: impl Into<String>) -> Error {
+        Error::Usage(message.into())
+    }
+
     /// The process's exit code for this error (see `command`).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) => EXIT_USAGE,
+            Error::Usage(_) | Error::ZkAddress { .. } => EXIT_USAGE,
             _ => EXIT_FAILED,
         }
     }
@@ -92,6 +97,6 @@ impl std::error::Error for Error {}
 
 impl From<crate::size::SizeError> for Error {
     fn from(err: crate::size::SizeError) -> Error {
-        Error::Invalid(err.to_string())
+        Error::Usage(err.to_string())
     }
 }

@@ -19,7 +19,7 @@ fn errors_are_one_line_and_write_nothing() {
         )),
         "{err}"
     );
-    let err = fails(INIT, &[&zk, &root, "q", "127.0.0.1"], 1);
+    let err = fails(INIT, &[&zk, &root, "q", "127.0.0.1"], 2);
     assert!(err.contains("invalid Redis server list"), "{err}");
     assert_eq!(
         session().get(&format!("{root}/queue")).unwrap(),
@@ -33,14 +33,16 @@ fn errors_are_one_line_and_write_nothing() {
     let shards = format!("{root}/shards-map");
     let before = s.get(&shards).unwrap();
 
-    let err = fails(ADD_SHARD, &[&zk, &root, "1", "1", "10 parsecs"], 1);
+    let err = fails(ADD_SHARD, &[&zk, &root, "1", "1", "10 parsecs"], 2);
     assert!(err.contains(r#"invalid size "10 parsecs""#), "{err}");
     let err = fails(ADD_SHARD, &[&zk, &root, "1", "1,7", "10gb"], 1);
     assert!(err.contains("unknown node 7"), "{err}");
-    let err = fails(ADD_SHARD, &[&zk, &root, "1", "1,1", "10gb"], 1);
+    let err = fails(ADD_SHARD, &[&zk, &root, "1", "1,1", "10gb"], 2);
     assert!(err.contains("listed twice"), "{err}");
-    let err = fails(ADD_SHARD, &[&zk, &root, "a:b", "1", "10gb"], 1);
+    let err = fails(ADD_SHARD, &[&zk, &root, "a:b", "1", "10gb"], 2);
     assert!(err.contains("invalid shard id"), "{err}");
+    let err = fails(ADD_SHARD, &[&zk, &root, "1", "1", "0"], 2);
+    assert!(err.contains("capacity 0 can never take an upload"), "{err}");
     assert_eq!(s.get(&shards).unwrap(), before);
     assert_eq!(s.get(&format!("{root}/shard-size-1")).unwrap(), None);
 
@@ -50,12 +52,12 @@ fn errors_are_one_line_and_write_nothing() {
         ("http://evil;}:1", "not a host name"),
         ("http://127.0.0.1:99999", "not a TCP port"),
     ] {
-        let err = fails(ADD_SERVER, &[&zk, &root, "2", url], 1);
+        let err = fails(ADD_SERVER, &[&zk, &root, "2", url], 2);
         assert!(err.contains(why), "{url}: {err}");
     }
     let err = fails(ENABLE, &[&zk, &root, "9"], 1);
     assert!(err.contains("shard 9 does not exist"), "{err}");
-    let err = fails(DUMP, &[&zk, "backpack"], 1);
+    let err = fails(DUMP, &[&zk, "backpack"], 2);
     assert!(err.contains("invalid ZooKeeper root"), "{err}");
     let err = fails(ADD_SHARD, &[&zk, &root, "1"], 2);
     assert!(
@@ -102,8 +104,17 @@ fn unreachable_zookeeper_fails_within_the_timeout() {
         took >= Duration::from_secs(2) && took < Duration::from_secs(5),
         "{took:?}"
     );
-    let err = fails(DUMP, &["no such host:2181", "/backpack"], 1);
+    let err = fails(DUMP, &["no such host:2181", "/backpack"], 2);
     assert!(err.contains("invalid ZooKeeper connect string"), "{err}");
+    // A name that does not resolve is said at once, not after the timeout.
+    let started = Instant::now();
+    let err = fails(DUMP, &["no-such-host.invalid:2181", "/backpack"], 1);
+    assert!(err.contains("no host name of it resolves"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 /// Every command that talks to ZooKeeper takes its timeout as a duration: `1500ms`, `2s`,
@@ -148,6 +159,104 @@ fn zk_timeouts_are_durations_and_a_bare_number_is_seconds() {
         1,
     );
     assert!(err.contains("within 0.3s"), "{err}");
+}
+
+/// Exit 2 for arguments that do not parse, in every command, before it connects to
+/// anything (the ZooKeeper given is unreachable: reaching for it would exit 1 after the
+/// timeout); `--version` everywhere.
+#[test]
+fn arguments_that_do_not_parse_exit_2_in_every_command() {
+    let nowhere = format!("127.0.0.1:{}", backpack_testkit::free_port().unwrap());
+    let zk = nowhere.as_str();
+    let cases: &[(&str, &[&str])] = &[
+        ("backpack-coordinator", &[zk, "/b", "127.0.0.1", "port"]),
+        (
+            "backpack-coordinator",
+            &[zk, "/b", "127.0.0.1", "1", "--max-body", "100xb"],
+        ),
+        (
+            "backpack-coordinator",
+            &[zk, "/b", "127.0.0.1", "1", "--sync-copies", "0"],
+        ),
+        ("backpack-replicator", &[zk, "/b", "--listen", "12090"]),
+        ("backpack-replicator", &[zk, "/b", "0"]),
+        ("backpack-replicator", &[zk, "/b", "--retry-pause", "soon"]),
+        (
+            "backpack-replicator-push",
+            &[zk, "/b", "127.0.0.1:1", "q", "1", "2", "no-slash"],
+        ),
+        ("backpack-replicator-dead", &[zk, "/b", "resurrect"]),
+        (INIT, &[zk, "/b", "q", "not a server"]),
+        (SET_QUEUE, &[zk, "/b", "a key", "127.0.0.1:1"]),
+        (ADD_SERVER, &[zk, "/b", "1", "ftp://x"]),
+        (ADD_SHARD, &[zk, "/b", "1", "1", "100xb"]),
+        (ADD_SHARD, &[zk, "/b", "1", "1", "0"]),
+        (ADD_SHARD, &[zk, "/b", "1", "1,", "1gb"]),
+        (ENABLE, &[zk, "b", "1"]),
+        (DISABLE, &[zk, "/b/../c", "1"]),
+        (DUMP, &["host-without-port", "/b"]),
+        (STATS, &[zk, "/b", "--redis-timeout", "-1s"]),
+        (
+            "backpack-coordinator-set-node-index",
+            &[zk, "/b", "1", "two:ports:here"],
+        ),
+        (
+            "backpack-coordinator-check-shard",
+            &[zk, "/b", "1", "--rate", "0"],
+        ),
+        (
+            "backpack-coordinator-check-cluster",
+            &[zk, "/b", "--timeout", "x"],
+        ),
+        ("bp-nginx-gen", &[zk, "/b", "--connect-timeout", "x"]),
+    ];
+    let mut commands_covered = std::collections::BTreeSet::new();
+    for (command, args) in cases {
+        fails(command, args, 2);
+        commands_covered.insert(*command);
+        // An unknown flag, everywhere.
+        let mut unknown = args.to_vec();
+        unknown.push("--no-such-flag");
+        fails(command, &unknown, 2);
+    }
+    for (name, _) in backpack::cli::COMMANDS {
+        assert!(commands_covered.contains(name), "{name} has no case");
+        let output = run(name, &["--version"]);
+        assert!(output.status.success(), "{name} --version");
+        let said = stdout(&output);
+        assert!(
+            said.starts_with(&format!("{name} {} (git ", env!("CARGO_PKG_VERSION"))),
+            "{said}"
+        );
+    }
+    let err = fails(ADD_SHARD, &[zk, "/b", "1", "1", "-5gb"], 2);
+    assert!(err.contains("cannot be negative"), "{err}");
+}
+
+/// A shard on exactly the nodes of another is added, with a warning: most often a typo.
+#[test]
+fn add_shard_warns_when_another_shard_has_the_same_nodes() {
+    let (zk, root) = (zookeeper(), fresh_root("twin"));
+    init(&zk, &root, "127.0.0.1:13001");
+    for (id, url) in [
+        ("1", "http://127.0.0.1:10001"),
+        ("4", "http://127.0.0.1:10004"),
+    ] {
+        ok(ADD_SERVER, &[&zk, &root, id, url]);
+    }
+    let first = run(ADD_SHARD, &[&zk, &root, "1", "1,4", "1gb"]);
+    assert!(
+        first.status.success() && stderr(&first).is_empty(),
+        "{}",
+        stderr(&first)
+    );
+    let twin = run(ADD_SHARD, &[&zk, &root, "7", "4,1", "1gb"]);
+    assert!(twin.status.success(), "{}", stderr(&twin));
+    assert!(
+        stderr(&twin).contains("warning: shard 1 has the same nodes (1, 4)"),
+        "{}",
+        stderr(&twin)
+    );
 }
 
 #[test]

@@ -26,7 +26,7 @@ impl Command for SetNodeIndex {
             _ => None,
         }
         .ok_or_else(|| {
-            Error::invalid(format!(
+            Error::usage(format!(
                 "invalid Redis server {:?}: expected one host:port",
                 self.redis
             ))

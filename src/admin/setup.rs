@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 fn queue_info(key: &str, redis_servers: &str) -> Result<QueueInfo> {
     let servers = parse_endpoint_list(redis_servers)
-        .map_err(|why| Error::invalid(format!("invalid Redis server list: {why}")))?;
+        .map_err(|why| Error::usage(format!("invalid Redis server list: {why}")))?;
     QueueInfo::new(key, servers)
 }
 

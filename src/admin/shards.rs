@@ -28,12 +28,12 @@ fn node_ids(list: &str) -> Result<Vec<String>> {
     let mut ids: Vec<String> = Vec::new();
     for id in list.split(',').map(str::trim) {
         if id.is_empty() {
-            return Err(Error::invalid(format!(
+            return Err(Error::usage(format!(
                 "invalid node list {list:?}: expected ids separated by commas, e.g. 1,4"
             )));
         }
         if ids.iter().any(|seen| seen == id) {
-            return Err(Error::invalid(format!(
+            return Err(Error::usage(format!(
                 "node {id} is listed twice in {list:?}"
             )));
         }
@@ -47,6 +47,11 @@ impl Command for AddShard {
         check_new_id("shard", &self.id)?;
         let nodes = node_ids(&self.nodes)?;
         let capacity = parse_size(&self.size)?;
+        if capacity == 0 {
+            return Err(Error::usage(
+                "a shard of capacity 0 can never take an upload: give its size, e.g. 100gb",
+            ));
+        }
         let store = self.open_cluster()?;
         let servers = store.servers()?;
         let unknown: Vec<&str> = nodes
@@ -82,6 +87,7 @@ impl Command for AddShard {
         };
 
         let node_list = nodes.join(", ");
+        warn_if_twin(&store, &self.id, &nodes)?;
         if added {
             println!(
                 "shard {} added: nodes {node_list}, capacity {}; read-only until enabled",
@@ -102,6 +108,25 @@ impl Command for AddShard {
         }
         Ok(())
     }
+}
+
+/// Warns (stderr; the command still succeeds) when another shard names exactly these
+/// nodes: two shards on the same disks count their capacity twice, which is most often a
+/// typo in the id.
+fn warn_if_twin(store: &ZkState, id: &str, nodes: &[String]) -> Result<()> {
+    let mut wanted: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    wanted.sort_unstable();
+    for (other, entry) in store.shards()? {
+        let mut theirs: Vec<&str> = entry.nodes.iter().map(String::as_str).collect();
+        theirs.sort_unstable();
+        if other != id && theirs == wanted {
+            eprintln!(
+                "warning: shard {other} has the same nodes ({}): two shards on the same disks count their capacity twice",
+                wanted.join(", ")
+            );
+        }
+    }
+    Ok(())
 }
 
 fn set_enabled(store: &ZkState, id: &str, enabled: bool) -> Result<()> {

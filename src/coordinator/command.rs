@@ -131,7 +131,7 @@ impl Command for CoordinatorCommand {
 
         // Bound first: a port in use stops the coordinator before it does anything.
         let address = format!("{}:{}", self.listen_host, self.listen_port);
-        let listener = http::listen(&address).map_err(Error::invalid)?;
+        let listener = http::listen(&address)?;
         let shared = Shared::default();
         let sync = cluster_sync::start(
             self.sync_settings(Some(SizeAccounting {

@@ -7,6 +7,7 @@
 //! bind past connections of its last run still in `TIME_WAIT`, but fails with "address in
 //! use" while anything listens there.
 
+use crate::error::{Error, Result};
 use socket2::{Domain, Socket, Type};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{FromRawFd, IntoRawFd};
@@ -14,8 +15,9 @@ use std::os::fd::{FromRawFd, IntoRawFd};
 /// Connections the kernel queues before the server accepts them.
 const BACKLOG: i32 = 1024;
 
-/// Binds and listens on `address` (`host:port`); the error is a sentence for the operator.
-pub fn listen(address: &str) -> Result<may::net::TcpListener, String> {
+/// Binds and listens on `address` (`host:port`). An address that does not parse is a
+/// usage error (exit 2); a port in use or refused is a failure (exit 1).
+pub fn listen(address: &str) -> Result<may::net::TcpListener> {
     let socket_address = resolve(address)?;
     let bound = || -> std::io::Result<std::net::TcpListener> {
         let socket = Socket::new(Domain::for_address(socket_address), Type::STREAM, None)?;
@@ -24,34 +26,38 @@ pub fn listen(address: &str) -> Result<may::net::TcpListener, String> {
         socket.listen(BACKLOG)?;
         Ok(socket.into())
     };
-    let listener = bound().map_err(|err| match err.kind() {
-        std::io::ErrorKind::AddrInUse => {
-            format!(
-                "cannot listen on {address}: the port is in use (is another daemon running there?)"
-            )
-        }
-        _ => format!("cannot listen on {address}: {err}"),
-    })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|err| format!("cannot listen on {address}: {err}"))?;
+    let failed = |err: std::io::Error| match err.kind() {
+        std::io::ErrorKind::AddrInUse => Error::invalid(format!(
+            "cannot listen on {address}: the port is in use (is another daemon running there?)"
+        )),
+        _ => Error::invalid(format!("cannot listen on {address}: {err}")),
+    };
+    let listener = bound().map_err(failed)?;
+    listener.set_nonblocking(true).map_err(failed)?;
     // SAFETY: the descriptor is a listening TCP socket this function owns; `into_raw_fd`
     // gives up std's ownership, so `may`'s listener is its only owner.
     Ok(unsafe { may::net::TcpListener::from_raw_fd(listener.into_raw_fd()) })
 }
 
 /// The one address `address` names; an error that shows the expected form otherwise.
-fn resolve(address: &str) -> Result<SocketAddr, String> {
+fn resolve(address: &str) -> Result<SocketAddr> {
     let hint = "expected host:port, such as 127.0.0.1:12001";
-    if !address.contains(':') {
-        return Err(format!("cannot listen on {address:?}: {hint}"));
+    let port_given = address
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+    if !port_given {
+        return Err(Error::usage(format!(
+            "cannot listen on {address:?}: {hint}"
+        )));
     }
     let mut found = address
         .to_socket_addrs()
-        .map_err(|err| format!("cannot listen on {address:?}: {err} ({hint})"))?;
-    found
-        .next()
-        .ok_or_else(|| format!("cannot listen on {address:?}: the name has no address"))
+        .map_err(|err| Error::invalid(format!("cannot listen on {address:?}: {err}")))?;
+    found.next().ok_or_else(|| {
+        Error::invalid(format!(
+            "cannot listen on {address:?}: the name has no address"
+        ))
+    })
 }
 
 #[cfg(test)]

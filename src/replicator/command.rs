@@ -77,16 +77,16 @@ daemon_command! {
 impl Command for ReplicatorCommand {
     fn run(self) -> Result<()> {
         if self.concurrency == 0 {
-            return Err(Error::invalid("concurrency must be at least 1"));
+            return Err(Error::usage("concurrency must be at least 1"));
         }
         if self.batch == 0 || self.batch > 1000 {
-            return Err(Error::invalid("--batch must be between 1 and 1000"));
+            return Err(Error::usage("--batch must be between 1 and 1000"));
         }
         // Bound first: a port in use stops the replicator before it does anything.
         let metrics_listener = match &self.listen {
             Some(address) => {
                 may::config().set_workers(1);
-                Some(crate::http::listen(address).map_err(Error::invalid)?)
+                Some(crate::http::listen(address)?)
             }
             None => None,
         };

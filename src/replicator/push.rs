@@ -47,13 +47,13 @@ impl Command for ReplicatorPush {
             return Err(Error::invalid("node ids must not be empty"));
         }
         if !self.path.starts_with('/') {
-            return Err(Error::invalid(format!(
+            return Err(Error::usage(format!(
                 "the path {:?} must start with /",
                 self.path
             )));
         }
         let servers = parse_endpoint_list(&self.redis_servers)
-            .map_err(|why| Error::invalid(format!("invalid Redis server list: {why}")))?;
+            .map_err(|why| Error::usage(format!("invalid Redis server list: {why}")))?;
         let queue = ReplicationQueue::connect(
             &QueueInfo {
                 key: self.queue_key.clone(),

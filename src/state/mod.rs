@@ -29,7 +29,7 @@ impl Paths {
                 !s.is_empty() && s != "." && s != ".." && !s.chars().any(char::is_control)
             });
         if !valid {
-            return Err(Error::invalid(format!(
+            return Err(Error::usage(format!(
                 "invalid ZooKeeper root {root:?}: expected an absolute path such as /backpack"
             )));
         }
@@ -83,7 +83,7 @@ pub fn check_new_id(kind: &str, id: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid(format!(
+        Err(Error::usage(format!(
             "invalid {kind} id {id:?}: use letters, digits, '-', '_' or '.' (at most 64)"
         )))
     }

@@ -15,7 +15,7 @@ impl QueueInfo {
     /// Checks what an operator typed for init or set-queue.
     pub fn new(key: &str, servers: Vec<Endpoint>) -> Result<QueueInfo> {
         if key.is_empty() || key.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(Error::invalid(format!(
+            return Err(Error::usage(format!(
                 "invalid queue key {key:?}: use a non-empty name without spaces"
             )));
         }

@@ -33,7 +33,7 @@ pub struct NodeUrl {
 impl NodeUrl {
     pub fn parse(url: &str) -> Result<NodeUrl> {
         let bad = |why: &str| {
-            Error::invalid(format!(
+            Error::usage(format!(
                 "invalid server URL {url:?}: {why} (example: http://127.0.0.1:10001)"
             ))
         };

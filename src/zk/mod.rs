@@ -79,6 +79,20 @@ fn check_connect_string(servers: &str) -> Result<()> {
         })
 }
 
+/// Fails at once when no host of the connect string resolves: the client would otherwise
+/// try names that have no address until the timeout, and say only that nothing answered.
+fn check_hosts_resolve(servers: &str) -> Result<()> {
+    use std::net::ToSocketAddrs;
+    let hosts: Vec<&str> = servers.split('/').next().unwrap_or("").split(',').collect();
+    let resolves = |host: &&str| host.to_socket_addrs().is_ok_and(|mut a| a.next().is_some());
+    if hosts.iter().any(resolves) {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "cannot reach ZooKeeper at {servers}: no host name of it resolves"
+    )))
+}
+
 impl ZkSession {
     /// Connects to `servers` and waits at most `timeout` for a session. `timeout` also
     /// bounds every later call.
@@ -95,6 +109,7 @@ impl ZkSession {
         on_event: impl Fn(ZkEvent) + Send + Sync + 'static,
     ) -> Result<ZkSession> {
         check_connect_string(servers)?;
+        check_hosts_resolve(servers)?;
         let runtime = runtime()?;
         let connector = Client::connector()
             .with_session_timeout(session_timeout)
