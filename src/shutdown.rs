@@ -34,7 +34,12 @@ impl Shutdown {
             .spawn(move || {
                 let mut received = signals.forever();
                 if let Some(signal) = received.next() {
-                    log_line!("signal {signal}: {draining}; a second signal exits at once");
+                    let name = match signal {
+                        SIGTERM => "SIGTERM".to_string(),
+                        SIGINT => "SIGINT".to_string(),
+                        other => format!("signal {other}"),
+                    };
+                    log_line!("{name}: {draining}; a second signal exits at once");
                     asked.request();
                 }
                 if received.next().is_some() {

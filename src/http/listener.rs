@@ -64,16 +64,22 @@ fn resolve(address: &str) -> Result<SocketAddr> {
 mod tests {
     use super::*;
 
+    /// The exit code and the message of a failed `listen`.
+    fn failure(address: &str) -> (u8, String) {
+        match listen(address) {
+            Ok(_) => (0, String::new()),
+            Err(err) => (err.exit_code(), err.to_string()),
+        }
+    }
+
     #[test]
     fn a_port_in_use_is_refused_and_a_bad_address_explained() {
         let first = listen("127.0.0.1:0").expect("a free port");
         let port = first.local_addr().expect("bound").port();
-        let again = listen(&format!("127.0.0.1:{port}"))
-            .err()
-            .unwrap_or_default();
-        assert!(again.contains("the port is in use"), "{again}");
-        let bare = listen("12090").err().unwrap_or_default();
-        assert!(bare.contains("expected host:port"), "{bare}");
+        let (code, again) = failure(&format!("127.0.0.1:{port}"));
+        assert!(code == 1 && again.contains("the port is in use"), "{again}");
+        let (code, bare) = failure("12090");
+        assert!(code == 2 && bare.contains("expected host:port"), "{bare}");
         drop(first);
         assert!(listen(&format!("127.0.0.1:{port}")).is_ok(), "free again");
     }

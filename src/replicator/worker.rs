@@ -246,7 +246,7 @@ impl Worker {
                 Err(not) => failed.push(Failed {
                     item: &job.text,
                     kind: not.kind,
-                    reason: format!("{}: {}", not.reason.label(), not.why),
+                    reason: not.why,
                 }),
             }
         }
@@ -261,12 +261,16 @@ impl Worker {
             Ok(given_up) => {
                 for dead in given_up {
                     self.metrics.moved_dead.inc();
+                    // The attempts, unless the bound that was reached already says them.
+                    let attempts = match dead.why.ends_with("failed attempts") {
+                        true => String::new(),
+                        false => format!(", {} failed attempts", dead.record.attempts),
+                    };
                     log_line!(
-                        "item {} moved to {} ({}; {} attempts, last: {})",
+                        "item {} moved to {} ({}{attempts}; last failure: {})",
                         dead.item,
                         queue.dead().key(),
                         dead.why,
-                        dead.record.attempts,
                         dead.record.last_reason
                     );
                 }

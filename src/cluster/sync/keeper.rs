@@ -62,7 +62,7 @@ impl Keeper {
             plan: ReadPlan::new(size_refresh, phase),
             mirror: Mirror::new(paths.clone(), settings.sizes.is_some()),
             builder: Builder::new(paths.clone(), settings.uses_queue, settings.redis_timeout),
-            publisher: Publisher::new(Arc::clone(&shared.snapshot)),
+            publisher: Publisher::new(Arc::clone(&shared.snapshot), settings.sizes.is_some()),
             flusher,
             health: Arc::clone(&shared.health),
             paths,

@@ -12,15 +12,18 @@ use std::sync::Arc;
 pub(super) struct Summary {
     nodes: usize,
     shards: usize,
-    writable: BTreeSet<String>,
+    /// None in a process that reads no sizes (a shard is writable only with its size
+    /// known, so "0 writable" there would read as an alarm and mean nothing).
+    writable: Option<BTreeSet<String>>,
 }
 
 impl Summary {
-    fn of(snapshot: &Snapshot) -> Summary {
+    fn of(snapshot: &Snapshot, reads_sizes: bool) -> Summary {
         Summary {
             nodes: snapshot.nodes.len(),
             shards: snapshot.shards.len(),
-            writable: snapshot.writable_shards().map(|s| s.id.clone()).collect(),
+            writable: reads_sizes
+                .then(|| snapshot.writable_shards().map(|s| s.id.clone()).collect()),
         }
     }
 }
@@ -45,20 +48,21 @@ fn counted<'a>(ids: impl Iterator<Item = &'a String>) -> String {
 /// The log line for going from `before` to `now`; None when nothing worth a line changed
 /// (sizes moved, but every shard kept its state).
 fn describe(before: Option<&Summary>, now: &Summary) -> Option<String> {
-    let mut line = format!(
-        "configuration: {} nodes, {} shards, {} writable",
-        now.nodes,
-        now.shards,
-        now.writable.len()
-    );
+    let mut line = format!("configuration: {} nodes, {} shards", now.nodes, now.shards);
+    if let Some(writable) = &now.writable {
+        let _ = write!(line, ", {} writable", writable.len());
+    }
     let Some(before) = before else {
         return Some(line);
     };
     if before == now {
         return None;
     }
-    let stopped: Vec<&String> = before.writable.difference(&now.writable).collect();
-    let started: Vec<&String> = now.writable.difference(&before.writable).collect();
+    let (Some(was), Some(is)) = (&before.writable, &now.writable) else {
+        return Some(line);
+    };
+    let stopped: Vec<&String> = was.difference(is).collect();
+    let started: Vec<&String> = is.difference(was).collect();
     if !stopped.is_empty() {
         let _ = write!(
             line,
@@ -79,14 +83,17 @@ pub(super) struct Publisher {
     waiting_for: Option<String>,
     /// What the last logged configuration looked like, to log what changed.
     logged: Option<Summary>,
+    /// Whether this process reads shard sizes (and so knows which shards are writable).
+    reads_sizes: bool,
 }
 
 impl Publisher {
-    pub(super) fn new(cell: Arc<SnapshotCell>) -> Publisher {
+    pub(super) fn new(cell: Arc<SnapshotCell>, reads_sizes: bool) -> Publisher {
         Publisher {
             cell,
             waiting_for: None,
             logged: None,
+            reads_sizes,
         }
     }
 
@@ -104,7 +111,7 @@ impl Publisher {
         match built {
             Ok(snapshot) => {
                 self.wait_for(None);
-                let summary = Summary::of(&snapshot);
+                let summary = Summary::of(&snapshot, self.reads_sizes);
                 if let Some(line) = describe(self.logged.as_ref(), &summary) {
                     log_line!("{line}");
                 }
@@ -124,8 +131,21 @@ mod tests {
         Summary {
             nodes: 4,
             shards,
-            writable: writable.iter().map(u32::to_string).collect(),
+            writable: Some(writable.iter().map(u32::to_string).collect()),
         }
+    }
+
+    #[test]
+    fn a_process_that_reads_no_sizes_says_nothing_of_writable_shards() {
+        let blind = Summary {
+            nodes: 4,
+            shards: 2,
+            writable: None,
+        };
+        assert_eq!(
+            describe(None, &blind).as_deref(),
+            Some("configuration: 4 nodes, 2 shards")
+        );
     }
 
     #[test]
