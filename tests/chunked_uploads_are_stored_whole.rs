@@ -177,6 +177,22 @@ fn malformed_cut_off_oversized_and_empty_streams_store_nothing() {
     let (status, answer) = curl_pipe(&capped.url("/bad/big"), &vec![b'b'; 5 << 20]);
     assert_eq!(status, 413, "{answer}");
     assert_eq!(python_chunked_big(capped.port, "/bad/big2"), 413);
+    // A chunk that declares more than --max-body allows is answered at once, before any
+    // of its data: the client never sends it, and must not wait out the body timeout.
+    for declared in ["FFFFFFFFFFFFFFFF", "400001"] {
+        let started = std::time::Instant::now();
+        let answer = raw_exchange(
+            capped.port,
+            format!("PUT /bad/declared HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{declared}\r\n").as_bytes(),
+            Duration::from_secs(3),
+        );
+        assert!(answer.starts_with("HTTP/1.1 413"), "{declared}: {answer}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{declared}: {:?}",
+            started.elapsed()
+        );
+    }
 
     // An empty chunked body is refused like an empty upload.
     let answer = raw_chunked(port, "/bad/empty", "0\r\n\r\n");

@@ -23,6 +23,12 @@ pub struct Body<'a> {
     continue_sent: bool,
     timeout: Duration,
     failed: bool,
+    /// A chunked body's data bytes handed out so far, and the most it may have: a chunk
+    /// that would pass it fails the body as soon as its size line is read, before its
+    /// data (a client that declares 2^64 bytes gets its answer at once).
+    delivered: u64,
+    limit: u64,
+    over_limit: bool,
 }
 
 /// What became of the body once the handler is done.
@@ -49,7 +55,20 @@ impl<'a> Body<'a> {
             continue_sent: false,
             timeout,
             failed: false,
+            delivered: 0,
+            limit: u64::MAX,
+            over_limit: false,
         }
+    }
+
+    /// The most data bytes a chunked body may have (see `over_limit`).
+    pub fn limit_chunked(&mut self, limit: u64) {
+        self.limit = limit;
+    }
+
+    /// True when the body failed because a chunk's size took it past `limit_chunked`.
+    pub fn over_limit(&self) -> bool {
+        self.over_limit
     }
 
     /// A body of `Transfer-Encoding: chunked`, of unknown length.
@@ -182,6 +201,7 @@ impl Body<'_> {
                 Chunks::Data(left) => {
                     let want = (out.len() as u64).min(left) as usize;
                     let n = self.raw(&mut out[..want])?;
+                    self.delivered += n as u64;
                     let left = left - n as u64;
                     self.chunks = Some(if left == 0 {
                         Chunks::DataEnd
@@ -190,7 +210,19 @@ impl Body<'_> {
                     });
                     return Ok(n);
                 }
-                other => self.chunks = Some(self.chunk_line(other)?),
+                other => {
+                    let next = self.chunk_line(other)?;
+                    if let Chunks::Data(size) = next {
+                        if self.delivered.saturating_add(size) > self.limit {
+                            self.over_limit = true;
+                            return Err(self.fail(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                "a chunk takes the body past its limit",
+                            )));
+                        }
+                    }
+                    self.chunks = Some(next);
+                }
             }
         }
     }

@@ -81,13 +81,19 @@ impl<'u, 'b, 'c> UploadBody<'u, 'b, 'c> {
         spool_dir: &Path,
     ) -> Result<(UploadBody<'u, 'b, 'c>, u64), BodyError> {
         let in_memory = limits.memory_body.min(limits.max_body);
+        client.limit_chunked(limits.max_body);
         let client_error = |err: io::Error| BodyError::Client(err.to_string());
         let mut bytes = Vec::new();
         if let Some(reservation) = budget.reserve(in_memory) {
-            Read::by_ref(client)
+            if let Err(err) = Read::by_ref(client)
                 .take(in_memory + 1)
                 .read_to_end(&mut bytes)
-                .map_err(client_error)?;
+            {
+                return Err(match client.over_limit() {
+                    true => BodyError::TooLarge(limits.max_body),
+                    false => client_error(err),
+                });
+            }
             if bytes.len() as u64 <= in_memory {
                 let length = bytes.len() as u64;
                 let kept = Kept::Memory {
@@ -108,7 +114,11 @@ impl<'u, 'b, 'c> UploadBody<'u, 'b, 'c> {
         drop(bytes);
         let mut buffer = vec![0; 64 * 1024];
         loop {
-            let n = client.read(&mut buffer).map_err(client_error)?;
+            let n = match client.read(&mut buffer) {
+                Ok(n) => n,
+                Err(_) if client.over_limit() => return Err(BodyError::TooLarge(limits.max_body)),
+                Err(err) => return Err(client_error(err)),
+            };
             if n == 0 {
                 break;
             }
