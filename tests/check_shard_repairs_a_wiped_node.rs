@@ -53,11 +53,9 @@ fn check(cluster: &LocalCluster, extra: &[&str]) -> (i32, String, String) {
 
 fn drain(cluster: &LocalCluster) {
     let mut replicator = replicator(cluster, "replicator", &[]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !cluster.queue_is_empty() {
-        assert!(Instant::now() < deadline, "the queue did not drain");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for("the queue drains", Duration::from_secs(60), || {
+        cluster.queue_is_empty()
+    });
     replicator.stop();
 }
 
@@ -130,6 +128,21 @@ fn missing_copies_are_queued_and_a_mismatch_without_majority_is_reported() {
         .arg("hello")
         .query(&mut index)
         .unwrap();
+    // Waiting out the grace period of the keys whose copies differ, it says so every 5 s.
+    let started = Instant::now();
+    let (code, _, err) = run(
+        &cluster,
+        "backpack-coordinator-check-shard",
+        &["1", "--grace", "7s"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(started.elapsed() >= Duration::from_secs(7), "{err}");
+    assert!(
+        err.contains(
+            "shard 1: waiting out --grace for 3 key(s) whose copies differ; the next is judged in"
+        ),
+        "{err}"
+    );
     let (code, out, err) = check(&cluster, &["--repair", "--fix-sizes"]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(

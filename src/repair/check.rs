@@ -17,6 +17,22 @@ use std::time::{Duration, Instant};
 /// Keys waiting for their grace at most; the scan waits when there are more.
 const PENDING_MOST: usize = 100_000;
 
+/// How often a check says how far it is, scanning or waiting.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// How far a check is, told every `REPORT_EVERY`.
+pub enum Progress<'a> {
+    /// Scanning `node`: keys scanned on it so far, and the counts so far.
+    Scanning {
+        node: &'a str,
+        scanned: u64,
+        tally: &'a Tally,
+    },
+    /// Waiting out the grace period of `keys` keys whose copies differ; the next is
+    /// judged in `next_in`.
+    Waiting { keys: usize, next_in: Duration },
+}
+
 pub struct CheckSettings {
     /// Push queue items for what can be repaired.
     pub repair: bool,
@@ -132,8 +148,9 @@ impl<'a> ShardCheck<'a> {
         }
     }
 
-    /// Every node's keys; `progress` hears (node, keys scanned on it) now and then.
-    pub fn run(&mut self, mut progress: impl FnMut(&str, u64, &Tally)) -> Result<()> {
+    /// Every node's keys; `progress` hears how far it is every `REPORT_EVERY`, also while
+    /// it waits out the grace period.
+    pub fn run(&mut self, mut progress: impl FnMut(Progress<'_>)) -> Result<()> {
         let mut last_report = Instant::now();
         for i in 0..self.nodes.len() {
             let (mut cursor, mut scanned) = (0u64, 0u64);
@@ -146,11 +163,16 @@ impl<'a> ShardCheck<'a> {
                     self.seen(i, key, row);
                 }
                 while self.pending.len() >= PENDING_MOST {
-                    self.settle_due(true)?;
+                    self.wait_for_oldest(&mut progress, &mut last_report);
+                    self.settle_due()?;
                 }
-                self.settle_due(false)?;
-                if last_report.elapsed() >= Duration::from_secs(5) {
-                    progress(&self.nodes[i].node, scanned, &self.tally);
+                self.settle_due()?;
+                if last_report.elapsed() >= REPORT_EVERY {
+                    progress(Progress::Scanning {
+                        node: &self.nodes[i].node,
+                        scanned,
+                        tally: &self.tally,
+                    });
                     last_report = Instant::now();
                 }
                 cursor = next;
@@ -160,9 +182,35 @@ impl<'a> ShardCheck<'a> {
             }
         }
         while !self.pending.is_empty() {
-            self.settle_due(true)?;
+            self.wait_for_oldest(&mut progress, &mut last_report);
+            self.settle_due()?;
         }
         Ok(())
+    }
+
+    /// Sleeps until the oldest waiting key's grace is over, saying so every
+    /// `REPORT_EVERY`.
+    fn wait_for_oldest(&self, progress: &mut impl FnMut(Progress<'_>), last_report: &mut Instant) {
+        let Some((seen, _)) = self.pending.front() else {
+            return;
+        };
+        let due = *seen + self.settings.grace;
+        loop {
+            let now = Instant::now();
+            if now >= due {
+                return;
+            }
+            let report_at = *last_report + REPORT_EVERY;
+            if now >= report_at {
+                progress(Progress::Waiting {
+                    keys: self.pending.len(),
+                    next_in: due - now,
+                });
+                *last_report = now;
+                continue;
+            }
+            std::thread::sleep(due.min(report_at) - now);
+        }
     }
 
     /// Each key's entry on every node: `rows[k][j]` for key k on node j.
@@ -207,15 +255,9 @@ impl<'a> ShardCheck<'a> {
         }
     }
 
-    /// Judges the waiting keys whose grace is over (all of them with `wait`, sleeping
-    /// until the oldest is due), on a fresh look.
-    fn settle_due(&mut self, wait: bool) -> Result<()> {
+    /// Judges the waiting keys whose grace is over, on a fresh look.
+    fn settle_due(&mut self) -> Result<()> {
         let grace = self.settings.grace;
-        if wait {
-            if let Some((seen, _)) = self.pending.front() {
-                std::thread::sleep((*seen + grace).saturating_duration_since(Instant::now()));
-            }
-        }
         let now = Instant::now();
         let due = self
             .pending

@@ -1,7 +1,7 @@
 //! `backpack-coordinator-check-shard` and `backpack-coordinator-check-cluster`: compare a
 //! shard's nodes by their indexes, report, and with `--repair` queue the missing copies.
 
-use super::check::{CheckSettings, ShardCheck, Tally};
+use super::check::{CheckSettings, Progress, ShardCheck, Tally};
 use super::index::NodeIndex;
 use crate::command::args::cluster_command;
 use crate::command::Command;
@@ -152,11 +152,19 @@ impl Job {
         let size_before = self.store.shard_size(shard_id)?;
         let queued = self.queued()?;
         let mut check = ShardCheck::new(nodes, &self.settings, &queued, &self.queue);
-        check.run(|node, scanned, tally| {
-            eprintln!(
+        check.run(|progress| match progress {
+            Progress::Scanning {
+                node,
+                scanned,
+                tally,
+            } => eprintln!(
                 "shard {shard_id}: node {node}: {scanned} keys scanned; {} files so far",
                 tally.files
-            )
+            ),
+            Progress::Waiting { keys, next_in } => eprintln!(
+                "shard {shard_id}: waiting out --grace for {keys} key(s) whose copies differ; the next is judged in {}s",
+                next_in.as_secs()
+            ),
         })?;
         let ids: Vec<&str> = shard.nodes.iter().map(String::as_str).collect();
         let tally = check.tally;
