@@ -47,6 +47,14 @@ pub const COMMANDS: &[(&str, Runner)] = &[
         parse_and_run::<admin::DisableShard>,
     ),
     (
+        "backpack-coordinator-remove-shard",
+        parse_and_run::<admin::RemoveShard>,
+    ),
+    (
+        "backpack-coordinator-remove-server",
+        parse_and_run::<admin::RemoveServer>,
+    ),
+    (
         "backpack-coordinator-dump-shards",
         parse_and_run::<admin::DumpShards>,
     ),

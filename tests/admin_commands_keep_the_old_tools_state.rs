@@ -1,6 +1,7 @@
 //! The admin commands against a real ZooKeeper keep the cluster's state as the old tools
 //! do: the bytes they leave are the old tools', they read what the old tools left, and
-//! print-stats and set-queue work on the queue's Redis servers.
+//! print-stats and set-queue work on the queue's Redis servers. A shard or a server added
+//! by mistake is removed without a trace beyond its entry.
 
 mod common;
 
@@ -305,4 +306,67 @@ fn set_queue_replaces_key_and_servers() {
         1,
     );
     assert!(err.contains("is the cluster initialized?"), "{err}");
+}
+
+/// A shard added by mistake (on the nodes of another) and a server nothing uses are
+/// removed, leaving the maps byte for byte as they were before; what would lose data is
+/// refused unless forced.
+#[test]
+fn remove_shard_and_remove_server_undo_a_mistake() {
+    let (zk, root) = (zookeeper(), fresh_root("remove"));
+    init(&zk, &root, "127.0.0.1:13001");
+    for (id, port) in [("1", "10001"), ("4", "10004")] {
+        ok(
+            ADD_SERVER,
+            &[&zk, &root, id, &format!("http://127.0.0.1:{port}")],
+        );
+    }
+    ok(ADD_SHARD, &[&zk, &root, "1", "1,4", "1gb"]);
+    ok(ENABLE, &[&zk, &root, "1"]);
+    let s = session();
+    let (shards_map, servers_map) = (format!("{root}/shards-map"), format!("{root}/servers-map"));
+    let (shards_before, servers_before) = (node(&s, &shards_map), node(&s, &servers_map));
+
+    // The mistakes: shard 4 on shard 1's nodes, and a server 9 nothing uses.
+    ok(ADD_SHARD, &[&zk, &root, "4", "1,4", "1gb"]);
+    ok(ADD_SERVER, &[&zk, &root, "9", "http://127.0.0.1:10009"]);
+    let err = fails(REMOVE_SERVER, &[&zk, &root, "4"], 1);
+    assert!(err.contains("server 4 is a node of shard 1, 4"), "{err}");
+    ok(ENABLE, &[&zk, &root, "4"]);
+    let err = fails(REMOVE_SHARD, &[&zk, &root, "4"], 1);
+    assert!(err.contains("shard 4 is writable"), "{err}");
+    ok(DISABLE, &[&zk, &root, "4"]);
+    let size_4 = format!("{root}/shard-size-4");
+    let (_, v) = s.get(&size_4).unwrap().unwrap();
+    assert!(s
+        .set(&size_4, br#"{"capacity":5,"current":5}"#.to_vec(), v)
+        .unwrap());
+    let err = fails(REMOVE_SHARD, &[&zk, &root, "4"], 1);
+    assert!(err.contains("shard 4 holds 5b"), "{err}");
+    // Full and disabled: print-stats keeps the old tools' column and says `full` only
+    // for an enabled shard.
+    ok(ENABLE, &[&zk, &root, "4"]);
+    // (No Redis answers for this cluster: the shard lines come before the queue's.)
+    let stats = stdout(&run(STATS, &[&zk, &root]));
+    assert!(
+        stats.contains("4 [1, 4]: 5b / 5b (100%) rw [####################] full"),
+        "{stats}"
+    );
+    ok(DISABLE, &[&zk, &root, "4"]);
+
+    let said = ok(REMOVE_SHARD, &[&zk, &root, "4", "--force"]);
+    assert!(said.contains("shard 4 removed"), "{said}");
+    assert_eq!(node(&s, &shards_map), shards_before, "shards-map as before");
+    assert_eq!(node(&s, &size_4), None, "its size node is gone");
+    let said = ok(REMOVE_SERVER, &[&zk, &root, "9"]);
+    assert!(said.contains("server 9 removed"), "{said}");
+    assert_eq!(
+        node(&s, &servers_map),
+        servers_before,
+        "servers-map as before"
+    );
+    let err = fails(REMOVE_SHARD, &[&zk, &root, "4"], 1);
+    assert!(err.contains("shard 4 does not exist"), "{err}");
+    let err = fails(REMOVE_SERVER, &[&zk, &root, "9"], 1);
+    assert!(err.contains("server 9 does not exist"), "{err}");
 }

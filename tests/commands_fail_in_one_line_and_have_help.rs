@@ -195,6 +195,8 @@ fn arguments_that_do_not_parse_exit_2_in_every_command() {
         (ENABLE, &[zk, "b", "1"]),
         (DISABLE, &[zk, "/b/../c", "1"]),
         (DUMP, &["host-without-port", "/b"]),
+        (REMOVE_SHARD, &[zk, "b", "1"]),
+        (REMOVE_SERVER, &[zk, "/b/./c", "1"]),
         (STATS, &[zk, "/b", "--redis-timeout", "-1s"]),
         (
             "backpack-coordinator-set-node-index",

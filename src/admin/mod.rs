@@ -6,6 +6,7 @@
 mod dump_shards;
 mod node_index;
 mod print_stats;
+mod remove;
 mod servers;
 mod setup;
 mod shards;
@@ -13,6 +14,7 @@ mod shards;
 pub(crate) use dump_shards::DumpShards;
 pub(crate) use node_index::SetNodeIndex;
 pub(crate) use print_stats::PrintStats;
+pub(crate) use remove::{RemoveServer, RemoveShard};
 pub(crate) use servers::AddServer;
 pub(crate) use setup::{Init, SetQueue};
 pub(crate) use shards::{AddShard, DisableShard, EnableShard};

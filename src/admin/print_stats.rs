@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::js_json::compare_ids;
 use crate::replication_queue::ReplicationQueue;
 use crate::size::format_size;
+use crate::state::shard_size;
 use std::time::Duration;
 
 const BAR_WIDTH: u64 = 20;
@@ -57,8 +58,13 @@ impl Command for PrintStats {
             match store.shard_size(id)? {
                 Some(size) => {
                     totals.add(size, !shard.read_only && size.current < size.capacity);
+                    // The old tools' line, then the state word when it says more.
+                    let full = match shard_size::state_word(shard.read_only, Some(&size)) {
+                        "full" => " full",
+                        _ => "",
+                    };
                     println!(
-                        "{id} [{nodes}]: {} / {} ({}%) {mode} {}",
+                        "{id} [{nodes}]: {} / {} ({}%) {mode} {}{full}",
                         format_size(size.current),
                         format_size(size.capacity),
                         percent(size.current, size.capacity),
@@ -66,7 +72,7 @@ impl Command for PrintStats {
                     );
                 }
                 None => println!(
-                    "{id} [{nodes}]: size unknown ({} is missing) {mode}",
+                    "{id} [{nodes}]: size unknown ({} is missing) {mode} no size",
                     store.paths().shard_size(id)
                 ),
             }

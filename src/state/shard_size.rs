@@ -23,6 +23,19 @@ impl ShardSize {
     }
 }
 
+/// A shard's state in one word, the same in print-stats and the console: `rw` (it takes
+/// uploads), `r` (disabled: read-only), `full` (enabled, but no room left: a capacity of 0
+/// is full too), or `no size` (its size node is missing). print-stats' `rw`/`r` column is
+/// the old tools' (the same as dump-shards' `enabled`); it adds `full` or `no size`.
+pub fn state_word(read_only: bool, size: Option<&ShardSize>) -> &'static str {
+    match size {
+        _ if read_only => "r",
+        None => "no size",
+        Some(size) if size.is_full() => "full",
+        Some(_) => "rw",
+    }
+}
+
 /// A byte count as JavaScript may have stored it: an integer, a float, or null (0).
 fn bytes(value: Option<&Value>) -> Result<u64, String> {
     match value {

@@ -127,6 +127,8 @@ pub const DISABLE: &str = "backpack-coordinator-disable-shard";
 pub const DUMP: &str = "backpack-coordinator-dump-shards";
 pub const STATS: &str = "backpack-coordinator-print-stats";
 pub const SET_QUEUE: &str = "backpack-coordinator-set-queue";
+pub const REMOVE_SHARD: &str = "backpack-coordinator-remove-shard";
+pub const REMOVE_SERVER: &str = "backpack-coordinator-remove-server";
 
 /// `backpack-coordinator-init` with the queue key `backpack-queue`; its output.
 pub fn init(zk: &str, root: &str, redis: &str) -> String {

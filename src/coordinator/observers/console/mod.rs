@@ -15,6 +15,7 @@ use super::Observers;
 use crate::cluster::snapshot::{Shard, Snapshot};
 use crate::coordinator::upload::{NodeReport, Uploads};
 use crate::http::Response;
+use crate::state::shard_size;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 
@@ -62,7 +63,7 @@ pub struct QueueServer {
 #[derive(Serialize)]
 pub struct ShardStatus {
     pub id: String,
-    /// `rw`, `read-only`, `full`, or `no size` (its size node is missing).
+    /// `rw`, `r`, `full`, or `no size` (`state::shard_size::state_word`).
     pub state: &'static str,
     pub nodes: Vec<String>,
     pub capacity_bytes: Option<u64>,
@@ -84,19 +85,10 @@ pub struct NodeStatus {
     pub tried_last: bool,
 }
 
-fn shard_state(shard: &Shard) -> &'static str {
-    match shard.size {
-        _ if shard.read_only => "read-only",
-        None => "no size",
-        Some(size) if size.is_full() => "full",
-        Some(_) => "rw",
-    }
-}
-
 fn shard_status(shard: &Shard) -> ShardStatus {
     ShardStatus {
         id: shard.id.clone(),
-        state: shard_state(shard),
+        state: shard_size::state_word(shard.read_only, shard.size.as_ref()),
         nodes: shard.nodes.clone(),
         capacity_bytes: shard.size.map(|size| size.capacity),
         used_bytes: shard.size.map(|size| size.current),

@@ -31,7 +31,7 @@ table{border-collapse:collapse}td,th{padding:.2em .7em;border-bottom:1px solid #
 th{background:#f4f4f4}.num{text-align:right;font-variant-numeric:tabular-nums}\
 .bar{width:12em;height:.9em;background:#eee;border-radius:2px}\
 .fill{height:100%;background:#4a8;border-radius:2px}.full .fill{background:#c44}\
-.read-only .fill{background:#999}.state{font-weight:600}.bad{color:#b22}.muted{color:#777}\
+.r .fill{background:#999}.state{font-weight:600}.bad{color:#b22}.muted{color:#777}\
 .summary span{margin-right:1.6em}";
 
 fn bytes(value: Option<u64>) -> String {
