@@ -36,6 +36,7 @@ pub mod shutdown;
 pub mod size;
 pub mod state;
 pub mod transport;
+pub mod version;
 pub mod zk;
 pub mod zk_state;
 

@@ -1,6 +1,8 @@
 //! The operator's console (`GET /`, `/status.json`) on a running cluster, rendered by
 //! headless Chromium: every shard with its fill, every node with the failures this
-//! coordinator saw, and values from ZooKeeper shown as text, never as markup.
+//! coordinator saw, the queue and the dead set per Redis server, client errors apart from
+//! server errors (only those in red), and values from ZooKeeper shown as text, never as
+//! markup. The screenshot it takes is `docs/console.png`.
 
 mod common;
 
@@ -92,6 +94,21 @@ fn the_console_shows_every_shard_and_node_with_its_fill_in_a_browser() {
         tried_five |= node_failures(&coordinator.url("/metrics")) > 0.0;
     }
     assert!(tried_five, "no upload tried node 5");
+    // The operator's own mistakes: requests without a length (411).
+    for _ in 0..3 {
+        let answer = raw_exchange(
+            coordinator.port,
+            b"PUT /no-length HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            Duration::from_millis(500),
+        );
+        assert!(answer.starts_with("HTTP/1.1 411"), "{answer}");
+    }
+    // An item in the dead set of the first Redis server.
+    let dead_key = format!("{}-dead", backpack_testkit::QUEUE_KEY);
+    cluster.redis[0].add(
+        &dead_key,
+        &[r#"{"from":["1"],"to":"4","path":"/x"}"#.into()],
+    );
     // Known fills, once the coordinator's own increments are written.
     std::thread::sleep(Duration::from_secs(1));
     for (id, current) in [("1", 250), ("2", 900), ("3", 1000)] {
@@ -119,6 +136,17 @@ fn the_console_shows_every_shard_and_node_with_its_fill_in_a_browser() {
     assert!(node5["failures_last_minute"].as_u64() > Some(0), "{node5}");
     assert!(node5["last_error"].is_string(), "{node5}");
     assert_eq!(status["queue"].as_array().map(Vec::len), Some(2));
+    assert_eq!(status["queue"][0]["dead_items"], 1, "{status}");
+    assert_eq!(status["queue"][1]["dead_items"], 0, "{status}");
+    let last_minute = &status["uploads"]["last_minute"];
+    assert!(
+        last_minute["client_errors_per_second"].as_f64() > Some(0.0),
+        "{last_minute}"
+    );
+    assert_eq!(
+        last_minute["server_errors_per_second"], 0.0,
+        "{last_minute}"
+    );
     assert_eq!(status["zookeeper"]["state"], "connected");
 
     let url = coordinator.url("/");
@@ -128,7 +156,7 @@ fn the_console_shows_every_shard_and_node_with_its_fill_in_a_browser() {
         &cluster,
         &url,
         &[
-            "--window-size=1280,1500",
+            "--window-size=1280,820",
             &format!("--screenshot={}", screenshot.display()),
         ],
     );
@@ -138,6 +166,9 @@ fn the_console_shows_every_shard_and_node_with_its_fill_in_a_browser() {
         "{} bytes",
         png.len()
     );
+    // The README's picture is this page.
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console.png");
+    std::fs::write(&docs, &png).expect("write docs/console.png");
 
     let dom = chromium(&cluster, &url, &["--dump-dom"]);
     for (id, fill, state) in [
@@ -160,6 +191,35 @@ fn the_console_shows_every_shard_and_node_with_its_fill_in_a_browser() {
             "node {id} shows its address: {row}"
         );
     }
+    // Client errors are counted, not red; no server error yet, so nothing red there.
+    assert!(
+        dom.contains("<span class=\"muted\"><b id=\"client-errors-per-second\">"),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("<span class=\"\"><b id=\"server-errors-per-second\">0.0</b>"),
+        "{dom}"
+    );
+    let first_redis = cluster.redis[0].address();
+    let dead_row = row(&dom, "data-server", &first_redis);
+    assert!(
+        dead_row.contains("dead\"><span class=\"bad\">1</span>"),
+        "{dead_row}"
+    );
+
+    // No writable shard: uploads fail with 503, and that is shown in red.
+    cluster.set_writable(&["1", "2", "3"], false).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while put(&agent, &coordinator.url("/console/late.jpg"), b"x").0 != 503 {
+        assert!(Instant::now() < deadline, "uploads still stored");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1100)); // the window sums full seconds
+    let dom = chromium(&cluster, &url, &["--dump-dom"]);
+    assert!(
+        dom.contains("<span class=\"bad\"><b id=\"server-errors-per-second\">"),
+        "{dom}"
+    );
 }
 
 #[test]

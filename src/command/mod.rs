@@ -16,14 +16,6 @@ pub trait Command: FromArgs {
     fn run(self) -> Result<()>;
 }
 
-/// The crate's version, and the git commit it was built from when built from a checkout.
-pub fn version() -> String {
-    match option_env!("BACKPACK_GIT_COMMIT") {
-        Some(commit) => format!("{} (git {commit})", env!("CARGO_PKG_VERSION")),
-        None => env!("CARGO_PKG_VERSION").to_string(),
-    }
-}
-
 /// What argh says about arguments that do not parse, as one line, with a hint where argh
 /// says too little.
 fn usage_line(output: &str) -> String {
@@ -53,7 +45,7 @@ fn with_version_line(help: &str) -> String {
 /// Parses `args` as command `C` called `name` and runs it: the exit code to return.
 pub fn parse_and_run<C: Command>(name: &str, args: &[&str]) -> ExitCode {
     if args == ["--version"] {
-        println!("{name} {}", version());
+        println!("{name} {}", crate::version::version());
         return ExitCode::SUCCESS;
     }
     match C::from_args(&[name], args) {

@@ -103,7 +103,7 @@ impl UploadEvents for Observers {
             self.stats.failed();
         }
         self.metrics.upload(status, bytes, elapsed.as_secs_f64());
-        self.recent.record(status == 200, elapsed);
+        self.recent.record(status, elapsed);
         if let Some(statsd) = &self.statsd {
             statsd.upload(status == 200, elapsed.as_secs_f64() * 1000.0);
         }

@@ -1,5 +1,6 @@
-//! The last minute of uploads, by the second: how many, how many failed, and how long
-//! they took, for the console (`GET /` and `/status.json`).
+//! The last minute of uploads, by the second: how many, how many were refused as the
+//! client's error (4xx) and how many failed on the cluster's side (5xx), and how long they
+//! took, for the console (`GET /` and `/status.json`).
 //!
 //! Sixty one-second buckets in a ring. A bucket holds its second's counts and a latency
 //! histogram with power-of-two bounds, so percentiles over the window are read from the
@@ -21,7 +22,8 @@ struct Second {
     /// Which second since start this bucket holds now.
     at: u64,
     uploads: u64,
-    failures: u64,
+    client_errors: u64,
+    server_errors: u64,
     latency: [u32; LATENCY_BUCKETS],
 }
 
@@ -36,7 +38,11 @@ pub struct RecentSummary {
     /// Seconds summed: the window, or less just after start.
     pub seconds: u64,
     pub uploads_per_second: f64,
-    pub failures_per_second: f64,
+    /// Answered 5xx: not stored for the cluster's reasons (no writable shard, nodes or
+    /// Redis down). What an operator acts on.
+    pub server_errors_per_second: f64,
+    /// Answered 4xx: the client's request was refused (no length, a bad path, too big).
+    pub client_errors_per_second: f64,
     /// Upper bounds of the latency buckets holding the median and the 99th percentile
     /// (None without uploads).
     pub p50_ms: Option<f64>,
@@ -66,8 +72,8 @@ impl RecentUploads {
         self.started.elapsed().as_secs()
     }
 
-    /// Counts an answered upload.
-    pub fn record(&self, stored: bool, elapsed: Duration) {
+    /// Counts an upload answered with `status`.
+    pub fn record(&self, status: u16, elapsed: Duration) {
         let at = self.now();
         let mut seconds = self.seconds.lock();
         let second = &mut seconds[(at % WINDOW_SECONDS) as usize];
@@ -78,7 +84,8 @@ impl RecentUploads {
             };
         }
         second.uploads += 1;
-        second.failures += u64::from(!stored);
+        second.client_errors += u64::from((400..500).contains(&status));
+        second.server_errors += u64::from(status >= 500);
         second.latency[bucket_of(elapsed)] += 1;
     }
 
@@ -86,12 +93,13 @@ impl RecentUploads {
     pub fn summary(&self) -> RecentSummary {
         let now = self.now();
         let span = now.clamp(1, WINDOW_SECONDS);
-        let (mut uploads, mut failures) = (0, 0);
+        let (mut uploads, mut client_errors, mut server_errors) = (0, 0, 0);
         let mut latency = [0u64; LATENCY_BUCKETS];
         for second in self.seconds.lock().iter() {
             if second.at < now && second.at + span >= now {
                 uploads += second.uploads;
-                failures += second.failures;
+                client_errors += second.client_errors;
+                server_errors += second.server_errors;
                 for (sum, count) in latency.iter_mut().zip(second.latency) {
                     *sum += u64::from(count);
                 }
@@ -108,7 +116,8 @@ impl RecentUploads {
         RecentSummary {
             seconds: span,
             uploads_per_second: uploads as f64 / span as f64,
-            failures_per_second: failures as f64 / span as f64,
+            server_errors_per_second: server_errors as f64 / span as f64,
+            client_errors_per_second: client_errors as f64 / span as f64,
             p50_ms: percentile(0.5),
             p99_ms: percentile(0.99),
         }
@@ -132,8 +141,9 @@ mod tests {
     #[test]
     fn the_summary_covers_full_seconds_only() {
         let recent = RecentUploads::default();
-        recent.record(true, Duration::from_millis(3));
-        recent.record(false, Duration::from_millis(100));
+        recent.record(200, Duration::from_millis(3));
+        recent.record(503, Duration::from_millis(100));
+        recent.record(411, Duration::from_micros(100));
         // The current second is still filling: not summed.
         assert_eq!(recent.summary().p50_ms, None);
         // The same buckets seen one second later.
@@ -143,8 +153,9 @@ mod tests {
         };
         let summary = later.summary();
         assert_eq!(summary.seconds, 1);
-        assert_eq!(summary.uploads_per_second, 2.0);
-        assert_eq!(summary.failures_per_second, 1.0);
+        assert_eq!(summary.uploads_per_second, 3.0);
+        assert_eq!(summary.server_errors_per_second, 1.0);
+        assert_eq!(summary.client_errors_per_second, 1.0);
         assert_eq!(summary.p50_ms, Some(4.0));
         assert_eq!(summary.p99_ms, Some(128.0));
     }

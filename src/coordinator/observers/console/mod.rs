@@ -21,7 +21,7 @@ use std::collections::{BTreeSet, HashMap};
 
 #[derive(Serialize)]
 pub struct Status {
-    pub version: &'static str,
+    pub version: String,
     pub uptime_seconds: u64,
     pub zookeeper: ZooKeeperStatus,
     pub totals: TotalsStatus,
@@ -58,6 +58,8 @@ pub struct QueueServer {
     pub server: String,
     /// None when the server did not answer.
     pub length: Option<u64>,
+    /// Items in the dead set on that server (see `backpack-replicator-dead`).
+    pub dead_items: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -152,16 +154,18 @@ impl Observers {
                     .pools
                     .iter()
                     .zip(queue.lengths())
-                    .map(|(pool, length)| QueueServer {
+                    .zip(queue.dead().counts())
+                    .map(|((pool, length), dead_items)| QueueServer {
                         server: pool.addr.to_string(),
                         length,
+                        dead_items,
                     })
                     .collect()
             })
             .unwrap_or_default();
         let health = uploads.node_report();
         Status {
-            version: env!("CARGO_PKG_VERSION"),
+            version: crate::version::version(),
             uptime_seconds: self.stats.uptime().as_secs(),
             zookeeper: ZooKeeperStatus {
                 state: self.zk_health.state(),

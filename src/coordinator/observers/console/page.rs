@@ -62,7 +62,7 @@ fn head(out: &mut String, status: &Status) {
         out,
         "<h1>backpack-coordinator</h1><p class=\"summary\"><span>version {}</span>\
          <span>up {}</span><span>ZooKeeper <b{zk_class} id=\"zookeeper\">{}</b>, configuration {age}</span></p>",
-        escape(status.version),
+        escape(&status.version),
         duration(status.uptime_seconds),
         escape(zk.state),
     );
@@ -74,7 +74,8 @@ fn head(out: &mut String, status: &Status) {
         "<p class=\"summary\"><span>{} shards, <b id=\"writable\">{}</b> writable</span>\
          <span>{} used of {}</span></p>\
          <h2>Uploads, last {} s</h2><p class=\"summary\"><span><b id=\"uploads-per-second\">{:.1}</b> uploads answered per second</span>\
-         <span class=\"{}\"><b id=\"failures-per-second\">{:.1}</b> not stored per second</span>\
+         <span class=\"{}\"><b id=\"server-errors-per-second\">{:.1}</b> failed per second (server errors)</span>\
+         <span class=\"muted\"><b id=\"client-errors-per-second\">{:.1}</b> refused per second (client errors)</span>\
          <span>p50 at most {}</span><span>p99 at most {}</span>\
          <span class=\"muted\">since start: {} stored, {} not stored</span></p>",
         t.shards,
@@ -83,8 +84,9 @@ fn head(out: &mut String, status: &Status) {
         format_size(t.capacity_bytes),
         u.seconds,
         u.uploads_per_second,
-        if u.failures_per_second > 0.0 { "bad" } else { "" },
-        u.failures_per_second,
+        if u.server_errors_per_second > 0.0 { "bad" } else { "" },
+        u.server_errors_per_second,
+        u.client_errors_per_second,
         ms(u.p50_ms),
         ms(u.p99_ms),
         status.uploads.stored_since_start,
@@ -93,16 +95,19 @@ fn head(out: &mut String, status: &Status) {
 }
 
 fn queue(out: &mut String, status: &Status) {
-    out.push_str("<h2>Replication queue</h2><table><tr><th>Redis server</th><th class=\"num\">items</th></tr>");
+    out.push_str("<h2>Replication queue</h2><table><tr><th>Redis server</th><th class=\"num\">items</th><th class=\"num\">dead items</th></tr>");
+    let count = |n: Option<u64>, bad_above_zero: bool| match n {
+        None => "<span class=\"bad\">no answer</span>".to_string(),
+        Some(n) if bad_above_zero && n > 0 => format!("<span class=\"bad\">{n}</span>"),
+        Some(n) => n.to_string(),
+    };
     for server in &status.queue {
-        let length = server.length.map_or_else(
-            || "<span class=\"bad\">no answer</span>".to_string(),
-            |n| n.to_string(),
-        );
         let _ = write!(
             out,
-            "<tr class=\"queue\" data-server=\"{0}\"><td>{0}</td><td class=\"num\">{length}</td></tr>",
-            escape(&server.server)
+            "<tr class=\"queue\" data-server=\"{0}\"><td>{0}</td><td class=\"num\">{1}</td><td class=\"num dead\">{2}</td></tr>",
+            escape(&server.server),
+            count(server.length, false),
+            count(server.dead_items, true),
         );
     }
     out.push_str("</table>");
