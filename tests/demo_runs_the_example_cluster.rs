@@ -1,5 +1,6 @@
 //! `bin/backpack-demo`: the whole example cluster on its fixed ports, up, round trip,
-//! status, up again, down.
+//! status, the replicators' metrics, up again, down (which says what it keeps), and up
+//! once more (which says it clears that).
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -35,8 +36,8 @@ fn listening(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
 
-const PORTS: [u16; 10] = [
-    2181, 13001, 13002, 10001, 10006, 11001, 11006, 12001, 12002, 12080,
+const PORTS: [u16; 12] = [
+    2181, 13001, 13002, 10001, 10006, 11001, 11006, 12001, 12002, 12101, 12102, 12080,
 ];
 
 #[test]
@@ -59,6 +60,18 @@ fn demo_up_round_trips_on_real_nodes_and_down_leaves_nothing() {
     // ZooKeeper, two queue Redis, six nodes and their six Redis, two coordinators, two
     // replicators, the front and its config watcher.
     assert_eq!(status.matches(" running").count(), 21, "{status}");
+    // The replicators serve their metrics, printed with the other addresses.
+    assert!(said.contains("http://127.0.0.1:12101/metrics"), "{said}");
+    let metrics = ureq::get("http://127.0.0.1:12101/metrics")
+        .call()
+        .expect("a replicator's metrics")
+        .into_body()
+        .read_to_string()
+        .expect("the metrics text");
+    assert!(
+        metrics.contains("backpack_replicator_copies_total"),
+        "{metrics}"
+    );
 
     let again = demo(&state, "up");
     assert!(
@@ -76,16 +89,20 @@ fn demo_up_round_trips_on_real_nodes_and_down_leaves_nothing() {
     for port in PORTS {
         assert!(!listening(port), "{port} still listens after down");
     }
-    drop(guard);
+    assert!(
+        text(&down).contains(&format!("kept {}", state.display())),
+        "down says what it keeps: {}",
+        text(&down)
+    );
 
-    // The stand-in nodes on request.
-    let guard = Down(state.clone());
+    // The stand-in nodes on request; the last run's state is cleared, and said so.
     let up = demo(&state, "up --webdav");
     let said = text(&up);
     assert!(
         up.status.success() && said.contains("nginx WebDAV nodes") && said.contains("(replicated)"),
         "{said}"
     );
+    assert!(said.contains("clearing the last run's state"), "{said}");
     let status = text(&demo(&state, "status"));
     assert_eq!(status.matches(" running").count(), 15, "{status}");
     let down = demo(&state, "down");
