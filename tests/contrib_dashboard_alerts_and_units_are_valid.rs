@@ -1,5 +1,6 @@
 //! `contrib/`: the Grafana dashboard and the Prometheus alert rules name only metrics the
-//! daemons export, promtool accepts the rules, and systemd accepts the units.
+//! daemons export, promtool accepts the rules and their unit tests pass, and systemd
+//! accepts the units.
 
 mod common;
 
@@ -123,6 +124,8 @@ fn the_dashboard_and_the_alerts_name_only_metrics_the_daemons_export() {
     // The alerts an operator needs, by name.
     for alert in [
         "BackpackNoWritableShard",
+        "BackpackUploadsFailing",
+        "BackpackQueueUnreadable",
         "BackpackShardAlmostFull",
         "BackpackNodeFailing",
         "BackpackReplicationQueueGrowing",
@@ -144,7 +147,24 @@ fn promtool_accepts_the_alert_rules() {
     let said = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{said}");
-    assert!(said.contains("SUCCESS: 7 rules found"), "{said}");
+    assert!(said.contains("SUCCESS: 9 rules found"), "{said}");
+}
+
+/// The alerts' own unit tests: server errors over the threshold fire, client errors do
+/// not; an unreadable queue length fires after its 2 minutes.
+#[test]
+fn promtool_unit_tests_of_the_alerts_pass() {
+    let output = Command::new("promtool")
+        .args(["test", "rules", "backpack-alerts.test.yml"])
+        .current_dir(contrib("prometheus"))
+        .output()
+        .expect("promtool runs");
+    let said = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && said.contains("SUCCESS"),
+        "{said}"
+    );
 }
 
 #[test]
