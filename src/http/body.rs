@@ -66,7 +66,7 @@ impl<'a> Body<'a> {
         self.limit = limit;
     }
 
-    /// True when the body failed because a chunk's size took it past `limit_chunked`.
+    /// True when a chunk's size took the body past `limit_chunked` (reading stops there).
     pub fn over_limit(&self) -> bool {
         self.over_limit
     }
@@ -214,11 +214,14 @@ impl Body<'_> {
                     let next = self.chunk_line(other)?;
                     if let Chunks::Data(size) = next {
                         if self.delivered.saturating_add(size) > self.limit {
+                            // Not a failed body: the client is well and still sending,
+                            // so the connection lingers after the answer (see
+                            // `connection::linger`) for it to read the 413.
                             self.over_limit = true;
-                            return Err(self.fail(io::Error::new(
+                            return Err(io::Error::new(
                                 io::ErrorKind::InvalidData,
                                 "a chunk takes the body past its limit",
-                            )));
+                            ));
                         }
                     }
                     self.chunks = Some(next);
@@ -230,7 +233,7 @@ impl Body<'_> {
 
 impl Read for Body<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.failed {
+        if self.failed || self.over_limit {
             return Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
                 "request body already failed",

@@ -4,8 +4,9 @@
 //! kept-alive connection), so a node behind it answers each request `delay` late; the
 //! rest of an answer, and requests, pass at once.
 
+use super::loopback_server::LoopbackServer;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 pub struct DelayProxy {
     pub port: u16,
-    stopping: Arc<AtomicBool>,
+    _server: LoopbackServer,
 }
 
 /// Copies `from` to `to`. A request pump sets `asked` on every chunk; an answer pump
@@ -44,42 +45,25 @@ fn pump(mut from: TcpStream, mut to: TcpStream, asked: &AtomicBool, delay: Optio
 impl DelayProxy {
     /// Listens on a free loopback port and forwards to 127.0.0.1:`upstream`.
     pub fn start(upstream: u16, delay: Duration) -> io::Result<DelayProxy> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let port = listener.local_addr()?.port();
-        let stopping = Arc::new(AtomicBool::new(false));
-        let stop = Arc::clone(&stopping);
-        thread::spawn(move || {
-            for client in listener.incoming() {
-                if stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(client) = client else { continue };
-                thread::spawn(move || {
-                    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                        return;
-                    };
-                    let (Ok(client_in), Ok(server_in)) = (client.try_clone(), server.try_clone())
-                    else {
-                        return;
-                    };
-                    let asked = Arc::new(AtomicBool::new(false));
-                    let asked_too = Arc::clone(&asked);
-                    thread::spawn(move || pump(client_in, server, &asked_too, None));
-                    pump(server_in, client, &asked, Some(delay));
-                });
-            }
-        });
-        Ok(DelayProxy { port, stopping })
+        let server = LoopbackServer::start(move |client| {
+            let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                return;
+            };
+            let (Ok(client_in), Ok(server_in)) = (client.try_clone(), server.try_clone()) else {
+                return;
+            };
+            let asked = Arc::new(AtomicBool::new(false));
+            let asked_too = Arc::clone(&asked);
+            thread::spawn(move || pump(client_in, server, &asked_too, None));
+            pump(server_in, client, &asked, Some(delay));
+        })?;
+        Ok(DelayProxy {
+            port: server.port,
+            _server: server,
+        })
     }
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for DelayProxy {
-    fn drop(&mut self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
 }

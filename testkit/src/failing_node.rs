@@ -2,15 +2,13 @@
 //! request: what a Backpack node answers while its index Redis is down, say. Its failures
 //! are answers (an item's fault, as far as a replicator can tell), not a node gone quiet.
 
+use super::loopback_server::LoopbackServer;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread;
+use std::net::TcpStream;
 
 pub struct FailingNode {
     pub port: u16,
-    stopping: Arc<AtomicBool>,
+    _server: LoopbackServer,
 }
 
 /// Reads one request (head and `Content-Length` body); false at the end of the stream.
@@ -54,31 +52,16 @@ fn serve(client: TcpStream, status: u16) -> io::Result<()> {
 impl FailingNode {
     /// Listens on a free loopback port and answers `status` to everything.
     pub fn start(status: u16) -> io::Result<FailingNode> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let port = listener.local_addr()?.port();
-        let stopping = Arc::new(AtomicBool::new(false));
-        let stop = Arc::clone(&stopping);
-        thread::spawn(move || {
-            for client in listener.incoming() {
-                if stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(client) = client {
-                    thread::spawn(move || serve(client, status));
-                }
-            }
-        });
-        Ok(FailingNode { port, stopping })
+        let server = LoopbackServer::start(move |client| {
+            let _ = serve(client, status);
+        })?;
+        Ok(FailingNode {
+            port: server.port,
+            _server: server,
+        })
     }
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for FailingNode {
-    fn drop(&mut self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
 }

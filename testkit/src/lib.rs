@@ -14,6 +14,7 @@ mod cluster;
 mod delay_proxy;
 mod failing_node;
 mod front;
+mod loopback_server;
 pub mod measure;
 pub mod metrics;
 mod nginx;
