@@ -129,9 +129,10 @@ impl Command for CoordinatorCommand {
             None => None,
         };
 
-        // Bound first: a port in use stops the coordinator before it does anything.
+        // Bound first: a port in use stops the coordinator before it does anything. It
+        // listens once it can serve (connections are refused until then).
         let address = format!("{}:{}", self.listen_host, self.listen_port);
-        let listener = http::listen(&address)?;
+        let bound = http::bind(&address)?;
         let shared = Shared::default();
         let sync = cluster_sync::start(
             self.sync_settings(Some(SizeAccounting {
@@ -182,7 +183,7 @@ impl Command for CoordinatorCommand {
         if let Some(statsd) = statsd {
             start_statsd_gauges(statsd, snapshot, self.statsd_interval)?;
         }
-        let server = http::serve(listener, coordinator, limits, server_status)
+        let server = http::serve(bound.listen()?, coordinator, limits, server_status)
             .map_err(|err| Error::invalid(format!("cannot serve on {address}: {err}")))?;
         log_line!(
             "backpack-coordinator listening on {} ({workers} workers)",

@@ -6,6 +6,11 @@
 //! answers, silently. This bind sets `SO_REUSEADDR` only, which lets a restarted daemon
 //! bind past connections of its last run still in `TIME_WAIT`, but fails with "address in
 //! use" while anything listens there.
+//!
+//! Binding and listening are two steps: a daemon binds first thing (a port in use stops
+//! it before it does anything) and listens once it can serve. Until then a connection is
+//! refused, as before the daemon started, rather than queued unanswered: a load balancer
+//! or a client moves on at once.
 
 use crate::error::{Error, Result};
 use socket2::{Domain, Socket, Type};
@@ -15,28 +20,56 @@ use std::os::fd::{FromRawFd, IntoRawFd};
 /// Connections the kernel queues before the server accepts them.
 const BACKLOG: i32 = 1024;
 
-/// Binds and listens on `address` (`host:port`). An address that does not parse is a
-/// usage error (exit 2); a port in use or refused is a failure (exit 1).
-pub fn listen(address: &str) -> Result<may::net::TcpListener> {
-    let socket_address = resolve(address)?;
-    let bound = || -> std::io::Result<std::net::TcpListener> {
-        let socket = Socket::new(Domain::for_address(socket_address), Type::STREAM, None)?;
-        socket.set_reuse_address(true)?;
-        socket.bind(&socket_address.into())?;
-        socket.listen(BACKLOG)?;
-        Ok(socket.into())
-    };
-    let failed = |err: std::io::Error| match err.kind() {
+/// A socket bound to its port, not yet listening.
+pub struct Bound {
+    socket: Socket,
+    address: String,
+}
+
+/// The sentence for a failed bind or listen.
+fn failed(address: &str, err: std::io::Error) -> Error {
+    match err.kind() {
         std::io::ErrorKind::AddrInUse => Error::invalid(format!(
             "cannot listen on {address}: the port is in use (is another daemon running there?)"
         )),
         _ => Error::invalid(format!("cannot listen on {address}: {err}")),
-    };
-    let listener = bound().map_err(failed)?;
-    listener.set_nonblocking(true).map_err(failed)?;
-    // SAFETY: the descriptor is a listening TCP socket this function owns; `into_raw_fd`
-    // gives up std's ownership, so `may`'s listener is its only owner.
-    Ok(unsafe { may::net::TcpListener::from_raw_fd(listener.into_raw_fd()) })
+    }
+}
+
+/// Binds `address` (`host:port`). An address that does not parse is a usage error (exit
+/// 2); a port in use or refused is a failure (exit 1).
+pub fn bind(address: &str) -> Result<Bound> {
+    let socket_address = resolve(address)?;
+    let socket = Socket::new(Domain::for_address(socket_address), Type::STREAM, None)
+        .map_err(|err| failed(address, err))?;
+    socket
+        .set_reuse_address(true)
+        .and_then(|()| socket.bind(&socket_address.into()))
+        .map_err(|err| failed(address, err))?;
+    Ok(Bound {
+        socket,
+        address: address.to_string(),
+    })
+}
+
+impl Bound {
+    /// Starts taking connections.
+    pub fn listen(self) -> Result<may::net::TcpListener> {
+        let address = self.address;
+        self.socket
+            .listen(BACKLOG)
+            .and_then(|()| self.socket.set_nonblocking(true))
+            .map_err(|err| failed(&address, err))?;
+        let listener: std::net::TcpListener = self.socket.into();
+        // SAFETY: the descriptor is a listening TCP socket this function owns;
+        // `into_raw_fd` gives up std's ownership, so `may`'s listener is its only owner.
+        Ok(unsafe { may::net::TcpListener::from_raw_fd(listener.into_raw_fd()) })
+    }
+}
+
+/// Binds and listens on `address` at once.
+pub fn listen(address: &str) -> Result<may::net::TcpListener> {
+    bind(address)?.listen()
 }
 
 /// The one address `address` names; an error that shows the expected form otherwise.
@@ -81,6 +114,14 @@ mod tests {
         let (code, bare) = failure("12090");
         assert!(code == 2 && bare.contains("expected host:port"), "{bare}");
         drop(first);
-        assert!(listen(&format!("127.0.0.1:{port}")).is_ok(), "free again");
+        // Bound, not listening: a connection is refused, and a second bind fails while
+        // the first listens.
+        let bound = bind(&format!("127.0.0.1:{port}")).expect("free again");
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+        let serving = bound.listen().expect("listens");
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        let (code, taken) = failure(&format!("127.0.0.1:{port}"));
+        assert!(code == 1 && taken.contains("the port is in use"), "{taken}");
+        drop(serving);
     }
 }

@@ -82,12 +82,10 @@ impl Command for ReplicatorCommand {
         if self.batch == 0 || self.batch > 1000 {
             return Err(Error::usage("--batch must be between 1 and 1000"));
         }
-        // Bound first: a port in use stops the replicator before it does anything.
-        let metrics_listener = match &self.listen {
-            Some(address) => {
-                may::config().set_workers(1);
-                Some(crate::http::listen(address)?)
-            }
+        // Bound first: a port in use stops the replicator before it does anything. It
+        // listens once it serves.
+        let metrics_port = match &self.listen {
+            Some(address) => Some(crate::http::bind(address)?),
             None => None,
         };
         let shared = Arc::new(Shared::default());
@@ -109,8 +107,8 @@ impl Command for ReplicatorCommand {
         // exits; a second signal exits at once.
         let shutdown = Shutdown::on_signals("finishing the copies in progress")?;
         let metrics = Arc::new(Metrics::default());
-        let _endpoint = match metrics_listener {
-            Some(listener) => Some(serve_metrics(listener, &metrics, &shared)?),
+        let _endpoint = match metrics_port {
+            Some(bound) => Some(serve_metrics(bound, &metrics, &shared)?),
             None => None,
         };
         let claims = Arc::new(Claims::default());
@@ -217,12 +215,14 @@ impl Command for ReplicatorCommand {
     }
 }
 
-/// Serves `GET /metrics` on `listener` from `may` coroutines on one thread of their own.
+/// Serves `GET /metrics` on `bound` from `may` coroutines on one thread of their own.
 fn serve_metrics(
-    listener: may::net::TcpListener,
+    bound: crate::http::Bound,
     metrics: &Arc<Metrics>,
     shared: &Arc<crate::cluster::sync::Shared>,
 ) -> Result<crate::http::ServerHandle> {
+    may::config().set_workers(1);
+    let listener = bound.listen()?;
     let endpoint = MetricsEndpoint {
         metrics: Arc::clone(metrics),
         shared: Arc::clone(shared),
