@@ -38,7 +38,13 @@ pub fn body(path: &str, sizes: BodySizes) -> Vec<u8> {
             2f64.powf(exponent) as usize
         }
     };
-    (0..length).map(|_| next() as u8).collect()
+    // Eight bytes from each number: the fault suites regenerate gigabytes to compare.
+    let mut bytes = Vec::with_capacity(length + 8);
+    while bytes.len() < length {
+        bytes.extend_from_slice(&next().to_le_bytes());
+    }
+    bytes.truncate(length);
+    bytes
 }
 
 #[cfg(test)]
