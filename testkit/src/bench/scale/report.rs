@@ -101,7 +101,7 @@ impl ScaleReport {
         self.placed == self.grown
     }
 
-    /// The most a shard can overflow, by the README's formula: everything the cluster
+    /// The most a shard can overflow, by the capacity model's formula (docs/scale.md): everything the cluster
     /// places during one flush interval and one size refresh, all on that shard (the
     /// worst case: it is the last shard with room, and every coordinator still sees room).
     pub fn overflow_bound_bytes(&self) -> u64 {
