@@ -10,7 +10,6 @@ use crate::command::args::cluster_command;
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::size::format_size;
-use crate::state::parse_object;
 use serde_json::Value;
 
 cluster_command! {
@@ -119,8 +118,8 @@ impl Command for RemoveServer {
             return Err(Error::invalid(format!("server {} does not exist", self.id)));
         }
         let index_path = store.paths().node_index_map();
-        if let Some((bytes, _)) = store.session().get(&index_path)? {
-            if parse_object(&index_path, &bytes)?.get(&self.id).is_some() {
+        if let Some((doc, _)) = store.read(&index_path)? {
+            if doc.get(&self.id).is_some() {
                 store.update(&index_path, |doc| remove_key(&index_path, doc, &self.id))?;
             }
         }

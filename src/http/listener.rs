@@ -67,11 +67,6 @@ impl Bound {
     }
 }
 
-/// Binds and listens on `address` at once.
-pub fn listen(address: &str) -> Result<may::net::TcpListener> {
-    bind(address)?.listen()
-}
-
 /// The one address `address` names; an error that shows the expected form otherwise.
 fn resolve(address: &str) -> Result<SocketAddr> {
     let hint = "expected host:port, such as 127.0.0.1:12001";
@@ -97,9 +92,9 @@ fn resolve(address: &str) -> Result<SocketAddr> {
 mod tests {
     use super::*;
 
-    /// The exit code and the message of a failed `listen`.
+    /// The exit code and the message of a failed bind and listen.
     fn failure(address: &str) -> (u8, String) {
-        match listen(address) {
+        match bind(address).and_then(Bound::listen) {
             Ok(_) => (0, String::new()),
             Err(err) => (err.exit_code(), err.to_string()),
         }
@@ -107,7 +102,9 @@ mod tests {
 
     #[test]
     fn a_port_in_use_is_refused_and_a_bad_address_explained() {
-        let first = listen("127.0.0.1:0").expect("a free port");
+        let first = bind("127.0.0.1:0")
+            .and_then(Bound::listen)
+            .expect("a free port");
         let port = first.local_addr().expect("bound").port();
         let (code, again) = failure(&format!("127.0.0.1:{port}"));
         assert!(code == 1 && again.contains("the port is in use"), "{again}");

@@ -18,7 +18,7 @@ pub mod response;
 mod server;
 
 pub use body::Body;
-pub use listener::{bind, listen, Bound};
+pub use listener::{bind, Bound};
 pub use request::{Framing, Request};
 pub use response::Response;
 pub use server::{serve, ServerHandle};

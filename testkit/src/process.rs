@@ -193,6 +193,13 @@ impl ServerProcess {
     pub fn log(&self) -> &Path {
         &self.launch.log
     }
+
+    /// The last `lines` lines of its log, in order (empty when it cannot be read).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.log()).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
 }
 
 impl Drop for ServerProcess {

@@ -266,26 +266,9 @@ pub fn wait_until_drained(
     logs: &[&ServerProcess],
 ) -> Duration {
     let started = Instant::now();
-    while !cluster.queue_is_empty() {
-        if started.elapsed() > within {
-            let tails: Vec<String> = logs
-                .iter()
-                .map(|p| {
-                    log_of(p)
-                        .lines()
-                        .rev()
-                        .take(8)
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                })
-                .collect();
-            panic!(
-                "queue not drained after {within:?}: {} left\n{}",
-                cluster.queue_items(1).len(),
-                tails.join("\n---\n")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    if let Err(err) = scenario::checks::wait_drained(cluster, within) {
+        let tails: Vec<String> = logs.iter().map(|p| p.log_tail(8)).collect();
+        panic!("{err}\n{}", tails.join("\n---\n"));
     }
     started.elapsed()
 }

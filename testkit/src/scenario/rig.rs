@@ -53,23 +53,19 @@ impl Rig {
 
     /// The daemons that are not running, with the end of their logs.
     pub fn not_running(&mut self) -> Vec<String> {
-        let tail = |log: String| {
-            let lines: Vec<&str> = log.lines().rev().take(10).collect();
-            lines.into_iter().rev().collect::<Vec<_>>().join("\n")
-        };
         let mut down = Vec::new();
         for (i, c) in self.coordinators.iter_mut().enumerate() {
             if !c.process.is_running() {
-                down.push(format!(
-                    "coordinator {i} is not running:\n{}",
-                    tail(c.log())
-                ));
+                let tail = c.process.log_tail(10);
+                down.push(format!("coordinator {i} is not running:\n{tail}"));
             }
         }
         for (i, r) in self.replicators.iter_mut().enumerate() {
             if !r.is_running() {
-                let log = std::fs::read_to_string(r.log()).unwrap_or_default();
-                down.push(format!("replicator {i} is not running:\n{}", tail(log)));
+                down.push(format!(
+                    "replicator {i} is not running:\n{}",
+                    r.log_tail(10)
+                ));
             }
         }
         down
