@@ -9,11 +9,10 @@
 
 use super::process::Launch;
 use super::service::Service;
-use super::{free_port, is_listening, RedisServer, Sandbox};
+use super::{free_port, is_listening_at, Host, RedisServer, Sandbox};
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 pub struct BackpackNode {
@@ -54,11 +53,13 @@ pub fn launcher(command: &str) -> io::Result<PathBuf> {
 }
 
 /// Registers a new data file in `data` (`backpack-add`): without one every PUT is 500.
-fn register_data_file(data: &Path, redis_port: u16) -> io::Result<()> {
+fn register_data_file(data: &Path, redis: &RedisServer) -> io::Result<()> {
     std::fs::create_dir_all(data)?;
-    let output = Command::new(launcher("backpack-add")?)
+    let output = redis
+        .host
+        .command(launcher("backpack-add")?)?
         .arg(data)
-        .args(["127.0.0.1", &redis_port.to_string()])
+        .args([redis.host.ip.to_string(), redis.port.to_string()])
         .output()?;
     let said = String::from_utf8_lossy(&output.stdout);
     if output.status.success() && said.contains("Successfully registered file") {
@@ -72,28 +73,31 @@ fn register_data_file(data: &Path, redis_port: u16) -> io::Result<()> {
 }
 
 impl BackpackNode {
-    /// Starts a node named `name` with a fresh Redis and one registered data file.
+    /// Starts a node named `name` with a fresh Redis and one registered data file, both
+    /// on the node's host (see `Sandbox::host`).
     pub fn start(sandbox: &Sandbox, name: &str) -> io::Result<BackpackNode> {
         let launcher = launcher("backpack")?;
+        let host: Host = sandbox.host(name)?;
         let dir = sandbox.subdir(name)?;
         let data = dir.join("data");
-        let redis = RedisServer::start(sandbox, &format!("{name}-redis"))?;
-        register_data_file(&data, redis.port)?;
+        let redis = RedisServer::start_on(sandbox, &host, &format!("{name}-redis"))?;
+        register_data_file(&data, &redis)?;
         let port = free_port()?;
         let args = vec![
             data.display().to_string(),
-            "127.0.0.1".into(),
+            host.ip.to_string(),
             port.to_string(),
-            "127.0.0.1".into(),
+            host.ip.to_string(),
             redis.port.to_string(),
         ];
-        let launch: Launch = sandbox.launch(name, &launcher.display().to_string(), args, &dir);
+        let launch: Launch =
+            sandbox.launch_on(&host, name, &launcher.display().to_string(), args, &dir);
         // The node listens only once it has loaded its data files from Redis.
         let service = Service::start(
             launch,
             port,
             "Backpack node",
-            is_listening,
+            is_listening_at,
             Duration::from_secs(20),
         )?;
         Ok(BackpackNode {
@@ -103,16 +107,16 @@ impl BackpackNode {
         })
     }
 
-    /// `http://127.0.0.1:<port>`, as add-server takes it.
+    /// `http://<host>:<port>`, as add-server takes it.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.host.url(self.port)
     }
 
     /// The stored bytes of `path` (`/hi.txt`, sent as it stands: the node keys files by
     /// the raw request target), None when the node answers 404. Panics on anything else,
     /// which no test expects from a healthy node.
     pub fn file(&self, path: &str) -> Option<Vec<u8>> {
-        match get(self.port, path) {
+        match get(self.addr(), path) {
             Ok((200, body)) => Some(body),
             Ok((404, _)) => None,
             Ok((status, _)) => panic!("node {} answered {status} to GET {path}", self.url()),
@@ -127,14 +131,14 @@ impl BackpackNode {
         // Its Redis keeps nothing on disk: restarted, it is empty.
         self.redis.restart()?;
         std::fs::remove_dir_all(&self.data)?;
-        register_data_file(&self.data, self.redis.port)?;
+        register_data_file(&self.data, &self.redis)?;
         self.service.restart()
     }
 }
 
 /// `GET path` with a connection of its own; the status and the body.
-fn get(port: u16, path: &str) -> io::Result<(u16, Vec<u8>)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+fn get(address: SocketAddr, path: &str) -> io::Result<(u16, Vec<u8>)> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(10))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         stream,

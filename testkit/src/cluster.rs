@@ -2,11 +2,10 @@
 //! state made with the project's own admin commands, and coordinators.
 
 use super::process::{wait_until, ServerProcess};
-use super::{free_port, ClusterNode, NginxFront, NodeKind, RedisServer, Sandbox, ZooKeeperServer};
+use super::{free_port, ClusterNode, Host, NginxFront, NodeKind, RedisServer, Sandbox, ZooKeeper};
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 pub const QUEUE_KEY: &str = "backpack-queue";
@@ -15,7 +14,7 @@ pub struct LocalCluster {
     /// The `backpack` binary the admin commands and coordinators run from.
     pub bin: PathBuf,
     pub root: String,
-    pub zookeeper: ZooKeeperServer,
+    pub zookeeper: ZooKeeper,
     pub redis: Vec<RedisServer>,
     /// Node `i + 1` is `nodes[i]`.
     pub nodes: Vec<ClusterNode>,
@@ -37,7 +36,26 @@ impl LocalCluster {
     /// The seed example: two Redis, six nodes of `kind`, shards 1, 2 and 3 on nodes
     /// (1, 4), (2, 5) and (3, 6), 100 GB each, enabled.
     pub fn seed_example(bin: &Path, label: &str, kind: NodeKind) -> io::Result<LocalCluster> {
-        let cluster = LocalCluster::start_with(bin, label, 2, 6, kind)?;
+        LocalCluster::seed_example_in(Sandbox::new(label)?, 1, bin, kind)
+    }
+
+    /// The seed example on hosts of a private network, as production runs it: every
+    /// server on a host of its own, and a ZooKeeper ensemble of three.
+    pub fn seed_example_on_hosts(
+        bin: &Path,
+        label: &str,
+        kind: NodeKind,
+    ) -> io::Result<LocalCluster> {
+        LocalCluster::seed_example_in(Sandbox::with_network(label)?, 3, bin, kind)
+    }
+
+    fn seed_example_in(
+        sandbox: Sandbox,
+        zookeepers: usize,
+        bin: &Path,
+        kind: NodeKind,
+    ) -> io::Result<LocalCluster> {
+        let cluster = LocalCluster::start_in(sandbox, zookeepers, bin, 2, 6, kind)?;
         for (id, nodes) in [("1", [1, 4]), ("2", [2, 5]), ("3", [3, 6])] {
             cluster.add_enabled_shard(id, &nodes, "100gb")?;
         }
@@ -52,8 +70,20 @@ impl LocalCluster {
         nodes: usize,
         kind: NodeKind,
     ) -> io::Result<LocalCluster> {
-        let sandbox = Sandbox::new(label)?;
-        let zookeeper = ZooKeeperServer::start(&sandbox)?;
+        LocalCluster::start_in(Sandbox::new(label)?, 1, bin, redis, nodes, kind)
+    }
+
+    /// Like `start_with`, in `sandbox` (on loopback or on hosts), with a ZooKeeper
+    /// ensemble of `zookeepers` servers.
+    pub fn start_in(
+        sandbox: Sandbox,
+        zookeepers: usize,
+        bin: &Path,
+        redis: usize,
+        nodes: usize,
+        kind: NodeKind,
+    ) -> io::Result<LocalCluster> {
+        let zookeeper = ZooKeeper::start_ensemble(&sandbox, zookeepers)?;
         let redis = (1..=redis)
             .map(|i| RedisServer::start(&sandbox, &format!("redis-{i}")))
             .collect::<io::Result<Vec<_>>>()?;
@@ -68,7 +98,7 @@ impl LocalCluster {
             nodes,
             sandbox,
         };
-        let redis_list: Vec<String> = cluster.redis.iter().map(RedisServer::address).collect();
+        let redis_list: Vec<String> = cluster.redis.iter().map(|r| r.address()).collect();
         cluster.admin(
             "backpack-coordinator-init",
             &[QUEUE_KEY, &redis_list.join(",")],
@@ -86,10 +116,18 @@ impl LocalCluster {
         self.zookeeper.connect_string()
     }
 
+    /// The private network its servers run in, when they run on hosts.
+    pub fn network(&self) -> Option<&crate::Network> {
+        self.sandbox.network()
+    }
+
     /// Runs an admin command with the cluster's ZooKeeper and root before `args`;
     /// returns its stdout, or its stderr as the error.
     pub fn admin(&self, command: &str, args: &[&str]) -> io::Result<String> {
-        let output = Command::new(&self.bin)
+        let output = self
+            .sandbox
+            .lab()
+            .command(&self.bin)?
             .arg0(command)
             .arg(self.zk())
             .arg(&self.root)
@@ -150,11 +188,12 @@ impl LocalCluster {
         flags: &[&str],
     ) -> io::Result<CoordinatorProcess> {
         let port = free_port()?;
+        let host = self.sandbox.host(name)?;
         let dir = self.sandbox.subdir(name)?;
         let mut args = vec![
             self.zk(),
             self.root.clone(),
-            "127.0.0.1".to_string(),
+            host.ip.to_string(),
             port.to_string(),
             "--spool-dir".to_string(),
             dir.display().to_string(),
@@ -162,10 +201,15 @@ impl LocalCluster {
         args.extend(flags.iter().map(|s| s.to_string()));
         let mut launch = self
             .sandbox
-            .launch(name, &bin.display().to_string(), args, &dir);
+            .launch_on(&host, name, &bin.display().to_string(), args, &dir);
         launch.arg0 = Some("backpack-coordinator".to_string());
         let process = ServerProcess::start(launch)?;
-        let mut coordinator = CoordinatorProcess { port, dir, process };
+        let mut coordinator = CoordinatorProcess {
+            port,
+            host,
+            dir,
+            process,
+        };
         coordinator.wait_ready(0)?;
         Ok(coordinator)
     }
@@ -175,9 +219,10 @@ impl LocalCluster {
         let dir = self.sandbox.subdir(name)?;
         let mut all = vec![self.zk(), self.root.clone()];
         all.extend(args.iter().map(|s| s.to_string()));
-        let mut launch = self
-            .sandbox
-            .launch(name, &self.bin.display().to_string(), all, &dir);
+        let host = self.sandbox.host(name)?;
+        let mut launch =
+            self.sandbox
+                .launch_on(&host, name, &self.bin.display().to_string(), all, &dir);
         launch.arg0 = Some("backpack-replicator".to_string());
         ServerProcess::start(launch)
     }
@@ -185,13 +230,15 @@ impl LocalCluster {
 
 impl LocalCluster {
     /// The read front `bp-nginx-gen` writes for the cluster as it is now, served by nginx
-    /// on a free port.
+    /// on a free port (of its own host, when the cluster runs on hosts).
     pub fn start_front(&self, name: &str) -> io::Result<NginxFront> {
         let port = free_port()?;
-        let output = Command::new(&self.bin)
+        let host = self.sandbox.host(name)?;
+        let output = host
+            .command(&self.bin)?
             .arg0("bp-nginx-gen")
             .args([&self.zk(), &self.root, "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(host.socket(port).to_string())
             .output()?;
         if !output.status.success() {
             return Err(other_error(format!(
@@ -207,6 +254,7 @@ impl LocalCluster {
 
 pub struct CoordinatorProcess {
     pub port: u16,
+    pub host: Host,
     /// Holds its log and its spool files.
     pub dir: PathBuf,
     pub process: ServerProcess,
@@ -215,7 +263,7 @@ pub struct CoordinatorProcess {
 impl CoordinatorProcess {
     /// Lines of its log (which restarts append to) that say it listens on its port.
     fn times_listening(&self) -> usize {
-        let said = format!("listening on 127.0.0.1:{} ", self.port);
+        let said = format!("listening on {} ", self.host.socket(self.port));
         self.log()
             .lines()
             .filter(|line| line.contains(&said))
@@ -244,7 +292,7 @@ impl CoordinatorProcess {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("http://{}{path}", self.host.socket(self.port))
     }
 
     /// What it logged so far.

@@ -4,13 +4,14 @@
 
 use super::nginx::{nginx_args, nginx_conf};
 use super::process::{wait_until, ServerProcess};
-use super::{is_listening, Sandbox};
+use super::{is_listening_at, Host, Sandbox};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 pub struct NginxFront {
     pub port: u16,
+    pub host: Host,
     /// `<request_uri> <status> <upstream_addr>` per request.
     pub access_log: PathBuf,
     process: ServerProcess,
@@ -56,7 +57,8 @@ pub fn nginx_test(
 }
 
 impl NginxFront {
-    /// Starts nginx with `front_config`, which must listen on 127.0.0.1:`port`.
+    /// Starts nginx with `front_config` on the host for `name` (see `Sandbox::host`); the
+    /// config must listen on that host's address (127.0.0.1 on loopback) and `port`.
     pub fn start(
         sandbox: &Sandbox,
         name: &str,
@@ -64,19 +66,22 @@ impl NginxFront {
         port: u16,
     ) -> std::io::Result<NginxFront> {
         let (dir, args) = prepare(sandbox, name, front_config)?;
-        let process = ServerProcess::start(sandbox.launch(name, "nginx", args, &dir))?;
+        let host = sandbox.host(name)?;
+        let process = ServerProcess::start(sandbox.launch_on(&host, name, "nginx", args, &dir))?;
+        let address = host.socket(port);
         wait_until("nginx front", Duration::from_secs(10), || {
-            is_listening(port)
+            is_listening_at(address)
         })?;
         Ok(NginxFront {
             port,
+            host,
             access_log: dir.join("access.log"),
             process,
         })
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("http://{}{path}", self.host.socket(self.port))
     }
 
     pub fn process(&mut self) -> &mut ServerProcess {

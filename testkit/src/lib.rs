@@ -17,6 +17,7 @@ mod front;
 mod loopback_server;
 pub mod measure;
 pub mod metrics;
+pub mod network;
 mod nginx;
 mod nginx_proxy;
 mod node;
@@ -33,12 +34,13 @@ pub use delay_proxy::DelayProxy;
 pub use failing_node::FailingNode;
 pub use front::{nginx_test, NginxFront};
 pub use nginx::WebDavNode;
+pub use network::{Host, Network};
 pub use nginx_proxy::NginxProxy;
 pub use node::{ClusterNode, NodeKind};
 pub use process::{Launch, ServerProcess};
 pub use redis::RedisServer;
 pub use service::Service;
-pub use zookeeper::ZooKeeperServer;
+pub use zookeeper::{ZooKeeper, ZooKeeperServer};
 
 use std::fs;
 use std::net::TcpListener;
@@ -49,9 +51,12 @@ fn base_dir() -> PathBuf {
     std::env::temp_dir().join("backpack-testkit")
 }
 
-/// A directory that holds everything one run started. Removed on drop.
+/// A directory that holds everything one run started, and where its servers run: on
+/// loopback, or each on a host of its own in a private network. Removed on drop.
 pub struct Sandbox {
     dir: PathBuf,
+    // Dropped after the directory goes; the servers using it are gone by then.
+    network: Option<Network>,
 }
 
 impl Sandbox {
@@ -62,7 +67,39 @@ impl Sandbox {
         let dir = base_dir().join(format!("{}-{n}-{label}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir)?;
-        Ok(Sandbox { dir })
+        Ok(Sandbox { dir, network: None })
+    }
+
+    /// A sandbox whose servers each run on a host of their own, named after the server,
+    /// in a private network (see `network`). The calling thread moves into the network
+    /// until the sandbox is dropped, and must live as long as the sandbox.
+    pub fn with_network(label: &str) -> std::io::Result<Sandbox> {
+        let mut sandbox = Sandbox::new(label)?;
+        sandbox.network = Some(Network::new(&sandbox.dir)?);
+        Ok(sandbox)
+    }
+
+    /// The private network, when the servers run on hosts.
+    pub fn network(&self) -> Option<&Network> {
+        self.network.as_ref()
+    }
+
+    /// Where the server `name` runs: loopback, or its own host of the network (made on
+    /// first use; a name asked for twice is the same host, so servers can share one).
+    pub fn host(&self, name: &str) -> std::io::Result<Host> {
+        match &self.network {
+            None => Ok(Host::loopback()),
+            Some(network) => network.host(name),
+        }
+    }
+
+    /// Where the test itself, its clients and the admin commands run: loopback, or the
+    /// network's lab.
+    pub fn lab(&self) -> Host {
+        match &self.network {
+            None => Host::loopback(),
+            Some(network) => network.lab().clone(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -76,9 +113,22 @@ impl Sandbox {
         Ok(dir)
     }
 
-    /// What `Launch` needs to start a server named `name` in `dir`.
+    /// What `Launch` needs to start a server named `name` in `dir`, in the lab.
     pub fn launch(&self, name: &str, program: &str, args: Vec<String>, dir: &Path) -> Launch {
+        self.launch_on(&self.lab(), name, program, args, dir)
+    }
+
+    /// The same on `host`.
+    pub fn launch_on(
+        &self,
+        host: &Host,
+        name: &str,
+        program: &str,
+        args: Vec<String>,
+        dir: &Path,
+    ) -> Launch {
         Launch {
+            host: host.clone(),
             name: name.to_string(),
             program: program.to_string(),
             args,
@@ -173,9 +223,10 @@ pub fn free_port() -> std::io::Result<u16> {
 
 /// True when something accepts connections on 127.0.0.1:`port`.
 pub fn is_listening(port: u16) -> bool {
-    std::net::TcpStream::connect_timeout(
-        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        std::time::Duration::from_millis(200),
-    )
-    .is_ok()
+    is_listening_at(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// True when something accepts connections at `address`.
+pub fn is_listening_at(address: std::net::SocketAddr) -> bool {
+    std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_millis(200)).is_ok()
 }

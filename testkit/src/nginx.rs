@@ -8,7 +8,7 @@
 //! bytes or 404, `GET /stats` JSON; 418 to every other method, HEAD included. Unlike a
 //! real node it stores a percent-encoded name decoded (`a%20b.txt` as `a b.txt`).
 use super::service::Service;
-use super::{free_port, is_listening, Sandbox};
+use super::{free_port, is_listening_at, Host, Sandbox};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -43,6 +43,7 @@ pub(super) fn nginx_conf(dir: &Path, http: &str) -> String {
 /// ready once it listens on `port`.
 pub(super) fn start_nginx(
     sandbox: &Sandbox,
+    host: &Host,
     name: &str,
     dir: &Path,
     config: &str,
@@ -51,8 +52,8 @@ pub(super) fn start_nginx(
 ) -> std::io::Result<Service> {
     let config_path = dir.join("nginx.conf");
     std::fs::write(&config_path, config)?;
-    let launch = sandbox.launch(name, "nginx", nginx_args(dir, &config_path), dir);
-    Service::start(launch, port, what, is_listening, Duration::from_secs(10))
+    let launch = sandbox.launch_on(host, name, "nginx", nginx_args(dir, &config_path), dir);
+    Service::start(launch, port, what, is_listening_at, Duration::from_secs(10))
 }
 
 pub(super) fn nginx_args(dir: &Path, conf: &Path) -> Vec<String> {
@@ -68,9 +69,9 @@ pub(super) fn nginx_args(dir: &Path, conf: &Path) -> Vec<String> {
 
 /// A sink node answers 201 to every PUT and throws the body away: it shows what the
 /// coordinator itself can do, with no disk behind the nodes.
-fn sink_config(dir: &Path, port: u16) -> String {
+fn sink_config(dir: &Path, listen: &str) -> String {
     let http = format!(
-        "    access_log off;\n    client_max_body_size 0;\n    server {{\n        listen 127.0.0.1:{port};\n\
+        "    access_log off;\n    client_max_body_size 0;\n    server {{\n        listen {listen};\n\
          \x20       location / {{\n            return 201;\n        }}\n    }}\n"
     );
     nginx_conf(dir, &http)
@@ -86,7 +87,7 @@ const ALWAYS_CREATED_JS: &str = "function created(r) {\n    if (r.status == 204)
 /// Where Debian's nginx keeps the njs module.
 const NJS_MODULE: &str = "/usr/lib/nginx/modules/ngx_http_js_module.so";
 
-fn config(dir: &Path, files: &Path, port: u16) -> std::io::Result<String> {
+fn config(dir: &Path, files: &Path, listen: &str) -> std::io::Result<String> {
     let script = dir.join("always_created.js");
     std::fs::write(&script, ALWAYS_CREATED_JS)?;
     let (files, script) = (files.display(), script.display());
@@ -103,7 +104,7 @@ fn config(dir: &Path, files: &Path, port: u16) -> std::io::Result<String> {
         default 418;
     }}
     server {{
-        listen 127.0.0.1:{port};
+        listen {listen};
         root {files};
         if ($backpack_refusal = 411) {{
             return 411;
@@ -152,19 +153,21 @@ impl WebDavNode {
         let files = dir.join("files");
         std::fs::create_dir_all(&files)?;
         std::fs::create_dir_all(dir.join("tmp"))?;
+        let host = sandbox.host(name)?;
         let port = free_port()?;
+        let listen = format!("{}:{port}", host.ip);
         let text = if sink {
-            sink_config(&dir, port)
+            sink_config(&dir, &listen)
         } else {
-            config(&dir, &files, port)?
+            config(&dir, &files, &listen)?
         };
-        let service = start_nginx(sandbox, name, &dir, &text, port, "nginx WebDAV node")?;
+        let service = start_nginx(sandbox, &host, name, &dir, &text, port, "nginx WebDAV node")?;
         Ok(WebDavNode { files, service })
     }
 
-    /// `http://127.0.0.1:<port>`, as add-server takes it.
+    /// `http://<host>:<port>`, as add-server takes it.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.host.url(self.port)
     }
 
     /// The stored bytes of `path` (`/hi.txt`), None when the node does not have it.

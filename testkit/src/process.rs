@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 /// How to (re)start a server: the program, its arguments, and its log file.
 #[derive(Debug, Clone)]
 pub struct Launch {
+    /// Where it runs (loopback, or a host of a private network).
+    pub host: crate::Host,
     pub name: String,
     pub program: String,
     pub args: Vec<String>,
@@ -86,7 +88,7 @@ impl ServerProcess {
             .create(true)
             .append(true)
             .open(&self.launch.log)?;
-        let mut command = Command::new(&self.launch.program);
+        let mut command = self.launch.host.command(&self.launch.program)?;
         if let Some(arg0) = &self.launch.arg0 {
             command.arg0(arg0);
         }

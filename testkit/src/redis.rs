@@ -1,17 +1,17 @@
 //! A `redis-server` without persistence: restarted, it comes back empty, like a lost one.
 
 use super::service::Service;
-use super::{free_port, Sandbox};
+use super::{free_port, Host, Sandbox};
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 pub struct RedisServer {
     service: Service,
 }
 
-fn answers_ping(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+fn answers_ping(address: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(500)) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
@@ -22,14 +22,23 @@ fn answers_ping(port: u16) -> bool {
 }
 
 impl RedisServer {
+    /// Starts the server `name` on its own host (see `Sandbox::host`).
     pub fn start(sandbox: &Sandbox, name: &str) -> std::io::Result<RedisServer> {
+        RedisServer::start_on(sandbox, &sandbox.host(name)?, name)
+    }
+
+    /// Starts the server `name` on `host`.
+    pub fn start_on(sandbox: &Sandbox, host: &Host, name: &str) -> std::io::Result<RedisServer> {
         let dir = sandbox.subdir(name)?;
         let port = free_port()?;
         let args = vec![
             "--port".into(),
             port.to_string(),
             "--bind".into(),
-            "127.0.0.1".into(),
+            host.ip.to_string(),
+            // Clients come from other hosts, which protected mode would refuse.
+            "--protected-mode".into(),
+            "no".into(),
             "--save".into(),
             String::new(),
             "--appendonly".into(),
@@ -40,7 +49,7 @@ impl RedisServer {
             "--enable-debug-command".into(),
             "local".into(),
         ];
-        let launch = sandbox.launch(name, "redis-server", args, &dir);
+        let launch = sandbox.launch_on(host, name, "redis-server", args, &dir);
         let service = Service::start(
             launch,
             port,
@@ -51,14 +60,10 @@ impl RedisServer {
         Ok(RedisServer { service })
     }
 
-    /// `127.0.0.1:<port>`, as the queue's server list takes it.
-    pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
     /// A new client connection, as a test reads and writes the server directly.
+    /// (`address()` is what the queue's server list holds: `<host>:<port>`.)
     pub fn connection(&self) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(format!("redis://{}/", self.address()))?.get_connection()
+        redis::Client::open(format!("redis://{}/", self.addr()))?.get_connection()
     }
 
     /// The members of the set `key`, sorted. Panics when the server cannot be read.

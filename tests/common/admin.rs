@@ -2,7 +2,7 @@
 //! ZooKeeper per test binary for them, and fresh cluster roots on it.
 
 use backpack::zk::ZkSession;
-use backpack_testkit::{Sandbox, ZooKeeperServer};
+use backpack_testkit::{Sandbox, ZooKeeper};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 struct SharedZooKeeper {
     _sandbox: Sandbox,
-    server: ZooKeeperServer,
+    server: ZooKeeper,
 }
 
 /// The test binary's ZooKeeper, started on first use. It is stopped by its watchdog when
@@ -20,7 +20,7 @@ pub fn zookeeper() -> String {
     static ZK: OnceLock<SharedZooKeeper> = OnceLock::new();
     ZK.get_or_init(|| {
         let sandbox = Sandbox::new("zookeeper").expect("sandbox");
-        let server = ZooKeeperServer::start(&sandbox).expect("start ZooKeeper");
+        let server = ZooKeeper::start(&sandbox).expect("start ZooKeeper");
         SharedZooKeeper {
             _sandbox: sandbox,
             server,

@@ -29,6 +29,28 @@ impl Rig {
         replicator_flags: &[&str],
     ) -> io::Result<Rig> {
         let cluster = LocalCluster::seed_example(bin, label, kind)?;
+        Rig::around(cluster, coordinator_flags, replicator_flags)
+    }
+
+    /// The same on hosts of a private network (see `LocalCluster::seed_example_on_hosts`):
+    /// every server, coordinator, replicator and the front on a host of its own.
+    pub fn seed_example_on_hosts(
+        bin: &Path,
+        label: &str,
+        kind: NodeKind,
+        coordinator_flags: &[&str],
+        replicator_flags: &[&str],
+    ) -> io::Result<Rig> {
+        let cluster = LocalCluster::seed_example_on_hosts(bin, label, kind)?;
+        Rig::around(cluster, coordinator_flags, replicator_flags)
+    }
+
+    /// Two coordinators, two replicators and the front around `cluster`.
+    pub fn around(
+        cluster: LocalCluster,
+        coordinator_flags: &[&str],
+        replicator_flags: &[&str],
+    ) -> io::Result<Rig> {
         let coordinators = ["coordinator-a", "coordinator-b"]
             .iter()
             .map(|name| cluster.start_coordinator(name, coordinator_flags))
