@@ -112,8 +112,15 @@ impl LocalCluster {
         Ok(cluster)
     }
 
+    /// The connect string the daemons and admin commands get (host names on hosts).
     pub fn zk(&self) -> String {
         self.zookeeper.connect_string()
+    }
+
+    /// The connect string for a ZooKeeper client in the test process itself (addresses:
+    /// the test does not see a network's host names).
+    pub fn zk_by_address(&self) -> String {
+        self.zookeeper.connect_string_by_address()
     }
 
     /// The private network its servers run in, when they run on hosts.

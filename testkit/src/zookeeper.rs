@@ -130,6 +130,13 @@ impl ZooKeeper {
         all.join(",")
     }
 
+    /// The same by address, `<ip>:<port>,...`: for clients in the test process itself,
+    /// which does not see a network's host names.
+    pub fn connect_string_by_address(&self) -> String {
+        let all: Vec<String> = self.servers.iter().map(|s| s.addr().to_string()).collect();
+        all.join(",")
+    }
+
     /// The first server's process id, while it runs (for CPU accounting).
     pub fn pid(&self) -> Option<u32> {
         self.servers.first().and_then(|s| s.pid())

@@ -59,7 +59,7 @@ pub fn get_json(agent: &ureq::Agent, url: &str) -> serde_json::Value {
 
 /// `current` of a shard's size node.
 pub fn shard_current(cluster: &LocalCluster, shard: &str) -> u64 {
-    let zk = ZkSession::connect(&cluster.zk(), Duration::from_secs(5)).expect("zk");
+    let zk = ZkSession::connect(&cluster.zk_by_address(), Duration::from_secs(5)).expect("zk");
     let (bytes, _) = zk
         .get(&format!("{}/shard-size-{shard}", cluster.root))
         .unwrap()
@@ -70,7 +70,7 @@ pub fn shard_current(cluster: &LocalCluster, shard: &str) -> u64 {
 
 /// Overwrites a shard's size node.
 pub fn set_shard_size(cluster: &LocalCluster, shard: &str, capacity: u64, current: u64) {
-    let zk = ZkSession::connect(&cluster.zk(), Duration::from_secs(5)).expect("zk");
+    let zk = ZkSession::connect(&cluster.zk_by_address(), Duration::from_secs(5)).expect("zk");
     let path = format!("{}/shard-size-{shard}", cluster.root);
     let (_, version) = zk.get(&path).unwrap().expect("size node");
     let text = format!(r#"{{"capacity":{capacity},"current":{current}}}"#);

@@ -32,7 +32,7 @@ pub fn wait_drained(cluster: &LocalCluster, limit: Duration) -> Result<Instant, 
 
 /// Shard id -> its node ids, as shards-map says now.
 fn shard_nodes(cluster: &LocalCluster) -> Result<BTreeMap<String, Vec<usize>>, String> {
-    let state = ZkState::open(&cluster.zk(), &cluster.root, Duration::from_secs(10))
+    let state = ZkState::open(&cluster.zk_by_address(), &cluster.root, Duration::from_secs(10))
         .map_err(|e| format!("reading shards-map: {e}"))?;
     let shards = state
         .shards()
@@ -126,7 +126,7 @@ pub fn short_sizes(
     acks: &[Ack],
     slack: &HashMap<String, u64>,
 ) -> Result<Vec<String>, String> {
-    let state = ZkState::open(&cluster.zk(), &cluster.root, Duration::from_secs(10))
+    let state = ZkState::open(&cluster.zk_by_address(), &cluster.root, Duration::from_secs(10))
         .map_err(|e| format!("reading sizes: {e}"))?;
     let mut acked: BTreeMap<&str, u64> = BTreeMap::new();
     for ack in acks {
