@@ -48,7 +48,10 @@ fn serve(host: &Host) {
     let echo = host.socket(ECHO_PORT);
     let deadline = Instant::now() + Duration::from_secs(5);
     while TcpStream::connect_timeout(&echo, Duration::from_millis(100)).is_err() {
-        assert!(Instant::now() < deadline, "echo server on {host:?} did not start");
+        assert!(
+            Instant::now() < deadline,
+            "echo server on {host:?} did not start"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -72,7 +75,9 @@ fn echo_from(from: &Host, to: &Host, patience: Duration) -> Result<Duration, Err
 fn echo(target: SocketAddr, patience: Duration) -> Result<Duration, ErrorKind> {
     let started = Instant::now();
     let mut stream = TcpStream::connect_timeout(&target, patience).map_err(|e| e.kind())?;
-    stream.set_read_timeout(Some(patience)).map_err(|e| e.kind())?;
+    stream
+        .set_read_timeout(Some(patience))
+        .map_err(|e| e.kind())?;
     stream.write_all(b"x").map_err(|e| e.kind())?;
     let mut byte = [0u8; 1];
     stream.read_exact(&mut byte).map_err(|e| e.kind())?;
@@ -98,7 +103,10 @@ fn hosts_reach_each_other_by_address_and_name() {
     let (sandbox, a, b) = two_hosts("reach");
     assert_ne!(a.ip, b.ip);
     assert!(echo_from(&a, &b, Duration::from_secs(2)).is_ok());
-    assert!(echo(b.socket(ECHO_PORT), Duration::from_secs(2)).is_ok(), "lab to b");
+    assert!(
+        echo(b.socket(ECHO_PORT), Duration::from_secs(2)).is_ok(),
+        "lab to b"
+    );
     // Processes on hosts resolve the hosts' names.
     let output = a
         .command("getent")
@@ -107,7 +115,10 @@ fn hosts_reach_each_other_by_address_and_name() {
         .output()
         .expect("getent");
     let said = String::from_utf8_lossy(&output.stdout);
-    assert!(said.starts_with(&b.ip.to_string()), "getent hosts b: {said:?}");
+    assert!(
+        said.starts_with(&b.ip.to_string()),
+        "getent hosts b: {said:?}"
+    );
     // And nothing of it is the machine's: its own /etc/hosts does not know them.
     let machine = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
     assert!(!machine.contains(&b.ip.to_string()));
@@ -143,7 +154,10 @@ fn an_isolated_host_is_lost_to_everyone_until_healed() {
     open.write_all(b"x").expect("the write is buffered");
     let mut byte = [0u8; 1];
     let read = open.read(&mut byte).map_err(|e| e.kind());
-    assert!(hangs(read.map(|_| Duration::ZERO)), "an open connection answered: {read:?}");
+    assert!(
+        hangs(read.map(|_| Duration::ZERO)),
+        "an open connection answered: {read:?}"
+    );
     network.heal();
     assert!(echo_from(&a, &b, patience).is_ok());
     // The byte sent into the silence arrives once it heals (TCP retransmits it).
@@ -157,7 +171,9 @@ fn datagrams(from: &Host, to: &Host, count: u32) -> u32 {
     let receiver = to
         .spawn_thread(move || {
             let socket = UdpSocket::bind(("0.0.0.0", 5000)).expect("bind udp");
-            socket.set_read_timeout(Some(Duration::from_millis(700))).ok();
+            socket
+                .set_read_timeout(Some(Duration::from_millis(700)))
+                .ok();
             let mut got = 0u32;
             let mut buffer = [0u8; 64];
             while socket.recv(&mut buffer).is_ok() {
@@ -235,8 +251,14 @@ fn a_throttled_link_moves_at_its_rate() {
     let at_once = rate + throttle_burst(rate);
     let expected = Duration::from_secs_f64((bytes as u64 - at_once) as f64 / rate as f64);
     println!("2 MiB: {free:?} free, {throttled:?} at 512 KiB/s (the rate says {expected:?})");
-    assert!(throttled >= expected.mul_f64(0.8), "too fast: {throttled:?}");
-    assert!(throttled <= expected.mul_f64(2.0), "too slow: {throttled:?}");
+    assert!(
+        throttled >= expected.mul_f64(0.8),
+        "too fast: {throttled:?}"
+    );
+    assert!(
+        throttled <= expected.mul_f64(2.0),
+        "too slow: {throttled:?}"
+    );
     network.heal();
     assert!(transfer(&a, &b, bytes) < expected / 4);
 }
@@ -247,7 +269,9 @@ fn a_slow_link_adds_its_delay_to_new_connections() {
     let network = sandbox.network().expect("network");
     let patience = Duration::from_secs(3);
     let before = echo_from(&a, &b, patience).expect("echo before");
-    network.slow(&a, &b, Duration::from_millis(150)).expect("slow");
+    network
+        .slow(&a, &b, Duration::from_millis(150))
+        .expect("slow");
     let there = echo_from(&a, &b, patience).expect("echo a to b");
     let back = echo_from(&b, &a, patience).expect("echo b to a");
     // A reply from the lab is not on that link.

@@ -60,7 +60,11 @@ fn namespaces_in_use() -> Vec<u64> {
 
 fn machine_links() -> Vec<String> {
     let mut links: Vec<String> = std::fs::read_dir("/sys/class/net")
-        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     links.sort();
     links
@@ -70,7 +74,12 @@ fn machine_links() -> Vec<String> {
 fn private_networks_are_gone_after_a_sigkill() {
     let links_before = machine_links();
     let mut child = Command::new(std::env::current_exe().expect("this test binary"))
-        .args(["--exact", "holds_a_network_until_killed", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "holds_a_network_until_killed",
+            "--ignored",
+            "--nocapture",
+        ])
         .env(CHILD, "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -92,7 +101,10 @@ fn private_networks_are_gone_after_a_sigkill() {
     assert_eq!(servers.len(), 2);
     assert!(servers.iter().all(|pid| *pid > 0));
     let in_use = namespaces_in_use();
-    assert!(inodes.iter().all(|i| in_use.contains(i)), "the network is up");
+    assert!(
+        inodes.iter().all(|i| in_use.contains(i)),
+        "the network is up"
+    );
 
     child.kill().expect("SIGKILL the child");
     let _ = child.wait();
@@ -114,5 +126,9 @@ fn private_networks_are_gone_after_a_sigkill() {
         std::thread::sleep(Duration::from_millis(100));
     }
     println!("all gone {:?} after the SIGKILL", killed.elapsed());
-    assert_eq!(machine_links(), links_before, "the machine's own links changed");
+    assert_eq!(
+        machine_links(),
+        links_before,
+        "the machine's own links changed"
+    );
 }

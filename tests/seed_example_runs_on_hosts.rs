@@ -22,7 +22,10 @@ fn rig(label: &str) -> Rig {
         &["--quiet", "--zk-session-timeout", "4s"],
     )
     .expect("start the seed example on hosts");
-    println!("the seed example on hosts started in {:?}", started.elapsed());
+    println!(
+        "the seed example on hosts started in {:?}",
+        started.elapsed()
+    );
     rig
 }
 
@@ -48,7 +51,10 @@ fn a_hundred_uploads_on_hosts_are_read_back_through_the_front() {
         "replicator-b",
         "front",
     ] {
-        assert!(names.iter().any(|n| n == expected), "no host {expected}: {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "no host {expected}: {names:?}"
+        );
     }
     assert_eq!(
         cluster.zk().split(',').count(),
@@ -57,8 +63,12 @@ fn a_hundred_uploads_on_hosts_are_read_back_through_the_front() {
         cluster.zk()
     );
     assert!(cluster.zk().starts_with("zookeeper-1:"), "{}", cluster.zk());
-    let state = ZkState::open(&cluster.zk_by_address(), &cluster.root, Duration::from_secs(10))
-        .expect("open the state");
+    let state = ZkState::open(
+        &cluster.zk_by_address(),
+        &cluster.root,
+        Duration::from_secs(10),
+    )
+    .expect("open the state");
     let servers = state.servers().expect("servers-map");
     assert!(
         servers.values().all(|node| node.host.starts_with("node-")),
@@ -76,7 +86,10 @@ fn a_hundred_uploads_on_hosts_are_read_back_through_the_front() {
     let missing = checks::missing_copies(&rig.cluster, &acks).expect("check copies");
     assert!(missing.is_empty(), "copies missing: {missing:?}");
     let unreadable = checks::unreadable_through_front(&rig.front, &acks);
-    assert!(unreadable.is_empty(), "not served by the front: {unreadable:?}");
+    assert!(
+        unreadable.is_empty(),
+        "not served by the front: {unreadable:?}"
+    );
     assert!(rig.not_running().is_empty(), "{:?}", rig.not_running());
 }
 
@@ -85,7 +98,11 @@ fn a_zookeeper_server_cut_off_under_load_loses_nothing() {
     let mut rig = rig("hosts-zk-cut");
     let leader = rig.cluster.zookeeper.leader().expect("a leader");
     let host = rig.cluster.zookeeper.servers[leader].host.clone();
-    let plan = Plan::closed_loop("zookeeper-leader-isolated", Duration::from_secs(6), Duration::from_secs(12));
+    let plan = Plan::closed_loop(
+        "zookeeper-leader-isolated",
+        Duration::from_secs(6),
+        Duration::from_secs(12),
+    );
     let report = scenario::run(
         &mut rig,
         &plan,
@@ -100,6 +117,14 @@ fn a_zookeeper_server_cut_off_under_load_loses_nothing() {
     assert_eq!(report.lost, 0);
     assert!(report.outcome.acks.len() > 50, "{}", report.row());
     // The two that were left elected a leader between them.
-    let now = rig.cluster.zookeeper.leader().expect("a leader after the heal");
-    println!("leader before: zookeeper-{}, after: zookeeper-{}", leader + 1, now + 1);
+    let now = rig
+        .cluster
+        .zookeeper
+        .leader()
+        .expect("a leader after the heal");
+    println!(
+        "leader before: zookeeper-{}, after: zookeeper-{}",
+        leader + 1,
+        now + 1
+    );
 }

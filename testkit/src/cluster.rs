@@ -206,9 +206,9 @@ impl LocalCluster {
             dir.display().to_string(),
         ];
         args.extend(flags.iter().map(|s| s.to_string()));
-        let mut launch = self
-            .sandbox
-            .launch_on(&host, name, &bin.display().to_string(), args, &dir);
+        let mut launch =
+            self.sandbox
+                .launch_on(&host, name, &bin.display().to_string(), args, &dir);
         launch.arg0 = Some("backpack-coordinator".to_string());
         let process = ServerProcess::start(launch)?;
         let mut coordinator = CoordinatorProcess {

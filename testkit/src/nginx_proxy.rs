@@ -37,7 +37,15 @@ impl NginxProxy {
              \x20       }}\n    }}\n"
         );
         let config = nginx_conf(&dir, &http);
-        let service = start_nginx(sandbox, &crate::Host::loopback(), name, &dir, &config, port, "nginx proxy")?;
+        let service = start_nginx(
+            sandbox,
+            &crate::Host::loopback(),
+            name,
+            &dir,
+            &config,
+            port,
+            "nginx proxy",
+        )?;
         Ok(NginxProxy { service })
     }
 

@@ -57,7 +57,10 @@ impl Service {
         let (ready, address) = (self.ready, self.addr());
         wait_until(self.what, self.patience, || ready(address)).map_err(|err| {
             let log = self.process.log_tail(10);
-            std::io::Error::new(err.kind(), format!("{err} at {address}; its log ends:\n{log}"))
+            std::io::Error::new(
+                err.kind(),
+                format!("{err} at {address}; its log ends:\n{log}"),
+            )
         })
     }
 

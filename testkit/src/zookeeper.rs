@@ -115,7 +115,8 @@ impl ZooKeeper {
             .chain([config_path.display().to_string()])
             .collect();
             let launch = sandbox.launch_on(&host, name, "java", args, &dir);
-            let service = Service::spawn(launch, port, "ZooKeeper", serves, Duration::from_secs(60))?;
+            let service =
+                Service::spawn(launch, port, "ZooKeeper", serves, Duration::from_secs(60))?;
             servers.push(ZooKeeperServer { id: i + 1, service });
         }
         for server in &servers {
@@ -160,9 +161,9 @@ impl ZooKeeper {
     /// The index in `servers` of the one that leads (a standalone server leads itself);
     /// None while no server says so.
     pub fn leader(&self) -> Option<usize> {
-        self.servers.iter().position(|s| {
-            matches!(mode(s.addr()).as_deref(), Some("leader" | "standalone"))
-        })
+        self.servers
+            .iter()
+            .position(|s| matches!(mode(s.addr()).as_deref(), Some("leader" | "standalone")))
     }
 
     /// What server `index` says its role is (`leader`, `follower`, `standalone`), None

@@ -35,8 +35,12 @@ impl ConsoleArgs {
 fn run_console(bin: &Path, shards: usize, requests: usize) -> Result<(), String> {
     let text = |err: std::io::Error| err.to_string();
     let cluster = LocalCluster::start(bin, "bench-console", 1, 0).map_err(text)?;
-    let store = ZkState::open(&cluster.zk_by_address(), &cluster.root, Duration::from_secs(10))
-        .map_err(|e| e.to_string())?;
+    let store = ZkState::open(
+        &cluster.zk_by_address(),
+        &cluster.root,
+        Duration::from_secs(10),
+    )
+    .map_err(|e| e.to_string())?;
     let set = |path: String, value: Value| {
         store
             .update(&path, |doc| {

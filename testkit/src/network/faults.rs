@@ -86,7 +86,12 @@ impl Faults {
 
     pub fn heal(&self) {
         let mut state = self.state();
-        let _ = run_with_input("nft", &["-f", "-"], &self.lab, &format!("flush table {TABLE}\n"));
+        let _ = run_with_input(
+            "nft",
+            &["-f", "-"],
+            &self.lab,
+            &format!("flush table {TABLE}\n"),
+        );
         for (_, pids) in state.frozen.drain(..) {
             signal_all(&pids, libc::SIGCONT);
         }
@@ -116,8 +121,10 @@ impl Network {
     /// refused.
     pub fn cut(&self, a: &Host, b: &Host) -> io::Result<()> {
         on_network(&[a, b])?;
-        self.faults
-            .add(&[format!("{} drop", from_to(a, b)), format!("{} drop", from_to(b, a))])
+        self.faults.add(&[
+            format!("{} drop", from_to(a, b)),
+            format!("{} drop", from_to(b, a)),
+        ])
     }
 
     /// Drops every packet from `from` to `to`; the other direction still passes (a

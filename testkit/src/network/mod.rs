@@ -59,9 +59,9 @@ fn run_with_input(program: &str, args: &[&str], net: &Holder, input: &str) -> io
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     place_command(&mut command, net.fd(), None)?;
-    let mut child = command.spawn().map_err(|err| {
-        io::Error::new(err.kind(), format!("cannot run {program}: {err}"))
-    })?;
+    let mut child = command
+        .spawn()
+        .map_err(|err| io::Error::new(err.kind(), format!("cannot run {program}: {err}")))?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin.write_all(input.as_bytes())?;
     }

@@ -32,8 +32,12 @@ pub fn wait_drained(cluster: &LocalCluster, limit: Duration) -> Result<Instant, 
 
 /// Shard id -> its node ids, as shards-map says now.
 fn shard_nodes(cluster: &LocalCluster) -> Result<BTreeMap<String, Vec<usize>>, String> {
-    let state = ZkState::open(&cluster.zk_by_address(), &cluster.root, Duration::from_secs(10))
-        .map_err(|e| format!("reading shards-map: {e}"))?;
+    let state = ZkState::open(
+        &cluster.zk_by_address(),
+        &cluster.root,
+        Duration::from_secs(10),
+    )
+    .map_err(|e| format!("reading shards-map: {e}"))?;
     let shards = state
         .shards()
         .map_err(|e| format!("reading shards-map: {e}"))?;
@@ -126,8 +130,12 @@ pub fn short_sizes(
     acks: &[Ack],
     slack: &HashMap<String, u64>,
 ) -> Result<Vec<String>, String> {
-    let state = ZkState::open(&cluster.zk_by_address(), &cluster.root, Duration::from_secs(10))
-        .map_err(|e| format!("reading sizes: {e}"))?;
+    let state = ZkState::open(
+        &cluster.zk_by_address(),
+        &cluster.root,
+        Duration::from_secs(10),
+    )
+    .map_err(|e| format!("reading sizes: {e}"))?;
     let mut acked: BTreeMap<&str, u64> = BTreeMap::new();
     for ack in acks {
         *acked.entry(&ack.shard).or_default() += ack.bytes;
