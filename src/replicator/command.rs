@@ -112,6 +112,7 @@ impl Command for ReplicatorCommand {
             None => None,
         };
         let claims = Arc::new(Claims::default());
+        let leftovers = Arc::new(super::locks::Leftovers::default());
         let workers: Vec<_> = (0..self.concurrency)
             .map(|i| {
                 let worker = Worker {
@@ -134,6 +135,7 @@ impl Command for ReplicatorCommand {
                         most: self.max_retry_pause.max(self.retry_pause),
                     },
                     claims: Arc::clone(&claims),
+                    leftovers: Arc::clone(&leftovers),
                     batch: self.batch,
                     workers: self.concurrency,
                     round_time: self.round_time,

@@ -26,7 +26,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Items some worker of this process is working on.
+/// Items some worker of this process is working on, by their lock's path (one per item).
 #[derive(Default)]
 pub struct Claims(Mutex<HashSet<String>>);
 
@@ -35,15 +35,24 @@ impl Claims {
     fn claim(&self, jobs: Vec<Job>) -> Vec<Job> {
         let mut held = self.0.lock();
         jobs.into_iter()
-            .filter(|job| held.insert(job.text.clone()))
+            .filter(|job| held.insert(job.lock.clone()))
             .collect()
     }
 
     fn release(&self, items: &[Job]) {
         let mut held = self.0.lock();
         for job in items {
-            held.remove(&job.text);
+            held.remove(&job.lock);
         }
+    }
+
+    /// Claims the item whose lock is at `path`, unless a worker holds it.
+    fn claim_lock(&self, path: &str) -> bool {
+        self.0.lock().insert(path.to_string())
+    }
+
+    fn release_lock(&self, path: &str) {
+        self.0.lock().remove(path);
     }
 }
 
@@ -59,6 +68,8 @@ pub struct Worker {
     /// How long a failed item waits before it is tried again.
     pub pace: RetryPace,
     pub claims: Arc<Claims>,
+    /// Locks of ours whose request went unanswered, to delete (see `locks`).
+    pub leftovers: Arc<locks::Leftovers>,
     /// Items per round at most.
     pub batch: usize,
     /// Workers in this process (the queue's length is shared among them).
@@ -85,11 +96,12 @@ enum Round {
 struct Release<'a> {
     store: &'a ZkState,
     paths: Vec<String>,
+    leftovers: &'a locks::Leftovers,
 }
 
 impl Drop for Release<'_> {
     fn drop(&mut self) {
-        locks::release(self.store, &self.paths);
+        locks::release(self.store, &self.paths, self.leftovers);
     }
 }
 
@@ -157,6 +169,11 @@ impl Worker {
         let Some(queue) = &snapshot.queue else {
             return Round::Failed;
         };
+        self.leftovers.sweep(
+            &store,
+            |path| self.claims.claim_lock(path),
+            |path| self.claims.release_lock(path),
+        );
         let picked = match queue.pick(self.batch) {
             Ok(picked) if picked.items.is_empty() => return Round::Empty,
             Ok(picked) => picked,
@@ -215,7 +232,7 @@ impl Worker {
         jobs: &[Job],
     ) -> Round {
         let paths: Vec<String> = jobs.iter().map(|job| job.lock.clone()).collect();
-        let held = match locks::take(store, &self.token, &paths) {
+        let held = match locks::take(store, &self.token, &paths, &self.leftovers) {
             Ok(held) => held,
             Err(err) => {
                 log_line!("cannot take {} lock(s): {err}", paths.len());
@@ -226,6 +243,7 @@ impl Worker {
         let _release = Release {
             store,
             paths: locks::held_paths(&paths, &held),
+            leftovers: &self.leftovers,
         };
         let mine: Vec<&Job> = jobs
             .iter()

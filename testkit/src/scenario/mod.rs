@@ -121,6 +121,10 @@ pub fn run(
         Ok(at) => (Some(*at - healed_at), Some(*at - load_ended)),
         Err(err) => {
             problems.push(err.clone());
+            // What the replicators were doing says why.
+            for (i, replicator) in rig.replicators.iter().enumerate() {
+                problems.push(format!("replicator {i} log:\n{}", replicator.log_tail(15)));
+            }
             (None, None)
         }
     };
