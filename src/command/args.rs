@@ -90,6 +90,24 @@ macro_rules! daemon_command {
                     from_str_fn(crate::duration_arg::parse_duration)
                 )]
                 node_connect_timeout: ::std::time::Duration,
+                /// a node request ends when no byte moves either way for this long: a
+                /// node gone silent mid-body; a slow transfer that moves is never cut
+                /// (default 5s)
+                #[argh(
+                    option,
+                    default = "::std::time::Duration::from_secs(5)",
+                    from_str_fn(crate::duration_arg::parse_duration)
+                )]
+                node_progress_timeout: ::std::time::Duration,
+                /// a node request ends when its answer has not started this long after
+                /// the request was sent: a node whose host froze or went silent
+                /// (default 5s)
+                #[argh(
+                    option,
+                    default = "::std::time::Duration::from_secs(5)",
+                    from_str_fn(crate::duration_arg::parse_duration)
+                )]
+                node_answer_timeout: ::std::time::Duration,
                 /// how long ZooKeeper keeps our session (and with it a replicator's
                 /// locks) while it hears nothing from us (default 10s)
                 #[argh(
@@ -118,6 +136,21 @@ macro_rules! daemon_command {
         }
 
         impl $name {
+            /// The bounds of one node request, `total` for the whole of it.
+            fn node_limits(
+                &self,
+                total: ::std::time::Duration,
+            ) -> crate::transport::node_http::Limits {
+                crate::transport::node_http::Limits {
+                    connect: self.node_connect_timeout,
+                    patience: crate::transport::node_transport::Patience {
+                        progress: self.node_progress_timeout,
+                        answer: self.node_answer_timeout,
+                    },
+                    total,
+                }
+            }
+
             /// The ZooKeeper thread's settings: `sizes` for a process that counts shard
             /// sizes; every daemon uses the replication queue.
             fn sync_settings(

@@ -109,7 +109,7 @@ pub(super) fn to_every(
                     _ => reply,
                 }
             });
-            pool.record(reply.is_ok());
+            pool.record(&reply);
             (pool.addr, reply)
         })
         .collect();
@@ -147,7 +147,7 @@ pub(super) fn first_answer<'p, T>(
     let mut failures = Vec::new();
     for pool in order {
         let answer = pool.with(&ask);
-        pool.record(answer.is_ok());
+        pool.record(&answer);
         match answer {
             Ok(answer) => return Ok((answer, pool)),
             Err(err) => failures.push(format!("{}: {err}", pool.addr)),

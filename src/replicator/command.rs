@@ -118,8 +118,7 @@ impl Command for ReplicatorCommand {
                 let worker = Worker {
                     shared: Arc::clone(&shared),
                     agent: node_http::agent(
-                        self.node_connect_timeout,
-                        self.node_timeout,
+                        self.node_limits(self.node_timeout),
                         node_http::Role::Copies,
                     ),
                     root: self.root.trim_end_matches('/').to_string(),

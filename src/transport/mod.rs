@@ -7,5 +7,6 @@
 //! into both crates, so a slow peer only parks the coroutine that waits for it.
 
 pub mod node_http;
+pub mod node_transport;
 pub mod peer;
 pub mod redis;

@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 use redis::{ConnectionLike, RedisResult, Value};
 use std::io::{self, BufReader, Write};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub struct RedisConnection {
@@ -19,6 +20,8 @@ pub struct RedisConnection {
     reader: BufReader<TcpStream>,
     parser: redis::Parser,
     broken: bool,
+    /// The read and write timeout its sockets have.
+    timeout: Duration,
 }
 
 impl RedisConnection {
@@ -26,17 +29,28 @@ impl RedisConnection {
     pub fn connect(addr: SocketAddr, timeout: Duration, home: Home) -> io::Result<RedisConnection> {
         let writer = affinity::move_home(TcpStream::connect_timeout(&addr, timeout)?, home)?;
         let reader = affinity::move_home(writer.try_clone()?, home)?;
-        for stream in [&writer, &reader] {
-            stream.set_nodelay(true)?;
-            stream.set_read_timeout(Some(timeout))?;
-            stream.set_write_timeout(Some(timeout))?;
-        }
-        Ok(RedisConnection {
+        writer.set_nodelay(true)?;
+        let mut conn = RedisConnection {
             reader: BufReader::new(reader),
             writer,
             parser: redis::Parser::new(),
             broken: false,
-        })
+            timeout: Duration::ZERO,
+        };
+        conn.fit(timeout)?;
+        Ok(conn)
+    }
+
+    /// How long one read or write may wait (system calls only when it changes).
+    fn fit(&mut self, timeout: Duration) -> io::Result<()> {
+        if self.timeout != timeout {
+            for stream in [&self.writer, self.reader.get_ref()] {
+                stream.set_read_timeout(Some(timeout))?;
+                stream.set_write_timeout(Some(timeout))?;
+            }
+            self.timeout = timeout;
+        }
+        Ok(())
     }
 
     /// Sends a packed command without waiting for its reply (see `receive`).
@@ -103,6 +117,12 @@ impl ConnectionLike for RedisConnection {
 /// How long a server that failed is asked last (see `failed_recently`).
 const COOLDOWN: Duration = Duration::from_secs(5);
 
+/// How long a server that went silent gets to answer, instead of the whole timeout, until
+/// it answers again. A Redis server on a working network answers in well under a
+/// millisecond; a silent one would otherwise cost every write the whole timeout (one
+/// silent server of two held every upload for it, though the other took the items).
+const SILENT_GRACE: Duration = Duration::from_millis(100);
+
 /// Open connections to one Redis server, reused across requests; kept apart by home
 /// worker, so that an upload's wait for a reply resumes it on its own thread
 /// (`affinity`).
@@ -112,6 +132,8 @@ pub struct RedisPool {
     /// Idle connections, one list per home.
     idle: Vec<Mutex<Vec<RedisConnection>>>,
     cooldown: Mutex<Cooldown>,
+    /// Its last exchange timed out (see `SILENT_GRACE`).
+    silent: AtomicBool,
 }
 
 impl RedisPool {
@@ -123,12 +145,35 @@ impl RedisPool {
                 .map(|_| Default::default())
                 .collect(),
             cooldown: Mutex::new(Cooldown::default()),
+            silent: AtomicBool::new(false),
         }
     }
 
-    /// Notes whether a command worked, for `failed_recently`.
-    pub fn record(&self, worked: bool) {
-        self.cooldown.lock().record(worked, COOLDOWN);
+    /// Notes how an exchange went, for `failed_recently` and `patience`. A timeout makes
+    /// the server silent, and its idle connections are dropped: they wait on the same
+    /// silence.
+    pub fn record<T>(&self, outcome: &RedisResult<T>) {
+        self.cooldown.lock().record(outcome.is_ok(), COOLDOWN);
+        match outcome {
+            Ok(_) => self.silent.store(false, Ordering::Relaxed),
+            Err(err) if err.is_timeout() => {
+                if !self.silent.swap(true, Ordering::Relaxed) {
+                    for idle in &self.idle {
+                        idle.lock().clear();
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// How long the server gets for one read or write: the timeout, or `SILENT_GRACE`
+    /// while it is silent.
+    fn patience(&self) -> Duration {
+        match self.silent.load(Ordering::Relaxed) {
+            true => SILENT_GRACE.min(self.timeout),
+            false => self.timeout,
+        }
     }
 
     /// True for a few seconds after a command failed: readers ask such a server last.
@@ -145,6 +190,7 @@ impl RedisPool {
     /// or return a connection, never across I/O.
     pub fn with<T>(&self, work: impl Fn(&mut RedisConnection) -> RedisResult<T>) -> RedisResult<T> {
         let pooled = self.idle_at(Home::default()).lock().pop();
+        let pooled = pooled.and_then(|mut conn| conn.fit(self.patience()).ok().map(|()| conn));
         match pooled {
             Some(mut conn) => match work(&mut conn) {
                 // Our commands are idempotent set edits: a retry is harmless.
@@ -159,11 +205,14 @@ impl RedisPool {
 
     /// An idle pooled connection of `home` (`true`), or a new one there (`false`).
     pub fn checkout(&self, home: Home) -> RedisResult<(RedisConnection, bool)> {
-        if let Some(conn) = self.idle_at(home).lock().pop() {
-            return Ok((conn, true));
+        let pooled = self.idle_at(home).lock().pop();
+        if let Some(mut conn) = pooled {
+            if conn.fit(self.patience()).is_ok() {
+                return Ok((conn, true));
+            }
         }
         Ok((
-            RedisConnection::connect(self.addr, self.timeout, home)?,
+            RedisConnection::connect(self.addr, self.patience(), home)?,
             false,
         ))
     }
@@ -179,7 +228,7 @@ impl RedisPool {
     }
 
     fn fresh<T>(&self, work: &impl Fn(&mut RedisConnection) -> RedisResult<T>) -> RedisResult<T> {
-        let mut conn = RedisConnection::connect(self.addr, self.timeout, Home::default())?;
+        let mut conn = RedisConnection::connect(self.addr, self.patience(), Home::default())?;
         let result = work(&mut conn);
         self.keep(conn, result)
     }

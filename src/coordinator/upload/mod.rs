@@ -56,9 +56,8 @@ pub struct UploadSettings {
     pub spool_dir: PathBuf,
     /// How many shards an upload may try before it fails.
     pub shard_attempts: usize,
-    /// Time to connect to a node, and for a whole PUT to it.
-    pub node_connect_timeout: Duration,
-    pub node_timeout: Duration,
+    /// Connect, silence and whole-request bounds of a PUT to a node.
+    pub node_limits: node_http::Limits,
     /// How long a node that failed is tried last.
     pub node_cooldown: Duration,
     /// One log line per stored upload (failures are always logged).
@@ -107,11 +106,7 @@ impl Uploads {
     ) -> Uploads {
         Uploads {
             nodes: NodeHealth::new(settings.node_cooldown),
-            agents: NodeAgents::new(
-                settings.node_connect_timeout,
-                settings.node_timeout,
-                node_http::Role::Uploads,
-            ),
+            agents: NodeAgents::new(settings.node_limits, node_http::Role::Uploads),
             memory: MemoryBudget::new(settings.memory_budget),
             settings,
             snapshots,

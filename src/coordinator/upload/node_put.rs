@@ -81,6 +81,22 @@ pub(super) fn put_to_node(
                 Err(NodeFailure::Node(format!("answered {status}")))
             }
         }
-        Err(err) => Err(NodeFailure::Node(err.to_string())),
+        Err(err) => {
+            if went_silent(&err) {
+                // Its other pooled connections are most likely as silent.
+                uploads.agents.forget(addr);
+            }
+            Err(NodeFailure::Node(err.to_string()))
+        }
+    }
+}
+
+/// A node that stopped answering (a connect, a read or a write timed out), as opposed to
+/// one that refused or closed.
+fn went_silent(err: &ureq::Error) -> bool {
+    match err {
+        ureq::Error::Timeout(_) => true,
+        ureq::Error::Io(io) => io.kind() == std::io::ErrorKind::TimedOut,
+        _ => false,
     }
 }
