@@ -69,8 +69,8 @@ fn scenario(
             .iter()
             .filter(|a| {
                 a.target == 0
-                    && a.at <= killed
-                    && killed - a.at <= FLUSH + Duration::from_millis(200)
+                    && a.answered_at() <= killed
+                    && killed - a.answered_at() <= FLUSH + Duration::from_millis(200)
             })
             .fold(HashMap::new(), |mut m, a| {
                 *m.entry(a.shard.clone()).or_insert(0) += a.bytes;

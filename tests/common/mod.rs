@@ -8,4 +8,5 @@
 pub mod admin;
 pub mod cluster;
 pub mod front;
+pub mod network;
 pub mod probes;

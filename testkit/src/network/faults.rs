@@ -134,6 +134,13 @@ impl Network {
         self.faults.add(&[format!("{} drop", from_to(from, to))])
     }
 
+    /// Drops every packet `host` sends, to anyone: requests reach it, its answers (and
+    /// its handshakes) never leave.
+    pub fn mute(&self, host: &Host) -> io::Result<()> {
+        on_network(&[host])?;
+        self.faults.add(&[format!("ip saddr {} drop", host.ip)])
+    }
+
     /// Drops every packet to and from `host`: the lab and every other host lose it.
     pub fn isolate(&self, host: &Host) -> io::Result<()> {
         on_network(&[host])?;

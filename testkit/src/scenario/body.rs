@@ -9,6 +9,12 @@ pub enum BodySizes {
     /// Log-uniform between the two sizes: as many bodies from 1 to 2 KiB as from 1 to
     /// 2 MiB, the way photo sizes spread.
     LogUniform(usize, usize),
+    /// `large` for `large_percent` % of the paths, `small` for the rest.
+    TwoOf {
+        small: usize,
+        large: usize,
+        large_percent: u64,
+    },
 }
 
 /// 1 KiB to 2 MiB, log-uniform: the fault suites' mix.
@@ -37,6 +43,14 @@ pub fn body(path: &str, sizes: BodySizes) -> Vec<u8> {
             let exponent = low + (next() % 1000) as f64 / 1000.0 * (high - low);
             2f64.powf(exponent) as usize
         }
+        BodySizes::TwoOf {
+            small,
+            large,
+            large_percent,
+        } => match next() % 100 < large_percent {
+            true => large,
+            false => small,
+        },
     };
     // Eight bytes from each number: the fault suites regenerate gigabytes to compare.
     let mut bytes = Vec::with_capacity(length + 8);

@@ -12,13 +12,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Senders an open-loop load keeps: at most this many uploads in flight.
-const OPEN_LOOP_SENDERS: usize = 32;
+/// Senders an open-loop load keeps: at most this many uploads in flight (enough for
+/// seconds of a silent node at the suites' rates).
+const OPEN_LOOP_SENDERS: usize = 256;
 
 #[derive(Debug, Clone, Copy)]
 pub enum LoadShape {
     Closed { clients: usize, sizes: BodySizes },
-    Open { per_second: f64, size: usize },
+    Open { per_second: f64, sizes: BodySizes },
 }
 
 /// One upload answered 200.
@@ -28,12 +29,18 @@ pub struct Ack {
     pub shard: String,
     pub sizes: BodySizes,
     pub bytes: u64,
-    /// Which target (coordinator) took it, and when it answered.
+    /// Which target (coordinator) took it, when it was sent and how long the answer took.
     pub target: usize,
-    pub at: Instant,
+    pub started: Instant,
+    pub latency: Duration,
 }
 
 impl Ack {
+    /// When its answer came.
+    pub fn answered_at(&self) -> Instant {
+        self.started + self.latency
+    }
+
     /// The bytes that were sent.
     pub fn body(&self) -> Vec<u8> {
         body(&self.path, self.sizes)
@@ -80,6 +87,7 @@ fn upload(
     outcome: &Mutex<Outcome>,
 ) {
     let bytes = body(&path, sizes);
+    let started = Instant::now();
     let answer = agent
         .put(&format!("{}{path}", targets[target]))
         .send(&bytes[..]);
@@ -100,7 +108,8 @@ fn upload(
                 sizes,
                 bytes: bytes.len() as u64,
                 target,
-                at: Instant::now(),
+                started,
+                latency: started.elapsed(),
             }),
             None => o
                 .unexpected
@@ -152,8 +161,8 @@ impl Load {
                     })
                 })
                 .collect(),
-            LoadShape::Open { per_second, size } => {
-                open_loop(&stop, &outcome, targets, per_second, size, label)
+            LoadShape::Open { per_second, sizes } => {
+                open_loop(&stop, &outcome, targets, per_second, sizes, label)
             }
         };
         Load {
@@ -183,7 +192,7 @@ fn open_loop(
     outcome: &Arc<Mutex<Outcome>>,
     targets: Arc<Vec<String>>,
     per_second: f64,
-    size: usize,
+    sizes: BodySizes,
     label: &str,
 ) -> Vec<JoinHandle<()>> {
     let (sender, receiver) = mpsc::channel::<(u64, Instant)>();
@@ -208,7 +217,6 @@ fn open_loop(
                     }
                     let path = format!("/{label}/{i}.bin");
                     let target = i as usize % targets.len();
-                    let sizes = BodySizes::Fixed(size);
                     upload(&agent, &targets, target, path, sizes, &outcome);
                 }
             })

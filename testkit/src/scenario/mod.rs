@@ -14,6 +14,7 @@
 
 mod body;
 pub mod checks;
+pub mod levels;
 mod load;
 mod rig;
 
