@@ -11,12 +11,8 @@ mod common;
 
 use backpack_testkit::scenario::Rig;
 use backpack_testkit::NodeKind;
-use common::network::{self, Row, NODE_TIMEOUT, TABLE_HEADER};
-use std::sync::Mutex;
+use common::network::{self, heal, one_at_a_time, Row, NODE_TIMEOUT};
 use std::time::{Duration, Instant};
-
-/// One scenario at a time: they measure latency, and share two cores.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 const FAULT_FOR: Duration = Duration::from_secs(20);
 
@@ -24,16 +20,10 @@ fn host_of_node(rig: &Rig, id: usize) -> backpack_testkit::Host {
     rig.cluster.node(id).host.clone()
 }
 
-fn heal(rig: &mut Rig) {
-    rig.cluster.network().expect("network").heal();
-}
-
 /// The checks every scenario of this file makes; `bound` is the longest an upload to a
 /// touched shard may take during the fault.
 fn assert_row(row: &Row, bound: Duration) {
-    println!("{TABLE_HEADER}\n{}", row.text());
-    let problems = row.problems();
-    assert!(problems.is_empty(), "{problems:?}");
+    row.print_and_check();
     assert!(
         row.touched.max <= bound,
         "an upload to a touched shard took {:?}, over {bound:?}",
@@ -43,7 +33,7 @@ fn assert_row(row: &Row, bound: Duration) {
 
 #[test]
 fn a_blackholed_node_costs_its_uploads_one_timeout() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_at_a_time();
     let row = network::run(
         "node-blackholed",
         NodeKind::Backpack,
@@ -70,7 +60,7 @@ fn a_blackholed_node_costs_its_uploads_one_timeout() {
 
 #[test]
 fn a_node_whose_answers_are_dropped_costs_its_uploads_one_timeout() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_at_a_time();
     let row = network::run(
         "node-answers-dropped",
         NodeKind::Backpack,
@@ -91,7 +81,7 @@ fn a_node_whose_answers_are_dropped_costs_its_uploads_one_timeout() {
 
 #[test]
 fn a_flapping_link_costs_its_uploads_one_timeout() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_at_a_time();
     let row = network::run(
         "coordinator-node-link-flapping",
         NodeKind::Backpack,
@@ -117,7 +107,7 @@ fn a_flapping_link_costs_its_uploads_one_timeout() {
 
 #[test]
 fn a_frozen_node_host_costs_its_uploads_one_timeout() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_at_a_time();
     let row = network::run(
         "node-host-frozen",
         NodeKind::Backpack,
@@ -138,7 +128,7 @@ fn a_frozen_node_host_costs_its_uploads_one_timeout() {
 
 #[test]
 fn a_throttled_node_keeps_storing() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_at_a_time();
     let row = network::run(
         "node-link-throttled",
         NodeKind::Backpack,

@@ -6,28 +6,20 @@
 
 mod common;
 
-use backpack_testkit::scenario::{levels, Rig};
+use backpack_testkit::scenario::levels;
 use backpack_testkit::NodeKind;
-use common::network::{self, TABLE_HEADER};
+use common::network::{self, heal, one_at_a_time};
 use std::io::Write;
-use std::sync::Mutex;
 use std::time::Duration;
-
-/// One scenario at a time: they measure latency, and share two cores.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 const FAULT_FOR: Duration = Duration::from_secs(20);
 
 /// The daemons' default `--redis-timeout`.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 
-fn heal(rig: &mut Rig) {
-    rig.cluster.network().expect("network").heal();
-}
-
 #[test]
 fn a_blackholed_redis_server_holds_no_upload() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_at_a_time();
     let row = network::run(
         "redis-blackholed",
         NodeKind::WebDav,
@@ -43,9 +35,7 @@ fn a_blackholed_redis_server_holds_no_upload() {
         },
         heal,
     );
-    println!("{TABLE_HEADER}\n{}", row.text());
-    let problems = row.problems();
-    assert!(problems.is_empty(), "{problems:?}");
+    row.print_and_check();
     let outcome = &row.report.outcome;
     assert_eq!(
         outcome.failed_5xx + outcome.failed_connection,
@@ -62,7 +52,7 @@ fn a_blackholed_redis_server_holds_no_upload() {
 
 #[test]
 fn a_replicator_cut_from_a_node_mid_copy_leaves_its_items_to_finish() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_at_a_time();
     let row = network::run(
         "replicator-cut-from-a-node",
         NodeKind::Backpack,
@@ -76,14 +66,12 @@ fn a_replicator_cut_from_a_node_mid_copy_leaves_its_items_to_finish() {
         },
         heal,
     );
-    println!("{TABLE_HEADER}\n{}", row.text());
-    let problems = row.problems();
-    assert!(problems.is_empty(), "{problems:?}");
+    row.print_and_check();
 }
 
 #[test]
 fn a_client_gone_silent_mid_body_leaves_nothing_held() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_at_a_time();
     let row = network::run(
         "client-silent-mid-body",
         NodeKind::WebDav,
@@ -118,8 +106,6 @@ fn a_client_gone_silent_mid_body_leaves_nothing_held() {
         },
         heal,
     );
-    // The coordinator gave the spool file back (`problems` checks it).
-    println!("{TABLE_HEADER}\n{}", row.text());
-    let problems = row.problems();
-    assert!(problems.is_empty(), "{problems:?}");
+    // The coordinator gave the spool file back (`print_and_check` checks it).
+    row.print_and_check();
 }

@@ -7,8 +7,20 @@ use backpack_testkit::scenario::levels::{self, Holdings, Latency};
 use backpack_testkit::scenario::{self, BodySizes, LoadShape, Plan, Report, Rig};
 use backpack_testkit::NodeKind;
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+/// Held by a scenario while it runs: one at a time, since they measure latency and share
+/// two cores.
+pub fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The heal of every network scenario: every fault ended.
+pub fn heal(rig: &mut Rig) {
+    rig.cluster.network().expect("network").heal();
+}
 
 /// The suites' load: 100 uploads a second, one in ten 1 MiB, the rest 64 KiB, to the two
 /// coordinators in turn.
@@ -56,6 +68,14 @@ impl Row {
             r.drained_after_heal
                 .map_or("never".to_string(), |d| format!("{:.1}s", d.as_secs_f64()))
         )
+    }
+
+    /// Prints the row under the table's header, and fails the test with every check that
+    /// failed.
+    pub fn print_and_check(&self) {
+        println!("{TABLE_HEADER}\n{}", self.text());
+        let problems = self.problems();
+        assert!(problems.is_empty(), "{problems:?}");
     }
 
     /// Every check of the scenario that failed, in words (none: it passed).
