@@ -67,7 +67,7 @@ impl fmt::Display for Error {
         match self {
             Error::ZkUnreachable { servers, waited } => write!(
                 f,
-                "cannot reach ZooKeeper at {servers} within {}s",
+                "cannot reach ZooKeeper at {servers} within {}s: no server gave a session (down, cut off, or without a quorum)",
                 waited.as_secs_f64()
             ),
             Error::ZkAddress { servers } => write!(

@@ -1,5 +1,6 @@
 //! `backpack-replicator <zk_servers> </zk/root> [concurrency]`.
 
+use super::fence::{keep_lease, CopyGate, Fence};
 use super::give_up::{Bounds, RetryPace};
 use super::metrics::{Metrics, MetricsEndpoint};
 use super::worker::{Claims, Worker};
@@ -12,6 +13,7 @@ use crate::hostname::hostname;
 use crate::log_line;
 use crate::shutdown::Shutdown;
 use crate::transport::node_http;
+use crate::transport::node_transport::SendGate;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -111,16 +113,27 @@ impl Command for ReplicatorCommand {
             Some(bound) => Some(serve_metrics(bound, &metrics, &shared)?),
             None => None,
         };
+        let fence = Arc::new(Fence::new(Arc::clone(&metrics)));
+        let sessions = Arc::clone(&shared);
+        let _lease = keep_lease(
+            Arc::clone(&fence),
+            move || sessions.session.current(),
+            self.zk_session_timeout,
+            Arc::clone(&shutdown),
+        )
+        .map_err(|err| Error::invalid(format!("cannot start the lease thread: {err}")))?;
         let claims = Arc::new(Claims::default());
         let leftovers = Arc::new(super::locks::Leftovers::default());
         let workers: Vec<_> = (0..self.concurrency)
             .map(|i| {
+                let gate = Arc::new(CopyGate::new(Arc::clone(&fence)));
                 let worker = Worker {
                     shared: Arc::clone(&shared),
-                    agent: node_http::agent(
+                    agent: node_http::gated_copies_agent(
                         self.node_limits(self.node_timeout),
-                        node_http::Role::Copies,
+                        Arc::clone(&gate) as Arc<dyn SendGate>,
                     ),
+                    gate,
                     root: self.root.trim_end_matches('/').to_string(),
                     token: token.clone(),
                     metrics: Arc::clone(&metrics),

@@ -1,6 +1,7 @@
 //! Copying one file: `GET` it from a source node and stream it into a `PUT` to the target,
 //! with the same `Content-Length`. Memory stays bounded whatever the size.
 
+use super::fence::{fenced, CopyGate};
 use super::give_up::FailureKind;
 use super::metrics::Reason;
 use crate::cluster::snapshot::Snapshot;
@@ -58,14 +59,18 @@ pub struct NotCopied {
 /// Copies a plan's file from its sources in random order; the source that worked and the
 /// bytes copied, or why none did (`SourceMissing` only when every source answered 404;
 /// `NodeDown` only when no node answered at all).
-pub fn copy_from_any(agent: &ureq::Agent, plan: &Plan) -> Result<(String, u64), NotCopied> {
+pub fn copy_from_any(
+    agent: &ureq::Agent,
+    gate: &CopyGate,
+    plan: &Plan,
+) -> Result<(String, u64), NotCopied> {
     let mut order = plan.sources.clone();
     order.shuffle(&mut rand::rng());
     let mut failures = Vec::new();
     let mut reason = Reason::SourceMissing;
     let mut all_down = true;
     for (id, source) in order {
-        let failure = match copy(agent, source, plan.target, &plan.item.path) {
+        let failure = match copy(agent, gate, source, plan.target, &plan.item.path) {
             Ok(bytes) => return Ok((id, bytes)),
             Err(failure) => failure,
         };
@@ -161,6 +166,7 @@ fn content_length(headers: &ureq::http::HeaderMap) -> Option<u64> {
 /// Copies `path` from `source` to `target`; the bytes copied.
 fn copy(
     agent: &ureq::Agent,
+    gate: &CopyGate,
     source: SocketAddr,
     target: SocketAddr,
     path: &str,
@@ -182,10 +188,15 @@ fn copy(
     let length = content_length(response.headers())
         .ok_or_else(|| CopyFailure::answered(Side::Source, "no Content-Length in its answer"))?;
     let mut body = response.into_body().into_reader();
+    let mut fenced_body = FencedBody {
+        inner: &mut body,
+        left: length,
+        gate,
+    };
     let put = agent
         .put(&format!("http://{target}{path}"))
         .header("Content-Length", length.to_string())
-        .send(SendBody::from_reader(&mut body));
+        .send(SendBody::from_reader(&mut fenced_body));
     let status = match put {
         Ok(answer) => {
             let status = answer.status().as_u16();
@@ -212,4 +223,36 @@ fn copy(
         Side::Target,
         format!("answered {status}"),
     ))
+}
+
+/// A body that goes to the target only under the fence (see `fence`): every piece while
+/// the lease holds, and the last byte on its own, after `CopyGate::before_last_byte`. A
+/// node stores a file only once it has the whole body, so a copy cut before its last byte
+/// leaves nothing behind.
+struct FencedBody<'a, R: Read> {
+    inner: &'a mut R,
+    /// Bytes of the body not given out yet.
+    left: u64,
+    gate: &'a CopyGate,
+}
+
+impl<R: Read> Read for FencedBody<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        if !self.gate.holds() {
+            return Err(fenced());
+        }
+        let most = match self.left {
+            1 => {
+                self.gate.before_last_byte()?;
+                1
+            }
+            left => (left - 1).min(buf.len() as u64) as usize,
+        };
+        let read = self.inner.read(&mut buf[..most])?;
+        self.left -= read as u64;
+        Ok(read)
+    }
 }

@@ -60,6 +60,9 @@ pub struct Metrics {
     pub waiting: Counter,
     pub moved_dead: Counter,
     pub in_flight: Gauge,
+    pub fenced: Counter,
+    pub fenced_now: Gauge,
+    pub cut: Counter,
     pub copy_seconds: Histogram,
     queue_length: Family<ServerLabel, Gauge>,
     dead_items: Family<ServerLabel, Gauge>,
@@ -102,6 +105,24 @@ impl Default for Metrics {
                 Counter::default(),
             ),
             in_flight: registered(r, "in_flight", "Copies in progress", Gauge::default()),
+            fenced: registered(
+                r,
+                "fenced",
+                "Times work under locks stopped: ZooKeeper had not confirmed the session through a quorum for a third of its timeout",
+                Counter::default(),
+            ),
+            fenced_now: registered(
+                r,
+                "fenced_now",
+                "1 while work under locks is stopped for want of a quorum's confirmation of the session",
+                Gauge::default(),
+            ),
+            cut: registered(
+                r,
+                "copies_cut",
+                "Copies cut short because the session was not confirmed (their items stay queued; not failures)",
+                Counter::default(),
+            ),
             // 1 ms to about 65 s.
             copy_seconds: registered(
                 r,

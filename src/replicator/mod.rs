@@ -2,7 +2,8 @@
 //! has it to the node that lacks it.
 //!
 //! Where things are: `worker` is one worker's loop (pick a few items, lock them, copy,
-//! remove them); `locks` takes and releases item locks in ZooKeeper in batches; `copy`
+//! remove them); `locks` takes and releases item locks in ZooKeeper in batches; `fence` stops work under
+//! them before ZooKeeper can have expired the session that holds them; `copy`
 //! moves one file between two nodes; `command` starts the workers and the ZooKeeper
 //! thread (`crate::cluster`, shared with the coordinator); `push` is
 //! `backpack-replicator-push`, which queues a copy by hand; `metrics` its numbers and
@@ -13,6 +14,7 @@
 pub mod command;
 mod copy;
 pub mod dead_command;
+mod fence;
 mod give_up;
 mod locks;
 mod metrics;

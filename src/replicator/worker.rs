@@ -11,6 +11,7 @@
 //! are left alone without asking ZooKeeper.
 
 use super::copy::{copy_from_any, plan, NotCopied, Plan};
+use super::fence::CopyGate;
 use super::give_up::{due_now, record_failures, Bounds, Failed, FailureKind, RetryPace};
 use super::locks;
 use super::metrics::{Metrics, Reason};
@@ -58,7 +59,10 @@ impl Claims {
 
 pub struct Worker {
     pub shared: Arc<Shared>,
+    /// Its connections ask `gate` before every write.
     pub agent: ureq::Agent,
+    /// Work under locks goes on only while the session is confirmed (see `fence`).
+    pub gate: Arc<CopyGate>,
     pub root: String,
     /// `hostname:pid`: the data of our lock nodes.
     pub token: String,
@@ -90,6 +94,8 @@ enum Round {
     Locked,
     /// Nothing copied and something failed: wait before the next round.
     Failed,
+    /// The session is not confirmed (`fence`): no work under locks until it is.
+    Fenced,
 }
 
 /// Deletes a round's locks when dropped.
@@ -155,6 +161,8 @@ impl Worker {
                     pause(error);
                     error = (error * 2).min(self.max_error_backoff);
                 }
+                // The lease keeper confirms the session a tenth of its timeout apart.
+                Round::Fenced => pause(Duration::from_millis(50)),
             }
         }
     }
@@ -169,6 +177,10 @@ impl Worker {
         let Some(queue) = &snapshot.queue else {
             return Round::Failed;
         };
+        self.gate.work_under(store.session().session_id());
+        if !self.gate.holds() {
+            return Round::Fenced;
+        }
         self.leftovers.sweep(
             &store,
             |path| self.claims.claim_lock(path),
@@ -258,10 +270,21 @@ impl Worker {
         let texts: Vec<&str> = mine.iter().map(|job| job.text.as_str()).collect();
         let queued = queue.still_queued(server, &texts);
         let (mut copied, mut failed) = (Vec::new(), Vec::new());
+        let mut fenced = false;
         for (job, _) in mine.iter().zip(queued).filter(|(_, queued)| *queued) {
+            // Each copy starts under a lease that holds; when it lapses, the round stops
+            // and its items wait for fresh locks.
+            if !self.gate.holds() {
+                fenced = true;
+                break;
+            }
             match self.copy_one(job) {
                 Ok(()) => copied.push(job.text.as_str()),
-                Err(not) => failed.push(Failed {
+                Err(None) => {
+                    fenced = true;
+                    break;
+                }
+                Err(Some(not)) => failed.push(Failed {
                     item: &job.text,
                     kind: not.kind,
                     reason: not.why,
@@ -295,7 +318,9 @@ impl Worker {
             }
             Err(err) => log_line!("cannot record {} failure(s): {err}", failed.len()),
         }
-        if !copied.is_empty() {
+        if fenced {
+            Round::Fenced
+        } else if !copied.is_empty() {
             Round::Copied(jobs.len())
         } else if !failed.is_empty() {
             Round::Failed
@@ -304,23 +329,23 @@ impl Worker {
         }
     }
 
-    /// Copies one job's file, or says why it did not.
-    fn copy_one(&self, job: &Job) -> Result<(), NotCopied> {
+    /// Copies one job's file, or says why it did not (`None`: the fence cut it).
+    fn copy_one(&self, job: &Job) -> Result<(), Option<NotCopied>> {
         let plan = match &job.plan {
             Ok(plan) => plan,
             Err((reason, why)) => {
                 self.metrics.failed(*reason);
                 log_line!("queue item {} left queued: {why}", job.text);
-                return Err(NotCopied {
+                return Err(Some(NotCopied {
                     reason: *reason,
                     why: why.clone(),
                     kind: FailureKind::Attempt,
-                });
+                }));
             }
         };
         let started = Instant::now();
         self.metrics.in_flight.inc();
-        let copied = copy_from_any(&self.agent, plan);
+        let copied = copy_from_any(&self.agent, &self.gate, plan);
         self.metrics.in_flight.dec();
         let seconds = started.elapsed().as_secs_f64();
         let item = &plan.item;
@@ -339,6 +364,17 @@ impl Worker {
                 }
                 Ok(())
             }
+            // Cut by the fence: not the item's failure, and said once by the lease keeper.
+            Err(_) if !self.gate.holds() => {
+                self.metrics.cut.inc();
+                log_line!(
+                    "copy {} -> {} cut after {:.1} ms: the session is not confirmed; left queued",
+                    item.path,
+                    item.to,
+                    seconds * 1000.0
+                );
+                Err(None)
+            }
             Err(not) => {
                 self.metrics.failed(not.reason);
                 log_line!(
@@ -349,7 +385,7 @@ impl Worker {
                     seconds * 1000.0,
                     not.why
                 );
-                Err(not)
+                Err(Some(not))
             }
         }
     }

@@ -10,3 +10,4 @@ pub mod node_http;
 pub mod node_transport;
 pub mod peer;
 pub mod redis;
+pub mod tcp_queue;

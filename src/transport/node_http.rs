@@ -6,11 +6,12 @@
 //! upload path never waits on DNS (ureq's default resolver would also start a thread per
 //! lookup when a timeout is set).
 
-use super::node_transport::{Patience, PatientTransport};
+use super::node_transport::{Patience, PatientTransport, SendGate};
 use crate::affinity::{self, Home};
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
+use std::sync::Arc;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
@@ -99,9 +100,15 @@ impl<In: Transport> Connector<In> for MayConnector {
 }
 
 /// Connects with std sockets, for requests made on plain threads.
-#[derive(Debug)]
 pub struct StdConnector {
     patience: Patience,
+    gate: Option<Arc<dyn SendGate>>,
+}
+
+impl std::fmt::Debug for StdConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StdConnector").finish()
+    }
 }
 
 impl<In: Transport> Connector<In> for StdConnector {
@@ -120,11 +127,10 @@ impl<In: Transport> Connector<In> for StdConnector {
             stream.set_nodelay(true)?;
             Ok(stream)
         })?;
-        Ok(Some(PatientTransport::new(
-            stream,
-            buffers(details),
-            self.patience,
-        )))
+        Ok(Some(
+            PatientTransport::new(stream, buffers(details), self.patience)
+                .gated(self.gate.clone()),
+        ))
     }
 }
 
@@ -156,11 +162,21 @@ pub struct Limits {
 /// thread sees the socket ready, a thread switch on every read that a blocking read does
 /// not need (measured: most of the replicator's CPU per copy went to those switches).
 pub fn agent(limits: Limits, role: Role) -> ureq::Agent {
-    agent_at(limits, role, Home::default())
+    agent_at(limits, role, Home::default(), None)
+}
+
+/// An agent for copies whose connections ask `gate` before every write.
+pub fn gated_copies_agent(limits: Limits, gate: Arc<dyn SendGate>) -> ureq::Agent {
+    agent_at(limits, Role::Copies, Home::default(), Some(gate))
 }
 
 /// `agent`, whose `may` sockets (`Role::Uploads`) are registered with the worker `home`.
-fn agent_at(limits: Limits, role: Role, home: Home) -> ureq::Agent {
+fn agent_at(
+    limits: Limits,
+    role: Role,
+    home: Home,
+    gate: Option<Arc<dyn SendGate>>,
+) -> ureq::Agent {
     let (input, output, user_agent) = match role {
         Role::Uploads => (16 * 1024, 128 * 1024, "backpack-coordinator"),
         Role::Copies => (128 * 1024, 128 * 1024, "backpack-replicator"),
@@ -181,7 +197,9 @@ fn agent_at(limits: Limits, role: Role, home: Home) -> ureq::Agent {
         Role::Uploads => {
             ureq::Agent::with_parts(config, MayConnector { home, patience }, LiteralResolver)
         }
-        Role::Copies => ureq::Agent::with_parts(config, StdConnector { patience }, LiteralResolver),
+        Role::Copies => {
+            ureq::Agent::with_parts(config, StdConnector { patience, gate }, LiteralResolver)
+        }
     }
 }
 
@@ -234,7 +252,7 @@ impl NodeAgents {
             (0..affinity::workers() * POOLS_PER_HOME)
                 .map(|index| {
                     let home = Home(index / POOLS_PER_HOME);
-                    agent_at(self.limits, self.role, home)
+                    agent_at(self.limits, self.role, home, None)
                 })
                 .collect()
         }))

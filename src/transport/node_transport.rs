@@ -15,6 +15,8 @@
 //! difference.
 
 use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ureq::unversioned::transport::{Buffers, LazyBuffers, NextTimeout, Transport};
 
@@ -25,8 +27,18 @@ pub struct Patience {
     pub answer: Duration,
 }
 
+/// Asked by a node connection before it writes: whether, and how long, it may go on
+/// sending. The replicator's fence is one (`replicator::fence`): its copies stop when
+/// their locks may be gone.
+pub trait SendGate: Send + Sync {
+    /// How much longer the connection may send; zero fails the request now.
+    fn open_for(&self) -> Duration;
+    /// The socket the connection is about to write on.
+    fn writing_on(&self, socket: RawFd);
+}
+
 /// What a node connection's socket must do beyond reading and writing.
-pub trait NodeStream: Read + Write + Send + Sync + 'static {
+pub trait NodeStream: Read + Write + AsRawFd + Send + Sync + 'static {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
     /// True when nothing happened on the socket since its last read, known without a
@@ -50,6 +62,7 @@ pub struct PatientTransport<S: NodeStream> {
     answer_started: bool,
     /// When ureq last asked whether the connection is open (see `is_open`).
     last_checked: Option<Instant>,
+    gate: Option<Arc<dyn SendGate>>,
 }
 
 impl<S: NodeStream> std::fmt::Debug for PatientTransport<S> {
@@ -115,16 +128,35 @@ impl<S: NodeStream> PatientTransport<S> {
             write_timeout: None,
             answer_started: false,
             last_checked: None,
+            gate: None,
         }
+    }
+
+    /// The transport, asking `gate` before every write.
+    pub fn gated(self, gate: Option<Arc<dyn SendGate>>) -> PatientTransport<S> {
+        PatientTransport { gate, ..self }
     }
 
     /// Writes the held bytes, then the first `amount` bytes of the output buffer.
     fn send_held_and(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        let bound = Bound::new(
+        let mut bound = Bound::new(
             timeout.for_write(),
             self.patience.progress,
             "the node took nothing",
         )?;
+        if let Some(gate) = &self.gate {
+            let open = gate.open_for();
+            if open.is_zero() {
+                return Err(io::Error::other("sending stopped: the send gate closed").into());
+            }
+            gate.writing_on(self.stream.as_raw_fd());
+            // A write that blocks ends when the gate would close, rounded up to 10 ms.
+            let open = Duration::from_millis((open.as_millis() as u64).div_ceil(10).max(1) * 10);
+            if bound.length.is_none_or(|length| open < length) {
+                bound.length = Some(open);
+                bound.ours = Some("sending stopped: the send gate closed".to_string());
+            }
+        }
         if self.write_timeout != Some(bound.length) {
             self.stream.set_write_timeout(bound.length)?;
             self.write_timeout = Some(bound.length);
@@ -149,7 +181,8 @@ impl<S: NodeStream> Transport for PatientTransport<S> {
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         self.answer_started = false;
         let output = &self.buffers.output()[..amount];
-        if self.held.len() + output.len() <= HOLD_BYTES {
+        // A gated connection writes at once: its gate must see the socket a body goes on.
+        if self.gate.is_none() && self.held.len() + output.len() <= HOLD_BYTES {
             self.held.extend_from_slice(output);
             return Ok(());
         }
@@ -184,6 +217,11 @@ impl<S: NodeStream> Transport for PatientTransport<S> {
             }
         };
         self.buffers.input_appended(amount);
+        if amount > 0 && !self.answer_started && self.gate.is_some() {
+            // The answer began: every byte sent arrived, and the next request on this
+            // connection must not inherit a short retry bound set for its last byte.
+            let _ = super::tcp_queue::set_user_timeout(self.stream.as_raw_fd(), Duration::ZERO);
+        }
         self.answer_started |= amount > 0;
         Ok(amount > 0)
     }

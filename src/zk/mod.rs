@@ -93,11 +93,62 @@ fn check_hosts_resolve(servers: &str) -> Result<()> {
     )))
 }
 
+/// Asks the servers of a connect string whether any takes a TCP connection: a SYN each,
+/// so a process cut off from the ensemble can ask often, and open a session as soon as
+/// the network heals instead of waiting out a session attempt on servers that drop every
+/// packet. Each connection attempt lives `PROBE_PATIENCE`, past the call that made it: a
+/// server far away that answers late still counts, at the next call.
+#[derive(Default)]
+pub struct ServerProbe {
+    accepted: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// How long one probe's connection attempt waits for its server.
+const PROBE_PATIENCE: Duration = Duration::from_secs(3);
+
+impl ServerProbe {
+    /// True when a server took a connection since the last call that said so, or takes
+    /// one within `wait`.
+    pub fn any_accepts(&self, servers: &str, wait: Duration) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.accepted.swap(false, Ordering::AcqRel) {
+            return true;
+        }
+        let hosts = servers.split('/').next().unwrap_or("");
+        let (Ok(endpoints), Ok(runtime)) = (parse_endpoint_list(hosts), runtime()) else {
+            return false;
+        };
+        for endpoint in endpoints {
+            let accepted = Arc::clone(&self.accepted);
+            runtime.spawn(async move {
+                let address = (endpoint.host.as_str(), endpoint.port);
+                let connect = tokio::net::TcpStream::connect(address);
+                if let Ok(Ok(_)) = tokio::time::timeout(PROBE_PATIENCE, connect).await {
+                    accepted.store(true, Ordering::Release);
+                }
+            });
+        }
+        let deadline = std::time::Instant::now() + wait;
+        while std::time::Instant::now() < deadline {
+            if self.accepted.swap(false, Ordering::AcqRel) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+}
+
 impl ZkSession {
     /// Connects to `servers` and waits at most `timeout` for a session. `timeout` also
     /// bounds every later call.
     pub fn connect(servers: &str, timeout: Duration) -> Result<ZkSession> {
-        ZkSession::connect_watching(servers, timeout, SESSION_TIMEOUT, |_| {})
+        // A server that drops every packet must not take the whole timeout: each server
+        // tried gets its share of it (a second at least), so a command finds a server
+        // that answers while one is cut off.
+        let servers_named = servers.split('/').next().unwrap_or("").split(',').count();
+        let each = (timeout / servers_named.max(1) as u32).max(Duration::from_secs(1));
+        ZkSession::open(servers, timeout, each.min(timeout), SESSION_TIMEOUT, |_| {})
     }
 
     /// Like `connect`; `on_event` hears every watch that fires (see `get_watched`) and
@@ -108,12 +159,25 @@ impl ZkSession {
         session_timeout: Duration,
         on_event: impl Fn(ZkEvent) + Send + Sync + 'static,
     ) -> Result<ZkSession> {
+        let each = timeout.min(session_timeout);
+        ZkSession::open(servers, timeout, each, session_timeout, on_event)
+    }
+
+    /// `connect_watching`, with `each` the time one server may take to answer a
+    /// connection (and, once connected, the silence after which the client moves on).
+    fn open(
+        servers: &str,
+        timeout: Duration,
+        each: Duration,
+        session_timeout: Duration,
+        on_event: impl Fn(ZkEvent) + Send + Sync + 'static,
+    ) -> Result<ZkSession> {
         check_connect_string(servers)?;
         check_hosts_resolve(servers)?;
         let runtime = runtime()?;
         let connector = Client::connector()
             .with_session_timeout(session_timeout)
-            .with_connection_timeout(timeout.min(session_timeout));
+            .with_connection_timeout(each);
         let unreachable = || Error::ZkUnreachable {
             servers: servers.to_string(),
             waited: timeout,
@@ -286,6 +350,12 @@ impl ZkSession {
     /// The session's id, as ZooKeeper knows it.
     pub fn session_id(&self) -> i64 {
         self.client.session_id().0
+    }
+
+    /// The session timeout ZooKeeper granted (it bounds what was asked for by its
+    /// `minSessionTimeout` and `maxSessionTimeout`).
+    pub fn granted_timeout(&self) -> Duration {
+        self.client.session_timeout()
     }
 
     /// The session's state now.

@@ -46,6 +46,30 @@ impl ZkSession {
         self.commit_all(writer, "delete", paths, zookeeper_client::Error::NoNode)
     }
 
+    /// A transaction that changes nothing: a check of `path` at any version. ZooKeeper
+    /// answers it only once its leader and a quorum of servers have agreed on it, and only
+    /// while our session stands: an answer proves the session was alive at the leader
+    /// after the request was sent, which an answered ping does not (a server cut off
+    /// from the others goes on answering pings for `syncLimit x tickTime`).
+    pub fn quorum_round_trip(&self, path: &str) -> Result<()> {
+        let mut writer = self.client.new_multi_writer();
+        writer.add_check_version(path, -1).map_err(|err| Error::Zk {
+            action: "check",
+            path: path.to_string(),
+            reason: err.to_string(),
+        })?;
+        let commit = async {
+            match writer.commit().await {
+                Ok(_) => Ok(()),
+                Err(err) => Err(err.into()),
+            }
+        };
+        match self.call("check", path, commit) {
+            Ok(()) => Ok(()),
+            Err(failure) => Err(failure.into()),
+        }
+    }
+
     /// Commits a transaction; `Ok(Err(i))` when operation `i` failed with `expected`.
     fn commit_all(
         &self,

@@ -223,13 +223,24 @@ impl LocalCluster {
 
     /// Starts `backpack-replicator <zk> <root> args...`, logging to `<name>/log`.
     pub fn start_replicator(&self, name: &str, args: &[&str]) -> io::Result<ServerProcess> {
+        self.start_replicator_from(&self.bin, &self.zk(), name, args)
+    }
+
+    /// The same with another build of `backpack` and another connect string.
+    pub fn start_replicator_from(
+        &self,
+        bin: &Path,
+        zk: &str,
+        name: &str,
+        args: &[&str],
+    ) -> io::Result<ServerProcess> {
         let dir = self.sandbox.subdir(name)?;
-        let mut all = vec![self.zk(), self.root.clone()];
+        let mut all = vec![zk.to_string(), self.root.clone()];
         all.extend(args.iter().map(|s| s.to_string()));
         let host = self.sandbox.host(name)?;
-        let mut launch =
-            self.sandbox
-                .launch_on(&host, name, &self.bin.display().to_string(), all, &dir);
+        let mut launch = self
+            .sandbox
+            .launch_on(&host, name, &bin.display().to_string(), all, &dir);
         launch.arg0 = Some("backpack-replicator".to_string());
         ServerProcess::start(launch)
     }

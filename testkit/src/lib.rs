@@ -34,7 +34,7 @@ pub use delay_proxy::DelayProxy;
 pub use failing_node::FailingNode;
 pub use front::{nginx_test, NginxFront};
 pub use network::{Host, Network};
-pub use nginx::WebDavNode;
+pub use nginx::{LoggedPut, WebDavNode};
 pub use nginx_proxy::NginxProxy;
 pub use node::{ClusterNode, NodeKind};
 pub use process::{Launch, ServerProcess};

@@ -90,9 +90,16 @@ const NJS_MODULE: &str = "/usr/lib/nginx/modules/ngx_http_js_module.so";
 fn config(dir: &Path, files: &Path, listen: &str) -> std::io::Result<String> {
     let script = dir.join("always_created.js");
     std::fs::write(&script, ALWAYS_CREATED_JS)?;
-    let (files, script) = (files.display(), script.display());
+    let puts = dir.join(PUTS_LOG);
+    let (files, script, puts) = (files.display(), script.display(), puts.display());
     let http = format!(
-        r#"    access_log off;
+        r#"    # Every PUT the node finished, for the tests' observer (`WebDavNode::puts`).
+    map $request_method $is_put {{
+        PUT 1;
+        default 0;
+    }}
+    log_format puts '$msec $request_time $status $uri';
+    access_log {puts} puts if=$is_put;
     client_max_body_size 0;
     js_import node from {script};
     # What a Backpack node refuses: 411 for a PUT without a positive length, 418 for any
@@ -138,7 +145,44 @@ fn config(dir: &Path, files: &Path, listen: &str) -> std::io::Result<String> {
     ))
 }
 
+/// The node's log of PUTs, in its directory.
+const PUTS_LOG: &str = "puts.log";
+
+/// One PUT a WebDAV node finished (answered, or gave up on), from its log.
+#[derive(Debug, Clone)]
+pub struct LoggedPut {
+    pub path: String,
+    pub status: u16,
+    /// When its first byte came and when it ended, in seconds since the epoch, to the
+    /// millisecond.
+    pub start: f64,
+    pub end: f64,
+}
+
 impl WebDavNode {
+    /// Every PUT the node finished so far, in the order they ended.
+    pub fn puts(&self) -> Vec<LoggedPut> {
+        let Some(dir) = self.files.parent() else {
+            return Vec::new();
+        };
+        let text = std::fs::read_to_string(dir.join(PUTS_LOG)).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| {
+                let mut fields = line.split(' ');
+                let end: f64 = fields.next()?.parse().ok()?;
+                let took: f64 = fields.next()?.parse().ok()?;
+                let status = fields.next()?.parse().ok()?;
+                let path = fields.next()?.to_string();
+                Some(LoggedPut {
+                    path,
+                    status,
+                    start: end - took,
+                    end,
+                })
+            })
+            .collect()
+    }
+
     pub fn start(sandbox: &Sandbox, name: &str) -> std::io::Result<WebDavNode> {
         WebDavNode::start_kind(sandbox, name, false)
     }

@@ -49,6 +49,15 @@ impl ClusterNode {
         }
     }
 
+    /// The PUTs a WebDAV node finished, from its log; None for a real node, which keeps
+    /// no such log.
+    pub fn puts(&self) -> Option<Vec<crate::LoggedPut>> {
+        match self {
+            ClusterNode::Backpack(_) => None,
+            ClusterNode::WebDav(node) => Some(node.puts()),
+        }
+    }
+
     /// Where a WebDAV node keeps its files; None for a real node (its files are inside
     /// its data files).
     pub fn files_dir(&self) -> Option<&Path> {

@@ -13,6 +13,8 @@ const CLASSPATH: &str = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar";
 pub struct ZooKeeperServer {
     /// Its `myid`, 1 and up.
     pub id: usize,
+    /// Its data directory (`myid`, snapshots, the transaction log).
+    pub data: std::path::PathBuf,
     service: Service,
 }
 
@@ -117,7 +119,11 @@ impl ZooKeeper {
             let launch = sandbox.launch_on(&host, name, "java", args, &dir);
             let service =
                 Service::spawn(launch, port, "ZooKeeper", serves, Duration::from_secs(60))?;
-            servers.push(ZooKeeperServer { id: i + 1, service });
+            servers.push(ZooKeeperServer {
+                id: i + 1,
+                data,
+                service,
+            });
         }
         for server in &servers {
             server.wait_ready()?;
@@ -164,6 +170,15 @@ impl ZooKeeper {
         self.servers
             .iter()
             .position(|s| matches!(mode(s.addr()).as_deref(), Some("leader" | "standalone")))
+    }
+
+    /// The index of a server that says a client from `ip` is connected to it (its `stat`
+    /// lists its clients), None when none does.
+    pub fn serving(&self, ip: std::net::Ipv4Addr) -> Option<usize> {
+        let client = format!("/{ip}:");
+        self.servers.iter().position(|s| {
+            four_letter(s.addr(), "stat").is_some_and(|answer| answer.contains(&client))
+        })
     }
 
     /// What server `index` says its role is (`leader`, `follower`, `standalone`), None

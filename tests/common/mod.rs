@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod cluster;
+pub mod ensemble;
 pub mod front;
 pub mod network;
 pub mod probes;

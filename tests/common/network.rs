@@ -110,6 +110,18 @@ pub fn run(
     let flags = ["--quiet"];
     let mut rig = Rig::seed_example_on_hosts(bin(), name, kind, &flags, &flags)
         .expect("start the seed example on hosts");
+    run_on(&mut rig, name, touched, fault_for, fault, heal)
+}
+
+/// `run` on a rig the caller made (and may look at afterwards).
+pub fn run_on(
+    rig: &mut Rig,
+    name: &str,
+    touched: &[&str],
+    fault_for: Duration,
+    fault: impl FnOnce(&mut Rig),
+    heal: impl FnOnce(&mut Rig),
+) -> Row {
     let nodes: Vec<Ipv4Addr> = rig.cluster.nodes.iter().map(|n| n.host.ip).collect();
     let plan = Plan {
         name: name.to_string(),
@@ -124,7 +136,7 @@ pub fn run(
     let taken = Arc::clone(&before);
     let nodes_at_fault = nodes.clone();
     let report = scenario::run(
-        &mut rig,
+        rig,
         &plan,
         move |rig| {
             let readings = rig

@@ -19,10 +19,14 @@ use zookeeper_client::SessionState;
 const MIN_RETRY: Duration = Duration::from_millis(200);
 const MAX_RETRY: Duration = Duration::from_secs(5);
 /// While a session is disconnected, its client retries with a back-off that grows to
-/// seconds. So after this long we also try a new session every `PROBE_EVERY`: whichever
-/// connects first wins, and a returning ZooKeeper is noticed within about a second.
+/// seconds. So after this long we also try a new session: whichever connects first wins.
 const PROBE_AFTER: Duration = Duration::from_secs(1);
-const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How often a process without a working session asks whether any server takes a TCP
+/// connection (`zk::ServerProbe`), and how long it waits for an answer: a session is tried
+/// only when one does, so a session attempt never waits out its timeout on servers that
+/// drop every packet, and a healed network is noticed within half a second.
+const PROBE_EVERY: Duration = Duration::from_millis(250);
+const PROBE_WAIT: Duration = Duration::from_millis(100);
 /// The shortest sleep while disconnected: the state may change any moment.
 const DISCONNECTED_TICK: Duration = Duration::from_millis(100);
 
@@ -56,6 +60,7 @@ pub(super) struct Link {
     events: mpsc::Sender<Message>,
     health: Arc<ZkHealth>,
     published: Arc<SessionCell>,
+    probe: crate::zk::ServerProbe,
 }
 
 impl Link {
@@ -77,6 +82,7 @@ impl Link {
             events,
             health,
             published,
+            probe: Default::default(),
         }
     }
 
@@ -89,11 +95,15 @@ impl Link {
             State::Down { probe_at, .. } if now >= *probe_at => true,
             _ => return false,
         };
-        let timeout = match probe {
-            false => self.zk_timeout,
-            true => PROBE_EVERY.min(self.zk_timeout),
-        };
-        match (self.open(timeout), &mut self.state) {
+        if !self.probe.any_accepts(&self.servers, PROBE_WAIT) {
+            let next = Instant::now() + PROBE_EVERY;
+            match &mut self.state {
+                State::Down { probe_at, .. } => *probe_at = next,
+                _ => self.retry_at = self.retry_at.max(next),
+            }
+            return false;
+        }
+        match (self.open(self.zk_timeout), &mut self.state) {
             (Ok(store), _) => {
                 if probe {
                     log_line!("ZooKeeper answers again; the old session had not reconnected yet, using the new one");

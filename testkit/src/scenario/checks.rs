@@ -155,3 +155,56 @@ pub fn short_sizes(
     }
     Ok(short)
 }
+
+/// Every shard's size node now (`current`), by shard id; shards without one are left out.
+pub fn sizes(cluster: &LocalCluster) -> Result<BTreeMap<String, u64>, String> {
+    let state = ZkState::open(
+        &cluster.zk_by_address(),
+        &cluster.root,
+        Duration::from_secs(10),
+    )
+    .map_err(|e| format!("reading sizes: {e}"))?;
+    let shards = state.shards().map_err(|e| format!("reading shards: {e}"))?;
+    let mut sizes = BTreeMap::new();
+    for id in shards.keys() {
+        if let Some(size) = state
+            .shard_size(id)
+            .map_err(|e| format!("shard {id}'s size: {e}"))?
+        {
+            sizes.insert(id.clone(), size.current);
+        }
+    }
+    Ok(sizes)
+}
+
+/// Waits up to `limit` for every shard's size node to be its size `before` plus the bytes
+/// acknowledged for it, exactly (no coordinator killed: each flushes what it counted);
+/// the shards that differ at the end, in words.
+pub fn sizes_differ(
+    cluster: &LocalCluster,
+    before: &BTreeMap<String, u64>,
+    acks: &[Ack],
+    limit: Duration,
+) -> Vec<String> {
+    let mut expected = before.clone();
+    for ack in acks {
+        *expected.entry(ack.shard.clone()).or_default() += ack.bytes;
+    }
+    let deadline = Instant::now() + limit;
+    loop {
+        let differ: Vec<String> = match sizes(cluster) {
+            Ok(now) => expected
+                .iter()
+                .filter(|(id, bytes)| now.get(*id).copied().unwrap_or(0) != **bytes)
+                .map(|(id, bytes)| {
+                    format!("shard {id}: size {:?}, acknowledged {bytes}", now.get(id))
+                })
+                .collect(),
+            Err(err) => vec![err],
+        };
+        if differ.is_empty() || Instant::now() >= deadline {
+            return differ;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

@@ -17,6 +17,7 @@ pub mod checks;
 pub mod levels;
 mod load;
 mod rig;
+pub mod writes;
 
 pub use body::{body, BodySizes, PHOTOS};
 pub use load::{agent, shard_of, upload_n, Ack, Load, LoadShape, Outcome};

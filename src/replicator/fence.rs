@@ -1,0 +1,235 @@
+//! Fencing: work under item locks stops before ZooKeeper can have expired the session
+//! that holds them.
+//!
+//! An item lock is an ephemeral node of our session. When the ensemble expires the
+//! session, the lock goes and another replicator may take the item. A replicator cut off
+//! from ZooKeeper cannot hear that, so it must stop on its own, early enough.
+//!
+//! What proves the session alive is a *quorum round trip*: a transaction that changes
+//! nothing (`ZkSession::quorum_round_trip`), answered only once the leader and a quorum
+//! have agreed on it under our session. Answered pings prove nothing: a server cut off
+//! from its leader goes on answering them for `syncLimit x tickTime` while the leader may
+//! be expiring the session. A `LeaseKeeper` thread sends one every tenth of the session
+//! timeout `T`; the *lease* is the time since the last answered one was sent.
+//!
+//! The leader expires the session no sooner than `T` after it last heard of it. It hears
+//! of a request through a follower at the follower's next report, within half a tick, so
+//! after a proof sent at `p` the session stands until at least `p + T - tick/2 - T/10`
+//! (the report may have carried only the proof before). With the ensemble's `tickTime`
+//! at most `T/4` that is `p + 0.775 T`. So:
+//! - every byte of a copy goes to the target only while the lease is younger than `T/3`
+//!   (`Fence::open_for`); a copy that outlives it is cut, its connection closed before the
+//!   body's end, and the node stores nothing;
+//! - the body's last byte goes only once the target has acknowledged all but the last
+//!   16 KiB before it, and with `TCP_USER_TIMEOUT` at `T/4`: on a link that carries 16
+//!   KiB within `T/4`, the node has the whole body by `p + 7T/12`, or the connection is
+//!   reset and it has nothing (see `copy::FencedBody`);
+//! - rounds, lock requests and copies start only under a lease that holds.
+//!
+//! A cut copy is not a failure of its item: the item stays queued for whoever locks it
+//! next. Work resumes once a new proof comes, and under locks taken after it (a round
+//! that was stopped ends; its locks are released, or go with the session).
+
+use super::metrics::Metrics;
+use crate::log_line;
+use crate::shutdown::Shutdown;
+use crate::transport::node_transport::SendGate;
+use crate::transport::tcp_queue;
+use crate::zk_state::ZkState;
+use parking_lot::Mutex;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The last proof that the session stood.
+#[derive(Clone, Copy)]
+struct Lease {
+    session: i64,
+    /// When the proving request was sent.
+    proven_at: Instant,
+    /// The session timeout `T`.
+    timeout: Duration,
+}
+
+/// The process's lease on its session (see the module's comment).
+pub struct Fence {
+    lease: Mutex<Option<Lease>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Fence {
+    pub fn new(metrics: Arc<Metrics>) -> Fence {
+        Fence {
+            lease: Mutex::new(None),
+            metrics,
+        }
+    }
+
+    /// A quorum round trip of `session` sent at `sent_at` was answered.
+    fn proved(&self, session: i64, sent_at: Instant, timeout: Duration) {
+        let mut lease = self.lease.lock();
+        let newer = match *lease {
+            Some(held) if held.session == session => sent_at > held.proven_at,
+            _ => true,
+        };
+        if newer {
+            *lease = Some(Lease {
+                session,
+                proven_at: sent_at,
+                timeout,
+            });
+        }
+    }
+
+    /// How much longer work under `session`'s locks may go on: zero when the lease has
+    /// run out, or is another session's.
+    pub fn open_for(&self, session: i64) -> Duration {
+        if cfg!(feature = "unfenced-test-build") {
+            return Duration::MAX;
+        }
+        match *self.lease.lock() {
+            Some(lease) if lease.session == session => {
+                (lease.proven_at + lease.timeout / 3).saturating_duration_since(Instant::now())
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Whether work under `session`'s locks may go on.
+    pub fn holds(&self, session: i64) -> bool {
+        !self.open_for(session).is_zero()
+    }
+
+    /// How long the last byte of a body may take to reach the node (`T/4`).
+    fn last_byte_bound(&self, session: i64) -> Option<Duration> {
+        match *self.lease.lock() {
+            Some(lease) if lease.session == session => Some(lease.timeout / 4),
+            _ => None,
+        }
+    }
+}
+
+/// Sends the quorum round trips that keep the lease, and says in the log and the metrics
+/// when work stops and resumes. Ends with the process.
+pub fn keep_lease(
+    fence: Arc<Fence>,
+    session: impl Fn() -> Option<Arc<ZkState>> + Send + 'static,
+    asked_timeout: Duration,
+    shutdown: Arc<Shutdown>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("zookeeper-lease".into())
+        .spawn(move || {
+            let mut stopped_since: Option<Instant> = None;
+            let every = asked_timeout / 10;
+            while !shutdown.is_requested() {
+                let started = Instant::now();
+                if let Some(store) = session() {
+                    let zk = store.session();
+                    let timeout = zk.granted_timeout().min(asked_timeout);
+                    if zk.quorum_round_trip(&store.paths().queue()).is_ok() {
+                        fence.proved(zk.session_id(), started, timeout);
+                    }
+                    let holds = fence.holds(zk.session_id());
+                    stopped_since = report(&fence, holds, stopped_since, zk.session_id());
+                }
+                shutdown.wait_timeout(every.saturating_sub(started.elapsed()));
+            }
+        })
+}
+
+/// Logs and counts a change between working and stopped; when work stopped, if it is.
+fn report(fence: &Fence, holds: bool, stopped: Option<Instant>, session: i64) -> Option<Instant> {
+    match (holds, stopped) {
+        (false, None) => {
+            fence.metrics.fenced.inc();
+            fence.metrics.fenced_now.set(1);
+            log_line!(
+                "work under locks stopped: ZooKeeper has not confirmed session 0x{session:x} through a quorum lately, and it may expire; copies in progress are cut and their items left queued"
+            );
+            Some(Instant::now())
+        }
+        (true, Some(since)) => {
+            fence.metrics.fenced_now.set(0);
+            log_line!(
+                "work resumes under session 0x{session:x}, confirmed by a quorum, after {:.1}s stopped",
+                since.elapsed().as_secs_f64()
+            );
+            None
+        }
+        (_, stopped) => stopped,
+    }
+}
+
+/// Bytes of a body that may still be on their way to the node when its last byte goes.
+const LAST_BYTE_BACKLOG: usize = 16 * 1024;
+
+/// One worker's gate on its node connections: the session its locks are under, asked of
+/// the fence before every write (see `SendGate`).
+pub struct CopyGate {
+    fence: Arc<Fence>,
+    session: AtomicI64,
+    /// The socket last written on: the one a body goes out on.
+    socket: AtomicI32,
+}
+
+impl CopyGate {
+    pub fn new(fence: Arc<Fence>) -> CopyGate {
+        CopyGate {
+            fence,
+            session: AtomicI64::new(0),
+            socket: AtomicI32::new(-1),
+        }
+    }
+
+    /// The session the worker's locks are under from now on.
+    pub fn work_under(&self, session: i64) {
+        self.session.store(session, Ordering::Relaxed);
+    }
+
+    pub fn holds(&self) -> bool {
+        self.fence.holds(self.session.load(Ordering::Relaxed))
+    }
+
+    /// Waits until the node acknowledged all but `LAST_BYTE_BACKLOG` bytes sent on the
+    /// socket last written, under the lease, and bounds the delivery of what comes next
+    /// (the last byte of a body) by `TCP_USER_TIMEOUT` at `T/4`. An error: the copy must
+    /// stop.
+    pub fn before_last_byte(&self) -> std::io::Result<()> {
+        let session = self.session.load(Ordering::Relaxed);
+        let socket = self.socket.load(Ordering::Relaxed);
+        if cfg!(feature = "unfenced-test-build") {
+            return Ok(());
+        }
+        let bound = self.fence.last_byte_bound(session).ok_or_else(fenced)?;
+        // At most `LAST_BYTE_BACKLOG` not yet acknowledged by the node, under the lease.
+        // (Not none at all: the node's kernel may delay its acknowledgement of a short
+        // last segment by 40 ms, which would cost every copy as much.)
+        loop {
+            if !self.fence.holds(session) {
+                return Err(fenced());
+            }
+            if tcp_queue::unacknowledged(socket)? <= LAST_BYTE_BACKLOG {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        tcp_queue::set_user_timeout(socket, bound)
+    }
+}
+
+impl SendGate for CopyGate {
+    fn open_for(&self) -> Duration {
+        self.fence.open_for(self.session.load(Ordering::Relaxed))
+    }
+
+    fn writing_on(&self, socket: RawFd) {
+        self.socket.store(socket, Ordering::Relaxed);
+    }
+}
+
+/// The error a copy cut by the fence ends with.
+pub fn fenced() -> std::io::Error {
+    std::io::Error::other("cut: the ZooKeeper session is not confirmed (fenced)")
+}
