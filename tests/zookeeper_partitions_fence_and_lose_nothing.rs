@@ -56,18 +56,52 @@ fn cut_from_peers(rig: &Rig, index: usize) {
     }
 }
 
+/// Seconds since midnight (UTC), now or at a log line's time stamp
+/// (`2026-12-06T21:35:10.915Z ...`).
+fn time_of_day(line: Option<&str>) -> Option<f64> {
+    let Some(line) = line else {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        return Some((now.as_secs() % 86_400) as f64 + now.subsec_millis() as f64 / 1000.0);
+    };
+    let clock = line.get(11..23)?;
+    let mut parts = clock.split(':');
+    let hours: f64 = parts.next()?.parse().ok()?;
+    let minutes: f64 = parts.next()?.parse().ok()?;
+    let seconds: f64 = parts.next()?.parse().ok()?;
+    Some(hours * 3600.0 + minutes * 60.0 + seconds)
+}
+
 /// Replicator `index`'s log says its work stopped when its session was not confirmed,
-/// resumed afterwards, and cut copies in progress.
-fn assert_fenced(rig: &Rig, index: usize) {
+/// no later than the fence allows after `cut_at` (a time of day), resumed afterwards, and
+/// cut copies in progress.
+fn assert_fenced(rig: &Rig, index: usize, cut_at: f64) {
     let log = std::fs::read_to_string(rig.replicators[index].log()).unwrap_or_default();
-    let cut = log.lines().filter(|line| line.contains("cut after")).count();
-    for line in log.lines().filter(|l| l.contains("work under") || l.contains("work resumes")) {
+    let cut = log
+        .lines()
+        .filter(|line| line.contains("cut after"))
+        .count();
+    for line in log
+        .lines()
+        .filter(|l| l.contains("work under") || l.contains("work resumes"))
+    {
         println!("replicator {index}: {line}");
     }
-    println!("replicator {index}: {cut} copies cut");
     for said in ["work under locks stopped", "work resumes", "cut after"] {
         assert!(log.contains(said), "replicator {index} never said {said:?}");
     }
+    let stopped = log.lines().find(|l| l.contains("work under locks stopped"));
+    let stopped = time_of_day(stopped).expect("a time stamp");
+    let after = (stopped - cut_at).rem_euclid(86_400.0);
+    println!("replicator {index}: {cut} copies cut; work stopped {after:.2}s after the partition");
+    // A third of the session timeout after the last proof, which came at most a tenth of
+    // it before the partition, and the lease keeper's look a tenth later.
+    let most = REPLICATOR_SESSION.as_secs_f64() * (1.0 / 3.0 + 0.2) + 0.1;
+    assert!(
+        after <= most,
+        "work stopped {after:.2}s after the partition, over {most:.2}s"
+    );
 }
 
 fn a_follower(rig: &Rig) -> usize {
@@ -82,18 +116,21 @@ fn a_replicator_cut_from_every_server_stops_before_its_locks_expire() {
     let _one = one_at_a_time();
     let mut rig = ensemble::rig("replicator-cut-from-zookeeper");
     slow_copies(&rig, "replicator-a");
+    let cut_at = Arc::new(Mutex::new(None));
+    let at = Arc::clone(&cut_at);
     let outcome = ensemble::run(
         &mut rig,
         "replicator-cut-from-every-server",
         PARTITION,
         |rig| {
             let host = rig.cluster.sandbox.host("replicator-a").expect("host");
+            *at.lock().unwrap() = time_of_day(None);
             cut_from_zookeeper(rig, &host);
         },
         heal,
     );
     outcome.print_and_check();
-    assert_fenced(&rig, 0);
+    assert_fenced(&rig, 0, cut_at.lock().unwrap().expect("cut"));
 }
 
 #[test]
@@ -107,15 +144,20 @@ fn a_replicator_on_a_cut_follower_stops_before_its_locks_expire() {
     rig.replicators[0].stop();
     rig.replicators[0] = ensemble::start_replicator(&rig, "replicator-a", &zk);
     slow_copies(&rig, "replicator-a");
+    let cut_at = Arc::new(Mutex::new(None));
+    let at = Arc::clone(&cut_at);
     let outcome = ensemble::run(
         &mut rig,
         "replicator-server-cut-from-the-others",
         PARTITION,
-        move |rig| cut_from_peers(rig, follower),
+        move |rig| {
+            *at.lock().unwrap() = time_of_day(None);
+            cut_from_peers(rig, follower)
+        },
         heal,
     );
     outcome.print_and_check();
-    assert_fenced(&rig, 0);
+    assert_fenced(&rig, 0, cut_at.lock().unwrap().expect("cut"));
 }
 
 #[test]
@@ -128,7 +170,11 @@ fn the_server_a_coordinator_uses_cut_from_the_others_fails_no_upload() {
         PARTITION,
         |rig| {
             let ip = rig.coordinators[0].host.ip;
-            let server = rig.cluster.zookeeper.serving(ip).expect("the coordinator's server");
+            let server = rig
+                .cluster
+                .zookeeper
+                .serving(ip)
+                .expect("the coordinator's server");
             cut_from_peers(rig, server);
         },
         heal,
@@ -151,10 +197,14 @@ fn no_quorum_for_20s_fails_no_upload_and_admin_commands_say_so() {
                 server.stop();
             }
             // An admin command fails within its timeout, in one line naming the servers.
-            let (output, took) = ensemble::admin(rig, "backpack-coordinator-dump-shards", &[], "3s");
+            let (output, took) =
+                ensemble::admin(rig, "backpack-coordinator-dump-shards", &[], "3s");
             let said = String::from_utf8_lossy(&output.stderr).trim().to_string();
             println!("dump-shards without a quorum, after {took:?}: {said}");
-            assert!(!output.status.success(), "dump-shards succeeded without a quorum");
+            assert!(
+                !output.status.success(),
+                "dump-shards succeeded without a quorum"
+            );
             assert!(took < Duration::from_millis(4500), "took {took:?}");
             assert_eq!(said.lines().count(), 1, "{said}");
             for server in &rig.cluster.zookeeper.servers {
@@ -212,13 +262,18 @@ fn a_server_whose_data_was_wiped_rejoins_and_admin_commands_work_meanwhile() {
     outcome.print_and_check();
     // The wiped server has the cluster's state again, from the others.
     let alone = rig.cluster.zookeeper.servers[follower].addr().to_string();
-    let state = backpack::zk_state::ZkState::open(&alone, &rig.cluster.root, Duration::from_secs(10))
-        .expect("a session with the wiped server alone");
+    let state =
+        backpack::zk_state::ZkState::open(&alone, &rig.cluster.root, Duration::from_secs(10))
+            .expect("a session with the wiped server alone");
     assert_eq!(state.shards().expect("shards-map").len(), 3);
 }
 
 /// Reads a file every 100 ms until told to stop; every read that was not `expected`.
-fn watch_file(path: std::path::PathBuf, expected: String, stop: Arc<AtomicBool>) -> Arc<Mutex<Vec<String>>> {
+fn watch_file(
+    path: std::path::PathBuf,
+    expected: String,
+    stop: Arc<AtomicBool>,
+) -> Arc<Mutex<Vec<String>>> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let found = Arc::clone(&seen);
     std::thread::spawn(move || {
@@ -248,6 +303,7 @@ fn a_coordinator_cut_off_stops_using_a_disabled_shard_within_a_second_of_the_hea
         .arg(&rig.cluster.root)
         .args(["--watch", "--listen", "80", "--output"])
         .arg(&output)
+        .stderr(std::fs::File::create(output.with_extension("log")).expect("a log file"))
         .spawn()
         .expect("start bp-nginx-gen --watch");
     let started = Instant::now();
@@ -283,8 +339,8 @@ fn a_coordinator_cut_off_stops_using_a_disabled_shard_within_a_second_of_the_hea
                 .ok()
                 .and_then(|r| r.into_body().read_to_string().ok())
                 .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
-            *aged.lock().unwrap_or_else(|e| e.into_inner()) = status
-                .and_then(|s| s["zookeeper"]["configuration_age_seconds"].as_f64());
+            *aged.lock().unwrap_or_else(|e| e.into_inner()) =
+                status.and_then(|s| s["zookeeper"]["configuration_age_seconds"].as_f64());
             heal(rig);
         },
     );
@@ -303,22 +359,41 @@ fn a_coordinator_cut_off_stops_using_a_disabled_shard_within_a_second_of_the_hea
     };
     // The coordinator that was cut off went on with its last configuration...
     let cut_off = on_shard_1(0);
-    let last = cut_off.iter().max().copied().expect("uploads to shard 1 while cut off");
+    let last = cut_off
+        .iter()
+        .max()
+        .copied()
+        .expect("uploads to shard 1 while cut off");
     let after_heal = last.saturating_duration_since(report.healed_at);
     println!(
         "coordinator A: {} uploads to shard 1 after it was disabled, the last {after_heal:?} after the heal",
         cut_off.len()
     );
-    assert!(after_heal <= Duration::from_secs(1), "{after_heal:?} after the heal");
+    assert!(
+        after_heal <= Duration::from_secs(1),
+        "{after_heal:?} after the heal"
+    );
     // ...and the other heard of the change at once.
     let connected = on_shard_1(1);
-    let late = connected.iter().filter(|at| **at > disabled_at + Duration::from_secs(1));
-    assert_eq!(late.count(), 0, "coordinator B used shard 1 after it was disabled");
+    let late = connected
+        .iter()
+        .filter(|at| **at > disabled_at + Duration::from_secs(1));
+    assert_eq!(
+        late.count(),
+        0,
+        "coordinator B used shard 1 after it was disabled"
+    );
     // Its console showed the configuration's age growing while it was cut off.
-    let age = age.lock().unwrap().expect("the console's configuration age");
+    let age = age
+        .lock()
+        .unwrap()
+        .expect("the console's configuration age");
     assert!(age >= 8.0, "configuration age {age}s after 12 s cut off");
     // bp-nginx-gen kept its last good file all along.
     let other = other_reads.lock().unwrap();
-    assert!(other.is_empty(), "bp-nginx-gen's file changed: {:?}", other.first());
+    assert!(
+        other.is_empty(),
+        "bp-nginx-gen's file changed: {:?}",
+        other.first()
+    );
 }
-

@@ -128,8 +128,14 @@ pub fn keep_lease(
                 if let Some(store) = session() {
                     let zk = store.session();
                     let timeout = zk.granted_timeout().min(asked_timeout);
-                    if zk.quorum_round_trip(&store.paths().queue()).is_ok() {
+                    // Waits no longer than the lease has left (a tenth of the timeout at
+                    // least), so that a lapse is said when it happens; the next round trip
+                    // renews it as well as a late answer would have.
+                    let wait = fence.open_for(zk.session_id()).clamp(every, timeout / 3);
+                    if zk.quorum_round_trip(&store.paths().queue(), wait).is_ok() {
                         fence.proved(zk.session_id(), started, timeout);
+                        let took = started.elapsed().as_secs_f64();
+                        fence.metrics.quorum_seconds.observe(took);
                     }
                     let holds = fence.holds(zk.session_id());
                     stopped_since = report(&fence, holds, stopped_since, zk.session_id());
@@ -232,4 +238,53 @@ impl SendGate for CopyGate {
 /// The error a copy cut by the fence ends with.
 pub fn fenced() -> std::io::Error {
     std::io::Error::other("cut: the ZooKeeper session is not confirmed (fenced)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fence() -> Fence {
+        Fence::new(Arc::new(Metrics::default()))
+    }
+
+    #[test]
+    fn a_lease_holds_a_third_of_the_session_timeout_after_its_proof_was_sent() {
+        let fence = fence();
+        assert!(!fence.holds(7), "no proof yet");
+        let timeout = Duration::from_secs(3);
+        let sent = Instant::now() - Duration::from_millis(500);
+        fence.proved(7, sent, timeout);
+        let open = fence.open_for(7);
+        assert!(open <= Duration::from_millis(500) && open > Duration::from_millis(400));
+        // Another session's locks have no lease, whatever ours says.
+        assert!(!fence.holds(8));
+        // A proof sent a second ago is spent.
+        fence.proved(9, Instant::now() - Duration::from_secs(1), timeout);
+        assert!(!fence.holds(9));
+        assert!(!fence.holds(7), "a newer session replaced the lease");
+    }
+
+    #[test]
+    fn an_older_proof_never_shortens_the_lease() {
+        let fence = fence();
+        let timeout = Duration::from_secs(30);
+        fence.proved(7, Instant::now(), timeout);
+        fence.proved(7, Instant::now() - Duration::from_secs(9), timeout);
+        assert!(fence.open_for(7) > Duration::from_secs(9));
+    }
+
+    #[test]
+    fn a_gate_closes_for_a_session_that_lost_its_lease() {
+        let fence = Arc::new(fence());
+        let gate = CopyGate::new(Arc::clone(&fence));
+        fence.proved(7, Instant::now(), Duration::from_secs(30));
+        gate.work_under(7);
+        assert!(gate.holds());
+        assert!(gate.open_for() > Duration::from_secs(9));
+        gate.work_under(8);
+        assert!(!gate.holds());
+        assert!(gate.open_for().is_zero());
+        assert!(gate.before_last_byte().is_err());
+    }
 }

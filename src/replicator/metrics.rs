@@ -63,6 +63,7 @@ pub struct Metrics {
     pub fenced: Counter,
     pub fenced_now: Gauge,
     pub cut: Counter,
+    pub quorum_seconds: Histogram,
     pub copy_seconds: Histogram,
     queue_length: Family<ServerLabel, Gauge>,
     dead_items: Family<ServerLabel, Gauge>,
@@ -122,6 +123,13 @@ impl Default for Metrics {
                 "copies_cut",
                 "Copies cut short because the session was not confirmed (their items stay queued; not failures)",
                 Counter::default(),
+            ),
+            // 1 ms to about 4 s.
+            quorum_seconds: registered(
+                r,
+                "quorum_round_trip_seconds",
+                "Time of the answered quorum round trips that confirm the session (work stops when none is answered for a third of the session timeout)",
+                Histogram::new(exponential_buckets(0.001, 2.0, 13)),
             ),
             // 1 ms to about 65 s.
             copy_seconds: registered(

@@ -10,8 +10,8 @@ use super::node_transport::{Patience, PatientTransport, SendGate};
 use crate::affinity::{self, Home};
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
 use std::sync::Arc;
+use std::time::Duration;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
@@ -128,8 +128,7 @@ impl<In: Transport> Connector<In> for StdConnector {
             Ok(stream)
         })?;
         Ok(Some(
-            PatientTransport::new(stream, buffers(details), self.patience)
-                .gated(self.gate.clone()),
+            PatientTransport::new(stream, buffers(details), self.patience).gated(self.gate.clone()),
         ))
     }
 }

@@ -21,8 +21,10 @@ use zookeeper_client::{Acls, Client, CreateMode, EventType, SessionState};
 mod batch;
 mod counts;
 mod multi;
+mod probe;
 
 pub use counts::{counts, ZkCounts};
+pub use probe::ServerProbe;
 
 /// How long ZooKeeper keeps a session (and its ephemeral nodes) after its client goes
 /// silent, unless the caller asks for another.
@@ -91,52 +93,6 @@ fn check_hosts_resolve(servers: &str) -> Result<()> {
     Err(Error::invalid(format!(
         "cannot reach ZooKeeper at {servers}: no host name of it resolves"
     )))
-}
-
-/// Asks the servers of a connect string whether any takes a TCP connection: a SYN each,
-/// so a process cut off from the ensemble can ask often, and open a session as soon as
-/// the network heals instead of waiting out a session attempt on servers that drop every
-/// packet. Each connection attempt lives `PROBE_PATIENCE`, past the call that made it: a
-/// server far away that answers late still counts, at the next call.
-#[derive(Default)]
-pub struct ServerProbe {
-    accepted: Arc<std::sync::atomic::AtomicBool>,
-}
-
-/// How long one probe's connection attempt waits for its server.
-const PROBE_PATIENCE: Duration = Duration::from_secs(3);
-
-impl ServerProbe {
-    /// True when a server took a connection since the last call that said so, or takes
-    /// one within `wait`.
-    pub fn any_accepts(&self, servers: &str, wait: Duration) -> bool {
-        use std::sync::atomic::Ordering;
-        if self.accepted.swap(false, Ordering::AcqRel) {
-            return true;
-        }
-        let hosts = servers.split('/').next().unwrap_or("");
-        let (Ok(endpoints), Ok(runtime)) = (parse_endpoint_list(hosts), runtime()) else {
-            return false;
-        };
-        for endpoint in endpoints {
-            let accepted = Arc::clone(&self.accepted);
-            runtime.spawn(async move {
-                let address = (endpoint.host.as_str(), endpoint.port);
-                let connect = tokio::net::TcpStream::connect(address);
-                if let Ok(Ok(_)) = tokio::time::timeout(PROBE_PATIENCE, connect).await {
-                    accepted.store(true, Ordering::Release);
-                }
-            });
-        }
-        let deadline = std::time::Instant::now() + wait;
-        while std::time::Instant::now() < deadline {
-            if self.accepted.swap(false, Ordering::AcqRel) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        false
-    }
 }
 
 impl ZkSession {
@@ -219,19 +175,30 @@ impl ZkSession {
         path: &str,
         call: impl Future<Output = Result<T, zookeeper_client::Error>>,
     ) -> Result<T, ZkFailure> {
+        self.call_within(self.timeout, action, path, call)
+    }
+
+    /// `call`, waiting `wait` for the answer.
+    fn call_within<T>(
+        &self,
+        wait: Duration,
+        action: &'static str,
+        path: &str,
+        call: impl Future<Output = Result<T, zookeeper_client::Error>>,
+    ) -> Result<T, ZkFailure> {
         let runtime = runtime().map_err(ZkFailure::Other)?;
         match action {
             "read" | "watch" => counts::read(1),
             _ => counts::written(1),
         }
         // The timer must be made inside the runtime, hence the async block.
-        match runtime.block_on(async { tokio::time::timeout(self.timeout, call).await }) {
+        match runtime.block_on(async { tokio::time::timeout(wait, call).await }) {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(code)) => Err(ZkFailure::Code(code, action, path.to_string())),
             Err(_) => Err(ZkFailure::Other(Error::Zk {
                 action,
                 path: path.to_string(),
-                reason: format!("no answer within {}s", self.timeout.as_secs_f64()),
+                reason: format!("no answer within {}s", wait.as_secs_f64()),
             })),
         }
     }

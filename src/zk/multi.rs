@@ -50,21 +50,24 @@ impl ZkSession {
     /// answers it only once its leader and a quorum of servers have agreed on it, and only
     /// while our session stands: an answer proves the session was alive at the leader
     /// after the request was sent, which an answered ping does not (a server cut off
-    /// from the others goes on answering pings for `syncLimit x tickTime`).
-    pub fn quorum_round_trip(&self, path: &str) -> Result<()> {
+    /// from the others goes on answering pings for `syncLimit x tickTime`). Waits `wait`
+    /// at most.
+    pub fn quorum_round_trip(&self, path: &str, wait: std::time::Duration) -> Result<()> {
         let mut writer = self.client.new_multi_writer();
-        writer.add_check_version(path, -1).map_err(|err| Error::Zk {
-            action: "check",
-            path: path.to_string(),
-            reason: err.to_string(),
-        })?;
+        writer
+            .add_check_version(path, -1)
+            .map_err(|err| Error::Zk {
+                action: "check",
+                path: path.to_string(),
+                reason: err.to_string(),
+            })?;
         let commit = async {
             match writer.commit().await {
                 Ok(_) => Ok(()),
                 Err(err) => Err(err.into()),
             }
         };
-        match self.call("check", path, commit) {
+        match self.call_within(wait, "check", path, commit) {
             Ok(()) => Ok(()),
             Err(failure) => Err(failure.into()),
         }

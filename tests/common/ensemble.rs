@@ -54,11 +54,7 @@ pub fn rig(name: &str) -> Rig {
 }
 
 /// Starts replicator `name` with `zk` as its connect string.
-pub fn start_replicator(
-    rig: &Rig,
-    name: &str,
-    zk: &str,
-) -> backpack_testkit::ServerProcess {
+pub fn start_replicator(rig: &Rig, name: &str, zk: &str) -> backpack_testkit::ServerProcess {
     rig.cluster
         .start_replicator_from(&replicator_bin(), zk, name, &REPLICATOR_FLAGS)
         .expect("start a replicator")
