@@ -126,7 +126,10 @@ impl Command for ReplicatorCommand {
         let leftovers = Arc::new(super::locks::Leftovers::default());
         let workers: Vec<_> = (0..self.concurrency)
             .map(|i| {
-                let gate = Arc::new(CopyGate::new(Arc::clone(&fence)));
+                let gate = Arc::new(CopyGate::new(
+                    Arc::clone(&fence),
+                    self.node_progress_timeout,
+                ));
                 let worker = Worker {
                     shared: Arc::clone(&shared),
                     agent: node_http::gated_copies_agent(

@@ -178,14 +178,17 @@ pub struct CopyGate {
     session: AtomicI64,
     /// The socket last written on: the one a body goes out on.
     socket: AtomicI32,
+    /// How long a node may acknowledge nothing (`--node-progress-timeout`).
+    progress: Duration,
 }
 
 impl CopyGate {
-    pub fn new(fence: Arc<Fence>) -> CopyGate {
+    pub fn new(fence: Arc<Fence>, progress: Duration) -> CopyGate {
         CopyGate {
             fence,
             session: AtomicI64::new(0),
             socket: AtomicI32::new(-1),
+            progress,
         }
     }
 
@@ -211,13 +214,28 @@ impl CopyGate {
         let bound = self.fence.last_byte_bound(session).ok_or_else(fenced)?;
         // At most `LAST_BYTE_BACKLOG` not yet acknowledged by the node, under the lease.
         // (Not none at all: the node's kernel may delay its acknowledgement of a short
-        // last segment by 40 ms, which would cost every copy as much.)
+        // last segment by 40 ms, which would cost every copy as much.) The count stays
+        // as it was on a connection the node reset or closed, and a node may go silent:
+        // those end the copy, as they would a write.
+        let mut last = (usize::MAX, Instant::now());
         loop {
             if !self.fence.holds(session) {
                 return Err(fenced());
             }
-            if tcp_queue::unacknowledged(socket)? <= LAST_BYTE_BACKLOG {
+            let unacknowledged = tcp_queue::unacknowledged(socket)?;
+            if unacknowledged <= LAST_BYTE_BACKLOG {
                 break;
+            }
+            if tcp_queue::is_closed(socket)? {
+                return Err(std::io::ErrorKind::ConnectionReset.into());
+            }
+            if unacknowledged < last.0 {
+                last = (unacknowledged, Instant::now());
+            } else if last.1.elapsed() >= self.progress {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the node acknowledged nothing for {:?}", self.progress),
+                ));
             }
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -277,7 +295,7 @@ mod tests {
     #[test]
     fn a_gate_closes_for_a_session_that_lost_its_lease() {
         let fence = Arc::new(fence());
-        let gate = CopyGate::new(Arc::clone(&fence));
+        let gate = CopyGate::new(Arc::clone(&fence), Duration::from_secs(5));
         fence.proved(7, Instant::now(), Duration::from_secs(30));
         gate.work_under(7);
         assert!(gate.holds());
@@ -286,5 +304,35 @@ mod tests {
         assert!(!gate.holds());
         assert!(gate.open_for().is_zero());
         assert!(gate.before_last_byte().is_err());
+    }
+
+    /// A node that resets the connection while bytes wait for its acknowledgement ends
+    /// the copy at once: the kernel's count of them never falls after a reset.
+    #[test]
+    fn the_last_byte_waits_for_no_node_that_reset_the_connection() {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        let fence = Arc::new(fence());
+        let gate = CopyGate::new(Arc::clone(&fence), Duration::from_secs(30));
+        fence.proved(7, Instant::now(), Duration::from_secs(60));
+        gate.work_under(7);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (node, _) = listener.accept().unwrap();
+        // More than the node's buffers take while it reads nothing.
+        client.set_nonblocking(true).unwrap();
+        let chunk = vec![7u8; 1 << 20];
+        while client.write(&chunk).is_ok() {}
+        gate.writing_on(client.as_raw_fd());
+        assert!(tcp_queue::unacknowledged(client.as_raw_fd()).unwrap() > LAST_BYTE_BACKLOG);
+        // Closed with unread bytes: the node's kernel resets the connection.
+        drop(node);
+        let started = Instant::now();
+        assert!(gate.before_last_byte().is_err());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

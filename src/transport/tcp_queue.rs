@@ -35,3 +35,17 @@ pub fn set_user_timeout(socket: RawFd, bound: Duration) -> io::Result<()> {
         _ => Err(io::Error::last_os_error()),
     }
 }
+
+/// Whether the connection is over: reset, or closed by its peer.
+pub fn is_closed(socket: RawFd) -> io::Result<bool> {
+    let mut poll = libc::pollfd {
+        fd: socket,
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one pollfd of the caller's open socket, no wait.
+    match unsafe { libc::poll(&mut poll, 1, 0) } {
+        -1 => Err(io::Error::last_os_error()),
+        _ => Ok(poll.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLRDHUP) != 0),
+    }
+}
