@@ -17,9 +17,9 @@
 //! after a proof sent at `p` the session stands until at least `p + T - tick/2 - T/10`
 //! (the report may have carried only the proof before). With the ensemble's `tickTime`
 //! at most `T/4` that is `p + 0.775 T`. So:
-//! - every byte of a copy goes to the target only while the lease is younger than `T/3`
-//!   (`Fence::open_for`); a copy that outlives it is cut, its connection closed before the
-//!   body's end, and the node stores nothing;
+//! - every write of a copy to the target starts only while the lease is younger than
+//!   `T/3` (`Fence::open_for`); a copy that outlives it is cut at its next write, its
+//!   connection closed before the body's end, and the node stores nothing;
 //! - the body's last byte goes only once the target has acknowledged all but the last
 //!   16 KiB before it, and with `TCP_USER_TIMEOUT` at `T/4`: on a link that carries 16
 //!   KiB within `T/4`, the node has the whole body by `p + 7T/12`, or the connection is
@@ -122,16 +122,18 @@ pub fn keep_lease(
         .name("zookeeper-lease".into())
         .spawn(move || {
             let mut stopped_since: Option<Instant> = None;
-            let every = asked_timeout / 10;
+            let mut every = asked_timeout / 10;
             while !shutdown.is_requested() {
                 let started = Instant::now();
                 if let Some(store) = session() {
                     let zk = store.session();
                     let timeout = zk.granted_timeout().min(asked_timeout);
+                    every = timeout / 10;
                     // Waits no longer than the lease has left (a tenth of the timeout at
                     // least), so that a lapse is said when it happens; the next round trip
                     // renews it as well as a late answer would have.
-                    let wait = fence.open_for(zk.session_id()).clamp(every, timeout / 3);
+                    let open = fence.open_for(zk.session_id());
+                    let wait = open.max(every).min(timeout / 3);
                     if zk.quorum_round_trip(&store.paths().queue(), wait).is_ok() {
                         fence.proved(zk.session_id(), started, timeout);
                         let took = started.elapsed().as_secs_f64();

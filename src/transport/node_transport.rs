@@ -139,23 +139,18 @@ impl<S: NodeStream> PatientTransport<S> {
 
     /// Writes the held bytes, then the first `amount` bytes of the output buffer.
     fn send_held_and(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        let mut bound = Bound::new(
+        let bound = Bound::new(
             timeout.for_write(),
             self.patience.progress,
             "the node took nothing",
         )?;
         if let Some(gate) = &self.gate {
-            let open = gate.open_for();
-            if open.is_zero() {
+            // Asked before each write: a body that flows is cut at its next piece. A write
+            // that blocks is bounded by the progress timeout as any other.
+            if gate.open_for().is_zero() {
                 return Err(io::Error::other("sending stopped: the send gate closed").into());
             }
             gate.writing_on(self.stream.as_raw_fd());
-            // A write that blocks ends when the gate would close, rounded up to 10 ms.
-            let open = Duration::from_millis((open.as_millis() as u64).div_ceil(10).max(1) * 10);
-            if bound.length.is_none_or(|length| open < length) {
-                bound.length = Some(open);
-                bound.ours = Some("sending stopped: the send gate closed".to_string());
-            }
         }
         if self.write_timeout != Some(bound.length) {
             self.stream.set_write_timeout(bound.length)?;
