@@ -111,26 +111,24 @@ fn a_follower(rig: &Rig) -> usize {
         .expect("a follower")
 }
 
+/// Runs a scenario whose fault cuts replicator A, its copies slowed first, off from
+/// ZooKeeper, checks it, and checks that A fenced itself in time.
+fn run_fenced(rig: &mut Rig, name: &str, cut: impl FnOnce(&mut Rig)) {
+    slow_copies(rig, "replicator-a");
+    let outcome = ensemble::run(rig, name, PARTITION, cut, heal);
+    outcome.print_and_check();
+    let struck = outcome.row.report.fault_at.elapsed().as_secs_f64();
+    assert_fenced(rig, 0, time_of_day(None).expect("the clock") - struck);
+}
+
 #[test]
 fn a_replicator_cut_from_every_server_stops_before_its_locks_expire() {
     let _one = one_at_a_time();
     let mut rig = ensemble::rig("replicator-cut-from-zookeeper");
-    slow_copies(&rig, "replicator-a");
-    let cut_at = Arc::new(Mutex::new(None));
-    let at = Arc::clone(&cut_at);
-    let outcome = ensemble::run(
-        &mut rig,
-        "replicator-cut-from-every-server",
-        PARTITION,
-        |rig| {
-            let host = rig.cluster.sandbox.host("replicator-a").expect("host");
-            *at.lock().unwrap() = time_of_day(None);
-            cut_from_zookeeper(rig, &host);
-        },
-        heal,
-    );
-    outcome.print_and_check();
-    assert_fenced(&rig, 0, cut_at.lock().unwrap().expect("cut"));
+    run_fenced(&mut rig, "replicator-cut-from-every-server", |rig| {
+        let host = rig.cluster.sandbox.host("replicator-a").expect("host");
+        cut_from_zookeeper(rig, &host);
+    });
 }
 
 #[test]
@@ -143,21 +141,11 @@ fn a_replicator_on_a_cut_follower_stops_before_its_locks_expire() {
     let zk = rig.cluster.zookeeper.servers[follower].address();
     rig.replicators[0].stop();
     rig.replicators[0] = ensemble::start_replicator(&rig, "replicator-a", &zk);
-    slow_copies(&rig, "replicator-a");
-    let cut_at = Arc::new(Mutex::new(None));
-    let at = Arc::clone(&cut_at);
-    let outcome = ensemble::run(
+    run_fenced(
         &mut rig,
         "replicator-server-cut-from-the-others",
-        PARTITION,
-        move |rig| {
-            *at.lock().unwrap() = time_of_day(None);
-            cut_from_peers(rig, follower)
-        },
-        heal,
+        move |rig| cut_from_peers(rig, follower),
     );
-    outcome.print_and_check();
-    assert_fenced(&rig, 0, cut_at.lock().unwrap().expect("cut"));
 }
 
 #[test]

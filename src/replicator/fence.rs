@@ -82,18 +82,20 @@ impl Fence {
         }
     }
 
+    /// The lease, if it is `session`'s.
+    fn lease_of(&self, session: i64) -> Option<Lease> {
+        (*self.lease.lock()).filter(|lease| lease.session == session)
+    }
+
     /// How much longer work under `session`'s locks may go on: zero when the lease has
     /// run out, or is another session's.
     pub fn open_for(&self, session: i64) -> Duration {
         if cfg!(feature = "unfenced-test-build") {
             return Duration::MAX;
         }
-        match *self.lease.lock() {
-            Some(lease) if lease.session == session => {
-                (lease.proven_at + lease.timeout / 3).saturating_duration_since(Instant::now())
-            }
-            _ => Duration::ZERO,
-        }
+        self.lease_of(session).map_or(Duration::ZERO, |lease| {
+            (lease.proven_at + lease.timeout / 3).saturating_duration_since(Instant::now())
+        })
     }
 
     /// Whether work under `session`'s locks may go on.
@@ -103,10 +105,7 @@ impl Fence {
 
     /// How long the last byte of a body may take to reach the node (`T/4`).
     fn last_byte_bound(&self, session: i64) -> Option<Duration> {
-        match *self.lease.lock() {
-            Some(lease) if lease.session == session => Some(lease.timeout / 4),
-            _ => None,
-        }
+        self.lease_of(session).map(|lease| lease.timeout / 4)
     }
 }
 

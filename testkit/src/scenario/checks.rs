@@ -130,23 +130,11 @@ pub fn short_sizes(
     acks: &[Ack],
     slack: &HashMap<String, u64>,
 ) -> Result<Vec<String>, String> {
-    let state = ZkState::open(
-        &cluster.zk_by_address(),
-        &cluster.root,
-        Duration::from_secs(10),
-    )
-    .map_err(|e| format!("reading sizes: {e}"))?;
-    let mut acked: BTreeMap<&str, u64> = BTreeMap::new();
-    for ack in acks {
-        *acked.entry(&ack.shard).or_default() += ack.bytes;
-    }
+    let now = sizes(cluster)?;
     let mut short = Vec::new();
-    for (shard, bytes) in acked {
-        let current = state
-            .shard_size(shard)
-            .map_err(|e| format!("shard {shard}'s size: {e}"))?
-            .map_or(0, |size| size.current);
-        let allowed = slack.get(shard).copied().unwrap_or(0);
+    for (shard, bytes) in acked_bytes(acks) {
+        let current = now.get(&shard).copied().unwrap_or(0);
+        let allowed = slack.get(&shard).copied().unwrap_or(0);
         if current + allowed < bytes {
             short.push(format!(
                 "shard {shard}: size {current} < acknowledged {bytes} (allowed {allowed})"
@@ -154,6 +142,15 @@ pub fn short_sizes(
         }
     }
     Ok(short)
+}
+
+/// The bytes acknowledged per shard.
+fn acked_bytes(acks: &[Ack]) -> BTreeMap<String, u64> {
+    let mut acked = BTreeMap::new();
+    for ack in acks {
+        *acked.entry(ack.shard.clone()).or_default() += ack.bytes;
+    }
+    acked
 }
 
 /// Every shard's size node now (`current`), by shard id; shards without one are left out.
@@ -187,8 +184,8 @@ pub fn sizes_differ(
     limit: Duration,
 ) -> Vec<String> {
     let mut expected = before.clone();
-    for ack in acks {
-        *expected.entry(ack.shard.clone()).or_default() += ack.bytes;
+    for (shard, bytes) in acked_bytes(acks) {
+        *expected.entry(shard).or_default() += bytes;
     }
     let deadline = Instant::now() + limit;
     loop {
