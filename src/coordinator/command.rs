@@ -179,6 +179,7 @@ impl Command for CoordinatorCommand {
             ..Limits::default()
         };
         let coordinator = Arc::new(coordinator);
+        crate::cluster::record_sweeper::start(Arc::clone(&snapshot))?;
         if let Some(statsd) = statsd {
             start_statsd_gauges(statsd, snapshot, self.statsd_interval)?;
         }

@@ -15,6 +15,7 @@
 //! policy (`replicator::give_up`); this module only keeps what it decided.
 
 use super::{first_value, ReplicationQueue};
+use crate::affinity::Home;
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -125,8 +126,12 @@ impl<'q> DeadSet<'q> {
         if !dead.is_empty() {
             pipe.cmd("SADD").arg(self.key()).arg(dead);
             pipe.cmd("SREM").arg(&self.queue.key).arg(dead);
+            // Out of the queue uncopied: no lag to measure.
+            pipe.cmd("ZREM")
+                .arg(super::records_key(&self.queue.key))
+                .arg(dead);
         }
-        let commands = if dead.is_empty() { 1 } else { 3 };
+        let commands = if dead.is_empty() { 1 } else { 4 };
         self.queue
             .to_every(&pipe.get_packed_pipeline(), commands)
             .map(|_| ())
@@ -158,23 +163,24 @@ impl<'q> DeadSet<'q> {
         self.leave(items, false)
     }
 
-    /// Takes items out of the dead set with their records; back into the queue with
-    /// `requeue`.
+    /// Takes items out of the dead set with their records; back into the queue first
+    /// with `requeue` (queued as any push, with lag records), so that an item is never in
+    /// neither set.
     fn leave(&self, items: &[&str], requeue: bool) -> Result<()> {
         if items.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
         if requeue {
-            pipe.cmd("SADD").arg(&self.queue.key).arg(items);
+            let items: Vec<String> = items.iter().map(|item| item.to_string()).collect();
+            self.queue.push(&items, Home::default())?;
         }
+        let mut pipe = redis::pipe();
         pipe.cmd("SREM").arg(self.key()).arg(items);
         pipe.cmd("HDEL")
             .arg(failures_key(&self.queue.key))
             .arg(items);
-        let commands = if requeue { 3 } else { 2 };
         self.queue
-            .to_every(&pipe.get_packed_pipeline(), commands)
+            .to_every(&pipe.get_packed_pipeline(), 2)
             .map(|_| ())
     }
 }

@@ -72,28 +72,54 @@ fn none_answered(failures: Vec<String>) -> Error {
     ))
 }
 
-/// Sends a pipeline of `replies` commands, packed together, to every server, then reads
-/// every server's replies; on connections of `home` (`Home::default()` off the upload
-/// path). A pipeline is sent again on a fresh connection when a pooled one failed, so its
-/// commands must be safe to repeat.
-pub(super) fn to_every(
+impl Replies<Vec<redis::Value>> {
+    /// Sends `packed` (of `replies` commands) again, alone, to each server whose error
+    /// `again` accepts (given the server's index), and takes that answer instead.
+    pub(super) fn redo_where(
+        mut self,
+        pools: &[Arc<RedisPool>],
+        again: impl Fn(usize, &redis::RedisError) -> bool,
+        packed: &[u8],
+        replies: usize,
+    ) -> Self {
+        for (i, (_, outcome)) in self.outcomes.iter_mut().enumerate() {
+            if matches!(outcome, Err(err) if again(i, err)) {
+                let pool = &pools[i];
+                *outcome = pool.with(|conn| {
+                    conn.send(packed)?;
+                    receive_all(conn, replies)
+                });
+                pool.record(outcome);
+            }
+        }
+        self
+    }
+}
+
+/// Sends a pipeline of `replies` commands, packed together, to every server (`packed(i)`
+/// for the i-th), then reads every server's replies; on connections of `home`
+/// (`Home::default()` off the upload path). A pipeline is sent again on a fresh
+/// connection when a pooled one failed, so its commands must be safe to repeat.
+pub(super) fn to_every<'a>(
     pools: &[Arc<RedisPool>],
-    packed: &[u8],
+    packed: impl Fn(usize) -> &'a [u8],
     replies: usize,
     home: Home,
 ) -> Replies<Vec<redis::Value>> {
     let mut sent = Vec::with_capacity(pools.len());
-    for pool in pools {
+    for (i, pool) in pools.iter().enumerate() {
         sent.push(pool.checkout(home).map(|(mut conn, pooled)| {
             // A failed send shows as a failed reply below (the connection is broken).
-            let _ = conn.send(packed);
+            let _ = conn.send(packed(i));
             (conn, pooled)
         }));
     }
     let outcomes = pools
         .iter()
         .zip(sent)
-        .map(|(pool, sent)| {
+        .enumerate()
+        .map(|(i, (pool, sent))| {
+            let packed = packed(i);
             let reply = sent.and_then(|(mut conn, pooled)| {
                 let reply = receive_all(&mut conn, replies);
                 pool.checkin(conn);

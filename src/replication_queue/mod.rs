@@ -3,15 +3,18 @@
 //! Where things are: `item` how an item is written, read and locked; `fanout` asking the
 //! servers, and the one rule for when that worked (at least one server answered);
 //! `group_commit` concurrent pushes sharing one write; `dead_set` the failure records and
-//! the items given up on, beside the queue. This file is the queue's operations.
+//! the items given up on, beside the queue; `records` when each item was queued, for its
+//! lag. This file is the queue's operations.
 
 mod dead_set;
 mod fanout;
 mod group_commit;
 mod item;
+mod records;
 
 pub use dead_set::{dead_key, DeadSet, FailureRecord};
 pub use item::{item, lock_path, Item};
+pub use records::{records_key, Lag, QueueAges};
 
 use crate::affinity::Home;
 use crate::error::{Error, Result};
@@ -31,6 +34,8 @@ pub struct ReplicationQueue {
     /// per worker made batches half as large and cost 7 % more CPU per 1 KiB upload on
     /// two workers, more than the wakeups across workers it saved.
     pushes: group_commit::GroupCommit,
+    /// Per server, whether it runs the lag records' scripts.
+    scripting: Vec<records::Scripting>,
 }
 
 /// What `pick` found.
@@ -46,6 +51,7 @@ impl ReplicationQueue {
     pub fn new(key: String, pools: Vec<Arc<RedisPool>>) -> ReplicationQueue {
         ReplicationQueue {
             key,
+            scripting: pools.iter().map(|_| Default::default()).collect(),
             pools,
             pushes: Default::default(),
         }
@@ -78,16 +84,39 @@ impl ReplicationQueue {
             .map_err(Error::Redis)
     }
 
-    /// One `SADD key items...` on every server at once.
+    /// The items' `SADD`, with their lag records (`records::PUSH`), on every server at
+    /// once.
     fn add_everywhere(&self, items: &[String], home: Home) -> group_commit::Outcome {
-        let packed = redis::cmd("SADD")
+        let recorded = records::eval(records::PUSH, &self.key, items).get_packed_command();
+        let plain = redis::cmd("SADD")
             .arg(&self.key)
             .arg(items)
             .get_packed_command();
-        fanout::to_every(&self.pools, &packed, 1, home)
+        self.scripted_or_plain(&recorded, &plain, 1, home)
             .answered()
             .map(|took| took.len())
             .map_err(|err| err.to_string())
+    }
+
+    /// `scripted` to every server that runs our scripts, `plain` to the others, and again
+    /// `plain` to a server that refuses `scripted` now (it is not asked again).
+    fn scripted_or_plain(
+        &self,
+        scripted: &[u8],
+        plain: &[u8],
+        replies: usize,
+        home: Home,
+    ) -> fanout::Replies<Vec<redis::Value>> {
+        let packed = |i: usize| match self.scripting[i].works() {
+            true => scripted,
+            false => plain,
+        };
+        fanout::to_every(&self.pools, packed, replies, home).redo_where(
+            &self.pools,
+            |i, err| self.scripting[i].refused_by(err),
+            plain,
+            replies,
+        )
     }
 
     /// Up to `count` distinct items picked at random, and the queue's length: `SCARD key`
@@ -146,18 +175,67 @@ impl ReplicationQueue {
         self.set_members(&self.key)
     }
 
-    /// After copies: `SREM` the items from the queue and their failure records, on every
-    /// server in one round trip each. Fails when no server answered.
-    pub fn done(&self, items: &[&str]) -> Result<()> {
+    /// After copies: removes the items from the queue with their lag and failure records,
+    /// on every server in one round trip each. Answers each item's lag (`records::DONE`,
+    /// the largest over the servers). Fails when no server answered.
+    pub fn done(&self, items: &[&str]) -> Result<Vec<Lag>> {
         if items.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        pipe.cmd("SREM").arg(&self.key).arg(items);
-        pipe.cmd("HDEL")
-            .arg(dead_set::failures_key(&self.key))
-            .arg(items);
-        self.to_every(&pipe.get_packed_pipeline(), 2).map(|_| ())
+        let failures = dead_set::failures_key(&self.key);
+        let mut scripted = redis::pipe();
+        scripted.add_command(records::eval(records::DONE, &self.key, items));
+        scripted.cmd("HDEL").arg(&failures).arg(items);
+        let mut plain = redis::pipe();
+        plain.cmd("SREM").arg(&self.key).arg(items);
+        plain.cmd("HDEL").arg(&failures).arg(items);
+        let answers = self
+            .scripted_or_plain(
+                &scripted.get_packed_pipeline(),
+                &plain.get_packed_pipeline(),
+                2,
+                Home::default(),
+            )
+            .answered()?;
+        // A plain `SREM` answers a count, not which items it removed: no lag from it.
+        let lags: Vec<Vec<i64>> = answers
+            .into_iter()
+            .filter_map(|replies| first_value::<Vec<i64>>(replies))
+            .collect();
+        Ok(records::merge_lags(items.len(), &lags))
+    }
+
+    /// Per server, the queue's length, its oldest recorded item's age and the items
+    /// without a record (`records::OLDEST`, which also drops the stale records it meets);
+    /// None for a server that does not answer. A server without scripts answers its
+    /// length, every item unrecorded.
+    pub fn ages(&self) -> Vec<Option<QueueAges>> {
+        let scripted = records::eval(records::OLDEST, &self.key, &[] as &[&str]);
+        let plain = redis::cmd("SCARD").arg(&self.key).get_packed_command();
+        self.scripted_or_plain(&scripted.get_packed_command(), &plain, 1, Home::default())
+            .read_as(|replies| match replies.into_iter().next()? {
+                redis::Value::Int(length) => Some(QueueAges {
+                    length: length as u64,
+                    oldest_seconds: None,
+                    unrecorded: length as u64,
+                }),
+                reply => redis::from_redis_value(reply)
+                    .ok()
+                    .map(QueueAges::from_reply),
+            })
+            .per_server()
+    }
+
+    /// On the `server`-th server, drops the stale lag records among `count` from rank
+    /// `start` (`records::SWEEP`): Some((looked at, dropped)), None when the server did
+    /// not answer or runs no scripts.
+    pub fn sweep_records(&self, server: usize, start: u64, count: u64) -> Option<(u64, u64)> {
+        let pool = self.pools.get(server)?;
+        if !self.scripting[server].works() {
+            return None;
+        }
+        let sweep = records::eval(records::SWEEP, &self.key, &[start, count]);
+        pool.with(|conn| sweep.query::<(u64, u64)>(conn)).ok()
     }
 
     /// The dead set beside this queue.
@@ -167,13 +245,13 @@ impl ReplicationQueue {
 
     /// A pipeline of `replies` commands to every server at once, off the upload path.
     fn to_every(&self, packed: &[u8], replies: usize) -> Result<Vec<Vec<redis::Value>>> {
-        fanout::to_every(&self.pools, packed, replies, Home::default()).answered()
+        fanout::to_every(&self.pools, |_| packed, replies, Home::default()).answered()
     }
 
     /// The members of set `key` on every server that answers, merged and sorted.
     fn set_members(&self, key: &str) -> Result<Vec<String>> {
         let packed = redis::cmd("SMEMBERS").arg(key).get_packed_command();
-        let answers = fanout::to_every(&self.pools, &packed, 1, Home::default())
+        let answers = fanout::to_every(&self.pools, |_| &packed, 1, Home::default())
             .read_as(first_value::<Vec<String>>)
             .answered()?;
         let merged: std::collections::BTreeSet<String> = answers.into_iter().flatten().collect();
@@ -183,7 +261,7 @@ impl ReplicationQueue {
     /// `SCARD` of a key on every server at once.
     fn count_on_every(&self, key: &str) -> fanout::Replies<u64> {
         let packed = redis::cmd("SCARD").arg(key).get_packed_command();
-        fanout::to_every(&self.pools, &packed, 1, Home::default()).read_as(first_value)
+        fanout::to_every(&self.pools, |_| &packed, 1, Home::default()).read_as(first_value)
     }
 }
 

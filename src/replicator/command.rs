@@ -92,6 +92,7 @@ impl Command for ReplicatorCommand {
         };
         let shared = Arc::new(Shared::default());
         let _sync = sync::start(self.sync_settings(None), &shared)?;
+        crate::cluster::record_sweeper::start(Arc::clone(&shared.snapshot))?;
         // The sync thread sets the session before it publishes a snapshot.
         let (_, mut seen) = shared.snapshot.wait_newer(0);
         while shared.session.current().is_none() {

@@ -6,12 +6,14 @@
 
 use crate::cluster::snapshot::Snapshot;
 use crate::http::{Body, Handler, Request, Response};
+use crate::replication_queue::Lag;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Metric, Registry};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 /// Why a copy failed, as a metric label.
@@ -65,7 +67,11 @@ pub struct Metrics {
     pub cut: Counter,
     pub quorum_seconds: Histogram,
     pub copy_seconds: Histogram,
+    lag_seconds: Histogram,
+    lag_unrecorded: Counter,
     queue_length: Family<ServerLabel, Gauge>,
+    queue_oldest: Family<ServerLabel, Gauge<f64, AtomicU64>>,
+    queue_unrecorded: Family<ServerLabel, Gauge>,
     dead_items: Family<ServerLabel, Gauge>,
 }
 
@@ -138,10 +144,34 @@ impl Default for Metrics {
                 "Time of a successful copy, GET and PUT",
                 Histogram::new(exponential_buckets(0.001, 2.0, 17)),
             ),
+            lag_seconds: registered(
+                r,
+                "lag_seconds",
+                "Replication lag of the items this process finished: from the item's queueing to its removal from the queue after its last copy, on the Redis server's clock",
+                Histogram::new(lag_buckets()),
+            ),
+            lag_unrecorded: registered(
+                r,
+                "lag_unrecorded",
+                "Items this process finished that had no record of when they were queued (queued by old tools): their lag is unknown",
+                Counter::default(),
+            ),
             queue_length: registered(
                 r,
                 "queue_length",
                 "Items queued, per Redis server (-1: no answer)",
+                Family::default(),
+            ),
+            queue_oldest: registered(
+                r,
+                "queue_oldest_seconds",
+                "Age of the oldest queued item that has a record of when it was queued, per Redis server (0: none; -1: no answer)",
+                Family::default(),
+            ),
+            queue_unrecorded: registered(
+                r,
+                "queue_unrecorded_items",
+                "Queued items without a record of when they were queued (queued by old tools), per Redis server (-1: no answer)",
                 Family::default(),
             ),
             dead_items: registered(
@@ -155,7 +185,26 @@ impl Default for Metrics {
     }
 }
 
+/// 10 ms wide up to 100 ms, then doubling: 0.2 s ... about 55 minutes.
+fn lag_buckets() -> impl Iterator<Item = f64> {
+    let fine = (1..=10).map(|i| i as f64 / 100.0);
+    fine.chain(exponential_buckets(0.2, 2.0, 15))
+}
+
 impl Metrics {
+    /// Counts the lags of the items a round removed from the queue.
+    pub fn lags(&self, lags: &[Lag]) {
+        for lag in lags {
+            match lag {
+                Lag::Ms(ms) => self.lag_seconds.observe(*ms as f64 / 1000.0),
+                Lag::Unrecorded => {
+                    self.lag_unrecorded.inc();
+                }
+                Lag::NotMine => {}
+            }
+        }
+    }
+
     pub fn failed(&self, reason: Reason) {
         self.failures
             .get_or_create(&ReasonLabel {
@@ -186,17 +235,27 @@ impl Metrics {
 
     /// The text exposition, with the queue's gauges read now.
     pub fn render(&self, snapshot: Option<&Snapshot>) -> String {
-        self.queue_length.clear();
-        self.dead_items.clear();
+        for family in [&self.queue_length, &self.dead_items, &self.queue_unrecorded] {
+            family.clear();
+        }
+        self.queue_oldest.clear();
         if let Some(queue) = snapshot.and_then(|s| s.queue.as_ref()) {
-            let lengths = queue.lengths();
+            let ages = queue.ages();
             let dead = queue.dead().counts();
-            for ((pool, length), dead) in queue.pools.iter().zip(lengths).zip(dead) {
+            for ((pool, ages), dead) in queue.pools.iter().zip(ages).zip(dead) {
                 let label = ServerLabel {
                     server: pool.addr.to_string(),
                 };
                 let value = |n: Option<u64>| n.map_or(-1, |n| n as i64);
-                self.queue_length.get_or_create(&label).set(value(length));
+                self.queue_length
+                    .get_or_create(&label)
+                    .set(value(ages.map(|a| a.length)));
+                self.queue_unrecorded
+                    .get_or_create(&label)
+                    .set(value(ages.map(|a| a.unrecorded)));
+                self.queue_oldest
+                    .get_or_create(&label)
+                    .set(ages.map_or(-1.0, |a| a.oldest_seconds.unwrap_or(0.0)));
                 self.dead_items.get_or_create(&label).set(value(dead));
             }
         }

@@ -292,11 +292,12 @@ impl Worker {
             }
         }
         // Removed everywhere before the locks go, so nobody picks them up again.
-        if let Err(err) = queue.done(&copied) {
-            log_line!(
+        match queue.done(&copied) {
+            Ok(lags) => self.metrics.lags(&lags),
+            Err(err) => log_line!(
                 "cannot remove {} copied item(s) from the queue: {err}",
                 copied.len()
-            );
+            ),
         }
         match record_failures(queue, &failed, &self.bounds) {
             Ok(given_up) => {

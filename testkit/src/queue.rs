@@ -42,4 +42,40 @@ impl LocalCluster {
             serde_json::from_str(&t).unwrap_or_else(|_| panic!("a failure record is JSON: {t}"))
         })
     }
+
+    /// The lag records on Redis server `server`: item -> when it was queued, in ms of
+    /// that server's clock, sorted by item.
+    pub fn lag_records(&self, server: usize) -> Vec<(String, u64)> {
+        let mut records: Vec<(String, u64)> = self.redis[server]
+            .connection()
+            .and_then(|mut conn| {
+                redis::cmd("ZRANGE")
+                    .arg(format!("{QUEUE_KEY}-queued"))
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES")
+                    .query(&mut conn)
+            })
+            .unwrap_or_else(|err| panic!("ZRANGE the lag records: {err}"));
+        records.sort();
+        records
+    }
+
+    /// Redis server `server`'s clock, in ms (`TIME`).
+    pub fn redis_clock_ms(&self, server: usize) -> u64 {
+        let (seconds, micros): (u64, u64) = self.redis[server]
+            .connection()
+            .and_then(|mut conn| redis::cmd("TIME").query(&mut conn))
+            .unwrap_or_else(|err| panic!("TIME: {err}"));
+        seconds * 1000 + micros / 1000
+    }
+
+    /// Runs `command` on Redis server `server` as a test's own client, as an operator
+    /// (or an old tool) would; panics when it fails.
+    pub fn redis_command(&self, server: usize, command: &redis::Cmd) -> redis::Value {
+        self.redis[server]
+            .connection()
+            .and_then(|mut conn| command.query(&mut conn))
+            .unwrap_or_else(|err| panic!("a Redis command failed: {err}"))
+    }
 }

@@ -4,7 +4,7 @@
 //! `status` gathers the data once per request from the current snapshot and the
 //! coordinator's own counters: every shard with its nodes, fill and state; every node
 //! with its address and the failures this coordinator saw in the last minute; the queue
-//! length on each Redis server; uploads over the last minute; ZooKeeper's state and the
+//! length and its oldest item's age on each Redis server; uploads over the last minute; ZooKeeper's state and the
 //! configuration's age; version and uptime. `page` renders it, escaping every value that
 //! came from ZooKeeper.
 
@@ -58,6 +58,11 @@ pub struct QueueServer {
     pub server: String,
     /// None when the server did not answer.
     pub length: Option<u64>,
+    /// Age of the oldest queued item with a record of when it was queued; None when the
+    /// server did not answer or no queued item has one.
+    pub oldest_queued_seconds: Option<f64>,
+    /// Items queued without such a record (by old tools); None when no answer.
+    pub unrecorded_items: Option<u64>,
     /// Items in the dead set on that server (see `backpack-replicator-dead`).
     pub dead_items: Option<u64>,
 }
@@ -153,11 +158,13 @@ impl Observers {
                 queue
                     .pools
                     .iter()
-                    .zip(queue.lengths())
+                    .zip(queue.ages())
                     .zip(queue.dead().counts())
-                    .map(|((pool, length), dead_items)| QueueServer {
+                    .map(|((pool, ages), dead_items)| QueueServer {
                         server: pool.addr.to_string(),
-                        length,
+                        length: ages.map(|a| a.length),
+                        oldest_queued_seconds: ages.and_then(|a| a.oldest_seconds),
+                        unrecorded_items: ages.map(|a| a.unrecorded),
                         dead_items,
                     })
                     .collect()

@@ -5,7 +5,7 @@
 //! every one goes through `escape` (text and attribute values alike): a shard id holding
 //! `<script>` is shown as text.
 
-use super::{NodeStatus, ShardStatus, Status};
+use super::{NodeStatus, QueueServer, ShardStatus, Status};
 use crate::size::format_size;
 use std::fmt::Write;
 
@@ -95,7 +95,7 @@ fn head(out: &mut String, status: &Status) {
 }
 
 fn queue(out: &mut String, status: &Status) {
-    out.push_str("<h2>Replication queue</h2><table><tr><th>Redis server</th><th class=\"num\">items</th><th class=\"num\">dead items</th></tr>");
+    out.push_str("<h2>Replication queue</h2><table><tr><th>Redis server</th><th class=\"num\">items</th><th class=\"num\">oldest item</th><th class=\"num\">items of unknown age</th><th class=\"num\">dead items</th></tr>");
     let count = |n: Option<u64>, bad_above_zero: bool| match n {
         None => "<span class=\"bad\">no answer</span>".to_string(),
         Some(n) if bad_above_zero && n > 0 => format!("<span class=\"bad\">{n}</span>"),
@@ -104,14 +104,29 @@ fn queue(out: &mut String, status: &Status) {
     for server in &status.queue {
         let _ = write!(
             out,
-            "<tr class=\"queue\" data-server=\"{0}\"><td>{0}</td><td class=\"num\">{1}</td><td class=\"num dead\">{2}</td></tr>",
+            "<tr class=\"queue\" data-server=\"{0}\"><td>{0}</td><td class=\"num\">{1}</td><td class=\"num oldest\">{2}</td><td class=\"num\">{3}</td><td class=\"num dead\">{4}</td></tr>",
             escape(&server.server),
             count(server.length, false),
+            oldest(server),
+            count(server.unrecorded_items, false),
             count(server.dead_items, true),
         );
     }
     out.push_str("</table>");
 }
+
+/// The oldest queued item's age; flagged past `OLDEST_BAD_SECONDS`, the alert's bound.
+fn oldest(server: &QueueServer) -> String {
+    match server.oldest_queued_seconds {
+        None => "-".to_string(),
+        Some(s) if s > OLDEST_BAD_SECONDS => format!("<span class=\"bad\">{s:.1} s</span>"),
+        Some(s) => format!("{s:.1} s"),
+    }
+}
+
+/// Past this, the oldest item waits longer than an operator should accept (the
+/// `BackpackReplicationLagging` alert's bound).
+const OLDEST_BAD_SECONDS: f64 = 300.0;
 
 fn shard_row(out: &mut String, shard: &ShardStatus) {
     let percent = shard.used_ratio.map(|r| r * 100.0);
