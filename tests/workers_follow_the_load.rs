@@ -18,6 +18,7 @@ fn load(url: &str, prefix: &str, concurrency: usize, rate: Option<f64>) -> LoadR
         duration: Duration::from_secs(2),
         max_requests: 1_000_000,
         prefix: prefix.to_string(),
+        acked: None,
     })
     .expect("the load generator");
     assert!(report.requests > 0, "{prefix}: no request was made");

@@ -49,6 +49,15 @@ impl ClusterNode {
         }
     }
 
+    /// Whether the node holds `path` now: a look at a WebDAV node's directory (nginx moves
+    /// a file into place whole), a `GET` to a real node. Cheap enough to ask often.
+    pub fn has_file(&self, path: &str) -> bool {
+        match self {
+            ClusterNode::Backpack(node) => node.answers_200(path),
+            ClusterNode::WebDav(node) => node.files.join(path.trim_start_matches('/')).exists(),
+        }
+    }
+
     /// The PUTs a WebDAV node finished, from its log; None for a real node, which keeps
     /// no such log.
     pub fn puts(&self) -> Option<Vec<crate::LoggedPut>> {

@@ -30,7 +30,7 @@ fn backpack_binary() -> Result<PathBuf> {
     }
 }
 
-fn size_arg(text: &str) -> Result<u64, String> {
+pub(super) fn size_arg(text: &str) -> Result<u64, String> {
     parse_size(text).map_err(|err| err.to_string())
 }
 
@@ -57,7 +57,7 @@ enum Action {
     Load(LoadArgs),
     Matrix(MatrixArgs),
     SlowNode(SlowNodeArgs),
-    Replication(ReplicationArgs),
+    Replication(super::replication_command::ReplicationArgs),
     Scale(ScaleArgs),
     Check(CheckArgs),
     Wakeups(super::wakeups::WakeupsArgs),
@@ -128,39 +128,6 @@ struct ScaleArgs {
     /// also fill the cluster up and measure how far shards overflow
     #[argh(switch)]
     fill: bool,
-}
-
-#[derive(FromArgs)]
-#[argh(subcommand, name = "replication")]
-/// Uploads through one coordinator on the seed example, without and then with
-/// replicators: ingest both ways, items queued when the load ends, drain time, and the
-/// replicators' CPU per copy.
-struct ReplicationArgs {
-    /// real Backpack nodes instead of nginx WebDAV nodes
-    #[argh(switch)]
-    real: bool,
-    /// body size (default 64kb)
-    #[argh(option, default = "64 << 10", from_str_fn(size_arg))]
-    size: u64,
-    /// upload connections (default 16)
-    #[argh(option, default = "16")]
-    concurrency: usize,
-    /// time per run (default 15s)
-    #[argh(
-        option,
-        default = "Duration::from_secs(15)",
-        from_str_fn(parse_duration)
-    )]
-    duration: Duration,
-    /// turns, each a run without and a run with replicators (default 1)
-    #[argh(option, default = "1")]
-    turns: u32,
-    /// replicator processes (default 2)
-    #[argh(option, default = "2")]
-    replicators: usize,
-    /// more arguments for each replicator, space-separated (e.g. "8" for 8 copies at once)
-    #[argh(option, default = "String::new()")]
-    replicator_flags: String,
 }
 
 #[derive(FromArgs)]
@@ -283,6 +250,7 @@ impl Command for Bench {
                     duration: args.duration,
                     max_requests: args.count,
                     prefix: args.prefix,
+                    acked: None,
                 })
                 .map_err(Error::invalid)?;
                 println!(
@@ -316,27 +284,7 @@ impl Command for Bench {
                 args.delay,
             )
             .map_err(Error::Invalid),
-            Action::Replication(args) => super::replication::run_replication(
-                &backpack_binary()?,
-                &super::replication::ReplicationSpec {
-                    kind: if args.real {
-                        crate::NodeKind::Backpack
-                    } else {
-                        crate::NodeKind::WebDav
-                    },
-                    size: args.size,
-                    concurrency: args.concurrency,
-                    duration: args.duration,
-                    turns: args.turns.max(1),
-                    replicators: args.replicators,
-                    replicator_flags: args
-                        .replicator_flags
-                        .split_whitespace()
-                        .map(str::to_string)
-                        .collect(),
-                },
-            )
-            .map_err(Error::Invalid),
+            Action::Replication(args) => args.run(&backpack_binary()?).map_err(Error::Invalid),
             Action::Console(args) => args.run(&backpack_binary()?).map_err(Error::Invalid),
             Action::Wakeups(args) => args.run().map_err(Error::Invalid),
             Action::Check(args) => {

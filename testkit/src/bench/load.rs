@@ -27,6 +27,16 @@ pub struct LoadSpec {
     pub max_requests: u64,
     /// Paths are `/<prefix>/<n>`.
     pub prefix: String,
+    /// Told of every acknowledged upload that names its shard, as it is answered.
+    pub acked: Option<std::sync::mpsc::Sender<Acked>>,
+}
+
+/// An acknowledged upload, as `LoadSpec::acked` hears of it.
+#[derive(Debug, Clone)]
+pub struct Acked {
+    pub path: String,
+    pub shard: String,
+    pub at: Instant,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -191,6 +201,11 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport, String> {
                             let latency = due.elapsed().as_micros() as u64;
                             seen.latencies_us.push(latency);
                             if let Some(shard) = shard_in(&body) {
+                                if let Some(acked) = &spec.acked {
+                                    let at = Instant::now();
+                                    let shard = shard.clone();
+                                    let _ = acked.send(Acked { path, shard, at });
+                                }
                                 seen.by_shard.entry(shard).or_default().push(latency);
                             }
                         }

@@ -225,6 +225,7 @@ impl<'a> MatrixRun<'a> {
             duration: spec.duration / spec.turns,
             max_requests: (spec.cap_bytes / size.max(1) / spec.turns as u64).max(1),
             prefix,
+            acked: None,
         };
         // Direct and coordinator take turns, so that both meet the nodes' disk in the
         // same state. Run one after the other, the second was up to 5x slower with

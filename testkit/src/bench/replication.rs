@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The roles `cpu_by_role` sums by, in table order.
-const ROLES: [&str; 7] = [
+pub(super) const ROLES: [&str; 7] = [
     "coordinator",
     "replicators",
     "nodes",
@@ -55,7 +55,7 @@ struct Turn {
 }
 
 /// The queue's length on every Redis server, the largest.
-fn queued(cluster: &LocalCluster) -> Result<u64, String> {
+pub(super) fn queued(cluster: &LocalCluster) -> Result<u64, String> {
     let mut most = 0;
     for redis in &cluster.redis {
         let mut conn = redis::Client::open(format!("redis://{}/", redis.address()))
@@ -73,9 +73,9 @@ fn queued(cluster: &LocalCluster) -> Result<u64, String> {
 /// Every process on the machine now: pid -> (role, CPU seconds used so far). Roles: the
 /// coordinator, the replicators, the nodes (nginx or Node.js), Redis, ZooKeeper, this
 /// load generator, and the rest.
-type Processes = BTreeMap<u32, (&'static str, f64)>;
+pub(super) type Processes = BTreeMap<u32, (&'static str, f64)>;
 
-fn cpu_by_role() -> Processes {
+pub(super) fn cpu_by_role() -> Processes {
     let mut roles = Processes::new();
     let me = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -119,7 +119,7 @@ fn cpu_by_role() -> Processes {
 /// CPU seconds by role between two looks, counting only the processes seen both times
 /// (one that ended in between, or changed its name while exiting, would count its whole
 /// life, or minus it).
-fn minus(after: &Processes, before: &Processes) -> BTreeMap<&'static str, f64> {
+pub(super) fn minus(after: &Processes, before: &Processes) -> BTreeMap<&'static str, f64> {
     let mut roles = BTreeMap::new();
     for (pid, (role, cpu)) in after {
         if let Some((_, earlier)) = before.get(pid) {
@@ -129,13 +129,15 @@ fn minus(after: &Processes, before: &Processes) -> BTreeMap<&'static str, f64> {
     roles
 }
 
-fn empty_queue(cluster: &LocalCluster) -> Result<(), String> {
+/// Empties the queue and its lag records on every Redis server.
+pub(super) fn empty_queue(cluster: &LocalCluster) -> Result<(), String> {
     for redis in &cluster.redis {
         let mut conn = redis::Client::open(format!("redis://{}/", redis.address()))
             .and_then(|c| c.get_connection())
             .map_err(|err| format!("Redis {}: {err}", redis.address()))?;
         redis::cmd("DEL")
             .arg(QUEUE_KEY)
+            .arg(format!("{QUEUE_KEY}-queued"))
             .query::<()>(&mut conn)
             .map_err(|err| format!("Redis {}: {err}", redis.address()))?;
     }
@@ -163,6 +165,7 @@ fn one_turn(
         duration: spec.duration,
         max_requests: u64::MAX,
         prefix,
+        acked: None,
     };
     let roles_before = cpu_by_role();
     let without = run(&load(format!("without-{turn}")))?;
