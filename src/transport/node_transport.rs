@@ -35,6 +35,8 @@ pub trait SendGate: Send + Sync {
     fn open_for(&self) -> Duration;
     /// The socket the connection is about to write on.
     fn writing_on(&self, socket: RawFd);
+    /// The answer to what was sent on `socket` began: every byte sent arrived.
+    fn answer_started(&self, socket: RawFd);
 }
 
 /// What a node connection's socket must do beyond reading and writing.
@@ -60,6 +62,8 @@ pub struct PatientTransport<S: NodeStream> {
     write_timeout: Option<Option<Duration>>,
     /// Some bytes of the answer to the last request came.
     answer_started: bool,
+    /// The next write is a request's head: nothing was written since an answer came.
+    between_requests: bool,
     /// When ureq last asked whether the connection is open (see `is_open`).
     last_checked: Option<Instant>,
     gate: Option<Arc<dyn SendGate>>,
@@ -127,6 +131,7 @@ impl<S: NodeStream> PatientTransport<S> {
             read_timeout: None,
             write_timeout: None,
             answer_started: false,
+            between_requests: true,
             last_checked: None,
             gate: None,
         }
@@ -176,8 +181,19 @@ impl<S: NodeStream> Transport for PatientTransport<S> {
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         self.answer_started = false;
         let output = &self.buffers.output()[..amount];
-        // A gated connection writes at once: its gate must see the socket a body goes on.
-        if self.gate.is_none() && self.held.len() + output.len() <= HOLD_BYTES {
+        // A gated connection holds only a request's head, and tells its gate at once the
+        // socket the body goes on: the gate may look at that socket before the body's
+        // first write (a one-byte body is all last byte).
+        let head = std::mem::replace(&mut self.between_requests, false);
+        let hold = match &self.gate {
+            None => true,
+            Some(gate) if head => {
+                gate.writing_on(self.stream.as_raw_fd());
+                true
+            }
+            Some(_) => false,
+        };
+        if hold && self.held.len() + output.len() <= HOLD_BYTES {
             self.held.extend_from_slice(output);
             return Ok(());
         }
@@ -212,12 +228,13 @@ impl<S: NodeStream> Transport for PatientTransport<S> {
             }
         };
         self.buffers.input_appended(amount);
-        if amount > 0 && !self.answer_started && self.gate.is_some() {
-            // The answer began: every byte sent arrived, and the next request on this
-            // connection must not inherit a short retry bound set for its last byte.
-            let _ = super::tcp_queue::set_user_timeout(self.stream.as_raw_fd(), Duration::ZERO);
+        if amount > 0 && !self.answer_started {
+            if let Some(gate) = &self.gate {
+                gate.answer_started(self.stream.as_raw_fd());
+            }
         }
         self.answer_started |= amount > 0;
+        self.between_requests |= amount > 0;
         Ok(amount > 0)
     }
 
@@ -302,14 +319,7 @@ impl NodeStream for std::net::TcpStream {
     }
 
     fn still_open(&mut self) -> bool {
-        let mut probe = [0u8; 1];
-        if self.set_nonblocking(true).is_err() {
-            return false;
-        }
-        let open = match self.peek(&mut probe) {
-            Err(err) => err.kind() == io::ErrorKind::WouldBlock,
-            Ok(_) => false,
-        };
-        self.set_nonblocking(false).is_ok() && open
+        // One peek that does not block, instead of switching the socket's mode twice.
+        super::tcp_queue::open_and_quiet(self.as_raw_fd())
     }
 }
