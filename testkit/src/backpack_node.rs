@@ -124,11 +124,6 @@ impl BackpackNode {
         }
     }
 
-    /// Whether `GET path` answers 200 now (false when the node does not answer).
-    pub fn answers_200(&self, path: &str) -> bool {
-        matches!(get(self.addr(), path), Ok((200, _)))
-    }
-
     /// The node loses its disk and comes back empty on the same port: data files and index
     /// gone, a new data file registered (what an operator does after replacing a disk).
     pub fn wipe(&mut self) -> io::Result<()> {

@@ -49,12 +49,12 @@ impl ClusterNode {
         }
     }
 
-    /// Whether the node holds `path` now: a look at a WebDAV node's directory (nginx moves
-    /// a file into place whole), a `GET` to a real node. Cheap enough to ask often.
-    pub fn has_file(&self, path: &str) -> bool {
+    /// A real node's own Redis, whose index holds one key per stored file (the path
+    /// without its leading `/`); None for a WebDAV node.
+    pub fn index_redis(&self) -> Option<&crate::redis::RedisServer> {
         match self {
-            ClusterNode::Backpack(node) => node.answers_200(path),
-            ClusterNode::WebDav(node) => node.files.join(path.trim_start_matches('/')).exists(),
+            ClusterNode::Backpack(node) => Some(&node.redis),
+            ClusterNode::WebDav(_) => None,
         }
     }
 
