@@ -130,6 +130,41 @@ fn replication_reports_backlog_drain_and_cpu_by_role() {
     assert!(replicators > 0.0, "the replicators' CPU is counted: {with}");
 }
 
+/// Open loop: every rate's row has the lag from the replicators' histogram and from
+/// outside, and the queue emptied after the load.
+#[test]
+fn replication_open_loop_reports_the_lag_both_ways_at_each_rate() {
+    let said = bp_bench(&[
+        "replication",
+        "--open-loop",
+        "--size",
+        "4kb",
+        "--capacity-duration",
+        "1s",
+        "--duration",
+        "2s",
+        "--rates",
+        "40/s,5%",
+    ]);
+    for rate in ["| 40/s | ", "| 5% | "] {
+        let row = said
+            .lines()
+            .find(|l| l.starts_with(rate))
+            .unwrap_or_else(|| panic!("no row for {rate}: {said}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let acknowledged: u64 = cells[3].parse().unwrap_or_else(|_| panic!("{row}"));
+        assert!(acknowledged > 0, "{row}");
+        // The histogram's bucket for the median, and the median measured from outside.
+        assert!(cells[4].ends_with("] ms"), "{row}");
+        assert!(cells[5].ends_with(" ms"), "{row}");
+        assert!(
+            !row.contains("not emptied") && !row.contains("never seen"),
+            "{row}"
+        );
+    }
+    assert!(said.contains("replicators / coordinator without"), "{said}");
+}
+
 #[test]
 fn slow_node_compares_the_other_shards_latency() {
     let said = bp_bench(&[

@@ -39,12 +39,18 @@ pub enum Rate {
 }
 
 impl Rate {
-    /// `25%` or `600`.
+    /// `25%`, or `600` or `600/s`.
     pub fn parse(text: &str) -> Result<Rate, String> {
         let bad = || format!("{text}: a rate is a percentage (25%) or uploads per second (600)");
-        match text.trim().strip_suffix('%') {
+        let text = text.trim();
+        match text.strip_suffix('%') {
             Some(percent) => percent.parse().map(Rate::Percent).map_err(|_| bad()),
-            None => text.trim().parse().map(Rate::PerSecond).map_err(|_| bad()),
+            None => text
+                .strip_suffix("/s")
+                .unwrap_or(text)
+                .parse()
+                .map(Rate::PerSecond)
+                .map_err(|_| bad()),
         }
         .and_then(|rate| match rate {
             Rate::Percent(x) | Rate::PerSecond(x) if x > 0.0 && x.is_finite() => Ok(rate),
