@@ -12,12 +12,13 @@ use parking_lot::Mutex;
 use redis::{ConnectionLike, RedisResult, Value};
 use std::io::{self, BufReader, Write};
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub struct RedisConnection {
     writer: TcpStream,
-    reader: BufReader<TcpStream>,
+    reader: BufReader<ReadSide>,
     parser: redis::Parser,
     broken: bool,
     /// The read and write timeout its sockets have.
@@ -31,7 +32,10 @@ impl RedisConnection {
         let reader = affinity::move_home(writer.try_clone()?, home)?;
         writer.set_nodelay(true)?;
         let mut conn = RedisConnection {
-            reader: BufReader::new(reader),
+            reader: BufReader::new(ReadSide {
+                socket: reader,
+                timeout,
+            }),
             writer,
             parser: redis::Parser::new(),
             broken: false,
@@ -44,10 +48,11 @@ impl RedisConnection {
     /// How long one read or write may wait (system calls only when it changes).
     fn fit(&mut self, timeout: Duration) -> io::Result<()> {
         if self.timeout != timeout {
-            for stream in [&self.writer, self.reader.get_ref()] {
+            for stream in [&self.writer, &self.reader.get_ref().socket] {
                 stream.set_read_timeout(Some(timeout))?;
                 stream.set_write_timeout(Some(timeout))?;
             }
+            self.reader.get_mut().timeout = timeout;
             self.timeout = timeout;
         }
         Ok(())
@@ -65,7 +70,7 @@ impl RedisConnection {
 
     /// The worker this connection's replies wake.
     fn home(&self) -> Home {
-        affinity::home_of(self.reader.get_ref())
+        affinity::home_of(&self.reader.get_ref().socket)
     }
 
     /// Reads the reply to a command sent with `send`.
@@ -82,6 +87,47 @@ impl RedisConnection {
     fn exchange(&mut self, packed: &[u8], replies: usize) -> RedisResult<Vec<Value>> {
         self.send(packed)?;
         (0..replies).map(|_| self.receive()).collect()
+    }
+}
+
+/// The reading half of a connection. In a coroutine a read parks the coroutine (`may`).
+/// On a plain thread (the replicator's workers, the admin commands) `may` would park the
+/// thread until its event loop wakes it: two thread switches per reply. There the read
+/// waits in `poll` instead, and `may`'s read then finds the reply at its first try.
+struct ReadSide {
+    socket: TcpStream,
+    timeout: Duration,
+}
+
+impl io::Read for ReadSide {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !may::coroutine::is_coroutine() {
+            wait_readable(self.socket.as_raw_fd(), self.timeout)?;
+        }
+        self.socket.read(buf)
+    }
+}
+
+/// Waits until `socket` has something to read (or was closed), at most `timeout`.
+fn wait_readable(socket: RawFd, timeout: Duration) -> io::Result<()> {
+    let mut poll = libc::pollfd {
+        fd: socket,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = timeout.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+    loop {
+        // SAFETY: one pollfd of an open socket of ours, for the call's length.
+        match unsafe { libc::poll(&mut poll, 1, millis) } {
+            0 => return Err(io::ErrorKind::TimedOut.into()),
+            n if n > 0 => return Ok(()),
+            _ => {
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+        }
     }
 }
 
