@@ -3,31 +3,23 @@
 //!
 //! On the seed example it first measures the closed-loop capacity without replicators
 //! (the ceiling the rates are fractions of), then starts the replicators and offers
-//! open-loop uploads at each rate. Every acknowledged upload is watched from outside: a
-//! watcher looks at the shard's two nodes every 5 ms until both hold the file, and the
-//! time from the acknowledgement to then is the upload's lag (files still missing after
-//! 100 ms are looked at every tenth of their age instead). Beside it, the lag the
+//! open-loop uploads at each rate. Every acknowledged upload is watched from outside
+//! (`lag_watch`) until both nodes of its shard hold the file: the time from the
+//! acknowledgement to then is the upload's lag. Beside it, the lag the
 //! replicators measured themselves (their `backpack_replicator_lag_seconds` histogram,
 //! the difference over the rate's run), so the two can be compared bucket by bucket.
 
 use super::lag_histogram::{scrape_lags, Buckets};
-use super::load::{percentile_ms, run, Acked, LoadSpec};
+use super::lag_watch::{Watcher, WAIT_LIMIT};
+use super::load::{percentile_ms, run, LoadSpec};
 use super::replication::{cpu_by_role, empty_queue, minus, queued, ROLES};
 use crate::{LocalCluster, NodeKind, ServerProcess};
 use backpack::size::format_size;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
-/// How often the watcher looks for the files still on one node...
-const LOOK_EVERY: Duration = Duration::from_millis(5);
-/// ...until they are this old; older ones are looked at every tenth of their age, which
-/// keeps the error inside a lag bucket (they double above 100 ms) and keeps an overloaded
-/// machine from spending its cores on the watcher.
-const LOOK_OFTEN_UNTIL: Duration = Duration::from_millis(100);
-/// How long the watcher waits for a file's second copy, and the drain for the queue.
-const WAIT_LIMIT: Duration = Duration::from_secs(120);
 /// Connections of the open-loop load: enough that none waits for a free one.
 const OPEN_LOOP_CONNECTIONS: usize = 64;
 
@@ -94,143 +86,6 @@ struct RateRun {
     roles: BTreeMap<&'static str, f64>,
 }
 
-/// The nodes of a seed-example shard: shard `s` is on nodes `s` and `s + 3`.
-fn shard_nodes(shard: &str) -> Option<[usize; 2]> {
-    let s: usize = shard.parse().ok()?;
-    (1..=3).contains(&s).then_some([s, s + 3])
-}
-
-/// How the watcher asks a node whether it holds files, without loading the node: a
-/// WebDAV node's directory (nginx moves a file into place whole), or a real node's index
-/// in its own Redis (one key per file), in one pipelined round trip.
-enum Probe {
-    Dir(std::path::PathBuf),
-    Index(redis::Connection),
-}
-
-impl Probe {
-    fn of(cluster: &LocalCluster, node: usize) -> Result<Probe, String> {
-        let node = cluster.node(node);
-        match (node.files_dir(), node.index_redis()) {
-            (Some(dir), _) => Ok(Probe::Dir(dir.to_path_buf())),
-            (None, Some(redis)) => redis
-                .connection()
-                .map(Probe::Index)
-                .map_err(|err| format!("a node's index: {err}")),
-            (None, None) => Err("a node with neither files nor an index".into()),
-        }
-    }
-
-    /// For each path, whether the node holds it now (false when it cannot tell).
-    fn holding(&mut self, paths: &[&str]) -> Vec<bool> {
-        match self {
-            Probe::Dir(dir) => paths
-                .iter()
-                .map(|path| dir.join(path.trim_start_matches('/')).exists())
-                .collect(),
-            Probe::Index(conn) => {
-                let mut pipe = redis::pipe();
-                for path in paths {
-                    pipe.cmd("EXISTS").arg(path.trim_start_matches('/'));
-                }
-                pipe.query::<Vec<bool>>(conn)
-                    .unwrap_or_else(|_| vec![false; paths.len()])
-            }
-        }
-    }
-}
-
-/// An acknowledged upload the watcher waits on: the nodes not yet seen holding it, and
-/// when to look next.
-struct Pending {
-    acked: Acked,
-    missing: Vec<usize>,
-    next: Instant,
-}
-
-/// Watches acknowledged uploads until both nodes of their shard hold them; their lags,
-/// sorted, in microseconds, and how many were never seen whole.
-fn watch(mut probes: BTreeMap<usize, Probe>, acks: Receiver<Acked>) -> (Vec<u64>, usize) {
-    let mut pending: Vec<Pending> = Vec::new();
-    let mut lags = Vec::new();
-    let mut never_seen = 0;
-    let mut open = true;
-    // Answers naming no shard of the seed example: never seen whole either.
-    let mut unknown_shard = 0;
-    let mut take = |acked: Acked, pending: &mut Vec<Pending>| match shard_nodes(&acked.shard) {
-        Some(nodes) => pending.push(Pending {
-            acked,
-            missing: nodes.to_vec(),
-            next: Instant::now(),
-        }),
-        None => unknown_shard += 1,
-    };
-    while open || !pending.is_empty() {
-        let round = Instant::now();
-        loop {
-            match acks.try_recv() {
-                Ok(acked) => take(acked, &mut pending),
-                Err(std::sync::mpsc::TryRecvError::Empty) => break,
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                    open = false;
-                    break;
-                }
-            }
-        }
-        // The uploads due for a look, asked of each node at once.
-        let due: Vec<usize> = (0..pending.len())
-            .filter(|i| pending[*i].next <= round)
-            .collect();
-        for (node, probe) in probes.iter_mut() {
-            let asked: Vec<usize> = due
-                .iter()
-                .copied()
-                .filter(|i| pending[*i].missing.contains(node))
-                .collect();
-            let paths: Vec<&str> = asked
-                .iter()
-                .map(|i| pending[*i].acked.path.as_str())
-                .collect();
-            for (i, held) in asked.iter().zip(probe.holding(&paths)) {
-                if held {
-                    pending[*i].missing.retain(|n| n != node);
-                }
-            }
-        }
-        let now = Instant::now();
-        pending.retain_mut(|upload| {
-            let age = now - upload.acked.at;
-            if upload.missing.is_empty() {
-                lags.push(age.as_micros() as u64);
-                return false;
-            }
-            if age > WAIT_LIMIT {
-                never_seen += 1;
-                return false;
-            }
-            if upload.next <= round {
-                upload.next = now
-                    + age
-                        .checked_sub(LOOK_OFTEN_UNTIL)
-                        .map_or(LOOK_EVERY, |_| age / 10);
-            }
-            true
-        });
-        if let Some(rest) = LOOK_EVERY.checked_sub(round.elapsed()) {
-            match acks.recv_timeout(rest) {
-                Ok(acked) => take(acked, &mut pending),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    open = false;
-                    std::thread::sleep(LOOK_EVERY.saturating_sub(round.elapsed()));
-                }
-            }
-        }
-    }
-    lags.sort_unstable();
-    (lags, never_seen + unknown_shard)
-}
-
 fn one_rate(
     cluster: &LocalCluster,
     coordinator: &str,
@@ -239,14 +94,12 @@ fn one_rate(
     rate: f64,
     label: &str,
 ) -> Result<RateRun, String> {
-    let probes = (1..=6)
-        .map(|node| Probe::of(cluster, node).map(|probe| (node, probe)))
-        .collect::<Result<BTreeMap<_, _>, _>>()?;
+    let watcher = Watcher::for_prefix(cluster, label)?;
     let before = scrape_lags(replicators)?;
     let roles_before = cpu_by_role();
     let (told, acks) = channel();
-    let (report, (outside_us, never_seen), queued_at_end, emptied) = std::thread::scope(|s| {
-        let watcher = s.spawn(|| watch(probes, acks));
+    let (report, watched, queued_at_end, emptied) = std::thread::scope(|s| {
+        let watcher = s.spawn(|| watcher.run(acks));
         let report = run(&LoadSpec {
             targets: vec![coordinator.to_string()],
             body_size: spec.size as usize,
@@ -276,8 +129,8 @@ fn one_rate(
         offered: rate,
         acked: report.ok,
         errors: report.errors.values().sum(),
-        outside_us,
-        never_seen,
+        outside_us: watched.lags_us,
+        never_seen: watched.never_seen,
         histogram,
         queued_at_end: queued_at_end?,
         emptied,

@@ -14,6 +14,7 @@ pub mod command;
 mod console;
 mod lag;
 mod lag_histogram;
+mod lag_watch;
 pub mod load;
 mod matrix;
 mod replication;
