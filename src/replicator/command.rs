@@ -1,9 +1,10 @@
 //! `backpack-replicator <zk_servers> </zk/root> [concurrency]`.
 
+use super::claims::Claims;
 use super::fence::{keep_lease, CopyGate, Fence};
 use super::give_up::{Bounds, RetryPace};
 use super::metrics::{Metrics, MetricsEndpoint};
-use super::worker::{Claims, Worker};
+use super::worker::Worker;
 use crate::cluster::sync::{self, Shared};
 use crate::command::args::daemon_command;
 use crate::command::Command;

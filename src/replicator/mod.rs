@@ -2,7 +2,8 @@
 //! has it to the node that lacks it.
 //!
 //! Where things are: `worker` is one worker's loop (pick a few items, lock them, copy,
-//! remove them); `locks` takes and releases item locks in ZooKeeper in batches; `fence` stops work under
+//! remove them), `pacing` its waits between rounds and `claims` the items its fellow
+//! workers hold; `locks` takes and releases item locks in ZooKeeper in batches; `fence` stops work under
 //! them before ZooKeeper can have expired the session that holds them; `copy`
 //! moves one file between two nodes; `command` starts the workers and the ZooKeeper
 //! thread (`crate::cluster`, shared with the coordinator); `push` is
@@ -11,6 +12,7 @@
 //! `dead_command` (`backpack-replicator-dead`) lists, retries and drops (the dead set
 //! itself is `crate::replication_queue::DeadSet`).
 
+mod claims;
 pub mod command;
 mod copy;
 pub mod dead_command;
@@ -18,5 +20,6 @@ mod fence;
 mod give_up;
 mod locks;
 mod metrics;
+mod pacing;
 pub mod push;
 mod worker;

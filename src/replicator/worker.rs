@@ -10,53 +10,22 @@
 //! same items when few are queued; items another worker of this process already holds
 //! are left alone without asking ZooKeeper.
 
+use super::claims::Claims;
 use super::copy::{copy_from_any, plan, NotCopied, Plan};
 use super::fence::CopyGate;
 use super::give_up::{due_now, record_failures, Bounds, Failed, FailureKind, RetryPace};
 use super::locks;
 use super::metrics::{Metrics, Reason};
+use super::pacing::{short_round, MOST_IDLE};
 use crate::cluster::sync::Shared;
 use crate::log_line;
 use crate::replication_queue::{self, ReplicationQueue};
 use crate::shutdown::Shutdown;
 use crate::transport::redis::RedisPool;
 use crate::zk_state::ZkState;
-use parking_lot::Mutex;
 use rand::seq::SliceRandom;
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Items some worker of this process is working on, by their lock's path (one per item).
-#[derive(Default)]
-pub struct Claims(Mutex<HashSet<String>>);
-
-impl Claims {
-    /// Claims up to `most` of the jobs, in order, skipping those another worker holds;
-    /// returns those claimed.
-    fn claim(&self, jobs: impl Iterator<Item = Job>, most: usize) -> Vec<Job> {
-        let mut held = self.0.lock();
-        jobs.filter(|job| held.insert(job.lock.clone()))
-            .take(most)
-            .collect()
-    }
-
-    fn release(&self, items: &[Job]) {
-        let mut held = self.0.lock();
-        for job in items {
-            held.remove(&job.lock);
-        }
-    }
-
-    /// Claims the item whose lock is at `path`, unless a worker holds it.
-    fn claim_lock(&self, path: &str) -> bool {
-        self.0.lock().insert(path.to_string())
-    }
-
-    fn release_lock(&self, path: &str) {
-        self.0.lock().remove(path);
-    }
-}
 
 pub struct Worker {
     pub shared: Arc<Shared>,
@@ -100,24 +69,6 @@ enum Round {
     /// The session is not confirmed (`fence`): no work under locks until it is.
     Fenced,
 }
-
-/// How long a round of `items` (fewer than `batch`) lasts at least: `round_time`, longer
-/// the shorter the batch, up to `SHORT_ROUND_MOST` times, so that workers keeping pace
-/// with a moderate load gather several items a round instead of one or two. Measured
-/// open loop at 450 uploads/s: the replicators' CPU per copy went from 0.66 to 0.42 ms and
-/// ZooKeeper's from 0.64 to 0.39, for a median lag of 27 ms instead of 7.
-fn short_round(round_time: Duration, items: usize, batch: usize) -> Duration {
-    let stretch = (batch as f64 / items.max(1) as f64).clamp(1.0, SHORT_ROUND_MOST);
-    round_time.mul_f64(stretch)
-}
-
-/// The most a short batch stretches its round (see `short_round`).
-const SHORT_ROUND_MOST: f64 = 4.0;
-
-/// The longest pause of a worker that found the queue empty, or only items others hold.
-/// It bounds how long a new item can wait for a round when the queue was idle (it was
-/// 1 s); every worker polling four times a second costs a few Redis round trips a second.
-const MOST_IDLE: Duration = Duration::from_millis(250);
 
 /// Deletes a round's locks when dropped.
 struct Release<'a> {
@@ -234,7 +185,7 @@ impl Worker {
             plan: plan(&snapshot, &text),
             text,
         });
-        let jobs = self.claims.claim(jobs, share);
+        let jobs = self.claims.claim(jobs, |job| job.lock.as_str(), share);
         if jobs.is_empty() {
             return Round::Busy;
         }
@@ -244,7 +195,8 @@ impl Worker {
         } else {
             self.locked_round(&store, queue, picked.server, &jobs)
         };
-        self.claims.release(&jobs);
+        self.claims
+            .release(jobs.iter().map(|job| job.lock.as_str()));
         outcome
     }
 
@@ -257,7 +209,8 @@ impl Worker {
             jobs.into_iter().zip(due).partition(|(_, due)| *due);
         let waiting: Vec<Job> = waiting.into_iter().map(|(job, _)| job).collect();
         self.metrics.waiting.inc_by(waiting.len() as u64);
-        self.claims.release(&waiting);
+        self.claims
+            .release(waiting.iter().map(|job| job.lock.as_str()));
         due.into_iter().map(|(job, _)| job).collect()
     }
 

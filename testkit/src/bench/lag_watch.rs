@@ -163,18 +163,23 @@ impl Inotify {
     fn run(self, acks: Receiver<Acked>) -> Watched {
         let mut buffer = vec![0u8; 64 * 1024];
         let mut watched = Watched::default();
-        // When each node got each file, and the acknowledged uploads not yet whole.
-        let mut seen: HashMap<(usize, String), Instant> = HashMap::new();
-        let mut pending: HashMap<String, (Acked, [usize; 2])> = HashMap::new();
+        // When the first node got each file not yet whole, and the acknowledged uploads
+        // waiting for their nodes. Only what an event or an acknowledgement touches is
+        // looked at: a backlog of thousands costs nothing per look.
+        let mut first: HashMap<String, (usize, Instant)> = HashMap::new();
+        let mut whole: HashMap<String, Instant> = HashMap::new();
+        let mut pending: HashMap<String, Acked> = HashMap::new();
         let mut open = true;
-        let done = |name: &str, nodes: &[usize; 2], seen: &HashMap<(usize, String), Instant>| {
-            let a = seen.get(&(nodes[0], name.to_string()))?;
-            let b = seen.get(&(nodes[1], name.to_string()))?;
-            Some(*a.max(b))
+        let mut last_sweep = Instant::now();
+        let finish = |acked: &Acked, at: Instant, watched: &mut Watched| {
+            // The copy may land before the client has the answer: no lag then.
+            let lag = at.saturating_duration_since(acked.at);
+            watched.lags_us.push(lag.as_micros() as u64);
         };
         while open || !pending.is_empty() {
             loop {
                 match acks.try_recv() {
+                    Ok(acked) if shard_nodes(&acked.shard).is_none() => watched.never_seen += 1,
                     Ok(acked) => {
                         let name = acked
                             .path
@@ -182,9 +187,9 @@ impl Inotify {
                             .next()
                             .unwrap_or_default()
                             .to_string();
-                        match shard_nodes(&acked.shard) {
-                            Some(nodes) => drop(pending.insert(name, (acked, nodes))),
-                            None => watched.never_seen += 1,
+                        match whole.remove(&name) {
+                            Some(at) => finish(&acked, at, &mut watched),
+                            None => drop(pending.insert(name, acked)),
                         }
                     }
                     Err(TryRecvError::Empty) => break,
@@ -196,24 +201,26 @@ impl Inotify {
             }
             let now = Instant::now();
             for (node, name) in self.arrivals(&mut buffer) {
-                seen.entry((node, name)).or_insert(now);
+                match first.get(&name) {
+                    // A second node has it: the file is whole (seed-example shards have
+                    // two nodes).
+                    Some((other, _)) if *other != node => {
+                        first.remove(&name);
+                        match pending.remove(&name) {
+                            Some(acked) => finish(&acked, now, &mut watched),
+                            None => drop(whole.insert(name, now)),
+                        }
+                    }
+                    Some(_) => {}
+                    None => drop(first.insert(name, (node, now))),
+                }
             }
-            let now = Instant::now();
-            pending.retain(|name, (acked, nodes)| {
-                if let Some(whole) = done(name, nodes, &seen) {
-                    // The copy may land before the client has the answer: no lag then.
-                    let lag = whole.saturating_duration_since(acked.at);
-                    watched.lags_us.push(lag.as_micros() as u64);
-                    seen.remove(&(nodes[0], name.clone()));
-                    seen.remove(&(nodes[1], name.clone()));
-                    return false;
-                }
-                if now - acked.at > WAIT_LIMIT {
-                    watched.never_seen += 1;
-                    return false;
-                }
-                true
-            });
+            if now - last_sweep > Duration::from_secs(1) {
+                last_sweep = now;
+                let before = pending.len();
+                pending.retain(|_, acked| now - acked.at <= WAIT_LIMIT);
+                watched.never_seen += before - pending.len();
+            }
         }
         watched.lags_us.sort_unstable();
         watched
