@@ -2,6 +2,7 @@
 
 use super::load::{run, LoadSpec};
 use super::matrix::{run_matrix, MatrixSpec};
+use super::size_arg;
 use crate::measure::{cpu_seconds, peak_rss_kib};
 use argh::FromArgs;
 use backpack::command::Command;
@@ -28,10 +29,6 @@ fn backpack_binary() -> Result<PathBuf> {
             beside.display()
         )))
     }
-}
-
-pub(super) fn size_arg(text: &str) -> Result<u64, String> {
-    parse_size(text).map_err(|err| err.to_string())
 }
 
 fn list<T: std::str::FromStr>(

@@ -24,3 +24,8 @@ mod slow_node;
 mod synthetic_cluster;
 mod turns;
 mod wakeups;
+
+/// A size argument (`64kb`, `1mb`, `512`) as bytes, for argh.
+fn size_arg(text: &str) -> Result<u64, String> {
+    backpack::size::parse_size(text).map_err(|err| err.to_string())
+}

@@ -1,9 +1,9 @@
 //! `bp-bench replication`'s arguments: the closed-loop comparison (`replication`) or, with
 //! `--open-loop`, the lag at fixed rates (`lag`).
 
-use super::command::size_arg;
 use super::lag::{run_open_loop, OpenLoopSpec, Rate};
 use super::replication::{run_replication, ReplicationSpec};
+use super::size_arg;
 use crate::NodeKind;
 use argh::FromArgs;
 use backpack::duration_arg::parse_duration;
