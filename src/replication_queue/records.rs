@@ -69,6 +69,7 @@ return lags"
 );
 
 /// What `DONE` answers for an item that another process removed first.
+#[cfg(test)]
 pub(super) const NOT_QUEUED: i64 = -1;
 /// What `DONE` answers for an item queued without a record.
 pub(super) const UNRECORDED: i64 = -2;
@@ -184,7 +185,7 @@ pub fn merge_lags(items: usize, answers: &[Vec<i64>]) -> Vec<Lag> {
                     _ => Lag::Ms(ms as u64),
                 },
                 UNRECORDED if lag == Lag::NotMine => Lag::Unrecorded,
-                NOT_QUEUED | UNRECORDED => lag,
+                // `NOT_QUEUED`, or `UNRECORDED` beside another server's lag.
                 _ => lag,
             })
         })

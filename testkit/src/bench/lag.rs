@@ -12,7 +12,9 @@
 use super::lag_histogram::{scrape_lags, Buckets};
 use super::lag_watch::{Watcher, WAIT_LIMIT};
 use super::load::{percentile_ms, run, LoadSpec};
-use super::replication::{cpu_by_role, empty_queue, minus, queued, ROLES};
+use super::replication::{
+    cpu_by_role, empty_queue, minus, queued, seed_example_with_coordinator, ROLES,
+};
 use crate::{LocalCluster, NodeKind, ServerProcess};
 use backpack::size::format_size;
 use std::collections::BTreeMap;
@@ -144,17 +146,8 @@ fn ms(seconds: f64) -> String {
 }
 
 pub fn run_open_loop(bin: &Path, spec: &OpenLoopSpec) -> Result<(), String> {
-    let nodes = match spec.kind {
-        NodeKind::Backpack => "real Backpack nodes",
-        NodeKind::WebDav => "nginx WebDAV nodes",
-        NodeKind::Sink => "sink nodes",
-    };
-    eprintln!("starting the seed example: six {nodes}, three shards of two, two Redis...");
-    let cluster = LocalCluster::seed_example(bin, "bench-replication-lag", spec.kind)
-        .map_err(|e| e.to_string())?;
-    let coordinator = cluster
-        .start_coordinator("coordinator", &["--quiet"])
-        .map_err(|e| e.to_string())?;
+    let (cluster, coordinator, nodes) =
+        seed_example_with_coordinator(bin, "bench-replication-lag", spec.kind)?;
     let url = coordinator.url("");
 
     eprintln!("closed-loop capacity without replicators...");

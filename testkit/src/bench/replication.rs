@@ -10,7 +10,7 @@
 use super::load::{run, LoadReport, LoadSpec};
 use super::turns::median;
 use crate::measure::cpu_seconds;
-use crate::{LocalCluster, NodeKind, ServerProcess, QUEUE_KEY};
+use crate::{CoordinatorProcess, LocalCluster, NodeKind, ServerProcess, QUEUE_KEY};
 use backpack::size::format_size;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -212,18 +212,29 @@ fn one_turn(
     })
 }
 
-pub fn run_replication(bin: &Path, spec: &ReplicationSpec) -> Result<(), String> {
-    let nodes = match spec.kind {
+/// The seed example on nodes of `kind` with one quiet coordinator; also the nodes' name
+/// for the tables.
+pub(super) fn seed_example_with_coordinator(
+    bin: &Path,
+    label: &str,
+    kind: NodeKind,
+) -> Result<(LocalCluster, CoordinatorProcess, &'static str), String> {
+    let nodes = match kind {
         NodeKind::Backpack => "real Backpack nodes",
         NodeKind::WebDav => "nginx WebDAV nodes",
         NodeKind::Sink => "sink nodes",
     };
     eprintln!("starting the seed example: six {nodes}, three shards of two, two Redis...");
-    let cluster = LocalCluster::seed_example(bin, "bench-replication", spec.kind)
-        .map_err(|e| e.to_string())?;
+    let cluster = LocalCluster::seed_example(bin, label, kind).map_err(|e| e.to_string())?;
     let coordinator = cluster
         .start_coordinator("coordinator", &["--quiet"])
         .map_err(|e| e.to_string())?;
+    Ok((cluster, coordinator, nodes))
+}
+
+pub fn run_replication(bin: &Path, spec: &ReplicationSpec) -> Result<(), String> {
+    let (cluster, coordinator, nodes) =
+        seed_example_with_coordinator(bin, "bench-replication", spec.kind)?;
     let url = coordinator.url("");
     println!(
         "\nseed example on {nodes}; {} uploads at c={}, {}s per run; {} replicator(s){}\n",
