@@ -8,12 +8,24 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: backpack::allocator::SplitAllocator = backpack::allocator::SplitAllocator;
 
-fn usage() -> ExitCode {
-    eprintln!("usage: backpack <command> [arguments...]   (or run bin/<command>)");
-    eprintln!("commands:");
+/// What `backpack` says of itself: how to call it and the commands it runs.
+fn usage_text() -> String {
+    let mut text = String::from(
+        "Usage: backpack <command> [<arguments>...]\n\n\
+         The one binary behind every backpack-rs command: it runs the command it is called \
+         by (a link named backpack-coordinator runs the coordinator), or the one named by \
+         its first argument. Each command has its own --help.\n\nCommands:\n",
+    );
     for (name, _) in backpack::cli::COMMANDS {
-        eprintln!("  {name}");
+        text.push_str(&format!("  {name}\n"));
     }
+    text.push_str("\nOptions:\n  --help, help      display usage information\n");
+    text.push_str("  --version         the version, and the git commit it was built from");
+    text
+}
+
+fn usage() -> ExitCode {
+    eprintln!("{}", usage_text());
     ExitCode::from(backpack::command::EXIT_USAGE)
 }
 
@@ -30,8 +42,16 @@ fn main() -> ExitCode {
     let (name, rest) = if known {
         (called_as, &args[1.min(args.len())..])
     } else {
-        match args.get(1) {
-            Some(command) => (command.clone(), &args[2..]),
+        match args.get(1).map(String::as_str) {
+            Some("--help" | "help" | "-h") => {
+                println!("{}", usage_text());
+                return ExitCode::SUCCESS;
+            }
+            Some("--version") => {
+                println!("backpack {}", backpack::version::version());
+                return ExitCode::SUCCESS;
+            }
+            Some(command) => (command.to_string(), &args[2..]),
             None => return usage(),
         }
     };
