@@ -224,6 +224,9 @@ struct MatrixArgs {
     /// turns each side takes per cell, in a balanced order (default 2)
     #[argh(option, default = "2")]
     turns: u32,
+    /// with --sink, do not also drive the proxy and the coordinator with wrk
+    #[argh(switch)]
+    no_wrk: bool,
     /// also one upload of this size, direct and through the coordinator (default 512mb; 0: none)
     #[argh(option, default = "512 << 20", from_str_fn(size_arg))]
     big_upload: u64,
@@ -335,6 +338,7 @@ impl Command for Bench {
                     big_upload: args.big_upload,
                     turns: args.turns.max(1),
                     turn_log: args.turn_log,
+                    wrk: args.sink && !args.no_wrk,
                 };
                 run_matrix(&backpack_binary()?, &spec).map_err(Error::Invalid)
             }

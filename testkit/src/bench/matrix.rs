@@ -4,14 +4,15 @@
 //! load generator's own CPU per request is printed too: when it nears the coordinator's,
 //! the client, not the coordinator, sets the pace.
 
+use super::around_cells::{clean, one_upload};
 use super::load::{run, LoadReport, LoadSpec};
 use super::turns::{slice_orders, write_back, Contender, Side, TurnLog};
+use super::wrk::{self, WrkTable};
 use crate::measure::{cpu_seconds, peak_rss_kib, rss_kib};
-use crate::{CoordinatorProcess, LocalCluster, NginxProxy, NodeKind, QUEUE_KEY};
+use crate::{CoordinatorProcess, LocalCluster, NginxProxy, NodeKind};
 use backpack::size::format_size;
-use std::io::Read;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct MatrixSpec {
     pub sink: bool,
@@ -29,63 +30,8 @@ pub struct MatrixSpec {
     pub turns: u32,
     /// Where every turn's numbers go, one line each (`TurnLog`).
     pub turn_log: Option<std::path::PathBuf>,
-}
-
-/// Removes what a cell stored, so a run never fills the disk, and empties the queue;
-/// then has the disk write back, so the next cell does not pay for this one's writes.
-pub fn clean(cluster: &LocalCluster) {
-    for node in &cluster.nodes {
-        let Some(files) = node.files_dir() else {
-            continue;
-        };
-        if let Ok(entries) = std::fs::read_dir(files) {
-            for entry in entries.flatten() {
-                let _ = std::fs::remove_dir_all(entry.path())
-                    .or_else(|_| std::fs::remove_file(entry.path()));
-            }
-        }
-    }
-    for redis in &cluster.redis {
-        if let Ok(mut conn) = redis::Client::open(format!("redis://{}/", redis.address()))
-            .and_then(|c| c.get_connection())
-        {
-            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(QUEUE_KEY).query(&mut conn);
-        }
-    }
-    write_back();
-}
-
-/// Makes `left` bytes without holding them.
-struct Pattern {
-    left: u64,
-}
-
-impl Read for Pattern {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = (buf.len() as u64).min(self.left) as usize;
-        buf[..n].fill(b'p');
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
-
-/// One upload of `size` bytes; its time.
-fn one_upload(url: &str, size: u64) -> Result<Duration, String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let started = Instant::now();
-    let answer = agent
-        .put(url)
-        .header("Content-Length", size.to_string())
-        .send(ureq::SendBody::from_owned_reader(Pattern { left: size }))
-        .map_err(|err| err.to_string())?;
-    let status = answer.status().as_u16();
-    if !(200..300).contains(&status) {
-        return Err(format!("HTTP {status}"));
-    }
-    Ok(started.elapsed())
+    /// With sink nodes: the proxy and the first coordinator also driven by wrk.
+    pub wrk: bool,
 }
 
 fn cell(report: &LoadReport) -> String {
@@ -112,6 +58,8 @@ struct MatrixRun<'a> {
     direct: Vec<String>,
     /// With sink nodes, nginx proxying to the same nodes: the limit of one proxy hop.
     proxy: Option<NginxProxy>,
+    /// The proxy and the first coordinator under wrk, when asked for (sink nodes only).
+    wrk: Option<WrkTable>,
     turn_log: TurnLog,
     versus_rows: Vec<String>,
     /// The coordinators' processes, which stop when dropped.
@@ -169,8 +117,16 @@ impl<'a> MatrixRun<'a> {
             }
             false => None,
         };
+        let wrk = match spec.wrk && proxy.is_some() {
+            true if !wrk::available() => {
+                return Err("wrk is not installed (bin/backpack-install-deps installs it; --no-wrk runs without)".into())
+            }
+            true => Some(WrkTable::default()),
+            false => None,
+        };
         let run = MatrixRun {
             spec,
+            wrk,
             cluster,
             first,
             second,
@@ -246,6 +202,18 @@ impl<'a> MatrixRun<'a> {
         if self.second.is_some() {
             sides.push(Side::Second);
         }
+        if self.wrk.is_some() {
+            sides.extend([Side::ProxyWrk, Side::FirstWrk]);
+        }
+        let wrk_turn = |url: &str, name: String| {
+            wrk::run(
+                url,
+                &name,
+                size as usize,
+                concurrency,
+                spec.duration / spec.turns,
+            )
+        };
         let size_name = format_size(size);
         let this_cell = (size_name.as_str(), concurrency);
         let node_turn = |report: &LoadReport| (report.rps(), None, report.ok);
@@ -275,6 +243,37 @@ impl<'a> MatrixRun<'a> {
                         self.turn_log
                             .record(this_cell, slice, "A", (rps, Some(cpu_ms), uploads));
                     }
+                    Side::ProxyWrk => {
+                        if let (Some(table), Some(proxy)) = (&mut self.wrk, &self.proxy) {
+                            let turn = wrk_turn(&proxy.url(), format!("/wrk-proxy-{slice}"))?;
+                            let rps = turn.requests as f64 / turn.seconds;
+                            self.turn_log.record(
+                                this_cell,
+                                slice,
+                                "proxy-wrk",
+                                (rps, None, turn.requests),
+                            );
+                            table.proxy.push(turn);
+                        }
+                    }
+                    Side::FirstWrk => {
+                        if let Some(table) = &mut self.wrk {
+                            let pid = self.first.pid;
+                            let before = cpu_seconds(pid).unwrap_or(0.0);
+                            let turn = wrk_turn(&self.first.url[0], format!("/wrk-{slice}"))?;
+                            let cpu = cpu_seconds(pid).unwrap_or(0.0) - before;
+                            table.first_cpu_seconds += cpu;
+                            let rps = turn.requests as f64 / turn.seconds;
+                            let cpu_ms = cpu * 1000.0 / turn.requests.max(1) as f64;
+                            self.turn_log.record(
+                                this_cell,
+                                slice,
+                                "A-wrk",
+                                (rps, Some(cpu_ms), turn.requests),
+                            );
+                            table.first.push(turn);
+                        }
+                    }
                     Side::Second => {
                         if let Some(other) = &mut self.second {
                             let url = other.url.clone();
@@ -292,6 +291,9 @@ impl<'a> MatrixRun<'a> {
             }
         }
         clean(&self.cluster);
+        if let Some(table) = &mut self.wrk {
+            table.finish_cell(&size_name, concurrency, p.rps());
+        }
         let first = &self.first;
         let c = &first.report;
         let ratio = c.rps() / d.rps().max(1e-9);
@@ -376,6 +378,9 @@ pub fn run_matrix(bin: &Path, spec: &MatrixSpec) -> Result<(), String> {
         for &concurrency in &spec.concurrencies {
             matrix.cell(size, concurrency)?;
         }
+    }
+    if let Some(table) = &matrix.wrk {
+        table.print();
     }
     matrix.print_versus();
     if !big_line.is_empty() {

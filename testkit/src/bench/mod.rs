@@ -8,6 +8,7 @@
 //! `wakeups`, which looks for slow wakeups between `may` coroutines; and `console`, which
 //! times the coordinator's console page on many shards.
 
+mod around_cells;
 mod check;
 mod client;
 pub mod command;
@@ -24,6 +25,7 @@ mod slow_node;
 mod synthetic_cluster;
 mod turns;
 mod wakeups;
+mod wrk;
 
 /// A size argument (`64kb`, `1mb`, `512`) as bytes, for argh.
 fn size_arg(text: &str) -> Result<u64, String> {

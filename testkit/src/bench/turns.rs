@@ -20,6 +20,9 @@ pub enum Side {
     Proxy,
     First,
     Second,
+    /// The proxy and the first coordinator again, with wrk as the client.
+    ProxyWrk,
+    FirstWrk,
 }
 
 /// The order of `sides` in each of `slices` slices. The turns run as one sequence, slice
