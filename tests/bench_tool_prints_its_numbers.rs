@@ -104,6 +104,36 @@ fn the_matrix_prints_its_table() {
     assert!(sink.file("/x").is_none());
 }
 
+/// With sink nodes, wrk drives the proxy and the coordinator too: its table has the
+/// cell, with uploads counted on both sides and none failed.
+#[test]
+fn the_sink_matrix_drives_both_clients() {
+    let said = bp_bench(&[
+        "matrix",
+        "--sink",
+        "--sizes",
+        "1kb",
+        "--concurrency",
+        "2",
+        "--duration",
+        "2s",
+        "--big-upload",
+        "0",
+    ]);
+    let (ours, wrk) = said
+        .split_once("with wrk as the client")
+        .unwrap_or_else(|| panic!("no wrk table: {said}"));
+    assert!(ours.contains("| 1kb | 2 |"), "{said}");
+    let row = wrk
+        .lines()
+        .find(|line| line.starts_with("| 1kb | 2 |"))
+        .unwrap_or_else(|| panic!("{said}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    let (proxy, coordinator): (f64, f64) = (cells[4].parse().unwrap(), cells[8].parse().unwrap());
+    assert!(proxy > 100.0 && coordinator > 100.0, "{row}");
+    assert!(!row.contains("errors"), "{row}");
+}
+
 #[test]
 fn replication_reports_backlog_drain_and_cpu_by_role() {
     let said = bp_bench(&[

@@ -224,7 +224,8 @@ struct MatrixArgs {
     /// turns each side takes per cell, in a balanced order (default 2)
     #[argh(option, default = "2")]
     turns: u32,
-    /// with --sink, do not also drive the proxy and the coordinator with wrk
+    /// with --sink, do not also drive the proxy and the coordinator with wrk (it does
+    /// not with --versus either)
     #[argh(switch)]
     no_wrk: bool,
     /// also one upload of this size, direct and through the coordinator (default 512mb; 0: none)

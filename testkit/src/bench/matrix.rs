@@ -4,7 +4,7 @@
 //! load generator's own CPU per request is printed too: when it nears the coordinator's,
 //! the client, not the coordinator, sets the pace.
 
-use super::around_cells::{clean, one_upload};
+use super::around_cells::{clean, empty_queue, one_upload};
 use super::load::{run, LoadReport, LoadSpec};
 use super::turns::{slice_orders, write_back, Contender, Side, TurnLog};
 use super::wrk::{self, WrkTable};
@@ -117,7 +117,8 @@ impl<'a> MatrixRun<'a> {
             }
             false => None,
         };
-        let wrk = match spec.wrk && proxy.is_some() {
+        // Not beside a second coordinator: six sides have no balanced order of turns.
+        let wrk = match spec.wrk && proxy.is_some() && spec.versus.is_none() {
             true if !wrk::available() => {
                 return Err("wrk is not installed (bin/backpack-install-deps installs it; --no-wrk runs without)".into())
             }
@@ -219,6 +220,7 @@ impl<'a> MatrixRun<'a> {
         let node_turn = |report: &LoadReport| (report.rps(), None, report.ok);
         for (slice, sides) in slice_orders(&sides, spec.turns).into_iter().enumerate() {
             for side in sides {
+                empty_queue(&self.cluster);
                 write_back();
                 match side {
                     Side::Direct => {

@@ -6,7 +6,7 @@
 //! one the server was tuned on. wrk (Debian's package) writes each request whole from
 //! one buffer and reads answers in 8 KiB reads, as an `epoll` loop on one thread, at a
 //! small fraction of the CPU of what it measures. A script (`wrk -s`) makes every request
-//! a `PUT` of the cell's size to one path per turn, and prints what the report needs on
+//! a `PUT` of the cell's size to a path of its own, and prints what the report needs on
 //! one line: requests, non-2xx answers, socket errors, p50 and p99. The client's CPU is
 //! the child's own, from `wait4`.
 
@@ -66,12 +66,19 @@ impl WrkSide {
     }
 }
 
-/// The script: a `PUT` of `size` bytes to `path`, and a report line at the end.
+/// The script: `PUT`s of `size` bytes to `<path>-1`, `<path>-2`, ..., and a report line
+/// at the end. Every path is new, as with bp-bench's client: a path sent again queues an
+/// item the queue already holds, which costs Redis less (one path for every request made
+/// Redis's share per upload half of what it is with new paths).
 fn script(size: usize, path: &str) -> String {
     format!(
         r#"wrk.method = "PUT"
-wrk.path = "{path}"
 wrk.body = string.rep("p", {size})
+local sent = 0
+request = function()
+  sent = sent + 1
+  return wrk.format(nil, "{path}-" .. sent)
+end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("bp-bench-wrk %d %d %d %d %d %d\n", summary.requests,
@@ -92,8 +99,10 @@ pub fn available() -> bool {
         .is_ok()
 }
 
-/// Runs wrk (one thread, `concurrency` connections) against `base` for `duration` (whole
-/// seconds, at least one), every request a `PUT` of `size` bytes to `path`.
+/// Runs wrk (one thread, `concurrency` connections) against `base` for `duration`
+/// (rounded to whole seconds, at least one: wrk takes no fractions; rates use the time
+/// wrk measured), every request a `PUT` of `size` bytes to a new path that
+/// starts with `path`.
 pub fn run(
     base: &str,
     path: &str,
@@ -102,7 +111,7 @@ pub fn run(
     duration: Duration,
 ) -> Result<WrkTurn, String> {
     let file = script_file(size, path)?;
-    let seconds = duration.as_secs().max(1);
+    let seconds = (duration.as_secs_f64().round() as u64).max(1);
     let started = Instant::now();
     let mut child = Command::new("wrk")
         .args(["-t1", "--timeout", "10s"])
