@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 pub struct WrkTurn {
     pub requests: u64,
     pub errors: u64,
+    /// Errors by kind: non-2xx answers, then connect, read, write and timeout errors.
+    pub error_kinds: [u64; 5],
     pub seconds: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -44,6 +46,19 @@ impl WrkSide {
 
     pub fn errors(&self) -> u64 {
         self.turns.iter().map(|turn| turn.errors).sum()
+    }
+
+    /// The errors by kind, as the report prints them ("3 read, 1 timeout").
+    pub fn error_kinds(&self) -> String {
+        let names = ["non-2xx", "connect", "read", "write", "timeout"];
+        let mut said = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let n: u64 = self.turns.iter().map(|turn| turn.error_kinds[i]).sum();
+            if n > 0 {
+                said.push(format!("{n} {name}"));
+            }
+        }
+        said.join(", ")
     }
 
     pub fn rps(&self) -> f64 {
@@ -81,8 +96,8 @@ request = function()
 end
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("bp-bench-wrk %d %d %d %d %d %d\n", summary.requests,
-    summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+  io.write(string.format("bp-bench-wrk %d %d %d %d %d %d %d %d %d\n", summary.requests,
+    summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
     latency:percentile(50), latency:percentile(99)))
 end
 "#
@@ -139,7 +154,9 @@ pub fn run(
         .skip(1)
         .map(|word| word.parse().unwrap_or(0))
         .collect();
-    let [requests, duration_us, status_errors, socket_errors, p50_us, p99_us] = numbers[..] else {
+    let [requests, duration_us, status_errors, connect, read, write, timeout, p50_us, p99_us] =
+        numbers[..]
+    else {
         return Err(format!("wrk's report line: {line}"));
     };
     let seconds = match duration_us {
@@ -148,7 +165,8 @@ pub fn run(
     };
     Ok(WrkTurn {
         requests: requests.saturating_sub(status_errors),
-        errors: status_errors + socket_errors,
+        errors: status_errors + connect + read + write + timeout,
+        error_kinds: [status_errors, connect, read, write, timeout],
         seconds,
         p50_ms: p50_us as f64 / 1000.0,
         p99_ms: p99_us as f64 / 1000.0,
@@ -197,9 +215,13 @@ impl WrkTable {
     /// same cell), and empty sides for the next.
     pub fn finish_cell(&mut self, size: &str, concurrency: usize, proxy_bp_bench_rps: f64) {
         let (proxy, first) = (&self.proxy, &self.first);
-        let errors = match proxy.errors() + first.errors() {
-            0 => String::new(),
-            n => format!(" ({n} errors)"),
+        let errors = match (proxy.errors(), first.errors()) {
+            (0, 0) => String::new(),
+            _ => format!(
+                " errors: proxy [{}], coordinator [{}]",
+                proxy.error_kinds(),
+                first.error_kinds()
+            ),
         };
         self.rows.push(format!(
             "| {size} | {concurrency} | {:.0} | {:.0} | {:.2}x | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2}x | {:.2}x | {:.3} | {:.3} |{errors}",
