@@ -136,7 +136,8 @@ pub fn run(
         .arg(&file)
         .arg(base)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        // What wrk says of a failure goes where the bench's own messages go.
+        .stderr(Stdio::inherit())
         .spawn()
         .map_err(|err| format!("cannot run wrk ({err}); bin/backpack-install-deps installs it"))?;
     let mut out = String::new();
