@@ -11,15 +11,12 @@
 mod common;
 
 use backpack_testkit::NodeKind;
+use common::admin::repo_dir;
 use common::cluster::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 const PACKAGE: &str = "backpack-rs";
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn run(program: &str, args: &[&str]) -> Output {
     Command::new(program)
@@ -70,7 +67,7 @@ impl Drop for Installed {
 fn build_package(out: &Path, version: Option<&str>) -> PathBuf {
     // The binary is <target>/release/backpack: the script finds it through the target dir.
     let target = bin().parent().and_then(Path::parent).expect("target dir");
-    let mut command = Command::new(repo().join("bin/backpack-package"));
+    let mut command = Command::new(repo_dir().join("bin/backpack-package"));
     command
         .args(["--no-build", "--out"])
         .arg(out)
@@ -102,7 +99,7 @@ fn lintian_accepts(deb: &Path) {
     let said = String::from_utf8_lossy(&output.stdout).into_owned();
     let errors: Vec<&str> = said.lines().filter(|l| l.starts_with("E:")).collect();
     assert!(errors.is_empty(), "lintian errors:\n{}", errors.join("\n"));
-    let install = std::fs::read_to_string(repo().join("docs/install.md")).unwrap();
+    let install = std::fs::read_to_string(repo_dir().join("docs/install.md")).unwrap();
     for line in said.lines().filter(|line| line.starts_with("W:")) {
         let tag = line.split_whitespace().nth(2).unwrap_or(line);
         assert!(
@@ -271,7 +268,7 @@ fn the_package_installs_serves_upgrades_and_purges_cleanly() {
 
 #[test]
 fn man_pages_say_what_every_commands_help_says() {
-    let pages = repo().join("contrib/man");
+    let pages = repo_dir().join("contrib/man");
     for name in command_names() {
         let page = pages.join(format!("{name}.1"));
         let text = std::fs::read_to_string(&page)

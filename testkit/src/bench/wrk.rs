@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WrkTurn {
     pub requests: u64,
-    pub errors: u64,
     /// Errors by kind: non-2xx answers, then connect, read, write and timeout errors.
     pub error_kinds: [u64; 5],
     pub seconds: f64,
@@ -45,7 +44,7 @@ impl WrkSide {
     }
 
     pub fn errors(&self) -> u64 {
-        self.turns.iter().map(|turn| turn.errors).sum()
+        self.turns.iter().flat_map(|turn| turn.error_kinds).sum()
     }
 
     /// The errors by kind, as the report prints them ("3 read, 1 timeout").
@@ -166,7 +165,6 @@ pub fn run(
     };
     Ok(WrkTurn {
         requests: requests.saturating_sub(status_errors),
-        errors: status_errors + connect + read + write + timeout,
         error_kinds: [status_errors, connect, read, write, timeout],
         seconds,
         p50_ms: p50_us as f64 / 1000.0,
