@@ -2,7 +2,7 @@
 //! holds what a command is; this module only lists them).
 
 use crate::command::parse_and_run;
-use crate::{admin, coordinator, nginx_gen, repair, replicator};
+use crate::{admin, coordinator, nginx_gen, repair, replicator, upload_auth};
 use std::process::ExitCode;
 
 type Runner = fn(&str, &[&str]) -> ExitCode;
@@ -69,6 +69,10 @@ pub const COMMANDS: &[(&str, Runner)] = &[
     (
         "backpack-coordinator-check-cluster",
         parse_and_run::<repair::command::CheckCluster>,
+    ),
+    (
+        "backpack-coordinator-sign-upload",
+        parse_and_run::<upload_auth::sign_command::SignUpload>,
     ),
     (
         "backpack-coordinator-print-stats",

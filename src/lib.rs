@@ -5,6 +5,7 @@
 //! - `zk_state`: reading and compare-and-set updates of that state over a `zk` session;
 //! - `cluster`: the live configuration (ZooKeeper session, watches, snapshots);
 //! - `coordinator`: the upload server (`coordinator::upload` is the write path);
+//! - `upload_auth`: who may upload (signed upload tokens, `--upload-keys`);
 //! - `http`: the HTTP/1.1 server it runs on (`may` coroutines);
 //! - `transport`: HTTP and Redis clients over `may` sockets;
 //! - `admin`: the admin commands (init, add-server, add-shard, ...), run by `cli`;
@@ -36,6 +37,7 @@ pub mod shutdown;
 pub mod size;
 pub mod state;
 pub mod transport;
+pub mod upload_auth;
 pub mod version;
 pub mod zk;
 pub mod zk_state;

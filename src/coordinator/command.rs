@@ -14,6 +14,7 @@ use crate::http::{self, Limits, ServerStatus};
 use crate::log_line;
 use crate::shutdown::Shutdown;
 use crate::size::parse_size;
+use crate::upload_auth::key_ring::{KeyEvents, KeyRing};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,6 +104,11 @@ daemon_command! {
         /// how often statsd gets the cluster gauges (default 10s)
         #[argh(option, default = "secs(10)", from_str_fn(parse_duration))]
         statsd_interval: Duration,
+        /// require a signed upload token on every upload, signed by a key of this file
+        /// (lines of `<key-id> <secret in base64>`; not readable by other users); it is
+        /// re-read on SIGHUP and when it changes
+        #[argh(option)]
+        upload_keys: Option<PathBuf>,
         /// do not log successful uploads (failures are always logged)
         #[argh(switch)]
         quiet: bool,
@@ -129,6 +135,8 @@ impl Command for CoordinatorCommand {
             None => None,
         };
 
+        let upload_keys = self.upload_keys.as_deref().map(KeyRing::load).transpose()?;
+
         // Bound first: a port in use stops the coordinator before it does anything. It
         // listens once it can serve (connections are refused until then).
         let address = format!("{}:{}", self.listen_host, self.listen_port);
@@ -154,7 +162,7 @@ impl Command for CoordinatorCommand {
             Arc::clone(&server_status),
             statsd.clone(),
         ));
-        let uploads = Uploads::new(
+        let mut uploads = Uploads::new(
             UploadSettings {
                 max_body: self.max_body,
                 memory_body: self.memory_body.min(self.max_body),
@@ -170,6 +178,10 @@ impl Command for CoordinatorCommand {
             Arc::clone(&shared.sizes),
             Arc::clone(&observers) as Arc<dyn UploadEvents>,
         );
+        if let Some(ring) = upload_keys {
+            ring.watch(Arc::clone(&observers) as Arc<dyn KeyEvents>)?;
+            uploads = uploads.requiring_tokens(ring);
+        }
         let coordinator = Coordinator { uploads, observers };
         let limits = Limits {
             header_timeout: self.header_timeout,

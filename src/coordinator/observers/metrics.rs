@@ -52,6 +52,15 @@ pub struct Metrics {
     snapshots: Counter,
     synced_uploads: Counter,
     too_few_nodes: Counter,
+    refused_auth: Family<ReasonLabel, Counter>,
+    key_reloads: Family<ResultLabel, Counter>,
+    tokens_required: Gauge,
+    upload_keys: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -174,8 +183,36 @@ impl Default for Metrics {
             "Uploads refused because no shard could store --sync-copies copies",
             Counter::default(),
         );
+        let refused_auth = registered(
+            &mut registry,
+            "uploads_refused_auth",
+            "Uploads refused by the upload token check, by reason",
+            Family::default(),
+        );
+        let key_reloads = registered(
+            &mut registry,
+            "upload_keys_reloads",
+            "Re-reads of the --upload-keys file after start: ok, or failed (the keys in force stay)",
+            Family::default(),
+        );
+        let tokens_required = registered(
+            &mut registry,
+            "upload_tokens_required",
+            "1 when uploads need a signed token (--upload-keys)",
+            Gauge::default(),
+        );
+        let upload_keys = registered(
+            &mut registry,
+            "upload_keys_in_force",
+            "Keys that sign upload tokens, in force now",
+            Gauge::default(),
+        );
         Metrics {
             registry,
+            refused_auth,
+            key_reloads,
+            tokens_required,
+            upload_keys,
             synced_uploads,
             too_few_nodes,
             zk_requests,
@@ -213,6 +250,8 @@ pub struct Readings {
     pub memory_body_bytes: u64,
     pub zk_counts: crate::zk::ZkCounts,
     pub snapshots: u64,
+    /// Keys in force when upload tokens are required; None when they are not.
+    pub upload_keys: Option<usize>,
 }
 
 /// Moves a counter up to `total`, a count kept elsewhere.
@@ -238,6 +277,24 @@ impl Metrics {
     /// An upload refused because no shard could store `--sync-copies` copies.
     pub fn too_few_nodes(&self) {
         self.too_few_nodes.inc();
+    }
+
+    /// An upload refused by the upload token check.
+    pub fn refused_auth(&self, reason: &'static str) {
+        self.refused_auth
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    /// A re-read of the upload keys file, `took` or not.
+    pub fn keys_reloaded(&self, took: bool) {
+        let result = match took {
+            true => "ok",
+            false => "failed",
+        };
+        self.key_reloads
+            .get_or_create(&ResultLabel { result })
+            .inc();
     }
 
     pub fn node_failed(&self, node: &str) {
@@ -286,6 +343,10 @@ impl Metrics {
         }
         catch_up(&self.zk_watch_events, zk.watch_events);
         catch_up(&self.snapshots, readings.snapshots);
+        self.tokens_required
+            .set(i64::from(readings.upload_keys.is_some()));
+        self.upload_keys
+            .set(readings.upload_keys.unwrap_or(0) as i64);
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);

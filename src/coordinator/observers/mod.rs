@@ -17,6 +17,7 @@ use super::upload::{UploadEvents, Uploads};
 use crate::cluster::snapshot::{Snapshot, SnapshotCell};
 use crate::cluster::sync::ZkHealth;
 use crate::http::{Response, ServerStatus};
+use crate::upload_auth::key_ring::KeyEvents;
 use metrics::Metrics;
 use recent::RecentUploads;
 use stats::Stats;
@@ -85,6 +86,9 @@ impl Observers {
             memory_body_bytes: uploads.memory_in_use(),
             zk_counts: crate::zk::counts(),
             snapshots: self.snapshots.published(),
+            upload_keys: uploads
+                .upload_keys()
+                .map(|ring| ring.current().ids().count()),
         };
         let text = self.metrics.render(snapshot.as_deref(), readings);
         Response::plain(
@@ -109,6 +113,10 @@ impl UploadEvents for Observers {
         }
     }
 
+    fn refused_auth(&self, reason: &'static str) {
+        self.metrics.refused_auth(reason);
+    }
+
     fn node_failed(&self, node: &str) {
         self.metrics.node_failed(node);
     }
@@ -119,5 +127,11 @@ impl UploadEvents for Observers {
 
     fn too_few_nodes(&self) {
         self.metrics.too_few_nodes();
+    }
+}
+
+impl KeyEvents for Observers {
+    fn keys_reloaded(&self, took: bool) {
+        self.metrics.keys_reloaded(took);
     }
 }

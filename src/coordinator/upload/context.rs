@@ -4,13 +4,19 @@
 use super::payload::BodyError;
 use crate::affinity::Home;
 use crate::http::Request;
+use std::borrow::Cow;
 use std::time::Instant;
 
 /// One upload as it goes through its steps: what the client sent, what the upload
 /// learned on the way. Created when the request head is read; every step takes it.
 pub(super) struct Upload<'r> {
-    /// The key as sent: the raw request target (SPEC).
-    pub target: &'r str,
+    /// The key as sent: the raw request target (SPEC), without an upload token's `token`
+    /// query parameter.
+    pub target: Cow<'r, str>,
+    /// The largest body taken: `--max-body`, or less when the upload token says so.
+    pub max_body: u64,
+    /// `max_body` is the upload token's limit (a body over it is counted as refused).
+    pub token_limit: bool,
     /// The body's length: as declared, or as counted once a chunked body is read.
     pub length: u64,
     pub started: Instant,
@@ -22,9 +28,11 @@ pub(super) struct Upload<'r> {
 }
 
 impl<'r> Upload<'r> {
-    pub(super) fn new(request: &'r Request) -> Upload<'r> {
+    pub(super) fn new(request: &'r Request, max_body: u64) -> Upload<'r> {
         Upload {
-            target: request.target(),
+            target: Cow::Borrowed(request.target()),
+            max_body,
+            token_limit: false,
             length: request.content_length(),
             started: Instant::now(),
             home: request.home,
@@ -42,12 +50,15 @@ impl<'r> Upload<'r> {
 pub(super) struct Refusal {
     pub status: u16,
     pub message: String,
+    /// Refused by the upload token check: why, as `/metrics` counts it.
+    pub auth_reason: Option<&'static str>,
 }
 
 pub(super) fn refuse(status: u16, message: impl Into<String>) -> Refusal {
     Refusal {
         status,
         message: message.into(),
+        auth_reason: None,
     }
 }
 

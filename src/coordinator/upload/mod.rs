@@ -35,6 +35,7 @@ use crate::cluster::snapshot::SnapshotCell;
 use crate::http::{Body, Framing, Request, Response};
 use crate::log_line;
 use crate::transport::node_http::{self, NodeAgents};
+use crate::upload_auth::{self, key_ring::KeyRing};
 use context::{empty, refuse, too_large, Refusal, Upload};
 use memory_budget::MemoryBudget;
 use node_health::NodeHealth;
@@ -72,6 +73,8 @@ pub struct UploadSettings {
 pub trait UploadEvents: Send + Sync {
     /// An upload was answered with `status`; its body's length and how long it took.
     fn answered(&self, status: u16, bytes: u64, elapsed: Duration);
+    /// An upload was refused by the upload token check, for `reason`.
+    fn refused_auth(&self, reason: &'static str);
     /// A node did not store a file.
     fn node_failed(&self, node: &str);
     /// An upload was acknowledged with more than one copy stored (`--sync-copies`).
@@ -93,6 +96,8 @@ pub struct Uploads {
     events: Arc<dyn UploadEvents>,
     /// Shards already logged as too small for `--sync-copies` (each is logged once).
     small_shards: Mutex<HashSet<String>>,
+    /// The keys that sign upload tokens, when tokens are required (`--upload-keys`).
+    upload_keys: Option<Arc<KeyRing>>,
 }
 
 impl Uploads {
@@ -113,7 +118,19 @@ impl Uploads {
             sizes,
             events,
             small_shards: Mutex::default(),
+            upload_keys: None,
         }
+    }
+
+    /// Requires an upload token signed by a key of `ring` on every upload.
+    pub fn requiring_tokens(mut self, ring: Arc<KeyRing>) -> Uploads {
+        self.upload_keys = Some(ring);
+        self
+    }
+
+    /// The keys that sign upload tokens, when tokens are required.
+    pub fn upload_keys(&self) -> Option<&KeyRing> {
+        self.upload_keys.as_deref()
     }
 
     /// Each node's recent failures as this coordinator saw them, for the console.
@@ -128,9 +145,9 @@ impl Uploads {
 
     /// `PUT /<path>`: one log line and one event per upload, whatever the outcome.
     pub fn handle(&self, request: &Request, body: &mut Body<'_>) -> Response {
-        let mut upload = Upload::new(request);
+        let mut upload = Upload::new(request, self.settings.max_body);
         let outcome = self
-            .validate(request)
+            .validate(request, &mut upload)
             .and_then(|declared| self.store(&mut upload, declared, body));
         let elapsed = upload.started.elapsed();
         let ms = elapsed.as_secs_f64() * 1000.0;
@@ -151,21 +168,36 @@ impl Uploads {
                 }
                 stored_answer(&stored.shard)
             }
-            Err(refusal) => {
+            Err(mut refusal) => {
+                if refusal.status == 413 && upload.token_limit {
+                    refusal.auth_reason = Some("too_large");
+                }
+                if let Some(reason) = refusal.auth_reason {
+                    self.events.refused_auth(reason);
+                }
                 log_line!(
                     "PUT {} {length} bytes in {ms:.1} ms: {} {}",
                     upload.target,
                     refusal.status,
                     refusal.message
                 );
-                Response::error(refusal.status, &refusal.message)
+                let answer = Response::error(refusal.status, &refusal.message);
+                match refusal.status {
+                    401 => answer.with_header("WWW-Authenticate", "Bearer".into()),
+                    _ => answer,
+                }
             }
         }
     }
 
     /// Checks the request before any of its body is read: its declared length (None for
-    /// a chunked body, whose length is known only at its end).
-    fn validate(&self, request: &Request) -> Result<Option<u64>, Refusal> {
+    /// a chunked body, whose length is known only at its end). In this order: framing,
+    /// the upload token, `--max-body`, the key, an empty body.
+    fn validate<'r>(
+        &self,
+        request: &'r Request,
+        upload: &mut Upload<'r>,
+    ) -> Result<Option<u64>, Refusal> {
         let declared = match request.framing {
             Framing::Length(length) => Some(length),
             Framing::Chunked => None,
@@ -176,15 +208,36 @@ impl Uploads {
                 ))
             }
         };
+        if let Some(ring) = &self.upload_keys {
+            let permit = upload_auth::authorize(request, &ring.current(), unix_now()).map_err(
+                |refused| Refusal {
+                    status: refused.status,
+                    message: refused.message,
+                    auth_reason: Some(refused.reason),
+                },
+            )?;
+            upload.target = permit.key;
+            if permit.max_body < upload.max_body {
+                upload.max_body = permit.max_body;
+                upload.token_limit = true;
+            }
+        }
         if declared.is_some_and(|length| length > self.settings.max_body) {
             return Err(too_large(self.settings.max_body));
         }
-        node_key::check_target(request.target()).map_err(|why| refuse(400, why))?;
+        node_key::check_target(&upload.target).map_err(|why| refuse(400, why))?;
         if declared == Some(0) {
             return Err(empty());
         }
         Ok(declared)
     }
+}
+
+/// Seconds since 1970 (0 for a clock set before it: every token is then in time).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
 }
 
 /// `{"shard_id":"<id>"}`, as `Response::json` would print it, written directly: every

@@ -12,7 +12,7 @@ pub(super) fn replicate(
     stored_on: &[String],
     upload: &Upload<'_>,
 ) -> Result<(), Refusal> {
-    let target = upload.target;
+    let target = &upload.target;
     let items: Vec<String> = shard
         .nodes
         .iter()

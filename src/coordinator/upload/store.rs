@@ -79,7 +79,7 @@ impl Uploads {
             }
             None => {
                 let limits = CollectLimits {
-                    max_body: settings.max_body,
+                    max_body: upload.max_body,
                     memory_body: settings.memory_body,
                 };
                 UploadBody::collect(client_body, limits, &self.memory, &settings.spool_dir)

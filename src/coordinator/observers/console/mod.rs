@@ -26,6 +26,7 @@ pub struct Status {
     pub zookeeper: ZooKeeperStatus,
     pub totals: TotalsStatus,
     pub uploads: UploadsStatus,
+    pub upload_tokens: UploadTokensStatus,
     pub queue: Vec<QueueServer>,
     pub shards: Vec<ShardStatus>,
     pub nodes: Vec<NodeStatus>,
@@ -51,6 +52,34 @@ pub struct UploadsStatus {
     pub last_minute: RecentSummary,
     pub stored_since_start: u64,
     pub failed_since_start: u64,
+}
+
+/// Whether uploads need a signed token, and the ids of the keys in force (never the
+/// secrets).
+#[derive(Serialize)]
+pub struct UploadTokensStatus {
+    pub required: bool,
+    pub key_ids: Vec<String>,
+    /// The `--upload-keys` file.
+    pub keys_file: Option<String>,
+    /// Seconds since the keys in force were read from it.
+    pub keys_loaded_seconds_ago: Option<f64>,
+}
+
+fn upload_tokens_status(uploads: &Uploads) -> UploadTokensStatus {
+    let ring = uploads.upload_keys();
+    UploadTokensStatus {
+        required: ring.is_some(),
+        key_ids: ring.map_or_else(Vec::new, |ring| {
+            ring.current().ids().map(str::to_string).collect()
+        }),
+        keys_file: ring.map(|ring| ring.path().display().to_string()),
+        keys_loaded_seconds_ago: ring.map(|ring| {
+            ring.loaded_at()
+                .elapsed()
+                .map_or(0.0, |ago| ago.as_secs_f64())
+        }),
+    }
 }
 
 #[derive(Serialize)]
@@ -192,6 +221,7 @@ impl Observers {
                 stored_since_start: self.stats.stored_count(),
                 failed_since_start: self.stats.failed_count(),
             },
+            upload_tokens: upload_tokens_status(uploads),
             queue,
             shards: snapshot.map_or_else(Vec::new, |s| s.shards.iter().map(shard_status).collect()),
             nodes: snapshot.map_or_else(Vec::new, |s| node_statuses(s, &health)),

@@ -92,6 +92,23 @@ fn head(out: &mut String, status: &Status) {
         status.uploads.stored_since_start,
         status.uploads.failed_since_start,
     );
+    let tokens = &status.upload_tokens;
+    let _ = match tokens.required {
+        true => write!(
+            out,
+            "<p class=\"summary\"><span id=\"upload-tokens\">upload tokens required</span>\
+             <span>keys in force: <b id=\"upload-key-ids\">{}</b></span>\
+             <span class=\"muted\">read from {} {} ago</span></p>",
+            escape(&tokens.key_ids.join(", ")),
+            escape(tokens.keys_file.as_deref().unwrap_or("")),
+            duration(tokens.keys_loaded_seconds_ago.unwrap_or(0.0) as u64),
+        ),
+        false => write!(
+            out,
+            "<p class=\"summary\"><span id=\"upload-tokens\" class=\"muted\">\
+             upload tokens not required: anyone who reaches this port may upload</span></p>"
+        ),
+    };
 }
 
 fn queue(out: &mut String, status: &Status) {

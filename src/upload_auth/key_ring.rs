@@ -1,0 +1,149 @@
+//! The upload keys in force, kept current from their file without a restart.
+//!
+//! The file is re-read on SIGHUP and whenever it changes: a thread looks at its metadata
+//! (device, inode, size, times) four times a second, so an edit in place and a new file
+//! renamed over the old one are both seen within a second. A file that cannot be read or
+//! does not parse leaves the keys in force as they were, and the log says why; each
+//! outcome is told to `KeyEvents` (for `/metrics`).
+//!
+//! Uploads read the keys with `current()`: a short read lock to clone an `Arc`, never held
+//! across anything that waits.
+
+use super::keys::UploadKeys;
+use crate::error::{Error, Result};
+use crate::log_line;
+use parking_lot::RwLock;
+use signal_hook::consts::SIGHUP;
+use signal_hook::iterator::Signals;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// How often the file's metadata is looked at.
+const POLL_EVERY: Duration = Duration::from_millis(250);
+
+/// What the key ring tells whoever counts: a reload that took (`true`) or failed.
+pub trait KeyEvents: Send + Sync {
+    fn keys_reloaded(&self, took: bool);
+}
+
+/// The keys in force, and when they last changed.
+pub struct KeyRing {
+    path: PathBuf,
+    keys: RwLock<Arc<UploadKeys>>,
+    loaded_at: RwLock<SystemTime>,
+}
+
+impl KeyRing {
+    /// Loads `path`: an error here stops the coordinator from starting.
+    pub fn load(path: &Path) -> Result<Arc<KeyRing>> {
+        let keys = UploadKeys::load(path)
+            .map_err(|why| Error::invalid(format!("--upload-keys: {why}")))?;
+        log_line!(
+            "upload tokens required; keys in force from {}: {}",
+            path.display(),
+            keys.ids().collect::<Vec<_>>().join(", ")
+        );
+        Ok(Arc::new(KeyRing {
+            path: path.to_path_buf(),
+            keys: RwLock::new(Arc::new(keys)),
+            loaded_at: RwLock::new(SystemTime::now()),
+        }))
+    }
+
+    /// Keeps the keys current from threads of their own (SIGHUP, and the file's changes);
+    /// `events` hears of every reload.
+    pub fn watch(self: &Arc<KeyRing>, events: Arc<dyn KeyEvents>) -> Result<()> {
+        let (hangups, woken) = mpsc::channel();
+        let mut signals = Signals::new([SIGHUP])
+            .map_err(|err| Error::invalid(format!("cannot handle SIGHUP: {err}")))?;
+        spawn("sighup", move || {
+            for _ in signals.forever() {
+                if hangups.send(()).is_err() {
+                    return;
+                }
+            }
+        })?;
+        let watched = Arc::clone(self);
+        spawn("upload-keys", move || watched.keep_current(&woken, &events))
+    }
+
+    /// The keys in force now.
+    pub fn current(&self) -> Arc<UploadKeys> {
+        Arc::clone(&self.keys.read())
+    }
+
+    /// The file the keys come from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// When the keys in force were read.
+    pub fn loaded_at(&self) -> SystemTime {
+        *self.loaded_at.read()
+    }
+
+    fn keep_current(&self, hangups: &mpsc::Receiver<()>, events: &Arc<dyn KeyEvents>) {
+        let mut seen = stamp(&self.path);
+        loop {
+            let hangup = match hangups.recv_timeout(POLL_EVERY) {
+                Ok(()) => true,
+                Err(mpsc::RecvTimeoutError::Timeout) => false,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            let now = stamp(&self.path);
+            if !hangup && now == seen {
+                continue;
+            }
+            seen = now;
+            let why = match hangup {
+                true => "SIGHUP",
+                false => "the file changed",
+            };
+            events.keys_reloaded(self.reload(why));
+        }
+    }
+
+    /// Reads the file again: whether the keys it holds are now in force.
+    fn reload(&self, why: &str) -> bool {
+        let shown = self.path.display();
+        match UploadKeys::load(&self.path) {
+            Ok(keys) => {
+                let ids = keys.ids().collect::<Vec<_>>().join(", ");
+                *self.keys.write() = Arc::new(keys);
+                *self.loaded_at.write() = SystemTime::now();
+                log_line!("upload keys reloaded from {shown} ({why}); in force: {ids}");
+                true
+            }
+            Err(err) => {
+                let ids = self.current().ids().collect::<Vec<_>>().join(", ");
+                log_line!("upload keys not reloaded ({why}): {err}; still in force: {ids}");
+                false
+            }
+        }
+    }
+}
+
+/// What identifies the file's content without reading it; None when it cannot be read.
+fn stamp(path: &Path) -> Option<(u64, u64, u64, i64, i64, i64, i64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    ))
+}
+
+fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(work)
+        .map(|_| ())
+        .map_err(|err| Error::invalid(format!("cannot start the {name} thread: {err}")))
+}

@@ -1,0 +1,175 @@
+//! An upload token: what an application server grants one client, and the proof that it
+//! holds a secret the coordinator knows.
+//!
+//! A token is `<payload>.<mac>`: the payload is a small JSON object (the `Grant`) as
+//! unpadded base64url, and the MAC is HMAC-SHA256 under the key id's secret over the
+//! ASCII of that encoded payload, also unpadded base64url. The MAC covers the encoded
+//! text, not the JSON: a verifier never has to reproduce the signer's JSON byte for
+//! byte, so an application in any language can sign with whatever JSON it has.
+//!
+//! Verification reads as little as it can before it knows the token is genuine: the
+//! length is bounded before anything is decoded, and the payload's fields are only
+//! trusted once the MAC over them checks (compared in constant time, by `hmac`).
+
+use super::keys::UploadKeys;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The longest token taken, in bytes. A real one is a few hundred; anything longer is
+/// refused before it is decoded.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+
+/// An expiry this many seconds past is still accepted: clocks of the signer and the
+/// coordinator differ a little.
+pub const EXPIRY_LEEWAY_SECS: u64 = 30;
+
+/// What a token grants: the payload's fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// The id of the key whose secret signed it.
+    pub kid: String,
+    /// The last moment it may be used, in Unix seconds.
+    pub exp: u64,
+    /// The one key it is for: the path as the client sends it, from its leading `/`
+    /// (query string included, the `token` parameter left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Or the folder it is for: every key below it (see `Scope`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// The largest body, in bytes.
+    pub max: u64,
+    /// The exact length of the body, when the signer knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub len: Option<u64>,
+}
+
+/// Why a token was not taken. `Malformed` is answered 401 (the client did not present a
+/// token at all, as far as the coordinator can tell); the others are 403.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenError {
+    Malformed(String),
+    UnknownKey(String),
+    BadSignature,
+}
+
+/// Signs `grant` with `secret`: the token to hand to a client.
+pub fn sign(grant: &Grant, secret: &[u8]) -> String {
+    // Serializing a struct of strings and integers cannot fail.
+    let json = serde_json::to_vec(grant).unwrap_or_default();
+    let payload = URL_SAFE_NO_PAD.encode(json);
+    let mac = mac_of(payload.as_bytes(), secret).finalize().into_bytes();
+    format!("{payload}.{}", URL_SAFE_NO_PAD.encode(mac))
+}
+
+fn mac_of(payload: &[u8], secret: &[u8]) -> HmacSha256 {
+    // HMAC takes a key of any length; `new_from_slice` never fails for it.
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    mac.update(payload);
+    mac
+}
+
+/// Checks `token` against `keys`: the grant it carries when it is well formed, signed by
+/// a key in force, and its MAC matches. Expiry and scope are the caller's to check.
+pub fn verify(token: &str, keys: &UploadKeys) -> Result<Grant, TokenError> {
+    let malformed = |why: &str| TokenError::Malformed(why.to_string());
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(TokenError::Malformed(format!(
+            "the token is longer than {MAX_TOKEN_BYTES} bytes"
+        )));
+    }
+    let Some((payload, mac)) = token.split_once('.') else {
+        return Err(malformed(
+            "the token has no . between its payload and its MAC",
+        ));
+    };
+    if mac.contains('.') {
+        return Err(malformed("the token has more than one ."));
+    }
+    let json = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| malformed("the token's payload is not unpadded base64url"))?;
+    let mac = URL_SAFE_NO_PAD
+        .decode(mac)
+        .map_err(|_| malformed("the token's MAC is not unpadded base64url"))?;
+    if mac.len() != 32 {
+        return Err(malformed("the token's MAC is not 32 bytes (HMAC-SHA256)"));
+    }
+    let grant: Grant = serde_json::from_slice(&json).map_err(|err| {
+        TokenError::Malformed(format!("the token's payload is not a grant: {err}"))
+    })?;
+    let Some(secret) = keys.secret(&grant.kid) else {
+        return Err(TokenError::UnknownKey(grant.kid));
+    };
+    mac_of(payload.as_bytes(), secret)
+        .verify_slice(&mac)
+        .map_err(|_| TokenError::BadSignature)?;
+    Ok(grant)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> UploadKeys {
+        UploadKeys::parse("k1 c2VjcmV0LXNlY3JldC1zZWNyZXQ=\n").expect("keys")
+    }
+
+    fn grant() -> Grant {
+        Grant {
+            kid: "k1".into(),
+            exp: 2_000_000_000,
+            key: Some("/a.jpg".into()),
+            prefix: None,
+            max: 1024,
+            len: None,
+        }
+    }
+
+    #[test]
+    fn a_signed_grant_verifies_and_a_changed_one_does_not() {
+        let keys = keys();
+        let secret = keys.secret("k1").expect("k1");
+        let token = sign(&grant(), secret);
+        assert_eq!(verify(&token, &keys), Ok(grant()));
+        let (payload, mac) = token.split_once('.').expect("dot");
+        let mut other = grant();
+        other.max = 1 << 30;
+        let forged_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&other).expect("json"));
+        assert_eq!(
+            verify(&format!("{forged_payload}.{mac}"), &keys),
+            Err(TokenError::BadSignature)
+        );
+        assert!(matches!(
+            verify(payload, &keys),
+            Err(TokenError::Malformed(_))
+        ));
+        assert!(matches!(
+            verify(&format!("{token}.x"), &keys),
+            Err(TokenError::Malformed(_))
+        ));
+        let long = "a".repeat(MAX_TOKEN_BYTES + 1);
+        assert!(matches!(
+            verify(&long, &keys),
+            Err(TokenError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn an_unknown_key_id_is_named() {
+        let mut other = grant();
+        other.kid = "k9".into();
+        let token = sign(&other, b"whatever");
+        assert_eq!(
+            verify(&token, &keys()),
+            Err(TokenError::UnknownKey("k9".into()))
+        );
+    }
+}
