@@ -37,6 +37,7 @@ fn status_and_body(url: &str, method: &str) -> (u16, String) {
         "HEAD" => agent.head(url).call(),
         "DELETE" => agent.delete(url).call(),
         "POST" => agent.post(url).send(&b"x"[..]),
+        "PATCH" => agent.patch(url).send(&b"x"[..]),
         _ => agent.put(url).send(&b"x"[..]),
     }
     .unwrap();
@@ -125,13 +126,20 @@ fn check_front(cluster: &LocalCluster, front: &NginxFront) {
         );
     }
     assert_eq!(status_and_body(&front.url("/2:missing.txt"), "HEAD").0, 404);
-    for method in ["PUT", "POST", "DELETE"] {
+    // The front only reads: writes go through a coordinator (and its upload tokens).
+    let before = status_and_body(&front.url("/2:only-second.txt"), "GET");
+    for method in ["PUT", "POST", "DELETE", "PATCH"] {
         assert_eq!(
             status_and_body(&front.url("/2:only-second.txt"), method).0,
             403,
             "{method}"
         );
     }
+    assert_eq!(
+        status_and_body(&front.url("/2:only-second.txt"), "GET"),
+        before,
+        "a refused write changed the file"
+    );
     for path in ["/abc:x", "/9:x", "/plain", "/10:x"] {
         assert_eq!(status_and_body(&front.url(path), "GET").0, 404, "{path}");
     }
