@@ -377,6 +377,9 @@ fn hostile_tokens_get_their_exact_answer_and_store_nothing() {
     assert_eq!(status, 413, "--max-body after the token");
 
     assert_eq!(stored_keys(&cluster), before, "a refused upload was stored");
+    let log = first.log();
+    assert!(log.contains("token=REDACTED"), "{log}");
+    assert!(!log.contains(mac), "a token in the log:\n{log}");
     assert!(
         cluster.queue_items(0).is_empty(),
         "{:?}",

@@ -14,7 +14,7 @@ use crate::http::{self, Limits, ServerStatus};
 use crate::log_line;
 use crate::shutdown::Shutdown;
 use crate::size::parse_size;
-use crate::upload_auth::key_ring::{KeyEvents, KeyRing};
+use crate::upload_auth::key_ring::{self, KeyEvents, KeyRing};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -178,9 +178,12 @@ impl Command for CoordinatorCommand {
             Arc::clone(&shared.sizes),
             Arc::clone(&observers) as Arc<dyn UploadEvents>,
         );
-        if let Some(ring) = upload_keys {
-            ring.watch(Arc::clone(&observers) as Arc<dyn KeyEvents>)?;
-            uploads = uploads.requiring_tokens(ring);
+        match upload_keys {
+            Some(ring) => {
+                ring.watch(Arc::clone(&observers) as Arc<dyn KeyEvents>)?;
+                uploads = uploads.requiring_tokens(ring);
+            }
+            None => key_ring::ignore_hangups()?,
         }
         let coordinator = Coordinator { uploads, observers };
         let limits = Limits {

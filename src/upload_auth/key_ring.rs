@@ -126,6 +126,18 @@ impl KeyRing {
     }
 }
 
+/// Without `--upload-keys`, SIGHUP (`systemctl reload`) has nothing to re-read: it is
+/// logged and otherwise ignored, rather than ending the process as it would by default.
+pub fn ignore_hangups() -> Result<()> {
+    let mut signals = Signals::new([SIGHUP])
+        .map_err(|err| Error::invalid(format!("cannot handle SIGHUP: {err}")))?;
+    spawn("sighup", move || {
+        for _ in signals.forever() {
+            log_line!("SIGHUP: nothing to re-read (no --upload-keys)");
+        }
+    })
+}
+
 /// What identifies the file's content without reading it; None when it cannot be read.
 fn stamp(path: &Path) -> Option<(u64, u64, u64, i64, i64, i64, i64)> {
     let m = std::fs::metadata(path).ok()?;

@@ -139,6 +139,26 @@ fn bearer_token(value: &[u8]) -> Result<&str, Refusal> {
     }
 }
 
+/// `target` with the value of every `token` parameter hidden, for a log line: a refused
+/// upload's token may still be good for another.
+pub fn redacted(target: &str) -> Cow<'_, str> {
+    let Some((path, query)) = target.split_once('?') else {
+        return Cow::Borrowed(target);
+    };
+    let is_token = |param: &str| param.split('=').next() == Some(TOKEN_PARAMETER);
+    if !query.split('&').any(is_token) {
+        return Cow::Borrowed(target);
+    }
+    let params: Vec<&str> = query
+        .split('&')
+        .map(|param| match is_token(param) {
+            true => "token=REDACTED",
+            false => param,
+        })
+        .collect();
+    Cow::Owned(format!("{path}?{}", params.join("&")))
+}
+
 /// Splits the `token` parameter off `target`: the key to store and the token, if any.
 /// The rest of the query string is kept as sent, in its order.
 fn take_query_token(target: &str) -> Result<(Cow<'_, str>, Option<&str>), Refusal> {
@@ -188,5 +208,14 @@ mod tests {
             Err(400)
         );
         assert_eq!(key("/a.jpg?token=").map_err(|r| r.status), Err(401));
+    }
+
+    #[test]
+    fn logs_never_show_a_token() {
+        assert_eq!(super::redacted("/a.jpg?v=1"), "/a.jpg?v=1");
+        assert_eq!(
+            super::redacted("/a.jpg?token=x.y&v=1&token=z"),
+            "/a.jpg?token=REDACTED&v=1&token=REDACTED"
+        );
     }
 }

@@ -209,13 +209,17 @@ impl Uploads {
             }
         };
         if let Some(ring) = &self.upload_keys {
-            let permit = upload_auth::authorize(request, &ring.current(), unix_now()).map_err(
-                |refused| Refusal {
-                    status: refused.status,
-                    message: refused.message,
-                    auth_reason: Some(refused.reason),
-                },
-            )?;
+            let permit = match upload_auth::authorize(request, &ring.current(), unix_now()) {
+                Ok(permit) => permit,
+                Err(refused) => {
+                    upload.target = upload_auth::redacted(request.target());
+                    return Err(Refusal {
+                        status: refused.status,
+                        message: refused.message,
+                        auth_reason: Some(refused.reason),
+                    });
+                }
+            };
             upload.target = permit.key;
             if permit.max_body < upload.max_body {
                 upload.max_body = permit.max_body;
