@@ -211,6 +211,10 @@ fn arguments_that_do_not_parse_exit_2_in_every_command() {
             &[zk, "/b", "--timeout", "x"],
         ),
         ("bp-nginx-gen", &[zk, "/b", "--connect-timeout", "x"]),
+        (
+            "backpack-coordinator-sign-upload",
+            &["--keys", "k", "--key-id", "k1", "--key", "/a", "--ttl", "x"],
+        ),
     ];
     let mut commands_covered = std::collections::BTreeSet::new();
     for (command, args) in cases {
