@@ -238,7 +238,10 @@ fn sign_upload_refuses_in_one_line() {
         // One line, and for arguments that do not parse the hint to --help.
         let mut lines = said.lines();
         let _ = lines.next();
-        assert!(lines.all(|line| line.contains("--help for usage")), "{said}");
+        assert!(
+            lines.all(|line| line.contains("--help for usage")),
+            "{said}"
+        );
         assert!(said.contains(says), "{args:?}: {said}");
         assert!(stdout(&output).is_empty());
     }

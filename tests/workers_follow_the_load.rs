@@ -19,6 +19,7 @@ fn load(url: &str, prefix: &str, concurrency: usize, rate: Option<f64>) -> LoadR
         max_requests: 1_000_000,
         prefix: prefix.to_string(),
         acked: None,
+        headers: String::new(),
     })
     .expect("the load generator");
     assert!(report.requests > 0, "{prefix}: no request was made");

@@ -60,6 +60,8 @@ pub struct Client {
     target: Target,
     timeout: Duration,
     stream: Option<TcpStream>,
+    /// Header lines sent with every request, each ending in CRLF.
+    headers: Vec<u8>,
     out: Vec<u8>,
     buf: Vec<u8>,
 }
@@ -70,9 +72,16 @@ impl Client {
             target,
             timeout,
             stream: None,
+            headers: Vec::new(),
             out: Vec::with_capacity(COALESCE_BYTES + 512),
             buf: vec![0; 16 * 1024],
         }
+    }
+
+    /// Sends `lines` (header lines, each ending in CRLF) with every request.
+    pub fn with_headers(mut self, lines: &str) -> Client {
+        self.headers = lines.as_bytes().to_vec();
+        self
     }
 
     /// `PUT <base_path><path>` with `body`. A kept-alive connection that the server
@@ -114,7 +123,9 @@ impl Client {
         self.out.extend_from_slice(path.as_bytes());
         self.out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
         self.out.extend_from_slice(self.target.authority.as_bytes());
-        self.out.extend_from_slice(b"\r\nContent-Length: ");
+        self.out.extend_from_slice(b"\r\n");
+        self.out.extend_from_slice(&self.headers);
+        self.out.extend_from_slice(b"Content-Length: ");
         self.out
             .extend_from_slice(body.len().to_string().as_bytes());
         self.out.extend_from_slice(b"\r\n\r\n");

@@ -3,6 +3,7 @@
 use super::load::{run, LoadSpec};
 use super::matrix::{run_matrix, MatrixSpec};
 use super::size_arg;
+use super::turns::Side;
 use crate::measure::{cpu_seconds, peak_rss_kib};
 use argh::FromArgs;
 use backpack::command::Command;
@@ -224,6 +225,10 @@ struct MatrixArgs {
     /// turns each side takes per cell, in a balanced order (default 2)
     #[argh(option, default = "2")]
     turns: u32,
+    /// which coordinator requires upload tokens (--upload-keys), sent by the client with
+    /// every upload to it: first, or second (--versus; its flags "" when not given)
+    #[argh(option, from_str_fn(token_side))]
+    tokens: Option<Side>,
     /// with --sink, do not also drive the proxy and the coordinator with wrk (it does
     /// not with --versus either)
     #[argh(switch)]
@@ -231,6 +236,14 @@ struct MatrixArgs {
     /// also one upload of this size, direct and through the coordinator (default 512mb; 0: none)
     #[argh(option, default = "512 << 20", from_str_fn(size_arg))]
     big_upload: u64,
+}
+
+fn token_side(text: &str) -> std::result::Result<Side, String> {
+    match text {
+        "first" => Ok(Side::First),
+        "second" => Ok(Side::Second),
+        _ => Err(format!("--tokens {text:?}: first or second")),
+    }
 }
 
 impl Command for Bench {
@@ -252,6 +265,7 @@ impl Command for Bench {
                     max_requests: args.count,
                     prefix: args.prefix,
                     acked: None,
+                    headers: String::new(),
                 })
                 .map_err(Error::invalid)?;
                 println!(
@@ -335,11 +349,13 @@ impl Command for Bench {
                         .collect(),
                     versus: args
                         .versus
+                        .or(args.tokens.map(|_| String::new()))
                         .map(|flags| flags.split_whitespace().map(str::to_string).collect()),
                     big_upload: args.big_upload,
                     turns: args.turns.max(1),
                     turn_log: args.turn_log,
                     wrk: args.sink && !args.no_wrk,
+                    tokens: args.tokens,
                 };
                 run_matrix(&backpack_binary()?, &spec).map_err(Error::Invalid)
             }

@@ -111,6 +111,7 @@ fn one_rate(
             max_requests: u64::MAX,
             prefix: label.to_string(),
             acked: Some(told),
+            headers: String::new(),
         });
         let ended = Instant::now();
         let queued_at_end = queued(cluster);
@@ -161,6 +162,7 @@ pub fn run_open_loop(bin: &Path, spec: &OpenLoopSpec) -> Result<(), String> {
         max_requests: u64::MAX,
         prefix: "capacity".into(),
         acked: None,
+        headers: String::new(),
     })?;
     let capacity_roles = minus(&cpu_by_role(), &roles_before);
     let coordinator_ms = capacity_roles.get("coordinator").copied().unwrap_or(0.0) * 1000.0

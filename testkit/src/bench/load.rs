@@ -29,6 +29,8 @@ pub struct LoadSpec {
     pub prefix: String,
     /// Told of every acknowledged upload that names its shard, as it is answered.
     pub acked: Option<std::sync::mpsc::Sender<Acked>>,
+    /// More header lines for every request, each ending in CRLF (an upload token).
+    pub headers: String,
 }
 
 /// An acknowledged upload, as `LoadSpec::acked` hears of it.
@@ -187,7 +189,7 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport, String> {
             tasks.spawn(async move {
                 let mut clients: Vec<Client> = targets
                     .into_iter()
-                    .map(|target| Client::new(target, REQUEST_TIMEOUT))
+                    .map(|target| Client::new(target, REQUEST_TIMEOUT).with_headers(&spec.headers))
                     .collect();
                 // What this connection saw (its latencies unsorted).
                 let mut seen = LoadReport::default();

@@ -5,6 +5,7 @@
 //! the client, not the coordinator, sets the pace.
 
 use super::around_cells::{clean, empty_queue, one_upload};
+use super::contenders::start_contenders;
 use super::load::{run, LoadReport, LoadSpec};
 use super::turns::{slice_orders, write_back, Contender, Side, TurnLog};
 use super::wrk::{self, WrkTable};
@@ -32,6 +33,9 @@ pub struct MatrixSpec {
     pub turn_log: Option<std::path::PathBuf>,
     /// With sink nodes: the proxy and the first coordinator also driven by wrk.
     pub wrk: bool,
+    /// The coordinator (`First` or `Second`) that requires upload tokens, which the
+    /// client then sends it.
+    pub tokens: Option<Side>,
 }
 
 fn cell(report: &LoadReport) -> String {
@@ -88,24 +92,12 @@ impl<'a> MatrixRun<'a> {
         cluster
             .add_enabled_shard("1", &[1, 2], "100tb")
             .map_err(|e| e.to_string())?;
-        let (first, process) =
-            Contender::start(&cluster, bin, "coordinator", &spec.coordinator_flags)?;
-        let mut coordinators = vec![process];
-        // `$BACKPACK_VERSUS_BIN`: the second coordinator is another build (an A/B of builds).
-        let versus_bin = std::env::var_os("BACKPACK_VERSUS_BIN").map(std::path::PathBuf::from);
-        let second = match &spec.versus {
-            Some(flags) => {
-                let (contender, process) = Contender::start(
-                    &cluster,
-                    versus_bin.as_deref().unwrap_or(bin),
-                    "coordinator-b",
-                    flags,
-                )?;
-                coordinators.push(process);
-                Some(contender)
-            }
-            None => None,
-        };
+        let (first, second, coordinators) = start_contenders(
+            &cluster,
+            bin,
+            (&spec.coordinator_flags, spec.versus.as_deref()),
+            spec.tokens,
+        )?;
         let direct: Vec<String> = cluster.nodes.iter().map(|n| n.url()).collect();
         let proxy = match spec.sink {
             true => {
@@ -183,6 +175,7 @@ impl<'a> MatrixRun<'a> {
             max_requests: (spec.cap_bytes / size.max(1) / spec.turns as u64).max(1),
             prefix,
             acked: None,
+            headers: String::new(),
         };
         // Direct and coordinator take turns, so that both meet the nodes' disk in the
         // same state. Run one after the other, the second was up to 5x slower with

@@ -13,6 +13,7 @@ mod check;
 mod client;
 pub mod command;
 mod console;
+mod contenders;
 mod lag;
 mod lag_histogram;
 mod lag_watch;

@@ -166,6 +166,7 @@ fn one_turn(
         max_requests: u64::MAX,
         prefix,
         acked: None,
+        headers: String::new(),
     };
     let roles_before = cpu_by_role();
     let without = run(&load(format!("without-{turn}")))?;

@@ -53,6 +53,7 @@ pub fn run_slow_node(
         max_requests: u64::MAX,
         prefix: prefix.to_string(),
         acked: None,
+        headers: String::new(),
     };
     let healthy = run(&spec("healthy"))?;
     let proxy = DelayProxy::start(cluster.node(1).port, delay).map_err(|e| e.to_string())?;

@@ -225,6 +225,9 @@ pub struct Contender {
     cpu: f64,
     /// Each turn's uploads per second and CPU milliseconds per upload.
     turns: Vec<(f64, f64)>,
+    /// The header lines of a turn's uploads, from the turn's path prefix: an upload
+    /// token, when the coordinator requires them.
+    pub headers_for: Option<Box<dyn Fn(&str) -> String>>,
 }
 
 impl Contender {
@@ -251,13 +254,17 @@ impl Contender {
             report: LoadReport::default(),
             cpu: 0.0,
             turns: Vec::new(),
+            headers_for: None,
         };
         Ok((contender, coordinator))
     }
 
     /// One turn: the load, and the coordinator's CPU over it. Returns the turn's
     /// uploads per second, CPU milliseconds per upload, and uploads.
-    pub fn turn(&mut self, load: LoadSpec) -> Result<(f64, f64, u64), String> {
+    pub fn turn(&mut self, mut load: LoadSpec) -> Result<(f64, f64, u64), String> {
+        if let Some(headers_for) = &self.headers_for {
+            load.headers = headers_for(&load.prefix);
+        }
         let before = cpu_seconds(self.pid).unwrap_or(0.0);
         let report = run(&load)?;
         let cpu = cpu_seconds(self.pid).unwrap_or(0.0) - before;
