@@ -134,6 +134,41 @@ fn the_sink_matrix_drives_both_clients() {
     assert!(!row.contains("errors"), "{row}");
 }
 
+/// `--tokens first`: the first coordinator requires upload tokens, the client signs one
+/// per turn, and every upload is taken (a missing or refused token would show as errors).
+#[test]
+fn the_matrix_sends_upload_tokens_to_the_coordinator_that_requires_them() {
+    let said = bp_bench(&[
+        "matrix",
+        "--sink",
+        "--no-wrk",
+        "--tokens",
+        "first",
+        "--sizes",
+        "1kb",
+        "--concurrency",
+        "2",
+        "--duration",
+        "1s",
+        "--big-upload",
+        "0",
+    ]);
+    assert!(
+        said.contains(
+            "coordinator A (upload tokens required and sent) against coordinator B (default flags)"
+        ),
+        "{said}"
+    );
+    let rows: Vec<&str> = said
+        .lines()
+        .filter(|l| l.starts_with("| 1kb | 2 |"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{said}");
+    for row in rows {
+        assert!(!row.contains("errors"), "{row}");
+    }
+}
+
 #[test]
 fn replication_reports_backlog_drain_and_cpu_by_role() {
     let said = bp_bench(&[

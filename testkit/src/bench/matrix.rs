@@ -335,14 +335,16 @@ impl<'a> MatrixRun<'a> {
         let (Some(flags), false) = (&self.spec.versus, self.versus_rows.is_empty()) else {
             return;
         };
-        let name = |flags: &[String]| match flags.join(" ") {
-            none if none.is_empty() => "default flags".to_string(),
-            some => format!("`{some}`"),
+        let name = |flags: &[String], side| match (flags.join(" "), self.spec.tokens == Some(side))
+        {
+            (none, false) if none.is_empty() => "default flags".to_string(),
+            (none, true) if none.is_empty() => "upload tokens required and sent".to_string(),
+            (some, tokens) => format!("`{some}`{}", if tokens { ", upload tokens" } else { "" }),
         };
         println!(
             "\nsame run, taking turns: coordinator A ({}) against coordinator B ({})\n",
-            name(&self.spec.coordinator_flags),
-            name(flags)
+            name(&self.spec.coordinator_flags, Side::First),
+            name(flags, Side::Second)
         );
         println!("B/A rps and B/A CPU: the medians of the slices' ratios (a slice has one turn of each), with the range that holds the true median with 95 % confidence (sign test; six slices or more); CPU ms/upload: the median of the turns\n");
         println!("| size | c | A rps | p50 ms | p99 ms | B rps | p50 ms | p99 ms | B/A rps | B/A p99 | A CPU ms/upload | B CPU ms/upload | B/A CPU |");
