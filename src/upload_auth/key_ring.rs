@@ -75,6 +75,12 @@ impl KeyRing {
         Arc::clone(&self.keys.read())
     }
 
+    /// `check` on the keys in force, under the read lock: for a check that never waits
+    /// (it costs the lock's two atomic operations, not also an `Arc`'s two).
+    pub fn with_current<T>(&self, check: impl FnOnce(&UploadKeys) -> T) -> T {
+        check(&self.keys.read())
+    }
+
     /// The file the keys come from.
     pub fn path(&self) -> &Path {
         &self.path

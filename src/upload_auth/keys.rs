@@ -7,6 +7,7 @@
 //!
 //! The file holds secrets: it is refused when any user of the machine may read it.
 
+use super::token::{keyed, HmacSha256};
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
@@ -27,10 +28,11 @@ pub const MIN_SECRET_BYTES: usize = 16;
 /// The longest key id: it travels in every token.
 const MAX_KEY_ID_BYTES: usize = 64;
 
-/// The keys in force: key id to secret.
-#[derive(Clone, Default, PartialEq, Eq)]
+/// The keys in force: key id to secret, and to HMAC-SHA256 already keyed with it (which
+/// spares each check the two hash blocks of keying).
+#[derive(Clone, Default)]
 pub struct UploadKeys {
-    secrets: BTreeMap<String, Vec<u8>>,
+    secrets: BTreeMap<String, (Vec<u8>, HmacSha256)>,
 }
 
 // Never print a secret, not even in a debug line.
@@ -86,7 +88,8 @@ impl UploadKeys {
                     secret.len()
                 ));
             }
-            if secrets.insert(id.to_string(), secret).is_some() {
+            let keyed = keyed(&secret);
+            if secrets.insert(id.to_string(), (secret, keyed)).is_some() {
                 return Err(format!("line {number}: the key id {id} is listed twice"));
             }
         }
@@ -98,7 +101,12 @@ impl UploadKeys {
 
     /// The secret of key `id`, when it is in force.
     pub fn secret(&self, id: &str) -> Option<&[u8]> {
-        self.secrets.get(id).map(Vec::as_slice)
+        self.secrets.get(id).map(|(secret, _)| secret.as_slice())
+    }
+
+    /// HMAC-SHA256 keyed with the secret of key `id`, when it is in force.
+    pub fn keyed_mac(&self, id: &str) -> Option<&HmacSha256> {
+        self.secrets.get(id).map(|(_, keyed)| keyed)
     }
 
     /// The key ids in force, in order.

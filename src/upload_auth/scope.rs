@@ -25,11 +25,14 @@ fn outside_prefix(key: &str, prefix: &str) -> Option<String> {
     if !key.starts_with(&folder) || key.len() == folder.len() {
         return Some(format!("the token is for keys below {folder}"));
     }
-    let lowercase = key.to_ascii_lowercase();
-    if ["%2f", "%2e", "%00"]
-        .iter()
-        .any(|encoded| lowercase.contains(encoded))
-    {
+    let encoded = |w: &[u8]| {
+        w[0] == b'%'
+            && matches!(
+                (w[1], w[2].to_ascii_lowercase()),
+                (b'2', b'f' | b'e') | (b'0', b'0')
+            )
+    };
+    if key.as_bytes().windows(3).any(encoded) {
         return Some(
             "under a prefix token a key may not hold an encoded /, . or NUL (%2F, %2E, %00)".into(),
         );

@@ -18,7 +18,8 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-type HmacSha256 = Hmac<Sha256>;
+/// HMAC-SHA256; keyed once per key when the keys are read (`UploadKeys::keyed_mac`).
+pub type HmacSha256 = Hmac<Sha256>;
 
 /// The longest token taken, in bytes. A real one is a few hundred; anything longer is
 /// refused before it is decoded.
@@ -69,11 +70,16 @@ pub fn sign(grant: &Grant, secret: &[u8]) -> String {
 }
 
 fn mac_of(payload: &[u8], secret: &[u8]) -> HmacSha256 {
-    // HMAC takes a key of any length; `new_from_slice` never fails for it.
-    let mut mac = <HmacSha256 as Mac>::new_from_slice(secret)
-        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    let mut mac = keyed(secret);
     mac.update(payload);
     mac
+}
+
+/// HMAC-SHA256 keyed with `secret`, before any message.
+pub fn keyed(secret: &[u8]) -> HmacSha256 {
+    // HMAC takes a key of any length; `new_from_slice` never fails for it.
+    <HmacSha256 as Mac>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"))
 }
 
 /// Checks `token` against `keys`: the grant it carries when it is well formed, signed by
@@ -93,23 +99,30 @@ pub fn verify(token: &str, keys: &UploadKeys) -> Result<Grant, TokenError> {
     if mac.contains('.') {
         return Err(malformed("the token has more than one ."));
     }
+    // Decoded on the stack: the token's length is bounded, and this runs on every upload.
+    let mut json = [0u8; MAX_TOKEN_BYTES];
     let json = URL_SAFE_NO_PAD
-        .decode(payload)
+        .decode_slice(payload, &mut json)
+        .map(|n| &json[..n])
         .map_err(|_| malformed("the token's payload is not unpadded base64url"))?;
+    let mut mac_bytes = [0u8; 33];
     let mac = URL_SAFE_NO_PAD
-        .decode(mac)
-        .map_err(|_| malformed("the token's MAC is not unpadded base64url"))?;
+        .decode_slice(mac, &mut mac_bytes)
+        .map(|n| &mac_bytes[..n])
+        .map_err(|_| malformed("the token's MAC is not 32 bytes of unpadded base64url"))?;
     if mac.len() != 32 {
         return Err(malformed("the token's MAC is not 32 bytes (HMAC-SHA256)"));
     }
-    let grant: Grant = serde_json::from_slice(&json).map_err(|err| {
+    let grant: Grant = serde_json::from_slice(json).map_err(|err| {
         TokenError::Malformed(format!("the token's payload is not a grant: {err}"))
     })?;
-    let Some(secret) = keys.secret(&grant.kid) else {
+    let Some(keyed) = keys.keyed_mac(&grant.kid) else {
         return Err(TokenError::UnknownKey(grant.kid));
     };
-    mac_of(payload.as_bytes(), secret)
-        .verify_slice(&mac)
+    let mut check = keyed.clone();
+    check.update(payload.as_bytes());
+    check
+        .verify_slice(mac)
         .map_err(|_| TokenError::BadSignature)?;
     Ok(grant)
 }

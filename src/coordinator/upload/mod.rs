@@ -209,17 +209,18 @@ impl Uploads {
             }
         };
         if let Some(ring) = &self.upload_keys {
-            let permit = match upload_auth::authorize(request, &ring.current(), unix_now()) {
-                Ok(permit) => permit,
-                Err(refused) => {
-                    upload.target = upload_auth::redacted(request.target());
-                    return Err(Refusal {
-                        status: refused.status,
-                        message: refused.message,
-                        auth_reason: Some(refused.reason),
-                    });
-                }
-            };
+            let permit =
+                match ring.with_current(|keys| upload_auth::authorize(request, keys, unix_now())) {
+                    Ok(permit) => permit,
+                    Err(refused) => {
+                        upload.target = upload_auth::redacted(request.target());
+                        return Err(Refusal {
+                            status: refused.status,
+                            message: refused.message,
+                            auth_reason: Some(refused.reason),
+                        });
+                    }
+                };
             upload.target = permit.key;
             if permit.max_body < upload.max_body {
                 upload.max_body = permit.max_body;
