@@ -25,6 +25,9 @@ pub type HmacSha256 = Hmac<Sha256>;
 /// refused before it is decoded.
 pub const MAX_TOKEN_BYTES: usize = 4096;
 
+/// Payloads that decode to at most this many bytes are decoded on the stack.
+const SMALL_PAYLOAD_BYTES: usize = 512;
+
 /// An expiry this many seconds past is still accepted: clocks of the signer and the
 /// coordinator differ a little.
 pub const EXPIRY_LEEWAY_SECS: u64 = 30;
@@ -91,19 +94,32 @@ pub fn verify(token: &str, keys: &UploadKeys) -> Result<Grant, TokenError> {
             "the token is longer than {MAX_TOKEN_BYTES} bytes"
         )));
     }
-    let Some((payload, mac)) = token.split_once('.') else {
+    let bytes = token.as_bytes();
+    let Some(dot) = bytes.iter().position(|&b| b == b'.') else {
         return Err(malformed(
             "the token has no . between its payload and its MAC",
         ));
     };
-    if mac.contains('.') {
+    let (payload, mac) = (&bytes[..dot], &bytes[dot + 1..]);
+    if mac.contains(&b'.') {
         return Err(malformed("the token has more than one ."));
     }
-    // Decoded on the stack: the token's length is bounded, and this runs on every upload.
-    let mut json = [0u8; MAX_TOKEN_BYTES];
+    // A payload of a usual size is decoded on the stack (this runs on every upload); a
+    // longer one, up to the bounded length, on the heap.
+    let mut small = [0u8; SMALL_PAYLOAD_BYTES];
+    let mut large = Vec::new();
+    // What base64 asks of the output: three bytes for every four characters begun.
+    let room = payload.len().div_ceil(4) * 3;
+    let out = match room <= SMALL_PAYLOAD_BYTES {
+        true => &mut small[..],
+        false => {
+            large.resize(room, 0);
+            &mut large[..]
+        }
+    };
     let json = URL_SAFE_NO_PAD
-        .decode_slice(payload, &mut json)
-        .map(|n| &json[..n])
+        .decode_slice(payload, out)
+        .map(|n| &out[..n])
         .map_err(|_| malformed("the token's payload is not unpadded base64url"))?;
     let mut mac_bytes = [0u8; 33];
     let mac = URL_SAFE_NO_PAD
@@ -120,7 +136,7 @@ pub fn verify(token: &str, keys: &UploadKeys) -> Result<Grant, TokenError> {
         return Err(TokenError::UnknownKey(grant.kid));
     };
     let mut check = keyed.clone();
-    check.update(payload.as_bytes());
+    check.update(payload);
     check
         .verify_slice(mac)
         .map_err(|_| TokenError::BadSignature)?;
@@ -173,6 +189,18 @@ mod tests {
             verify(&long, &keys),
             Err(TokenError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn a_long_payload_verifies_too() {
+        let keys = keys();
+        for length in [300, 380, 700, 2000] {
+            let mut long = grant();
+            long.prefix = Some(format!("/{}", "p".repeat(length)));
+            long.key = None;
+            let token = sign(&long, keys.secret("k1").expect("k1"));
+            assert_eq!(verify(&token, &keys), Ok(long), "{length}");
+        }
     }
 
     #[test]
