@@ -7,7 +7,7 @@
 //!
 //! The file holds secrets: it is refused when any user of the machine may read it.
 
-use super::token::{keyed, HmacSha256};
+use super::mac::{keyed, HmacSha256};
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;

@@ -13,6 +13,7 @@
 
 pub mod key_ring;
 pub mod keys;
+mod mac;
 mod scope;
 pub mod sign_command;
 pub mod token;

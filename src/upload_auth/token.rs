@@ -12,14 +12,11 @@
 //! trusted once the MAC over them checks (compared in constant time, by `hmac`).
 
 use super::keys::UploadKeys;
+use super::mac::{keyed, HmacSha256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
-
-/// HMAC-SHA256; keyed once per key when the keys are read (`UploadKeys::keyed_mac`).
-pub type HmacSha256 = Hmac<Sha256>;
 
 /// The longest token taken, in bytes. A real one is a few hundred; anything longer is
 /// refused before it is decoded.
@@ -76,13 +73,6 @@ fn mac_of(payload: &[u8], secret: &[u8]) -> HmacSha256 {
     let mut mac = keyed(secret);
     mac.update(payload);
     mac
-}
-
-/// HMAC-SHA256 keyed with `secret`, before any message.
-pub fn keyed(secret: &[u8]) -> HmacSha256 {
-    // HMAC takes a key of any length; `new_from_slice` never fails for it.
-    <HmacSha256 as Mac>::new_from_slice(secret)
-        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"))
 }
 
 /// Checks `token` against `keys`: the grant it carries when it is well formed, signed by
