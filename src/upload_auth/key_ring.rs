@@ -6,8 +6,8 @@
 //! does not parse leaves the keys in force as they were, and the log says why; each
 //! outcome is told to `KeyEvents` (for `/metrics`).
 //!
-//! Uploads read the keys with `current()`: a short read lock to clone an `Arc`, never held
-//! across anything that waits.
+//! Uploads read the keys with `with_current()`: a short read lock, never held across
+//! anything that waits.
 
 use super::keys::UploadKeys;
 use crate::error::{Error, Result};
@@ -32,8 +32,22 @@ pub trait KeyEvents: Send + Sync {
 /// The keys in force, and when they last changed.
 pub struct KeyRing {
     path: PathBuf,
-    keys: RwLock<Arc<UploadKeys>>,
-    loaded_at: RwLock<SystemTime>,
+    in_force: RwLock<InForce>,
+}
+
+/// Keys and the moment they were read, replaced together.
+struct InForce {
+    keys: Arc<UploadKeys>,
+    loaded_at: SystemTime,
+}
+
+impl InForce {
+    fn now(keys: UploadKeys) -> InForce {
+        InForce {
+            keys: Arc::new(keys),
+            loaded_at: SystemTime::now(),
+        }
+    }
 }
 
 impl KeyRing {
@@ -44,12 +58,11 @@ impl KeyRing {
         log_line!(
             "upload tokens required; keys in force from {}: {}",
             path.display(),
-            keys.ids().collect::<Vec<_>>().join(", ")
+            keys.id_list()
         );
         Ok(Arc::new(KeyRing {
             path: path.to_path_buf(),
-            keys: RwLock::new(Arc::new(keys)),
-            loaded_at: RwLock::new(SystemTime::now()),
+            in_force: RwLock::new(InForce::now(keys)),
         }))
     }
 
@@ -57,28 +70,20 @@ impl KeyRing {
     /// `events` hears of every reload.
     pub fn watch(self: &Arc<KeyRing>, events: Arc<dyn KeyEvents>) -> Result<()> {
         let (hangups, woken) = mpsc::channel();
-        let mut signals = Signals::new([SIGHUP])
-            .map_err(|err| Error::invalid(format!("cannot handle SIGHUP: {err}")))?;
-        spawn("sighup", move || {
-            for _ in signals.forever() {
-                if hangups.send(()).is_err() {
-                    return;
-                }
-            }
-        })?;
+        on_hangups(move || hangups.send(()).is_ok())?;
         let watched = Arc::clone(self);
         spawn("upload-keys", move || watched.keep_current(&woken, &events))
     }
 
     /// The keys in force now.
     pub fn current(&self) -> Arc<UploadKeys> {
-        Arc::clone(&self.keys.read())
+        Arc::clone(&self.in_force.read().keys)
     }
 
     /// `check` on the keys in force, under the read lock: for a check that never waits
     /// (it costs the lock's two atomic operations, not also an `Arc`'s two).
     pub fn with_current<T>(&self, check: impl FnOnce(&UploadKeys) -> T) -> T {
-        check(&self.keys.read())
+        check(&self.in_force.read().keys)
     }
 
     /// The file the keys come from.
@@ -88,7 +93,7 @@ impl KeyRing {
 
     /// When the keys in force were read.
     pub fn loaded_at(&self) -> SystemTime {
-        *self.loaded_at.read()
+        self.in_force.read().loaded_at
     }
 
     fn keep_current(&self, hangups: &mpsc::Receiver<()>, events: &Arc<dyn KeyEvents>) {
@@ -117,14 +122,13 @@ impl KeyRing {
         let shown = self.path.display();
         match UploadKeys::load(&self.path) {
             Ok(keys) => {
-                let ids = keys.ids().collect::<Vec<_>>().join(", ");
-                *self.keys.write() = Arc::new(keys);
-                *self.loaded_at.write() = SystemTime::now();
+                let ids = keys.id_list();
+                *self.in_force.write() = InForce::now(keys);
                 log_line!("upload keys reloaded from {shown} ({why}); in force: {ids}");
                 true
             }
             Err(err) => {
-                let ids = self.current().ids().collect::<Vec<_>>().join(", ");
+                let ids = self.current().id_list();
                 log_line!("upload keys not reloaded ({why}): {err}; still in force: {ids}");
                 false
             }
@@ -135,11 +139,22 @@ impl KeyRing {
 /// Without `--upload-keys`, SIGHUP (`systemctl reload`) has nothing to re-read: it is
 /// logged and otherwise ignored, rather than ending the process as it would by default.
 pub fn ignore_hangups() -> Result<()> {
+    on_hangups(|| {
+        log_line!("SIGHUP: nothing to re-read (no --upload-keys)");
+        true
+    })
+}
+
+/// Runs `each` on every SIGHUP from now on, on a thread of its own, until it answers
+/// false.
+fn on_hangups(mut each: impl FnMut() -> bool + Send + 'static) -> Result<()> {
     let mut signals = Signals::new([SIGHUP])
         .map_err(|err| Error::invalid(format!("cannot handle SIGHUP: {err}")))?;
     spawn("sighup", move || {
         for _ in signals.forever() {
-            log_line!("SIGHUP: nothing to re-read (no --upload-keys)");
+            if !each() {
+                return;
+            }
         }
     })
 }

@@ -113,6 +113,11 @@ impl UploadKeys {
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.secrets.keys().map(String::as_str)
     }
+
+    /// The key ids, comma-separated, for a message.
+    pub fn id_list(&self) -> String {
+        self.ids().collect::<Vec<_>>().join(", ")
+    }
 }
 
 /// A key id is a short word that needs no quoting anywhere: letters, digits, `.`, `_`, `-`.

@@ -140,13 +140,17 @@ fn bearer_token(value: &[u8]) -> Result<&str, Refusal> {
     }
 }
 
+/// Whether a query parameter (`name=value`, or a bare `name`) is the token.
+fn is_token(param: &str) -> bool {
+    param.split('=').next() == Some(TOKEN_PARAMETER)
+}
+
 /// `target` with the value of every `token` parameter hidden, for a log line: a refused
 /// upload's token may still be good for another.
 pub fn redacted(target: &str) -> Cow<'_, str> {
     let Some((path, query)) = target.split_once('?') else {
         return Cow::Borrowed(target);
     };
-    let is_token = |param: &str| param.split('=').next() == Some(TOKEN_PARAMETER);
     if !query.split('&').any(is_token) {
         return Cow::Borrowed(target);
     }
@@ -166,8 +170,7 @@ fn take_query_token(target: &str) -> Result<(Cow<'_, str>, Option<&str>), Refusa
     let Some((path, query)) = target.split_once('?') else {
         return Ok((Cow::Borrowed(target), None));
     };
-    let is_token = |param: &&str| param.split('=').next() == Some(TOKEN_PARAMETER);
-    let mut tokens = query.split('&').filter(is_token);
+    let mut tokens = query.split('&').filter(|param| is_token(param));
     let Some(param) = tokens.next() else {
         return Ok((Cow::Borrowed(target), None));
     };

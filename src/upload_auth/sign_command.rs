@@ -64,7 +64,7 @@ impl Command for SignUpload {
                 "no key {:?} in {} (it has: {})",
                 self.key_id,
                 self.keys.display(),
-                keys.ids().collect::<Vec<_>>().join(", ")
+                keys.id_list()
             )));
         };
         let exp = match self.expires_at {

@@ -15,8 +15,6 @@ pub(super) struct Upload<'r> {
     pub target: Cow<'r, str>,
     /// The largest body taken: `--max-body`, or less when the upload token says so.
     pub max_body: u64,
-    /// `max_body` is the upload token's limit (a body over it is counted as refused).
-    pub token_limit: bool,
     /// The body's length: as declared, or as counted once a chunked body is read.
     pub length: u64,
     pub started: Instant,
@@ -32,7 +30,6 @@ impl<'r> Upload<'r> {
         Upload {
             target: Cow::Borrowed(request.target()),
             max_body,
-            token_limit: false,
             length: request.content_length(),
             started: Instant::now(),
             home: request.home,

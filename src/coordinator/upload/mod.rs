@@ -169,7 +169,8 @@ impl Uploads {
                 stored_answer(&stored.shard)
             }
             Err(mut refusal) => {
-                if refusal.status == 413 && upload.token_limit {
+                // Below `--max-body`, the limit is the upload token's.
+                if refusal.status == 413 && upload.max_body < self.settings.max_body {
                     refusal.auth_reason = Some("too_large");
                 }
                 if let Some(reason) = refusal.auth_reason {
@@ -222,10 +223,7 @@ impl Uploads {
                     }
                 };
             upload.target = permit.key;
-            if permit.max_body < upload.max_body {
-                upload.max_body = permit.max_body;
-                upload.token_limit = true;
-            }
+            upload.max_body = upload.max_body.min(permit.max_body);
         }
         if declared.is_some_and(|length| length > self.settings.max_body) {
             return Err(too_large(self.settings.max_body));
