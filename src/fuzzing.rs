@@ -7,6 +7,7 @@ use crate::http::request;
 use crate::replication_queue::{self, Item};
 use crate::state::queue::QueueInfo;
 use crate::state::{servers, shard_size, shards};
+use crate::upload_auth::{grant_json, token::Grant};
 
 /// A request head as the connection loop parses and validates it.
 pub fn request_head(data: &[u8]) {
@@ -62,5 +63,23 @@ pub fn queue_item(data: &[u8]) {
             "an item reads back as written"
         );
         let _ = replication_queue::lock_path("/backpack", "backpack-queue", text);
+    }
+}
+
+/// A token's payload as the coordinator reads it (before its MAC is checked, to find the
+/// key id): the grant reader takes exactly what `serde_json` takes for `Grant`, with the
+/// same values. One difference is allowed: `-0` is a number to `serde_json` and not to
+/// the grant reader, which takes whole numbers without a sign.
+pub fn upload_grant(data: &[u8]) {
+    let ours = grant_json::parse(data).map(|grant| Grant::from(&grant));
+    let general = serde_json::from_slice::<Grant>(data);
+    match (ours, general) {
+        (Ok(ours), Ok(general)) => assert_eq!(ours, general, "the same grant"),
+        (Err(_), Err(_)) => {}
+        (Ok(ours), Err(err)) => panic!("the grant reader took {ours:?}, serde_json: {err}"),
+        (Err(why), Ok(general)) => assert!(
+            data.windows(2).any(|pair| pair == b"-0"),
+            "the grant reader refused {general:?}: {why}"
+        ),
     }
 }

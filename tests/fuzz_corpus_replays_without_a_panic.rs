@@ -27,4 +27,5 @@ fn the_fuzz_corpus_replays_without_a_panic() {
     assert!(replay("request_head", backpack::fuzzing::request_head) >= 4);
     assert!(replay("cluster_state", backpack::fuzzing::cluster_state) >= 4);
     assert!(replay("queue_item", backpack::fuzzing::queue_item) >= 2);
+    assert!(replay("upload_grant", backpack::fuzzing::upload_grant) >= 4);
 }

@@ -11,6 +11,7 @@
 //! - 401 with `WWW-Authenticate: Bearer` when there is no token, or none that parses;
 //! - 403 when there is one but it does not allow this upload (`Refusal::reason` says why).
 
+pub mod grant_json;
 pub mod key_ring;
 pub mod keys;
 mod mac;
@@ -19,6 +20,7 @@ pub mod sign_command;
 pub mod token;
 
 use crate::http::{Framing, Request};
+use grant_json::GrantView;
 use keys::UploadKeys;
 use std::borrow::Cow;
 use token::{TokenError, EXPIRY_LEEWAY_SECS};
@@ -86,7 +88,8 @@ pub fn authorize<'r>(
             ))
         }
     };
-    let grant = token::verify(token, keys).map_err(|err| match err {
+    let decided = token::check(token, keys, |grant| permit(request, key, grant, now));
+    decided.map_err(|err| match err {
         TokenError::Malformed(why) => refusal(401, "malformed", why),
         TokenError::UnknownKey(id) => refusal(
             403,
@@ -94,7 +97,16 @@ pub fn authorize<'r>(
             format!("the token is signed with key {id:?}, which is not in force"),
         ),
         TokenError::BadSignature => refusal(403, "bad_signature", "the token's MAC is wrong"),
-    })?;
+    })?
+}
+
+/// What a genuine `grant` allows this upload of `key`, at `now`.
+fn permit<'r>(
+    request: &Request,
+    key: Cow<'r, str>,
+    grant: &GrantView<'_>,
+    now: u64,
+) -> Result<Permit<'r>, Refusal> {
     if now > grant.exp.saturating_add(EXPIRY_LEEWAY_SECS) {
         return Err(refusal(
             403,

@@ -18,12 +18,15 @@ fn outside_prefix(key: &str, prefix: &str) -> Option<String> {
     if !prefix.starts_with('/') {
         return Some("the token's prefix does not start with /".into());
     }
-    let folder = match prefix.ends_with('/') {
-        true => prefix.to_string(),
-        false => format!("{prefix}/"),
-    };
-    if !key.starts_with(&folder) || key.len() == folder.len() {
-        return Some(format!("the token is for keys below {folder}"));
+    // The folder is the prefix with one `/` at its end (this runs on every upload, so
+    // it is compared in place, not built).
+    let folder = prefix.strip_suffix('/').unwrap_or(prefix);
+    let below = key
+        .strip_prefix(folder)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|name| !name.is_empty());
+    if !below {
+        return Some(format!("the token is for keys below {folder}/"));
     }
     let encoded = |w: &[u8]| {
         w[0] == b'%'

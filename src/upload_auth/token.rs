@@ -11,6 +11,7 @@
 //! length is bounded before anything is decoded, and the payload's fields are only
 //! trusted once the MAC over them checks (compared in constant time, by `hmac`).
 
+use super::grant_json::{self, GrantView};
 use super::keys::UploadKeys;
 use super::mac::{keyed, HmacSha256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -78,6 +79,29 @@ fn mac_of(payload: &[u8], secret: &[u8]) -> HmacSha256 {
 /// Checks `token` against `keys`: the grant it carries when it is well formed, signed by
 /// a key in force, and its MAC matches. Expiry and scope are the caller's to check.
 pub fn verify(token: &str, keys: &UploadKeys) -> Result<Grant, TokenError> {
+    check(token, keys, |grant| Grant::from(grant))
+}
+
+impl From<&GrantView<'_>> for Grant {
+    fn from(grant: &GrantView<'_>) -> Grant {
+        Grant {
+            kid: grant.kid.to_string(),
+            exp: grant.exp,
+            key: grant.key.as_deref().map(str::to_string),
+            prefix: grant.prefix.as_deref().map(str::to_string),
+            max: grant.max,
+            len: grant.len,
+        }
+    }
+}
+
+/// What `verify` does, on every upload: hands the grant to `then` as read from the
+/// payload, its strings borrowed, so that a genuine token costs no allocation.
+pub fn check<R>(
+    token: &str,
+    keys: &UploadKeys,
+    then: impl FnOnce(&GrantView<'_>) -> R,
+) -> Result<R, TokenError> {
     let malformed = |why: &str| TokenError::Malformed(why.to_string());
     if token.len() > MAX_TOKEN_BYTES {
         return Err(TokenError::Malformed(format!(
@@ -119,18 +143,18 @@ pub fn verify(token: &str, keys: &UploadKeys) -> Result<Grant, TokenError> {
     if mac.len() != 32 {
         return Err(malformed("the token's MAC is not 32 bytes (HMAC-SHA256)"));
     }
-    let grant: Grant = serde_json::from_slice(json).map_err(|err| {
-        TokenError::Malformed(format!("the token's payload is not a grant: {err}"))
+    let grant = grant_json::parse(json).map_err(|why| {
+        TokenError::Malformed(format!("the token's payload is not a grant: {why}"))
     })?;
     let Some(keyed) = keys.keyed_mac(&grant.kid) else {
-        return Err(TokenError::UnknownKey(grant.kid));
+        return Err(TokenError::UnknownKey(grant.kid.into_owned()));
     };
     let mut check = keyed.clone();
     check.update(payload);
     check
         .verify_slice(mac)
         .map_err(|_| TokenError::BadSignature)?;
-    Ok(grant)
+    Ok(then(&grant))
 }
 
 #[cfg(test)]
