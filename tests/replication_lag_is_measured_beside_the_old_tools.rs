@@ -100,10 +100,31 @@ fn records_follow_the_queue_and_an_old_replicator_leaves_none_behind() {
 
 #[test]
 fn the_replicator_measures_each_items_lag_and_counts_unrecorded_ones_apart() {
-    let cluster = example_cluster("lag-histogram");
+    lag_is_measured("lag-histogram", false);
+}
+
+/// The scripts are called by their hash; a server that forgot them (`SCRIPT FLUSH`, as
+/// after a restart) is sent them whole again, and records and lags are as before.
+#[test]
+fn a_redis_that_forgot_the_scripts_is_sent_them_again() {
+    lag_is_measured("lag-histogram-flushed-scripts", true);
+}
+
+fn lag_is_measured(name: &str, flush_scripts: bool) {
+    let cluster = example_cluster(name);
     let coordinator = coordinator(&cluster, &["--quiet"]);
     let started = Instant::now();
-    upload_n(&coordinator.url(""), 30, "waiting", PHOTOS);
+    let flush = || {
+        if flush_scripts {
+            for server in 0..2 {
+                cluster.redis_command(server, redis::cmd("SCRIPT").arg("FLUSH"));
+            }
+        }
+    };
+    upload_n(&coordinator.url(""), 15, "waiting", PHOTOS);
+    flush();
+    upload_n(&coordinator.url(""), 15, "waiting-more", PHOTOS);
+    flush();
     // Five of them as if an old coordinator had queued them: no record anywhere.
     let unrecorded: Vec<String> = cluster.queue_items(0)[..5].to_vec();
     for server in 0..2 {

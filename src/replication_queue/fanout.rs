@@ -73,20 +73,21 @@ fn none_answered(failures: Vec<String>) -> Error {
 }
 
 impl Replies<Vec<redis::Value>> {
-    /// Sends `packed` (of `replies` commands) again, alone, to each server whose error
+    /// Sends `packed()` (of `replies` commands) again, alone, to each server whose error
     /// `again` accepts (given the server's index), and takes that answer instead.
+    /// `packed` is only built when a server needs it.
     pub(super) fn redo_where(
         mut self,
         pools: &[Arc<RedisPool>],
         again: impl Fn(usize, &redis::RedisError) -> bool,
-        packed: &[u8],
+        packed: impl Fn() -> Vec<u8>,
         replies: usize,
     ) -> Self {
         for (i, (_, outcome)) in self.outcomes.iter_mut().enumerate() {
             if matches!(outcome, Err(err) if again(i, err)) {
                 let pool = &pools[i];
                 *outcome = pool.with(|conn| {
-                    conn.send(packed)?;
+                    conn.send(&packed())?;
                     receive_all(conn, replies)
                 });
                 pool.record(outcome);

@@ -87,36 +87,51 @@ impl ReplicationQueue {
     /// The items' `SADD`, with their lag records (`records::PUSH`), on every server at
     /// once.
     fn add_everywhere(&self, items: &[String], home: Home) -> group_commit::Outcome {
-        let recorded = records::eval(records::PUSH, &self.key, items).get_packed_command();
+        let push = &records::PUSH;
         let plain = redis::cmd("SADD")
             .arg(&self.key)
             .arg(items)
             .get_packed_command();
-        self.scripted_or_plain(&recorded, &plain, 1, home)
-            .answered()
-            .map(|took| took.len())
-            .map_err(|err| err.to_string())
+        self.scripted_or_plain(
+            &push.by_hash(&self.key, items).get_packed_command(),
+            || push.with_body(&self.key, items).get_packed_command(),
+            &plain,
+            1,
+            home,
+        )
+        .answered()
+        .map(|took| took.len())
+        .map_err(|err| err.to_string())
     }
 
-    /// `scripted` to every server that runs our scripts, `plain` to the others, and again
-    /// `plain` to a server that refuses `scripted` now (it is not asked again).
+    /// `by_hash` (a script by its hash) to every server that runs our scripts, `plain` to
+    /// the others; `with_body` (the script whole) to a server that does not know the
+    /// hash, and `plain` to a server that refuses scripts now (it is not asked again).
     fn scripted_or_plain(
         &self,
-        scripted: &[u8],
+        by_hash: &[u8],
+        with_body: impl Fn() -> Vec<u8>,
         plain: &[u8],
         replies: usize,
         home: Home,
     ) -> fanout::Replies<Vec<redis::Value>> {
         let packed = |i: usize| match self.scripting[i].works() {
-            true => scripted,
+            true => by_hash,
             false => plain,
         };
-        fanout::to_every(&self.pools, packed, replies, home).redo_where(
-            &self.pools,
-            |i, err| self.scripting[i].refused_by(err),
-            plain,
-            replies,
-        )
+        fanout::to_every(&self.pools, packed, replies, home)
+            .redo_where(
+                &self.pools,
+                |_, err| records::unknown_script(err),
+                with_body,
+                replies,
+            )
+            .redo_where(
+                &self.pools,
+                |i, err| self.scripting[i].refused_by(err),
+                || plain.to_vec(),
+                replies,
+            )
     }
 
     /// Up to `count` distinct items picked at random, and the queue's length: `SCARD key`
@@ -183,15 +198,19 @@ impl ReplicationQueue {
             return Ok(Vec::new());
         }
         let failures = dead_set::failures_key(&self.key);
-        let mut scripted = redis::pipe();
-        scripted.add_command(records::eval(records::DONE, &self.key, items));
-        scripted.cmd("HDEL").arg(&failures).arg(items);
+        let scripted = |script: redis::Cmd| {
+            let mut pipe = redis::pipe();
+            pipe.add_command(script);
+            pipe.cmd("HDEL").arg(&failures).arg(items);
+            pipe.get_packed_pipeline()
+        };
         let mut plain = redis::pipe();
         plain.cmd("SREM").arg(&self.key).arg(items);
         plain.cmd("HDEL").arg(&failures).arg(items);
         let answers = self
             .scripted_or_plain(
-                &scripted.get_packed_pipeline(),
+                &scripted(records::DONE.by_hash(&self.key, items)),
+                || scripted(records::DONE.with_body(&self.key, items)),
                 &plain.get_packed_pipeline(),
                 2,
                 Home::default(),
@@ -210,20 +229,27 @@ impl ReplicationQueue {
     /// None for a server that does not answer. A server without scripts answers its
     /// length, every item unrecorded.
     pub fn ages(&self) -> Vec<Option<QueueAges>> {
-        let scripted = records::eval(records::OLDEST, &self.key, &[] as &[&str]);
+        let none: &[&str] = &[];
+        let oldest = &records::OLDEST;
         let plain = redis::cmd("SCARD").arg(&self.key).get_packed_command();
-        self.scripted_or_plain(&scripted.get_packed_command(), &plain, 1, Home::default())
-            .read_as(|replies| match replies.into_iter().next()? {
-                redis::Value::Int(length) => Some(QueueAges {
-                    length: length as u64,
-                    oldest_seconds: None,
-                    unrecorded: length as u64,
-                }),
-                reply => redis::from_redis_value(reply)
-                    .ok()
-                    .map(QueueAges::from_reply),
-            })
-            .per_server()
+        self.scripted_or_plain(
+            &oldest.by_hash(&self.key, none).get_packed_command(),
+            || oldest.with_body(&self.key, none).get_packed_command(),
+            &plain,
+            1,
+            Home::default(),
+        )
+        .read_as(|replies| match replies.into_iter().next()? {
+            redis::Value::Int(length) => Some(QueueAges {
+                length: length as u64,
+                oldest_seconds: None,
+                unrecorded: length as u64,
+            }),
+            reply => redis::from_redis_value(reply)
+                .ok()
+                .map(QueueAges::from_reply),
+        })
+        .per_server()
     }
 
     /// On the `server`-th server, drops the stale lag records among `count` from rank
@@ -234,8 +260,17 @@ impl ReplicationQueue {
         if !self.scripting[server].works() {
             return None;
         }
-        let sweep = records::eval(records::SWEEP, &self.key, &[start, count]);
-        pool.with(|conn| sweep.query::<(u64, u64)>(conn)).ok()
+        let (key, args) = (&self.key, &[start, count]);
+        pool.with(|conn| {
+            records::SWEEP
+                .by_hash(key, args)
+                .query::<(u64, u64)>(conn)
+                .or_else(|err| match records::unknown_script(&err) {
+                    true => records::SWEEP.with_body(key, args).query(conn),
+                    false => Err(err),
+                })
+        })
+        .ok()
     }
 
     /// The dead set beside this queue.

@@ -18,6 +18,13 @@
 //! commands from then on; its items are unrecorded (`Scripting`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::LazyLock;
+
+/// The scripts, each hashed once.
+pub(super) static PUSH: LazyLock<Script> = LazyLock::new(|| Script::new(PUSH_BODY));
+pub(super) static DONE: LazyLock<Script> = LazyLock::new(|| Script::new(DONE_BODY));
+pub(super) static OLDEST: LazyLock<Script> = LazyLock::new(|| Script::new(OLDEST_BODY));
+pub(super) static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(SWEEP_BODY));
 
 /// `<queue key>-queued`.
 pub fn records_key(key: &str) -> String {
@@ -40,7 +47,7 @@ macro_rules! with_clock {
 /// KEYS: queue, records; ARGV: items. Queues each item; an item new to the queue gets a
 /// record of now (an item already queued keeps its own, or stays unrecorded). Answers how
 /// many were new, as `SADD` does.
-pub(super) const PUSH: &str = with_clock!(
+const PUSH_BODY: &str = with_clock!(
     "local added = 0
 for _, item in ipairs(ARGV) do
   if redis.call('SADD', KEYS[1], item) == 1 then
@@ -54,7 +61,7 @@ return added"
 /// KEYS: queue, records; ARGV: items. Removes each item and its record. Answers per
 /// item its lag in ms, `NOT_QUEUED` when it had already left, `UNRECORDED` when it had no
 /// record.
-pub(super) const DONE: &str = with_clock!(
+const DONE_BODY: &str = with_clock!(
     "local lags = {}
 for i, item in ipairs(ARGV) do
   local lag = -1
@@ -78,7 +85,7 @@ pub(super) const UNRECORDED: i64 = -2;
 /// of the oldest record whose item is still queued (-1: none found), dropping the records
 /// before it whose items have left. It looks at 1000 records at most, which bounds its
 /// time when old replicators left many at the oldest end (the next reading goes on).
-pub(super) const OLDEST: &str = with_clock!(
+const OLDEST_BODY: &str = with_clock!(
     "local oldest, looked = -1, 0
 while oldest < 0 and looked < 1000 do
   local head = redis.call('ZRANGE', KEYS[2], 0, 99, 'WITHSCORES')
@@ -99,7 +106,7 @@ return {redis.call('SCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]), oldest}"
 
 /// KEYS: queue, records; ARGV: start, count. Drops the records among `count` from rank
 /// `start` whose items have left the queue. Answers how many it looked at and dropped.
-pub(super) const SWEEP: &str =
+const SWEEP_BODY: &str =
     "local batch = redis.call('ZRANGE', KEYS[2], ARGV[1], ARGV[1] + ARGV[2] - 1)
 local gone = {}
 for _, item in ipairs(batch) do
@@ -162,14 +169,49 @@ impl Scripting {
     }
 }
 
-/// `EVAL script 2 key records_key args...`.
-pub(super) fn eval(script: &str, key: &str, args: &[impl redis::ToRedisArgs]) -> redis::Cmd {
-    let mut cmd = redis::cmd("EVAL");
+/// A script with its SHA-1. A server that has run it once runs it again by its hash
+/// (`EVALSHA`), without being sent, parsing and hashing the whole body on every call;
+/// one that answers `NOSCRIPT` (it never ran it, restarted, or was flushed) is sent the
+/// body once (`EVAL`), which also loads it.
+pub(super) struct Script {
+    body: &'static str,
+    sha: String,
+}
+
+impl Script {
+    pub(super) fn new(body: &'static str) -> Script {
+        let sha = redis::Script::new(body).get_hash().to_string();
+        Script { body, sha }
+    }
+
+    /// `EVALSHA sha 2 key records_key args...`.
+    pub(super) fn by_hash(&self, key: &str, args: &[impl redis::ToRedisArgs]) -> redis::Cmd {
+        invocation("EVALSHA", &self.sha, key, args)
+    }
+
+    /// `EVAL body 2 key records_key args...`.
+    pub(super) fn with_body(&self, key: &str, args: &[impl redis::ToRedisArgs]) -> redis::Cmd {
+        invocation("EVAL", self.body, key, args)
+    }
+}
+
+fn invocation(
+    command: &str,
+    script: &str,
+    key: &str,
+    args: &[impl redis::ToRedisArgs],
+) -> redis::Cmd {
+    let mut cmd = redis::cmd(command);
     cmd.arg(script).arg(2).arg(key).arg(records_key(key));
     for arg in args {
         cmd.arg(arg);
     }
     cmd
+}
+
+/// Whether `err` is a server's "run by the body, not the hash": `NOSCRIPT`.
+pub(super) fn unknown_script(err: &redis::RedisError) -> bool {
+    err.code() == Some("NOSCRIPT")
 }
 
 /// Per item, the largest lag any server answered (its copies on each server left at
