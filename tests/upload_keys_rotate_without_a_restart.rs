@@ -21,7 +21,10 @@ struct Sent {
     status: u16,
 }
 
-/// Uploads from `clients` threads per key until `stop`, each signed with its key.
+/// Uploads from `clients` threads per key until `stop`, each signed with its key: the
+/// even-numbered clients with a token of their own for every upload, the odd ones with
+/// one prefix token for all of theirs (as a session does), which the coordinator
+/// remembers as verified until the keys change.
 fn load(
     coordinator: &CoordinatorProcess,
     keys: &[&'static str],
@@ -37,13 +40,17 @@ fn load(
             threads.push(std::thread::spawn(move || {
                 let key = TestKey::new(id, id.as_bytes()[1]);
                 let agent = client();
+                let session = key.sign(for_prefix(&format!("/{id}/{client_number}"), 4096));
                 let mut sent = Vec::new();
                 for n in 0.. {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
                     let path = format!("/{id}/{client_number}/{n}.jpg");
-                    let token = key.sign(for_key(&path, 4096));
+                    let token = match client_number % 2 {
+                        0 => key.sign(for_key(&path, 4096)),
+                        _ => session.clone(),
+                    };
                     let started = began.elapsed();
                     let status = agent
                         .put(format!("{url}{path}"))

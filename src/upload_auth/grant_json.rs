@@ -22,6 +22,21 @@ pub struct GrantView<'a> {
     pub len: Option<u64>,
 }
 
+impl GrantView<'_> {
+    /// The same grant, its strings copied: one to keep.
+    pub fn to_owned_view(&self) -> GrantView<'static> {
+        let own = |text: &Cow<'_, str>| Cow::Owned(text.to_string());
+        GrantView {
+            kid: own(&self.kid),
+            exp: self.exp,
+            key: self.key.as_ref().map(own),
+            prefix: self.prefix.as_ref().map(own),
+            max: self.max,
+            len: self.len,
+        }
+    }
+}
+
 /// Reads `json` as a grant, or says what is wrong with it.
 pub fn parse(json: &[u8]) -> Result<GrantView<'_>, String> {
     let mut reader = Reader { bytes: json, at: 0 };

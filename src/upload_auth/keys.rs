@@ -15,6 +15,7 @@ use base64::Engine;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Standard base64, with or without its `=` padding.
 const SECRET_BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -33,7 +34,13 @@ const MAX_KEY_ID_BYTES: usize = 64;
 #[derive(Clone, Default)]
 pub struct UploadKeys {
     secrets: BTreeMap<String, (Vec<u8>, HmacSha256)>,
+    /// Which reading of a keys file these are: tokens remembered as verified under
+    /// other keys are checked again (`verified`).
+    generation: u64,
 }
+
+/// The generation of the next keys read; 0 is the empty `Default`.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 // Never print a secret, not even in a debug line.
 impl std::fmt::Debug for UploadKeys {
@@ -96,7 +103,16 @@ impl UploadKeys {
         if secrets.is_empty() {
             return Err("no key in the file".into());
         }
-        Ok(UploadKeys { secrets })
+        let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
+        Ok(UploadKeys {
+            secrets,
+            generation,
+        })
+    }
+
+    /// Which reading of a keys file these keys are (two readings are never equal).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The secret of key `id`, when it is in force.

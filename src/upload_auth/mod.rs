@@ -18,6 +18,7 @@ mod mac;
 mod scope;
 pub mod sign_command;
 pub mod token;
+mod verified;
 
 use crate::http::{Framing, Request};
 use grant_json::GrantView;
@@ -88,7 +89,7 @@ pub fn authorize<'r>(
             ))
         }
     };
-    let decided = token::check(token, keys, |grant| permit(request, key, grant, now));
+    let decided = verified::check(token, keys, |grant| permit(request, key, grant, now));
     decided.map_err(|err| match err {
         TokenError::Malformed(why) => refusal(401, "malformed", why),
         TokenError::UnknownKey(id) => refusal(
