@@ -26,6 +26,9 @@ use subtle::ConstantTimeEq;
 /// or a session's handful, few enough that all of them fit in 32 KiB.
 const SLOTS: usize = 64;
 
+/// The characters of a token's MAC, at its end: 32 bytes in unpadded base64url.
+const MAC_CHARS: usize = 43;
+
 /// A longer token is verified every time (a real one is a few hundred bytes).
 const LONGEST_REMEMBERED: usize = 512;
 
@@ -36,10 +39,15 @@ struct Slot {
 }
 
 impl Slot {
+    /// Whether this slot remembers `token` under keys `generation`. The MAC, which makes
+    /// a token usable, is compared in constant time; the payload before it (a grant
+    /// anyone holding the token can read) with a plain one: `subtle` takes about 1.4 ns
+    /// a byte, 200 ns over a whole token, more than the rest of a remembered check.
     fn holds(&self, token: &[u8], generation: u64) -> bool {
-        self.generation == generation
-            && self.token.len() == token.len()
-            && bool::from(self.token.as_slice().ct_eq(token))
+        let split = |token: &[u8]| token.len().saturating_sub(MAC_CHARS);
+        let (payload, mac) = token.split_at(split(token));
+        let (own_payload, own_mac) = self.token.split_at(split(&self.token));
+        self.generation == generation && payload == own_payload && bool::from(own_mac.ct_eq(mac))
     }
 }
 
@@ -132,6 +140,12 @@ mod tests {
         let forged = format!("{payload}.{mac}");
         assert_eq!(slot_of(forged.as_bytes()), slot_of(good.as_bytes()));
         assert_eq!(prefix_of(&forged, &keys), Err(TokenError::BadSignature));
+        // The same payload with another MAC, in the same slot too.
+        let mut other_mac = good.clone().into_bytes();
+        other_mac[good.len() - 9] ^= 0x01;
+        let other_mac = String::from_utf8(other_mac).expect("ASCII");
+        assert_eq!(slot_of(other_mac.as_bytes()), slot_of(good.as_bytes()));
+        assert!(prefix_of(&other_mac, &keys).is_err());
         assert_eq!(prefix_of(&good, &keys), Ok("/users/1".into()));
     }
 
