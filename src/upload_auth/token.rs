@@ -108,13 +108,12 @@ pub fn check<R>(
             "the token is longer than {MAX_TOKEN_BYTES} bytes"
         )));
     }
-    let bytes = token;
-    let Some(dot) = bytes.iter().position(|&b| b == b'.') else {
+    let Some(dot) = token.iter().position(|&b| b == b'.') else {
         return Err(malformed(
             "the token has no . between its payload and its MAC",
         ));
     };
-    let (payload, mac) = (&bytes[..dot], &bytes[dot + 1..]);
+    let (payload, mac) = (&token[..dot], &token[dot + 1..]);
     if mac.contains(&b'.') {
         return Err(malformed("the token has more than one ."));
     }

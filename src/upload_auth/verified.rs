@@ -10,11 +10,12 @@
 //!
 //! Only tokens for a prefix are kept: a token for one key is for one upload.
 //!
-//! A slot answers only for the very token verified in it (compared byte for byte, in
-//! constant time) and only under the keys it was verified with: keys read again empty
-//! every slot, so a removed key's tokens are refused from the next upload on. Expiry,
-//! scope and length are checked on every upload, remembered or not. Only genuine tokens
-//! are remembered; a refused one is verified again each time it comes.
+//! A slot answers only for the very token verified in it (compared byte for byte, its
+//! MAC in constant time) and only under the keys it was verified with: once the keys
+//! file is read again no slot answers until its token is verified under the new keys, so
+//! a removed key's tokens are refused from the next upload on. Expiry, scope and length
+//! are checked on every upload, remembered or not. Only genuine tokens are remembered; a
+//! refused one is verified again each time it comes.
 
 use super::grant_json::GrantView;
 use super::keys::UploadKeys;
