@@ -88,14 +88,15 @@ impl ReplicationQueue {
     /// once.
     fn add_everywhere(&self, items: &[String], home: Home) -> group_commit::Outcome {
         let push = &records::PUSH;
-        let plain = redis::cmd("SADD")
-            .arg(&self.key)
-            .arg(items)
-            .get_packed_command();
         self.scripted_or_plain(
             &push.by_hash(&self.key, items).get_packed_command(),
             || push.with_body(&self.key, items).get_packed_command(),
-            &plain,
+            || {
+                redis::cmd("SADD")
+                    .arg(&self.key)
+                    .arg(items)
+                    .get_packed_command()
+            },
             1,
             home,
         )
@@ -107,17 +108,19 @@ impl ReplicationQueue {
     /// `by_hash` (a script by its hash) to every server that runs our scripts, `plain` to
     /// the others; `with_body` (the script whole) to a server that does not know the
     /// hash, and `plain` to a server that refuses scripts now (it is not asked again).
+    /// `with_body` and `plain` are only built when a server needs them.
     fn scripted_or_plain(
         &self,
         by_hash: &[u8],
         with_body: impl Fn() -> Vec<u8>,
-        plain: &[u8],
+        plain: impl Fn() -> Vec<u8>,
         replies: usize,
         home: Home,
     ) -> fanout::Replies<Vec<redis::Value>> {
+        let plain_once = std::cell::OnceCell::new();
         let packed = |i: usize| match self.scripting[i].works() {
             true => by_hash,
-            false => plain,
+            false => plain_once.get_or_init(&plain).as_slice(),
         };
         fanout::to_every(&self.pools, packed, replies, home)
             .redo_where(
@@ -129,7 +132,7 @@ impl ReplicationQueue {
             .redo_where(
                 &self.pools,
                 |i, err| self.scripting[i].refused_by(err),
-                || plain.to_vec(),
+                &plain,
                 replies,
             )
     }
@@ -204,14 +207,17 @@ impl ReplicationQueue {
             pipe.cmd("HDEL").arg(&failures).arg(items);
             pipe.get_packed_pipeline()
         };
-        let mut plain = redis::pipe();
-        plain.cmd("SREM").arg(&self.key).arg(items);
-        plain.cmd("HDEL").arg(&failures).arg(items);
+        let plain = || {
+            let mut pipe = redis::pipe();
+            pipe.cmd("SREM").arg(&self.key).arg(items);
+            pipe.cmd("HDEL").arg(&failures).arg(items);
+            pipe.get_packed_pipeline()
+        };
         let answers = self
             .scripted_or_plain(
                 &scripted(records::DONE.by_hash(&self.key, items)),
                 || scripted(records::DONE.with_body(&self.key, items)),
-                &plain.get_packed_pipeline(),
+                plain,
                 2,
                 Home::default(),
             )
@@ -231,11 +237,10 @@ impl ReplicationQueue {
     pub fn ages(&self) -> Vec<Option<QueueAges>> {
         let none: &[&str] = &[];
         let oldest = &records::OLDEST;
-        let plain = redis::cmd("SCARD").arg(&self.key).get_packed_command();
         self.scripted_or_plain(
             &oldest.by_hash(&self.key, none).get_packed_command(),
             || oldest.with_body(&self.key, none).get_packed_command(),
-            &plain,
+            || redis::cmd("SCARD").arg(&self.key).get_packed_command(),
             1,
             Home::default(),
         )
@@ -260,17 +265,8 @@ impl ReplicationQueue {
         if !self.scripting[server].works() {
             return None;
         }
-        let (key, args) = (&self.key, &[start, count]);
-        pool.with(|conn| {
-            records::SWEEP
-                .by_hash(key, args)
-                .query::<(u64, u64)>(conn)
-                .or_else(|err| match records::unknown_script(&err) {
-                    true => records::SWEEP.with_body(key, args).query(conn),
-                    false => Err(err),
-                })
-        })
-        .ok()
+        pool.with(|conn| records::SWEEP.query(conn, &self.key, &[start, count]))
+            .ok()
     }
 
     /// The dead set beside this queue.

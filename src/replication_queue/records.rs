@@ -193,6 +193,23 @@ impl Script {
     pub(super) fn with_body(&self, key: &str, args: &[impl redis::ToRedisArgs]) -> redis::Cmd {
         invocation("EVAL", self.body, key, args)
     }
+
+    /// Runs the script on one connection: by its hash, and whole when the server does not
+    /// know it. (Writes to every server go through `scripted_or_plain`, which does the
+    /// same per server.)
+    pub(super) fn query<T: redis::FromRedisValue>(
+        &self,
+        conn: &mut dyn redis::ConnectionLike,
+        key: &str,
+        args: &[impl redis::ToRedisArgs],
+    ) -> redis::RedisResult<T> {
+        self.by_hash(key, args)
+            .query(conn)
+            .or_else(|err| match unknown_script(&err) {
+                true => self.with_body(key, args).query(conn),
+                false => Err(err),
+            })
+    }
 }
 
 fn invocation(

@@ -60,16 +60,13 @@ pub fn parse(json: &[u8]) -> Result<GrantView<'_>, String> {
         first = false;
         let name = reader.string()?;
         reader.expect(b':')?;
-        let twice = || format!("the field {name} is given twice");
         match &*name {
-            "kid" => once(&mut kid, reader.string()?).map_err(|()| twice())?,
-            "exp" => once(&mut exp, reader.number()?).map_err(|()| twice())?,
-            "max" => once(&mut max, reader.number()?).map_err(|()| twice())?,
-            "key" => once(&mut key, reader.nullable(Reader::string)?).map_err(|()| twice())?,
-            "prefix" => {
-                once(&mut prefix, reader.nullable(Reader::string)?).map_err(|()| twice())?
-            }
-            "len" => once(&mut len, reader.nullable(Reader::number)?).map_err(|()| twice())?,
+            "kid" => once(&mut kid, reader.string()?, &name)?,
+            "exp" => once(&mut exp, reader.number()?, &name)?,
+            "max" => once(&mut max, reader.number()?, &name)?,
+            "key" => once(&mut key, reader.nullable(Reader::string)?, &name)?,
+            "prefix" => once(&mut prefix, reader.nullable(Reader::string)?, &name)?,
+            "len" => once(&mut len, reader.nullable(Reader::number)?, &name)?,
             other => return Err(format!("unknown field {other:?}")),
         }
     }
@@ -88,11 +85,11 @@ pub fn parse(json: &[u8]) -> Result<GrantView<'_>, String> {
     })
 }
 
-/// Sets a field that must not have been set before.
-fn once<T>(field: &mut Option<T>, value: T) -> Result<(), ()> {
+/// Sets the field `name`, which must not have been set before.
+fn once<T>(field: &mut Option<T>, value: T, name: &str) -> Result<(), String> {
     match field.replace(value) {
         None => Ok(()),
-        Some(_) => Err(()),
+        Some(_) => Err(format!("the field {name} is given twice")),
     }
 }
 
