@@ -1,6 +1,7 @@
 //! `backpack-replicator <zk_servers> </zk/root> [concurrency]`.
 
 use super::claims::Claims;
+use super::copies::{Copier, CopySlot};
 use super::fence::{keep_lease, CopyGate, Fence};
 use super::give_up::{Bounds, RetryPace};
 use super::metrics::{Metrics, MetricsEndpoint};
@@ -23,7 +24,7 @@ daemon_command! {
     /// of its shard that lacks it, then remove the item. Runs beside old replicators on the
     /// same queue (items are locked in ZooKeeper).
     pub struct ReplicatorCommand {
-        /// copies at once: one worker thread each (default 8)
+        /// copies at once (default 8), each a coroutine with its own node connections
         #[argh(positional, default = "8")]
         concurrency: usize,
         /// items a worker locks and copies per round at most: one ZooKeeper transaction locks
@@ -85,6 +86,13 @@ impl Command for ReplicatorCommand {
         if self.batch == 0 || self.batch > 1000 {
             return Err(Error::usage("--batch must be between 1 and 1000"));
         }
+        // One `may` worker runs the copies' coroutines (`copies`) and `/metrics`: a copy
+        // costs it little, most of it waiting. may counts stack sizes in machine words;
+        // 256 KiB is the coordinator's default, for the same ureq requests.
+        may::config()
+            .set_workers(1)
+            .set_pool_capacity(self.concurrency.max(1))
+            .set_stack_size(256 * 1024 / std::mem::size_of::<usize>());
         // Bound first: a port in use stops the replicator before it does anything. It
         // listens once it serves.
         let metrics_port = match &self.listen {
@@ -102,8 +110,9 @@ impl Command for ReplicatorCommand {
         }
         let token = format!("{}:{}", hostname(), std::process::id());
         log_line!(
-            "backpack-replicator {token}: {} workers, batches of {} at most",
+            "backpack-replicator {token}: {} copies at once, {} workers of batches of {} at most",
             self.concurrency,
+            round_workers(self.concurrency, self.batch),
             self.batch
         );
 
@@ -126,19 +135,29 @@ impl Command for ReplicatorCommand {
         .map_err(|err| Error::invalid(format!("cannot start the lease thread: {err}")))?;
         let claims = Arc::new(Claims::default());
         let leftovers = Arc::new(super::locks::Leftovers::default());
-        let workers: Vec<_> = (0..self.concurrency)
-            .map(|i| {
+        let slots = (0..self.concurrency.max(1))
+            .map(|_| {
                 let gate = Arc::new(CopyGate::new(
                     Arc::clone(&fence),
                     self.node_progress_timeout,
                 ));
-                let worker = Worker {
-                    shared: Arc::clone(&shared),
+                CopySlot {
                     agent: node_http::gated_copies_agent(
                         self.node_limits(self.node_timeout),
                         Arc::clone(&gate) as Arc<dyn SendGate>,
                     ),
                     gate,
+                }
+            })
+            .collect();
+        let copier = Arc::new(Copier::start(slots, Arc::clone(&metrics), self.quiet));
+        let rounds = round_workers(self.concurrency, self.batch);
+        let workers: Vec<_> = (0..rounds)
+            .map(|i| {
+                let worker = Worker {
+                    shared: Arc::clone(&shared),
+                    copier: Arc::clone(&copier),
+                    fence: Arc::clone(&fence),
                     root: self.root.trim_end_matches('/').to_string(),
                     token: token.clone(),
                     metrics: Arc::clone(&metrics),
@@ -154,10 +173,9 @@ impl Command for ReplicatorCommand {
                     claims: Arc::clone(&claims),
                     leftovers: Arc::clone(&leftovers),
                     batch: self.batch,
-                    workers: self.concurrency,
+                    workers: rounds,
                     round_time: self.round_time,
                     max_error_backoff: self.max_error_backoff,
-                    quiet: self.quiet,
                 };
                 let (shutdown, once) = (Arc::clone(&shutdown), self.once);
                 std::thread::Builder::new()
@@ -234,13 +252,19 @@ impl Command for ReplicatorCommand {
     }
 }
 
-/// Serves `GET /metrics` on `bound` from `may` coroutines on one thread of their own.
+/// How many workers run rounds for `lanes` copies at once with batches of `batch`: two
+/// (one locks and picks while the other's items are copied), more when their batches
+/// cannot keep the lanes busy, never more than the lanes.
+fn round_workers(lanes: usize, batch: usize) -> usize {
+    (2 * lanes).div_ceil(batch.max(1)).max(2).min(lanes.max(1))
+}
+
+/// Serves `GET /metrics` on `bound` from `may` coroutines (on the copies' thread).
 fn serve_metrics(
     bound: crate::http::Bound,
     metrics: &Arc<Metrics>,
     shared: &Arc<crate::cluster::sync::Shared>,
 ) -> Result<crate::http::ServerHandle> {
-    may::config().set_workers(1);
     let listener = bound.listen()?;
     let endpoint = MetricsEndpoint {
         metrics: Arc::clone(metrics),

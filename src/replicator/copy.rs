@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use ureq::SendBody;
 
 /// An item, parsed, with its nodes' addresses.
+#[derive(Clone)]
 pub struct Plan {
     pub item: Item,
     pub sources: Vec<(String, SocketAddr)>,

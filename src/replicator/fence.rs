@@ -246,7 +246,8 @@ impl CopyGate {
                     format!("the node acknowledged nothing for {:?}", self.progress),
                 ));
             }
-            std::thread::sleep(Duration::from_millis(2));
+            // In a copy's coroutine: waits without holding up the other copies.
+            may::coroutine::sleep(Duration::from_millis(2));
         }
         tcp_queue::set_user_timeout(socket, bound)?;
         self.bounded.store(socket, Ordering::Relaxed);

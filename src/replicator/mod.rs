@@ -4,8 +4,8 @@
 //! Where things are: `worker` is one worker's loop (pick a few items, lock them, copy,
 //! remove them), `pacing` its waits between rounds and `claims` the items its fellow
 //! workers hold; `locks` takes and releases item locks in ZooKeeper in batches; `fence` stops work under
-//! them before ZooKeeper can have expired the session that holds them; `copy`
-//! moves one file between two nodes; `command` starts the workers and the ZooKeeper
+//! them before ZooKeeper can have expired the session that holds them; `copies` runs a
+//! round's copies at once, as coroutines, and `copy` moves one file between two nodes; `command` starts the workers and the ZooKeeper
 //! thread (`crate::cluster`, shared with the coordinator); `push` is
 //! `backpack-replicator-push`, which queues a copy by hand; `metrics` its numbers and
 //! `GET /metrics`; `give_up` when an item that keeps failing moves to the dead set, which
@@ -14,6 +14,7 @@
 
 mod claims;
 pub mod command;
+mod copies;
 mod copy;
 pub mod dead_command;
 mod fence;

@@ -1,19 +1,22 @@
-//! One replication worker: take a few random items, lock them, copy each file, remove the
-//! items, release the locks.
+//! One replication worker, a thread: take a few random items, lock them, have them
+//! copied, remove the items, release the locks.
 //!
 //! A round works on a batch, so that its fixed costs are shared: one Redis round trip
 //! picks the items (with the queue's length), one ZooKeeper transaction locks them, one
 //! round trip checks they are still queued, one `SREM` per Redis server removes the ones
-//! copied, and one transaction deletes the locks. The copies themselves go one after
-//! another; the process runs several workers for copies at once. The batch shrinks with
+//! copied, and one transaction deletes the locks. The copies go to the process's copy
+//! lanes (`copies`), several at once, and the worker waits for the last. A process runs
+//! two workers or more, so that one picks and locks while another's items are copied.
+//! The batch shrinks with
 //! the queue (its length divided among the workers), so that workers rarely pick the
 //! same items when few are queued; items another worker of this process already holds
 //! are left alone without asking ZooKeeper.
 
 use super::claims::Claims;
-use super::copy::{copy_from_any, plan, NotCopied, Plan};
-use super::fence::CopyGate;
-use super::give_up::{due_now, record_failures, Bounds, Failed, FailureKind, RetryPace};
+use super::copies::{Copier, PlannedItem};
+use super::copy::{plan, Plan};
+use super::fence::Fence;
+use super::give_up::{due_now, record_failures, Bounds, Failed, RetryPace};
 use super::locks;
 use super::metrics::{Metrics, Reason};
 use super::pacing::{short_round, MOST_IDLE};
@@ -29,10 +32,10 @@ use std::time::{Duration, Instant};
 
 pub struct Worker {
     pub shared: Arc<Shared>,
-    /// Its connections ask `gate` before every write.
-    pub agent: ureq::Agent,
+    /// The process's copies, shared by its workers.
+    pub copier: Arc<Copier>,
     /// Work under locks goes on only while the session is confirmed (see `fence`).
-    pub gate: Arc<CopyGate>,
+    pub fence: Arc<Fence>,
     pub root: String,
     /// `hostname:pid`: the data of our lock nodes.
     pub token: String,
@@ -51,7 +54,6 @@ pub struct Worker {
     /// The shortest round when the batch is not full.
     pub round_time: Duration,
     pub max_error_backoff: Duration,
-    pub quiet: bool,
 }
 
 /// What one round did.
@@ -153,8 +155,8 @@ impl Worker {
         let Some(queue) = &snapshot.queue else {
             return Round::Failed;
         };
-        self.gate.work_under(store.session().session_id());
-        if !self.gate.holds() {
+        let session = store.session().session_id();
+        if !self.fence.holds(session) {
             return Round::Fenced;
         }
         self.leftovers.sweep(
@@ -193,7 +195,7 @@ impl Worker {
         let outcome = if jobs.is_empty() {
             Round::Locked
         } else {
-            self.locked_round(&store, queue, picked.server, &jobs)
+            self.locked_round(&store, session, queue, picked.server, &jobs)
         };
         self.claims
             .release(jobs.iter().map(|job| job.lock.as_str()));
@@ -218,6 +220,7 @@ impl Worker {
     fn locked_round(
         &self,
         store: &ZkState,
+        session: i64,
         queue: &ReplicationQueue,
         server: &RedisPool,
         jobs: &[Job],
@@ -248,23 +251,21 @@ impl Worker {
         // Another replicator may have finished an item between our pick and our lock.
         let texts: Vec<&str> = mine.iter().map(|job| job.text.as_str()).collect();
         let queued = queue.still_queued(server, &texts);
+        let items: Vec<PlannedItem> = mine
+            .iter()
+            .zip(queued)
+            .filter(|(_, queued)| *queued)
+            .map(|(job, _)| (job.text.as_str(), &job.plan))
+            .collect();
+        let outcomes = self.copier.copy_all(&items, session);
         let (mut copied, mut failed) = (Vec::new(), Vec::new());
         let mut fenced = false;
-        for (job, _) in mine.iter().zip(queued).filter(|(_, queued)| *queued) {
-            // Each copy starts under a lease that holds; when it lapses, the round stops
-            // and its items wait for fresh locks.
-            if !self.gate.holds() {
-                fenced = true;
-                break;
-            }
-            match self.copy_one(job) {
-                Ok(()) => copied.push(job.text.as_str()),
-                Err(None) => {
-                    fenced = true;
-                    break;
-                }
+        for ((text, _), outcome) in items.iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => copied.push(*text),
+                Err(None) => fenced = true,
                 Err(Some(not)) => failed.push(Failed {
-                    item: &job.text,
+                    item: text,
                     kind: not.kind,
                     reason: not.why,
                 }),
@@ -306,67 +307,6 @@ impl Worker {
             Round::Failed
         } else {
             Round::Locked
-        }
-    }
-
-    /// Copies one job's file, or says why it did not (`None`: the fence cut it).
-    fn copy_one(&self, job: &Job) -> Result<(), Option<NotCopied>> {
-        let plan = match &job.plan {
-            Ok(plan) => plan,
-            Err((reason, why)) => {
-                self.metrics.failed(*reason);
-                log_line!("queue item {} left queued: {why}", job.text);
-                return Err(Some(NotCopied {
-                    reason: *reason,
-                    why: why.clone(),
-                    kind: FailureKind::Attempt,
-                }));
-            }
-        };
-        let started = Instant::now();
-        self.metrics.in_flight.inc();
-        let copied = copy_from_any(&self.agent, &self.gate, plan);
-        self.metrics.in_flight.dec();
-        let seconds = started.elapsed().as_secs_f64();
-        let item = &plan.item;
-        match copied {
-            Ok((from, bytes)) => {
-                self.metrics.copies.inc();
-                self.metrics.copied_bytes.inc_by(bytes);
-                self.metrics.copy_seconds.observe(seconds);
-                if !self.quiet {
-                    log_line!(
-                        "copy {} {from} -> {} {bytes} bytes in {:.1} ms: ok",
-                        item.path,
-                        item.to,
-                        seconds * 1000.0
-                    );
-                }
-                Ok(())
-            }
-            // Cut by the fence: not the item's failure, and said once by the lease keeper.
-            Err(_) if !self.gate.holds() => {
-                self.metrics.cut.inc();
-                log_line!(
-                    "copy {} -> {} cut after {:.1} ms: the session is not confirmed; left queued",
-                    item.path,
-                    item.to,
-                    seconds * 1000.0
-                );
-                Err(None)
-            }
-            Err(not) => {
-                self.metrics.failed(not.reason);
-                log_line!(
-                    "copy {} [{}] -> {} in {:.1} ms: failed, left queued ({})",
-                    item.path,
-                    item.from.join(","),
-                    item.to,
-                    seconds * 1000.0,
-                    not.why
-                );
-                Err(Some(not))
-            }
         }
     }
 }

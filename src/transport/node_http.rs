@@ -68,10 +68,16 @@ fn buffers(details: &ConnectionDetails) -> LazyBuffers {
 }
 
 /// Connects with `may` sockets, each moved to its pool's home worker (see `affinity`).
-#[derive(Debug)]
 pub struct MayConnector {
     home: Home,
     patience: Patience,
+    gate: Option<Arc<dyn SendGate>>,
+}
+
+impl std::fmt::Debug for MayConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MayConnector").finish()
+    }
 }
 
 impl<In: Transport> Connector<In> for MayConnector {
@@ -88,42 +94,6 @@ impl<In: Transport> Connector<In> for MayConnector {
                 None => may::net::TcpStream::connect(addr)?,
             };
             let stream = affinity::move_home(stream, self.home)?;
-            stream.set_nodelay(true)?;
-            Ok(stream)
-        })?;
-        Ok(Some(PatientTransport::new(
-            stream,
-            buffers(details),
-            self.patience,
-        )))
-    }
-}
-
-/// Connects with std sockets, for requests made on plain threads.
-pub struct StdConnector {
-    patience: Patience,
-    gate: Option<Arc<dyn SendGate>>,
-}
-
-impl std::fmt::Debug for StdConnector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StdConnector").finish()
-    }
-}
-
-impl<In: Transport> Connector<In> for StdConnector {
-    type Out = PatientTransport<std::net::TcpStream>;
-
-    fn connect(
-        &self,
-        details: &ConnectionDetails,
-        _chained: Option<In>,
-    ) -> Result<Option<Self::Out>, ureq::Error> {
-        let stream = connect_first(details, |addr, timeout| {
-            let stream = match timeout {
-                Some(timeout) => std::net::TcpStream::connect_timeout(addr, timeout)?,
-                None => std::net::TcpStream::connect(addr)?,
-            };
             stream.set_nodelay(true)?;
             Ok(stream)
         })?;
@@ -154,12 +124,10 @@ pub struct Limits {
     pub total: Duration,
 }
 
-/// A ureq agent for node requests, with pooling (keep-alive to nodes). The coordinator's
-/// (`Role::Uploads`) connects with `may` sockets, since its requests run in coroutines.
-/// The replicator's (`Role::Copies`) runs on plain threads and connects with std sockets:
-/// a `may` socket used outside a coroutine parks its thread on a futex until `may`'s I/O
-/// thread sees the socket ready, a thread switch on every read that a blocking read does
-/// not need (measured: most of the replicator's CPU per copy went to those switches).
+/// A ureq agent for node requests, with pooling (keep-alive to nodes), on `may` sockets:
+/// its requests are made in coroutines (the coordinator's uploads, the replicator's copy
+/// lanes). Used outside a coroutine, a `may` socket parks its thread on a futex until
+/// `may`'s worker sees the socket ready: a thread switch on every read.
 pub fn agent(limits: Limits, role: Role) -> ureq::Agent {
     agent_at(limits, role, Home::default(), None)
 }
@@ -191,15 +159,12 @@ fn agent_at(
         .output_buffer_size(output)
         .user_agent(user_agent)
         .build();
-    let patience = limits.patience;
-    match role {
-        Role::Uploads => {
-            ureq::Agent::with_parts(config, MayConnector { home, patience }, LiteralResolver)
-        }
-        Role::Copies => {
-            ureq::Agent::with_parts(config, StdConnector { patience, gate }, LiteralResolver)
-        }
-    }
+    let connector = MayConnector {
+        home,
+        patience: limits.patience,
+        gate,
+    };
+    ureq::Agent::with_parts(config, connector, LiteralResolver)
 }
 
 /// The coordinator's node connections: a few ureq agents, so a few pools, per node

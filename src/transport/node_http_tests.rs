@@ -128,8 +128,8 @@ fn serve_one(mut peer: TcpStream, pace: usize, answer_after: Option<Duration>) {
     }
 }
 
-/// PUTs `body` bytes to `url` with `limits`, on a std thread (the replicator's way) and
-/// in a coroutine (the coordinator's): each outcome and how long it took.
+/// PUTs `body` bytes to `url` with `limits`, with the replicator's agent and with the
+/// coordinator's, each in a coroutine as they are used: each outcome and how long it took.
 fn put_both_ways(url: &str, body: usize, limits: Limits) -> Vec<(Result<u16, String>, Duration)> {
     may::config().set_workers(2);
     let put = move |agent: ureq::Agent, url: String| {
@@ -141,15 +141,15 @@ fn put_both_ways(url: &str, body: usize, limits: Limits) -> Vec<(Result<u16, Str
             .map_err(|e| e.to_string());
         (answer, started.elapsed())
     };
-    let on_thread = {
+    let copies = {
         let url = url.to_string();
-        std::thread::spawn(move || put(agent(limits, Role::Copies), url))
+        may::go!(move || put(agent(limits, Role::Copies), url))
     };
     let url = url.to_string();
-    let in_coroutine = may::go!(move || put(agent(limits, Role::Uploads), url));
+    let uploads = may::go!(move || put(agent(limits, Role::Uploads), url));
     vec![
-        on_thread.join().expect("thread"),
-        in_coroutine.join().expect("coroutine"),
+        copies.join().expect("copies' coroutine"),
+        uploads.join().expect("uploads' coroutine"),
     ]
 }
 

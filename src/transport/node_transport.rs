@@ -10,9 +10,9 @@
 //!   `Patience::answer`. A body small enough for the socket buffers is "sent" at once,
 //!   and a frozen host's kernel still takes bytes, so this is what catches them.
 //!
-//! The transport runs on `may` sockets (the coordinator's uploads run in coroutines) or
-//! on std sockets (the replicator's copies run on threads): `NodeStream` is the
-//! difference.
+//! The transport runs on `may` sockets: the coordinator's uploads and the replicator's
+//! copies run in coroutines. `NodeStream` is what it needs of one beyond reading and
+//! writing.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -301,25 +301,5 @@ impl NodeStream for may::net::TcpStream {
             // The peer closed it, or sent bytes nobody asked for: out of step.
             Ok(_) => false,
         }
-    }
-}
-
-/// A std socket: the replicator's.
-impl NodeStream for std::net::TcpStream {
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        std::net::TcpStream::set_read_timeout(self, timeout)
-    }
-
-    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        std::net::TcpStream::set_write_timeout(self, timeout)
-    }
-
-    fn quiet_since_last_read(&self) -> bool {
-        false
-    }
-
-    fn still_open(&mut self) -> bool {
-        // One peek that does not block, instead of switching the socket's mode twice.
-        super::tcp_queue::open_and_quiet(self.as_raw_fd())
     }
 }

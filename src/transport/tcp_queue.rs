@@ -49,19 +49,3 @@ pub fn is_closed(socket: RawFd) -> io::Result<bool> {
         _ => Ok(poll.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLRDHUP) != 0),
     }
 }
-
-/// True when the peer neither closed `socket` nor sent anything waiting to be read: one
-/// non-blocking peek, whatever the socket's own mode.
-pub fn open_and_quiet(socket: RawFd) -> bool {
-    let mut probe = 0u8;
-    // SAFETY: `socket` is an open socket of the caller; one byte is peeked into `probe`.
-    let peeked = unsafe {
-        libc::recv(
-            socket,
-            (&mut probe as *mut u8).cast(),
-            1,
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        )
-    };
-    peeked < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
-}
