@@ -5,7 +5,7 @@
 mod common;
 
 use backpack_testkit::scenario::BodySizes;
-use backpack_testkit::LocalCluster;
+use backpack_testkit::{free_port, DelayProxy, LocalCluster};
 use common::cluster::*;
 use std::time::{Duration, Instant};
 
@@ -130,4 +130,62 @@ fn five_thousand_small_items_drain_within_a_minute() {
             Some(4096)
         );
     }
+}
+
+/// The replicator's `concurrency` is how many copies it makes at once: reached, never
+/// passed. Node 1 answers 600 ms late, so each copy from it lasts that long and copies
+/// overlap only when they run side by side.
+#[test]
+fn a_replicator_makes_as_many_copies_at_once_as_its_concurrency() {
+    let cluster = example_cluster("replicate-at-once");
+    let agent = client();
+    let items: Vec<String> = (0..12)
+        .map(|i| {
+            let path = format!("/at-once/{i}.txt");
+            let (status, _) = put(&agent, &format!("{}{path}", cluster.node(1).url()), b"x");
+            assert_eq!(status, 201);
+            backpack::replication_queue::item(&["1".into()], "4", &path)
+        })
+        .collect();
+    let slow = DelayProxy::start(cluster.node(1).port, Duration::from_millis(600)).unwrap();
+    cluster
+        .admin("backpack-coordinator-add-server", &["1", &slow.url()])
+        .unwrap();
+    cluster.push_items(&items);
+    let listen = format!("127.0.0.1:{}", free_port().unwrap());
+    let started = Instant::now();
+    let replicator = replicator(&cluster, "replicator", &["3", "--listen", &listen]);
+    let metrics = format!("http://{listen}/metrics");
+    let mut most = 0;
+    while !cluster.queue_is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not drained: {}",
+            log_of(&replicator)
+        );
+        most = most.max(in_flight(&agent, &metrics).unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = started.elapsed();
+    assert_eq!(most, 3, "copies in flight at most: {}", log_of(&replicator));
+    // Twelve copies of 600 ms: four turns of three at once, not twelve in a row.
+    assert!(
+        took < Duration::from_millis(12 * 600),
+        "drained in {took:?}"
+    );
+    assert_eq!(log_of(&replicator).matches(": ok").count(), 12);
+}
+
+/// `backpack_replicator_in_flight` from a replicator's `/metrics`, once it serves.
+fn in_flight(agent: &ureq::Agent, url: &str) -> Option<u64> {
+    let text = agent
+        .get(url)
+        .call()
+        .ok()?
+        .into_body()
+        .read_to_string()
+        .ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("backpack_replicator_in_flight "))
+        .and_then(|value| value.trim().parse().ok())
 }

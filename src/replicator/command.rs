@@ -110,7 +110,7 @@ impl Command for ReplicatorCommand {
         }
         let token = format!("{}:{}", hostname(), std::process::id());
         log_line!(
-            "backpack-replicator {token}: {} copies at once, {} workers of batches of {} at most",
+            "backpack-replicator {token}: {} copies at once, {} workers, batches of {} at most",
             self.concurrency,
             round_workers(self.concurrency, self.batch),
             self.batch

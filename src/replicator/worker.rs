@@ -7,10 +7,9 @@
 //! copied, and one transaction deletes the locks. The copies go to the process's copy
 //! lanes (`copies`), several at once, and the worker waits for the last. A process runs
 //! two workers or more, so that one picks and locks while another's items are copied.
-//! The batch shrinks with
-//! the queue (its length divided among the workers), so that workers rarely pick the
-//! same items when few are queued; items another worker of this process already holds
-//! are left alone without asking ZooKeeper.
+//! The batch shrinks with the queue (its length divided among the workers), so that
+//! workers rarely pick the same items when few are queued; items another worker of this
+//! process already holds are left alone without asking ZooKeeper.
 
 use super::claims::Claims;
 use super::copies::{Copier, PlannedItem};
