@@ -17,6 +17,7 @@ use super::fence::CopyGate;
 use super::give_up::FailureKind;
 use super::metrics::{Metrics, Reason};
 use crate::log_line;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,7 +26,8 @@ use std::time::Instant;
 pub type PlannedItem<'a> = (&'a str, &'a Result<Plan, (Reason, String)>);
 
 /// One copy's outcome: copied, not copied (why), or cut by the fence (`Err(None)`: not
-/// the item's failure; also for copies not started once the fence closed).
+/// the item's failure; also for copies not started once the fence closed, and for a copy
+/// that panicked).
 pub type Copied = Result<(), Option<NotCopied>>;
 
 /// An agent and the gate its connections ask: what one lane copies with.
@@ -100,7 +102,13 @@ impl Copier {
             let (lanes, metrics) = (lanes.clone(), Arc::clone(&metrics));
             may::go!(move || {
                 while let Ok(job) = lanes.recv() {
-                    let outcome = copy_one(&slot, &job, &metrics, quiet);
+                    // A copy that panics (a defect) leaves its item queued, and the lane
+                    // goes on: lanes that ended one by one would stall the replicator.
+                    let copy = AssertUnwindSafe(|| copy_one(&slot, &job, &metrics, quiet));
+                    let outcome = std::panic::catch_unwind(copy).unwrap_or_else(|_| {
+                        log_line!("a copy of {} panicked; left queued", job.plan.item.path);
+                        Err(None)
+                    });
                     job.reply.send(outcome);
                 }
             });
