@@ -165,15 +165,16 @@ fn receive_all(
     first_error.map_or(Ok(values), Err)
 }
 
-/// Asks the servers in `order` one after another until one answers: its answer and the
-/// server; when none answers, the error naming each server's failure.
+/// Asks the servers in `order` one after another until one answers (`ask` is told which
+/// server it asks): its answer and the server; when none answers, the error naming each
+/// server's failure.
 pub(super) fn first_answer<'p, T>(
     order: impl IntoIterator<Item = &'p Arc<RedisPool>>,
-    ask: impl Fn(&mut RedisConnection) -> redis::RedisResult<T>,
+    ask: impl Fn(&Arc<RedisPool>, &mut RedisConnection) -> redis::RedisResult<T>,
 ) -> Result<(T, &'p Arc<RedisPool>)> {
     let mut failures = Vec::new();
     for pool in order {
-        let answer = pool.with(&ask);
+        let answer = pool.with(|conn| ask(pool, conn));
         pool.record(&answer);
         match answer {
             Ok(answer) => return Ok((answer, pool)),

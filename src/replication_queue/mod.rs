@@ -4,22 +4,25 @@
 //! servers, and the one rule for when that worked (at least one server answered);
 //! `group_commit` concurrent pushes sharing one write; `dead_set` the failure records and
 //! the items given up on, beside the queue; `records` when each item was queued, for its
-//! lag. This file is the queue's operations.
+//! lag; `pick` which items a replicator takes next (the oldest first). This file is the
+//! queue's operations.
 
 mod dead_set;
 mod fanout;
 mod group_commit;
 mod item;
+mod pick;
 mod records;
 
 pub use dead_set::{dead_key, DeadSet, FailureRecord};
 pub use item::{item, lock_path, Item};
+pub use pick::{taken_key, TAKEN_FOR};
 pub use records::{records_key, Lag, QueueAges};
 
 use crate::affinity::Home;
 use crate::error::{Error, Result};
 use crate::state::queue::QueueInfo;
-use crate::transport::peer::{resolve, try_order};
+use crate::transport::peer::resolve;
 use crate::transport::redis::RedisPool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,8 +43,11 @@ pub struct ReplicationQueue {
 
 /// What `pick` found.
 pub struct Picked<'a> {
-    /// Distinct items, in random order; empty when the queue is.
+    /// Distinct items: the oldest first, in the order they were queued, then items drawn
+    /// at random; empty when the queue is.
     pub items: Vec<String>,
+    /// How many of `items` are the oldest.
+    pub oldest: usize,
     /// The queue's length on `server` at that moment.
     pub length: u64,
     pub server: &'a Arc<RedisPool>,
@@ -137,28 +143,6 @@ impl ReplicationQueue {
             )
     }
 
-    /// Up to `count` distinct items picked at random, and the queue's length: `SCARD key`
-    /// and `SRANDMEMBER key count` in one round trip, on the servers in random order until
-    /// one answers (servers that failed recently are asked last). Also the server that
-    /// answered; an error when none does.
-    pub fn pick(&self, count: usize) -> Result<Picked<'_>> {
-        let order = try_order(self.pools.iter().collect(), |pool| pool.failed_recently());
-        let ((length, items), server) = fanout::first_answer(order, |conn| {
-            redis::pipe()
-                .cmd("SCARD")
-                .arg(&self.key)
-                .cmd("SRANDMEMBER")
-                .arg(&self.key)
-                .arg(count.max(1))
-                .query::<(u64, Vec<String>)>(conn)
-        })?;
-        Ok(Picked {
-            items,
-            length,
-            server,
-        })
-    }
-
     /// For each item, whether `server` still holds it: one pipelined `SISMEMBER` each,
     /// in one round trip. An error counts as "still there".
     pub fn still_queued(&self, server: &RedisPool, items: &[&str]) -> Vec<bool> {
@@ -181,7 +165,7 @@ impl ReplicationQueue {
     /// `SCARD key` on the first server that answers, in the configured order; an error
     /// naming why when none does.
     pub fn length(&self) -> Result<u64> {
-        fanout::first_answer(&self.pools, |conn| {
+        fanout::first_answer(&self.pools, |_, conn| {
             redis::cmd("SCARD").arg(&self.key).query::<u64>(conn)
         })
         .map(|(length, _)| length)
@@ -193,24 +177,27 @@ impl ReplicationQueue {
         self.set_members(&self.key)
     }
 
-    /// After copies: removes the items from the queue with their lag and failure records,
-    /// on every server in one round trip each. Answers each item's lag (`records::DONE`,
+    /// After copies: removes the items from the queue with their lag and failure records
+    /// and their taken marks (`pick`), on every server in one round trip each. Answers each item's lag (`records::DONE`,
     /// the largest over the servers). Fails when no server answered.
     pub fn done(&self, items: &[&str]) -> Result<Vec<Lag>> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
         let failures = dead_set::failures_key(&self.key);
+        let taken = taken_key(&self.key);
         let scripted = |script: redis::Cmd| {
             let mut pipe = redis::pipe();
             pipe.add_command(script);
             pipe.cmd("HDEL").arg(&failures).arg(items);
+            pipe.cmd("ZREM").arg(&taken).arg(items);
             pipe.get_packed_pipeline()
         };
         let plain = || {
             let mut pipe = redis::pipe();
             pipe.cmd("SREM").arg(&self.key).arg(items);
             pipe.cmd("HDEL").arg(&failures).arg(items);
+            pipe.cmd("ZREM").arg(&taken).arg(items);
             pipe.get_packed_pipeline()
         };
         let answers = self
@@ -218,7 +205,7 @@ impl ReplicationQueue {
                 &scripted(records::DONE.by_hash(&self.key, items)),
                 || scripted(records::DONE.with_body(&self.key, items)),
                 plain,
-                2,
+                3,
                 Home::default(),
             )
             .answered()?;

@@ -43,6 +43,7 @@ macro_rules! with_clock {
         )
     };
 }
+pub(super) use with_clock;
 
 /// KEYS: queue, records; ARGV: items. Queues each item; an item new to the queue gets a
 /// record of now (an item already queued keeps its own, or stays unrecorded). Answers how
@@ -186,12 +187,25 @@ impl Script {
 
     /// `EVALSHA sha 2 key records_key args...`.
     pub(super) fn by_hash(&self, key: &str, args: &[impl redis::ToRedisArgs]) -> redis::Cmd {
-        invocation("EVALSHA", &self.sha, key, args)
+        invocation("EVALSHA", &self.sha, &queue_keys(key), args)
     }
 
     /// `EVAL body 2 key records_key args...`.
     pub(super) fn with_body(&self, key: &str, args: &[impl redis::ToRedisArgs]) -> redis::Cmd {
-        invocation("EVAL", self.body, key, args)
+        invocation("EVAL", self.body, &queue_keys(key), args)
+    }
+
+    /// `EVALSHA` (`by_hash`) or `EVAL` with `keys` of one's own.
+    pub(super) fn on_keys(
+        &self,
+        by_hash: bool,
+        keys: &[String],
+        args: &[impl redis::ToRedisArgs],
+    ) -> redis::Cmd {
+        match by_hash {
+            true => invocation("EVALSHA", &self.sha, keys, args),
+            false => invocation("EVAL", self.body, keys, args),
+        }
     }
 
     /// Runs the script on one connection: by its hash, and whole when the server does not
@@ -212,14 +226,19 @@ impl Script {
     }
 }
 
+/// The keys most scripts take: the queue and its records.
+fn queue_keys(key: &str) -> [String; 2] {
+    [key.to_string(), records_key(key)]
+}
+
 fn invocation(
     command: &str,
     script: &str,
-    key: &str,
+    keys: &[String],
     args: &[impl redis::ToRedisArgs],
 ) -> redis::Cmd {
     let mut cmd = redis::cmd(command);
-    cmd.arg(script).arg(2).arg(key).arg(records_key(key));
+    cmd.arg(script).arg(keys.len()).arg(keys);
     for arg in args {
         cmd.arg(arg);
     }

@@ -1,5 +1,6 @@
-//! One replication worker, a thread: take a few random items, lock them, have them
-//! copied, remove the items, release the locks.
+//! One replication worker, a thread: take a few items (the oldest queued first, then some
+//! at random: `replication_queue::pick`), lock them, have them copied, remove the items,
+//! release the locks.
 //!
 //! A round works on a batch, so that its fixed costs are shared: one Redis round trip
 //! picks the items (with the queue's length), one ZooKeeper transaction locks them, one
@@ -163,7 +164,7 @@ impl Worker {
             |path| self.claims.claim_lock(path),
             |path| self.claims.release_lock(path),
         );
-        let picked = match queue.pick(self.batch) {
+        let picked = match queue.pick(self.batch, self.workers) {
             Ok(picked) if picked.items.is_empty() => return Round::Empty,
             Ok(picked) => picked,
             Err(err) => {
@@ -175,10 +176,12 @@ impl Worker {
         let share = (picked.length as usize)
             .div_ceil(self.workers.max(1))
             .clamp(1, self.batch);
-        // SRANDMEMBER returns a whole small set in the set's own order: shuffle, or the
-        // same first items (held by someone else, say) would come first every time.
+        // The oldest first, as picked; then the random ones, shuffled: SRANDMEMBER
+        // returns a whole small set in the set's own order, and the same first items
+        // (held by someone else, say) would come first every time.
         let mut items = picked.items;
-        items.shuffle(&mut rand::rng());
+        let oldest = picked.oldest.min(items.len());
+        items[oldest..].shuffle(&mut rand::rng());
         // Our share, of the items no other worker of ours holds: taking the first few
         // and dropping those held left workers idle while items waited.
         let jobs = items.into_iter().map(|text| Job {

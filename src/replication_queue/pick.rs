@@ -1,0 +1,175 @@
+//! Which items a replicator's worker takes next: the oldest first.
+//!
+//! The old replicators pick at random (`SRANDMEMBER`): every queued item has the same
+//! chance each round, however long it has waited. Under a standing backlog of N items
+//! drained at r items a second, an item then waits N/r on average but with a long,
+//! exponential tail: measured at a quarter of the machine's capacity, with about a
+//! second of backlog, the slowest 1 % of items waited over 5 s and the slowest of all
+//! 17 s. The window a file lives on one node is that wait.
+//!
+//! So new replicators take the items whose lag records (`records`) are the oldest first
+//! (`PICK`), and an item's wait is about the backlog's length in time. Many workers, in
+//! this process and others, would all want the same few oldest items, and meet each
+//! other's locks in ZooKeeper (a failed transaction and a read each time); so `PICK` marks
+//! what it hands out in `<key>-taken` (a sorted set: item -> the server's clock, in ms,
+//! until which it is taken) and skips items taken by anyone else. The mark is a hint
+//! between new replicators, never a lock: the ZooKeeper lock is what keeps two copies
+//! of an item apart, old replicators never read the mark, and a mark ends by itself after
+//! `TAKEN_FOR` (a replicator that dies leaves none for long). Copied items lose theirs
+//! with their queue entry (`ReplicationQueue::done`).
+//!
+//! Items without a record (queued by old coordinators, or on a server without scripts)
+//! are still reached: every pick also brings items drawn at random, after the oldest.
+
+use super::records::{records_key, unknown_script, with_clock, Script};
+use super::{fanout, Picked, ReplicationQueue};
+use crate::error::Result;
+use crate::transport::peer::try_order;
+use crate::transport::redis::RedisConnection;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+/// How long an item handed out stays taken, unless copied sooner: longer than a copy
+/// takes (a copy still going when its mark ends may meet a second replicator's lock
+/// attempt, which fails harmlessly). An item left for later (a recent failure) is also
+/// skipped by the oldest-first picks for this long; random picks still reach it.
+pub const TAKEN_FOR: Duration = Duration::from_secs(10);
+
+/// Records looked at, at most, in one pick: bounds its time on the server when many of the
+/// oldest items are taken, or left the queue through old replicators.
+const LOOK_AT_MOST: u32 = 500;
+
+static PICK: LazyLock<Script> = LazyLock::new(|| Script::new(PICK_BODY));
+
+/// `<queue key>-taken`.
+pub fn taken_key(key: &str) -> String {
+    format!("{key}-taken")
+}
+
+/// KEYS: queue, records, taken; ARGV: count, workers, taken for (ms), look at most.
+/// Answers the queue's length; oldest first, up to `count` (and at most the queue over
+/// `workers`: a worker's share) queued items with a record and no mark, each now marked
+/// as taken; and up to `count` items drawn at random. Ends the marks past their time,
+/// and drops the records it meets whose items have left the queue.
+const PICK_BODY: &str = with_clock!(
+    "local count, workers = tonumber(ARGV[1]), tonumber(ARGV[2])
+local mark, look = now + tonumber(ARGV[3]), tonumber(ARGV[4])
+local length = redis.call('SCARD', KEYS[1])
+local want = math.min(count, math.ceil(length / workers))
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+local picked, gone, start = {}, {}, 0
+while #picked < want and start < look do
+  local page = redis.call('ZRANGE', KEYS[2], start, start + 99)
+  if #page == 0 then break end
+  for _, item in ipairs(page) do
+    if #picked < want and not redis.call('ZSCORE', KEYS[3], item) then
+      if redis.call('SISMEMBER', KEYS[1], item) == 1 then
+        picked[#picked + 1] = item
+        redis.call('ZADD', KEYS[3], mark, item)
+      else
+        gone[#gone + 1] = item
+      end
+    end
+  end
+  start = start + 100
+end
+if #gone > 0 then redis.call('ZREM', KEYS[2], unpack(gone)) end
+return {length, picked, redis.call('SRANDMEMBER', KEYS[1], count)}"
+);
+
+impl ReplicationQueue {
+    /// Items for one of `workers` workers to copy, and the queue's length: the oldest
+    /// untaken ones (a worker's share of the queue, `count` at most), then up to `count`
+    /// more drawn at random (`SRANDMEMBER`), in one round trip. Asks the servers in
+    /// random order until one answers (servers that failed recently are asked last); the
+    /// server that answered comes with them. An error when none does.
+    pub fn pick(&self, count: usize, workers: usize) -> Result<Picked<'_>> {
+        let order = try_order(self.pools.iter().collect(), |pool| pool.failed_recently());
+        let ((length, mut items, random), server) = fanout::first_answer(order, |pool, conn| {
+            let server = self.pools.iter().position(|p| Arc::ptr_eq(p, pool));
+            self.pick_on(server.unwrap_or(0), conn, count.max(1), workers.max(1))
+        })?;
+        let oldest = items.len();
+        for item in random {
+            if !items.contains(&item) {
+                items.push(item);
+            }
+        }
+        Ok(Picked {
+            items,
+            oldest,
+            length,
+            server,
+        })
+    }
+
+    /// `pick` on the `server`-th server: (length, oldest, random). A server that runs no
+    /// scripts answers only random ones.
+    fn pick_on(
+        &self,
+        server: usize,
+        conn: &mut RedisConnection,
+        count: usize,
+        workers: usize,
+    ) -> redis::RedisResult<(u64, Vec<String>, Vec<String>)> {
+        if self.scripting[server].works() {
+            let keys = [
+                self.key.clone(),
+                records_key(&self.key),
+                taken_key(&self.key),
+            ];
+            let taken_ms = TAKEN_FOR.as_millis() as u64;
+            let args = [
+                count as u64,
+                workers as u64,
+                taken_ms,
+                u64::from(LOOK_AT_MOST),
+            ];
+            // One command, not a pipeline: a connection whose first answer is an error
+            // (`NOSCRIPT`) is not read further, and would answer the next request with
+            // the rest of this one.
+            let ask = |by_hash: bool, conn: &mut RedisConnection| {
+                PICK.on_keys(by_hash, &keys, &args)
+                    .query::<redis::Value>(conn)
+            };
+            let answer = match ask(true, conn) {
+                Err(err) if unknown_script(&err) => ask(false, conn),
+                answer => answer,
+            };
+            match answer.and_then(read_pick) {
+                Ok(picked) => return Ok(picked),
+                Err(err) if self.scripting[server].refused_by(&err) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        let (length, random) = redis::pipe()
+            .cmd("SCARD")
+            .arg(&self.key)
+            .cmd("SRANDMEMBER")
+            .arg(&self.key)
+            .arg(count)
+            .query::<(u64, Vec<String>)>(conn)?;
+        Ok((length, Vec::new(), random))
+    }
+}
+
+/// `PICK`'s answer: the queue's length, the oldest items and the random ones. Read by
+/// hand: read as tuples, nested arrays are taken for rows of a table.
+fn read_pick(answer: redis::Value) -> redis::RedisResult<(u64, Vec<String>, Vec<String>)> {
+    let unexpected = |answer: &redis::Value| {
+        let what = format!("PICK answered {answer:?}");
+        let kind = redis::ErrorKind::UnexpectedReturnType;
+        redis::RedisError::from((kind, "unexpected answer", what))
+    };
+    let redis::Value::Array(parts) = &answer else {
+        return Err(unexpected(&answer));
+    };
+    match parts.as_slice() {
+        [length, oldest, random] => Ok((
+            redis::from_redis_value_ref(length)?,
+            redis::from_redis_value_ref(oldest)?,
+            redis::from_redis_value_ref(random)?,
+        )),
+        _ => Err(unexpected(&answer)),
+    }
+}
