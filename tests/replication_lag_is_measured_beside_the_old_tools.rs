@@ -3,12 +3,13 @@
 //! tools; the replicator turns it into its lag histogram when it removes the item; the
 //! console shows the oldest queued item's age; items old tools queue are of unknown age,
 //! never guessed; records an old replicator leaves behind are swept, so the record set
-//! empties with the queue; a Redis server that refuses scripts still takes every upload.
+//! empties with the queue; a backlog is copied oldest first; a Redis server that refuses
+//! scripts still takes every upload.
 
 mod common;
 
 use backpack::replication_queue::Item;
-use backpack_testkit::scenario::PHOTOS;
+use backpack_testkit::scenario::{BodySizes, PHOTOS};
 use backpack_testkit::QUEUE_KEY;
 use common::cluster::*;
 use std::time::{Duration, Instant};
@@ -167,6 +168,61 @@ fn lag_is_measured(name: &str, flush_scripts: bool) {
         assert!(
             cluster.lag_records(server).is_empty(),
             "records go with their items"
+        );
+    }
+}
+
+/// A backlog drains oldest first, so that no item waits much longer than the backlog
+/// lasts (items picked at random wait an exponential time: some many times as long). One
+/// copy at a time and rounds of four make the order of the copies the order the replicator
+/// took the items in; the taken marks go with the items.
+#[test]
+fn a_backlog_is_copied_oldest_first() {
+    let cluster = example_cluster("lag-oldest-first");
+    let coordinator = coordinator(&cluster, &["--quiet"]);
+    const FILES: usize = 60;
+    for i in 0..FILES {
+        let label = format!("backlog/{i}");
+        upload_n(
+            &coordinator.url(""),
+            1,
+            &label,
+            BodySizes::LogUniform(500, 4500),
+        );
+        // Records are in ms: each upload its own.
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let replicator = replicator(&cluster, "replicator", &["1", "--batch", "4"]);
+    wait_until_drained(&cluster, Duration::from_secs(30), &[&replicator]);
+    let log = log_of(&replicator);
+    let order: Vec<usize> = log
+        .lines()
+        .filter(|line| line.ends_with(": ok"))
+        .filter_map(|line| {
+            line.split("copy /backlog/")
+                .nth(1)?
+                .split('/')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert_eq!(order.len(), FILES, "one copy each: {log}");
+    for (copied, &uploaded) in order.iter().enumerate() {
+        assert!(
+            copied.abs_diff(uploaded) < 4,
+            "upload {uploaded} was copied {copied}th: {order:?}"
+        );
+    }
+    for server in 0..2 {
+        let taken = cluster.redis_command(
+            server,
+            redis::cmd("ZCARD").arg(format!("{QUEUE_KEY}-taken")),
+        );
+        assert_eq!(
+            taken,
+            redis::Value::Int(0),
+            "taken marks left on server {server}"
         );
     }
 }
