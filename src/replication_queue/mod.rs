@@ -16,7 +16,7 @@ mod records;
 
 pub use dead_set::{dead_key, DeadSet, FailureRecord};
 pub use item::{item, lock_path, Item};
-pub use pick::{taken_key, TAKEN_FOR};
+pub use pick::taken_key;
 pub use records::{records_key, Lag, QueueAges};
 
 use crate::affinity::Home;
