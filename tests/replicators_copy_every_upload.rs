@@ -1,11 +1,11 @@
 //! The replicators copy every upload to every node of its shard: on the stand-in nodes of
-//! the seed example, through a node that is down for a while, through a paused Redis,
-//! and at the pace of thousands of small items.
+//! the seed example, through a node that is down for a while (whose items do not hold up
+//! the others), through a paused Redis, and at the pace of thousands of small items.
 
 mod common;
 
 use backpack_testkit::scenario::BodySizes;
-use backpack_testkit::{free_port, DelayProxy, LocalCluster};
+use backpack_testkit::{free_port, DelayProxy, LocalCluster, QUEUE_KEY};
 use common::cluster::*;
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,69 @@ fn items_for_a_dead_node_wait_and_drain_when_it_returns() {
     cluster.node_mut(4).restart().unwrap();
     wait_until_drained(&cluster, Duration::from_secs(15), &[&replicator]);
     assert_replicated(&cluster, &files);
+}
+
+/// A dead node's items, the oldest in the queue, wait out their retry pause without
+/// holding up the items queued after them: the oldest-first picks pass over them until
+/// they may be tried again.
+#[test]
+fn items_for_a_dead_node_do_not_hold_up_younger_ones() {
+    let mut cluster = example_cluster("replicate-dead-first");
+    let coordinator = coordinator(&cluster, &["--quiet"]);
+    cluster.set_writable(&["2", "3"], false).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    cluster.node_mut(4).stop();
+    upload_n(&coordinator.url(""), 120, "dead-first", SMALL);
+    let flags = [
+        "1",
+        "--batch",
+        "4",
+        "--retry-pause",
+        "60s",
+        "--max-error-backoff",
+        "200ms",
+        "--quiet",
+    ];
+    let replicator = replicator(&cluster, "replicator", &flags);
+    wait_for(
+        "every item for the dead node failed once",
+        Duration::from_secs(30),
+        || log_of(&replicator).matches("failed, left queued").count() >= 120,
+    );
+    // Past the marks of their first picks: only their retry pause keeps them waiting now.
+    std::thread::sleep(Duration::from_secs(11));
+    cluster.set_writable(&["2", "3"], true).unwrap();
+    cluster.set_writable(&["1"], false).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let files = upload_n(&coordinator.url(""), 20, "alive", SMALL);
+    wait_for(
+        "the items queued after the dead node's are copied",
+        Duration::from_secs(4),
+        || cluster.queue_items(0).len() == 120,
+    );
+    assert_replicated(&cluster, &files);
+    // What lets them pass: each dead-node item is marked taken until its pause is over
+    // (about a minute after its failure), not only for the 10 s of a pick's mark.
+    let held_long = || {
+        let mut held = std::collections::HashSet::new();
+        for server in 0..2 {
+            let from = cluster.redis_clock_ms(server) + 30_000;
+            let items = cluster.redis_command(
+                server,
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(format!("{QUEUE_KEY}-taken"))
+                    .arg(from)
+                    .arg("+inf"),
+            );
+            held.extend(redis::from_redis_value::<Vec<String>>(items).unwrap_or_default());
+        }
+        held.len()
+    };
+    wait_for(
+        "every dead-node item held until its retry pause ends",
+        Duration::from_secs(10),
+        || held_long() == 120,
+    );
 }
 
 #[test]

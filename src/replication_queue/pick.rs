@@ -25,14 +25,14 @@ use super::records::{records_key, unknown_script, with_clock, Script};
 use super::{fanout, Picked, ReplicationQueue};
 use crate::error::Result;
 use crate::transport::peer::try_order;
-use crate::transport::redis::RedisConnection;
+use crate::transport::redis::{RedisConnection, RedisPool};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 /// How long an item handed out stays taken, unless copied sooner: longer than a copy
 /// takes (a copy still going when its mark ends may meet a second replicator's lock
-/// attempt, which fails harmlessly). An item left for later (a recent failure) is also
-/// skipped by the oldest-first picks for this long; random picks still reach it.
+/// attempt, which fails harmlessly). An item left for later (a recent failure) is marked
+/// again until its retry pause ends (`hold`).
 pub const TAKEN_FOR: Duration = Duration::from_secs(10);
 
 /// Records looked at, at most, in one pick: bounds its time on the server when many of the
@@ -40,6 +40,7 @@ pub const TAKEN_FOR: Duration = Duration::from_secs(10);
 const LOOK_AT_MOST: u32 = 500;
 
 static PICK: LazyLock<Script> = LazyLock::new(|| Script::new(PICK_BODY));
+static HOLD: LazyLock<Script> = LazyLock::new(|| Script::new(HOLD_BODY));
 
 /// `<queue key>-taken`.
 pub fn taken_key(key: &str) -> String {
@@ -77,6 +78,14 @@ if #gone > 0 then redis.call('ZREM', KEYS[2], unpack(gone)) end
 return {length, picked, redis.call('SRANDMEMBER', KEYS[1], count)}"
 );
 
+/// KEYS: taken; ARGV: item, ms, item, ms... Marks each item taken for its ms from now.
+const HOLD_BODY: &str = with_clock!(
+    "for i = 1, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[i + 1]), ARGV[i])
+end
+return 0"
+);
+
 impl ReplicationQueue {
     /// Items for one of `workers` workers to copy, and the queue's length: the oldest
     /// untaken ones (a worker's share of the queue, `count` at most), then up to `count`
@@ -101,6 +110,33 @@ impl ReplicationQueue {
             length,
             server,
         })
+    }
+
+    /// Marks `items` taken on `server`, each for its time: items the worker left for
+    /// later (their retry pause not over), which the oldest-first picks then pass over
+    /// until they may be tried. A hint: a server that runs no scripts, or does not
+    /// answer, is left as it is.
+    pub fn hold(&self, server: &RedisPool, items: &[(String, Duration)]) {
+        let scripting = self.pools.iter().zip(&self.scripting);
+        let runs_scripts = scripting
+            .filter(|(pool, _)| std::ptr::eq(pool.as_ref(), server))
+            .any(|(_, scripting)| scripting.works());
+        if items.is_empty() || !runs_scripts {
+            return;
+        }
+        let keys = [taken_key(&self.key)];
+        let mut args: Vec<String> = Vec::with_capacity(items.len() * 2);
+        for (item, wait) in items {
+            args.push(item.clone());
+            args.push(wait.as_millis().to_string());
+        }
+        let held = server.with(
+            |conn| match HOLD.on_keys(true, &keys, &args).query::<i64>(conn) {
+                Err(err) if unknown_script(&err) => HOLD.on_keys(false, &keys, &args).query(conn),
+                answer => answer,
+            },
+        );
+        server.record(&held);
     }
 
     /// `pick` on the `server`-th server: (length, oldest, random). A server that runs no

@@ -55,23 +55,33 @@ impl RetryPace {
 
     /// True when the item of `record` may be tried at `now` (milliseconds since the
     /// epoch): it never failed, or its pause is over.
+    #[cfg(test)]
     pub fn due(&self, record: &FailureRecord, now: u64) -> bool {
-        record.last_failure == 0
-            || now
-                >= record
-                    .last_failure
-                    .saturating_add(self.wait(record).as_millis() as u64)
+        self.due_in(record, now).is_none()
+    }
+
+    /// How long until the item of `record` may be tried, from `now`; None when it may be
+    /// tried now.
+    pub fn due_in(&self, record: &FailureRecord, now: u64) -> Option<Duration> {
+        if record.last_failure == 0 {
+            return None;
+        }
+        let due = record
+            .last_failure
+            .saturating_add(self.wait(record).as_millis() as u64);
+        (now < due).then(|| Duration::from_millis(due - now))
     }
 }
 
-/// The items of `items` that may be tried now (by their shared records), as a mask.
-pub fn due_now(queue: &ReplicationQueue, items: &[&str], pace: &RetryPace) -> Vec<bool> {
+/// For each of `items` (by their shared records), how long until it may be tried: None
+/// for one that may be tried now.
+pub fn due_in(queue: &ReplicationQueue, items: &[&str], pace: &RetryPace) -> Vec<Option<Duration>> {
     let now = now_ms();
     queue
         .dead()
         .records(items)
         .iter()
-        .map(|record| pace.due(record, now))
+        .map(|record| pace.due_in(record, now))
         .collect()
 }
 

@@ -16,7 +16,7 @@ use super::claims::Claims;
 use super::copies::{Copier, PlannedItem};
 use super::copy::{plan, Plan};
 use super::fence::Fence;
-use super::give_up::{due_now, record_failures, Bounds, Failed, RetryPace};
+use super::give_up::{due_in, record_failures, Bounds, Failed, RetryPace};
 use super::locks;
 use super::metrics::{Metrics, Reason};
 use super::pacing::{short_round, MOST_IDLE};
@@ -182,6 +182,13 @@ impl Worker {
         let mut items = picked.items;
         let oldest = picked.oldest.min(items.len());
         items[oldest..].shuffle(&mut rand::rng());
+        // Items whose retry pause is not over are set aside before our share is taken:
+        // a dead node's items, the oldest in the queue, would otherwise fill every share
+        // and leave the random ones behind them unused.
+        let items = self.due_items(queue, picked.server, items);
+        if items.is_empty() {
+            return Round::Locked;
+        }
         // Our share, of the items no other worker of ours holds: taking the first few
         // and dropping those held left workers idle while items waited.
         let jobs = items.into_iter().map(|text| Job {
@@ -193,29 +200,34 @@ impl Worker {
         if jobs.is_empty() {
             return Round::Busy;
         }
-        let jobs = self.due_jobs(queue, jobs);
-        let outcome = if jobs.is_empty() {
-            Round::Locked
-        } else {
-            self.locked_round(&store, session, queue, picked.server, &jobs)
-        };
+        let outcome = self.locked_round(&store, session, queue, picked.server, &jobs);
         self.claims
             .release(jobs.iter().map(|job| job.lock.as_str()));
         outcome
     }
 
-    /// The claimed `jobs` whose items may be tried now; the others (a failure too recent,
-    /// by their shared record) are released and left for a later round.
-    fn due_jobs(&self, queue: &ReplicationQueue, jobs: Vec<Job>) -> Vec<Job> {
-        let texts: Vec<&str> = jobs.iter().map(|job| job.text.as_str()).collect();
-        let due = due_now(queue, &texts, &self.pace);
-        let (due, waiting): (Vec<(Job, bool)>, Vec<(Job, bool)>) =
-            jobs.into_iter().zip(due).partition(|(_, due)| *due);
-        let waiting: Vec<Job> = waiting.into_iter().map(|(job, _)| job).collect();
+    /// The `items` that may be tried now, in order. The others (a failure too recent, by
+    /// their shared record) are left for a later round, and marked taken on `server` until
+    /// their pause is over, so that the oldest-first picks pass over them meanwhile.
+    fn due_items(
+        &self,
+        queue: &ReplicationQueue,
+        server: &RedisPool,
+        items: Vec<String>,
+    ) -> Vec<String> {
+        let texts: Vec<&str> = items.iter().map(String::as_str).collect();
+        let waits = due_in(queue, &texts, &self.pace);
+        let mut due = Vec::with_capacity(items.len());
+        let mut waiting = Vec::new();
+        for (item, wait) in items.into_iter().zip(waits) {
+            match wait {
+                None => due.push(item),
+                Some(wait) => waiting.push((item, wait)),
+            }
+        }
         self.metrics.waiting.inc_by(waiting.len() as u64);
-        self.claims
-            .release(waiting.iter().map(|job| job.lock.as_str()));
-        due.into_iter().map(|(job, _)| job).collect()
+        queue.hold(server, &waiting);
+        due
     }
 
     /// Locks `jobs`, copies those still queued, removes the copied items, releases.
