@@ -4,8 +4,8 @@
 
 mod common;
 
-use backpack_testkit::scenario::BodySizes;
-use backpack_testkit::{free_port, DelayProxy, LocalCluster, QUEUE_KEY};
+use backpack_testkit::scenario::{Ack, BodySizes};
+use backpack_testkit::{free_port, CoordinatorProcess, DelayProxy, LocalCluster, QUEUE_KEY};
 use common::cluster::*;
 use std::time::{Duration, Instant};
 
@@ -25,14 +25,21 @@ fn one_replicator_copies_every_upload_to_both_nodes() {
     assert!(log_of(&replicator).contains(": ok"), "one line per copy");
 }
 
-#[test]
-fn items_for_a_dead_node_wait_and_drain_when_it_returns() {
-    let mut cluster = example_cluster("replicate-dead");
+/// The example cluster with node 4 stopped, and `n` files uploaded to its shard (1: nodes
+/// 1 and 4), so that every item waits for node 4.
+fn uploads_for_a_dead_node(label: &str, n: usize) -> (LocalCluster, CoordinatorProcess, Vec<Ack>) {
+    let mut cluster = example_cluster(label);
     let coordinator = coordinator(&cluster, &["--quiet"]);
     cluster.set_writable(&["2", "3"], false).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     cluster.node_mut(4).stop();
-    let files = upload_n(&coordinator.url(""), 20, "dead", SMALL);
+    let files = upload_n(&coordinator.url(""), n, label, SMALL);
+    (cluster, coordinator, files)
+}
+
+#[test]
+fn items_for_a_dead_node_wait_and_drain_when_it_returns() {
+    let (mut cluster, _coordinator, files) = uploads_for_a_dead_node("replicate-dead", 20);
     let replicator = replicator(
         &cluster,
         "replicator",
@@ -57,12 +64,7 @@ fn items_for_a_dead_node_wait_and_drain_when_it_returns() {
 /// they may be tried again.
 #[test]
 fn items_for_a_dead_node_do_not_hold_up_younger_ones() {
-    let mut cluster = example_cluster("replicate-dead-first");
-    let coordinator = coordinator(&cluster, &["--quiet"]);
-    cluster.set_writable(&["2", "3"], false).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    cluster.node_mut(4).stop();
-    upload_n(&coordinator.url(""), 120, "dead-first", SMALL);
+    let (cluster, coordinator, _) = uploads_for_a_dead_node("replicate-dead-first", 120);
     let flags = [
         "1",
         "--batch",
