@@ -178,8 +178,9 @@ impl ReplicationQueue {
     }
 
     /// After copies: removes the items from the queue with their lag and failure records
-    /// and their taken marks (`pick`), on every server in one round trip each. Answers each item's lag (`records::DONE`,
-    /// the largest over the servers). Fails when no server answered.
+    /// and their taken marks (`pick`), on every server in one round trip each. Answers
+    /// each item's lag (`records::DONE`, the largest over the servers). Fails when no
+    /// server answered.
     pub fn done(&self, items: &[&str]) -> Result<Vec<Lag>> {
         if items.is_empty() {
             return Ok(Vec::new());
