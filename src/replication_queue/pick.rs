@@ -21,12 +21,12 @@
 //! Items without a record (queued by old coordinators, or on a server without scripts)
 //! are still reached: every pick also brings items drawn at random, after the oldest.
 
-use super::records::{records_key, unknown_script, with_clock, Script};
+use super::records::{records_key, with_clock, Script, Scripting};
 use super::{fanout, Picked, ReplicationQueue};
 use crate::error::Result;
 use crate::transport::peer::try_order;
 use crate::transport::redis::{RedisConnection, RedisPool};
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 /// How long an item handed out stays taken, unless copied sooner: longer than a copy
@@ -95,8 +95,8 @@ impl ReplicationQueue {
     pub fn pick(&self, count: usize, workers: usize) -> Result<Picked<'_>> {
         let order = try_order(self.pools.iter().collect(), |pool| pool.failed_recently());
         let ((length, mut items, random), server) = fanout::first_answer(order, |pool, conn| {
-            let server = self.pools.iter().position(|p| Arc::ptr_eq(p, pool));
-            self.pick_on(server.unwrap_or(0), conn, count.max(1), workers.max(1))
+            let scripts = self.runs_scripts(pool);
+            self.pick_on(scripts, conn, count.max(1), workers.max(1))
         })?;
         let oldest = items.len();
         for item in random {
@@ -117,11 +117,7 @@ impl ReplicationQueue {
     /// until they may be tried. A hint: a server that runs no scripts, or does not
     /// answer, is left as it is.
     pub fn hold(&self, server: &RedisPool, items: &[(String, Duration)]) {
-        let scripting = self.pools.iter().zip(&self.scripting);
-        let runs_scripts = scripting
-            .filter(|(pool, _)| std::ptr::eq(pool.as_ref(), server))
-            .any(|(_, scripting)| scripting.works());
-        if items.is_empty() || !runs_scripts {
+        if items.is_empty() || !self.runs_scripts(server).is_some_and(|s| s.works()) {
             return;
         }
         let keys = [taken_key(&self.key)];
@@ -130,25 +126,28 @@ impl ReplicationQueue {
             args.push(item.clone());
             args.push(wait.as_millis().to_string());
         }
-        let held = server.with(
-            |conn| match HOLD.on_keys(true, &keys, &args).query::<i64>(conn) {
-                Err(err) if unknown_script(&err) => HOLD.on_keys(false, &keys, &args).query(conn),
-                answer => answer,
-            },
-        );
+        let held = server.with(|conn| HOLD.query_on_keys::<i64>(conn, &keys, &args));
         server.record(&held);
     }
 
-    /// `pick` on the `server`-th server: (length, oldest, random). A server that runs no
-    /// scripts answers only random ones.
+    /// Whether `server`, one of the queue's, runs our scripts (as far as we know).
+    fn runs_scripts(&self, server: &RedisPool) -> Option<&Scripting> {
+        let mut servers = self.pools.iter().zip(&self.scripting);
+        servers
+            .find(|(pool, _)| std::ptr::eq(pool.as_ref(), server))
+            .map(|(_, scripting)| scripting)
+    }
+
+    /// `pick` on a server (`scripting`: whether it runs our scripts): (length, oldest,
+    /// random). A server that runs no scripts answers only random ones.
     fn pick_on(
         &self,
-        server: usize,
+        scripting: Option<&Scripting>,
         conn: &mut RedisConnection,
         count: usize,
         workers: usize,
     ) -> redis::RedisResult<(u64, Vec<String>, Vec<String>)> {
-        if self.scripting[server].works() {
+        if let Some(scripting) = scripting.filter(|s| s.works()) {
             let keys = [
                 self.key.clone(),
                 records_key(&self.key),
@@ -164,17 +163,10 @@ impl ReplicationQueue {
             // One command, not a pipeline: a connection whose first answer is an error
             // (`NOSCRIPT`) is not read further, and would answer the next request with
             // the rest of this one.
-            let ask = |by_hash: bool, conn: &mut RedisConnection| {
-                PICK.on_keys(by_hash, &keys, &args)
-                    .query::<redis::Value>(conn)
-            };
-            let answer = match ask(true, conn) {
-                Err(err) if unknown_script(&err) => ask(false, conn),
-                answer => answer,
-            };
+            let answer = PICK.query_on_keys::<redis::Value>(conn, &keys, &args);
             match answer.and_then(read_pick) {
                 Ok(picked) => return Ok(picked),
-                Err(err) if self.scripting[server].refused_by(&err) => {}
+                Err(err) if scripting.refused_by(&err) => {}
                 Err(err) => return Err(err),
             }
         }

@@ -195,19 +195,6 @@ impl Script {
         invocation("EVAL", self.body, &queue_keys(key), args)
     }
 
-    /// `EVALSHA` (`by_hash`) or `EVAL` with `keys` of one's own.
-    pub(super) fn on_keys(
-        &self,
-        by_hash: bool,
-        keys: &[String],
-        args: &[impl redis::ToRedisArgs],
-    ) -> redis::Cmd {
-        match by_hash {
-            true => invocation("EVALSHA", &self.sha, keys, args),
-            false => invocation("EVAL", self.body, keys, args),
-        }
-    }
-
     /// Runs the script on one connection: by its hash, and whole when the server does not
     /// know it. (Writes to every server go through `scripted_or_plain`, which does the
     /// same per server.)
@@ -217,10 +204,20 @@ impl Script {
         key: &str,
         args: &[impl redis::ToRedisArgs],
     ) -> redis::RedisResult<T> {
-        self.by_hash(key, args)
+        self.query_on_keys(conn, &queue_keys(key), args)
+    }
+
+    /// `query`, with `keys` of the script's own.
+    pub(super) fn query_on_keys<T: redis::FromRedisValue>(
+        &self,
+        conn: &mut dyn redis::ConnectionLike,
+        keys: &[String],
+        args: &[impl redis::ToRedisArgs],
+    ) -> redis::RedisResult<T> {
+        invocation("EVALSHA", &self.sha, keys, args)
             .query(conn)
             .or_else(|err| match unknown_script(&err) {
-                true => self.with_body(key, args).query(conn),
+                true => invocation("EVAL", self.body, keys, args).query(conn),
                 false => Err(err),
             })
     }
