@@ -83,10 +83,27 @@ impl RedisConnection {
         }
     }
 
-    /// Sends a packed command (or pipeline) and reads `replies` replies.
+    /// Sends a packed command (or pipeline) and reads `replies` replies. A server's error
+    /// answers one command of a pipeline, and the answers to the others still come: all
+    /// are read before the first error is returned, or the next request on this pooled
+    /// connection would read an answer meant for this one.
     fn exchange(&mut self, packed: &[u8], replies: usize) -> RedisResult<Vec<Value>> {
         self.send(packed)?;
-        (0..replies).map(|_| self.receive()).collect()
+        let mut values = Vec::with_capacity(replies);
+        let mut refused = None;
+        for _ in 0..replies {
+            match self.receive() {
+                Ok(value) => values.push(value),
+                Err(err) if self.is_open() => {
+                    refused.get_or_insert(err);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        match refused {
+            Some(err) => Err(err),
+            None => Ok(values),
+        }
     }
 }
 
