@@ -13,7 +13,7 @@
 //! anyway, and a follower costs one wakeup.
 //!
 //! A follower waits on its mailbox without a timeout. Every way out of a leader's turn
-//! either sends to each member of its batch or drops their senders (a panic in `write`
+//! either sends to each member of its batch or drops their postboxes (a panic in `write`
 //! unwinds through the batch), so a follower always wakes: with its outcome, with the
 //! lead, or with a closed mailbox. A timed wait was tried as a guard against lost
 //! wakeups and dropped: in `may` each timed park arms a timer on the one timer thread
@@ -21,7 +21,7 @@
 //! about a tenth of the coordinator's CPU (the README's design note "Waiting on other
 //! coroutines").
 
-use may::sync::mpsc::{channel, Receiver, Sender};
+use super::mailbox::{mailbox, Inbox, Postbox};
 use parking_lot::Mutex;
 
 /// What a batch's write gave: how many servers took the items, or why none did.
@@ -46,7 +46,7 @@ struct State {
 
 struct Waiter {
     items: Vec<String>,
-    mailbox: Sender<Turn>,
+    mailbox: Postbox<Turn>,
 }
 
 /// What a waiting push is told.
@@ -61,7 +61,7 @@ impl GroupCommit {
     /// Writes `items` with `write` (called with the items of a whole batch, by one pusher
     /// at a time) and returns the outcome of the batch they went in.
     pub fn push(&self, items: Vec<String>, write: impl Fn(&[String]) -> Outcome) -> Outcome {
-        let (mailbox, inbox) = channel();
+        let (mailbox, inbox) = mailbox();
         let lead_now = {
             let mut state = self.state.lock();
             state.waiting.push(Waiter { items, mailbox });
@@ -76,7 +76,7 @@ impl GroupCommit {
         }
         self.lead(&write);
         match inbox.try_recv() {
-            Ok(Turn::Done(outcome)) => outcome,
+            Some(Turn::Done(outcome)) => outcome,
             _ => Err("the batch holding these items was not written".into()),
         }
     }
@@ -123,8 +123,8 @@ impl Drop for HandOff<'_> {
     }
 }
 
-/// Parks until the mailbox has a turn, or its sender is gone.
-fn wait(inbox: &Receiver<Turn>) -> Result<Turn, String> {
+/// Parks until the mailbox has a turn, or its postbox is gone.
+fn wait(inbox: &Inbox<Turn>) -> Result<Turn, String> {
     inbox
         .recv()
         .map_err(|_| "the batch holding these items was not written".to_string())

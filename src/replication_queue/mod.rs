@@ -11,6 +11,7 @@ mod dead_set;
 mod fanout;
 mod group_commit;
 mod item;
+mod mailbox;
 mod pick;
 mod records;
 

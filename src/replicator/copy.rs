@@ -6,6 +6,7 @@ use super::give_up::FailureKind;
 use super::metrics::Reason;
 use crate::cluster::snapshot::Snapshot;
 use crate::replication_queue::Item;
+use crate::transport::node_http::drain_answer;
 use rand::seq::SliceRandom;
 use std::io::Read;
 use std::net::SocketAddr;
@@ -201,10 +202,7 @@ fn copy(
     let status = match put {
         Ok(answer) => {
             let status = answer.status().as_u16();
-            let _ = std::io::copy(
-                &mut answer.into_body().into_reader().take(64 * 1024),
-                &mut std::io::sink(),
-            );
+            let _ = drain_answer(answer.into_body().into_reader(), 64 * 1024);
             status
         }
         Err(err) => return Err(CopyFailure::request(Side::Target, err)),
@@ -212,7 +210,7 @@ fn copy(
     // The PUT stopped reading at Content-Length; reading on to the end of the GET's body
     // (nothing is left) is what returns its connection to the pool, to be used again
     // instead of a new connection for every copy.
-    let _ = std::io::copy(&mut body.by_ref().take(1), &mut std::io::sink());
+    let _ = drain_answer(&mut body, 1);
     // A Backpack node answers 201, also when it had the file (it appends a new copy and
     // repoints the key), so an item that comes back after a Redis outage is harmless.
     // 204 is taken too (WebDAV servers say it for a replaced file), never needed; nor is

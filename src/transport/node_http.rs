@@ -235,3 +235,21 @@ impl NodeAgents {
 #[cfg(test)]
 #[path = "node_http_tests.rs"]
 mod tests;
+
+/// Reads a node's answer body to its end (at most `at_most` bytes) and drops it, which is
+/// what returns the connection to the agent's pool. Answers are a few bytes: a small
+/// buffer on the stack, not `io::copy`, which zeroes an 8 KiB buffer on every call.
+pub fn drain_answer(mut body: impl io::Read, at_most: usize) -> io::Result<()> {
+    let mut scratch = [0u8; 512];
+    let mut left = at_most;
+    while left > 0 {
+        let want = left.min(scratch.len());
+        match body.read(&mut scratch[..want]) {
+            Ok(0) => return Ok(()),
+            Ok(n) => left -= n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}

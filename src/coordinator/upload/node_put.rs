@@ -7,7 +7,7 @@ use super::payload::{BodyError, NodeAnswer, NodePut};
 use super::Uploads;
 use crate::cluster::snapshot::{Shard, Snapshot};
 use crate::log_line;
-use std::io::Read;
+use crate::transport::node_http::drain_answer;
 
 impl Uploads {
     /// Notes a node that did not store the file (log, node health, event) and keeps the
@@ -71,10 +71,7 @@ pub(super) fn put_to_node(
         Ok(response) => {
             let status = response.status().as_u16();
             // Read the (small) answer so the connection can go back to the pool.
-            let _ = std::io::copy(
-                &mut response.into_body().into_reader().take(64 * 1024),
-                &mut std::io::sink(),
-            );
+            let _ = drain_answer(response.into_body().into_reader(), 64 * 1024);
             if took_it {
                 Ok(())
             } else {
