@@ -135,6 +135,11 @@ impl Command for ReplicatorCommand {
         .map_err(|err| Error::invalid(format!("cannot start the lease thread: {err}")))?;
         let claims = Arc::new(Claims::default());
         let leftovers = Arc::new(super::locks::Leftovers::default());
+        let limits = self.node_limits(self.node_timeout);
+        let new_agent: Arc<dyn Fn(&Arc<CopyGate>) -> ureq::Agent + Send + Sync> =
+            Arc::new(move |gate: &Arc<CopyGate>| {
+                node_http::gated_copies_agent(limits, Arc::clone(gate) as Arc<dyn SendGate>)
+            });
         let slots = (0..self.concurrency.max(1))
             .map(|_| {
                 let gate = Arc::new(CopyGate::new(
@@ -142,11 +147,10 @@ impl Command for ReplicatorCommand {
                     self.node_progress_timeout,
                 ));
                 CopySlot {
-                    agent: node_http::gated_copies_agent(
-                        self.node_limits(self.node_timeout),
-                        Arc::clone(&gate) as Arc<dyn SendGate>,
-                    ),
+                    agent: new_agent(&gate),
                     gate,
+                    new_agent: Arc::clone(&new_agent),
+                    session: 0,
                 }
             })
             .collect();

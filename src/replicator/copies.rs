@@ -34,6 +34,26 @@ pub type Copied = Result<(), Option<NotCopied>>;
 pub struct CopySlot {
     pub agent: ureq::Agent,
     pub gate: Arc<CopyGate>,
+    /// Makes the lane's agent anew (an empty pool of node connections), for a new
+    /// session (see `fresh_for`).
+    pub new_agent: Arc<dyn Fn(&Arc<CopyGate>) -> ureq::Agent + Send + Sync>,
+    /// The session of the lane's last copy; 0 before the first.
+    pub session: i64,
+}
+
+impl CopySlot {
+    /// Before a copy under `session`: a lane whose last copy was under another session
+    /// drops its node connections. A new session means the last one expired, which
+    /// takes a network that failed for a whole session timeout, and connections kept
+    /// through it may still carry that failure: after a partition in which the session
+    /// expired, copies on connections kept from before it stalled for 4-5 s each; on
+    /// fresh ones, none did.
+    fn fresh_for(&mut self, session: i64) {
+        if self.session != 0 && self.session != session {
+            self.agent = (self.new_agent)(&self.gate);
+        }
+        self.session = session;
+    }
 }
 
 /// Hands copies to the lanes.
@@ -97,11 +117,12 @@ impl RoundState {
 impl Copier {
     /// Starts one lane per slot, as coroutines; they end when the copier is dropped.
     pub fn start(slots: Vec<CopySlot>, metrics: Arc<Metrics>, quiet: bool) -> Copier {
-        let (jobs, lanes) = may::sync::mpmc::channel();
-        for slot in slots {
+        let (jobs, lanes) = may::sync::mpmc::channel::<Job>();
+        for mut slot in slots {
             let (lanes, metrics) = (lanes.clone(), Arc::clone(&metrics));
             may::go!(move || {
                 while let Ok(job) = lanes.recv() {
+                    slot.fresh_for(job.session);
                     // A copy that panics (a defect) leaves its item queued, and the lane
                     // goes on: lanes that ended one by one would stall the replicator.
                     let copy = AssertUnwindSafe(|| copy_one(&slot, &job, &metrics, quiet));
