@@ -116,27 +116,20 @@ fn a_follower(rig: &Rig) -> usize {
         .expect("a follower")
 }
 
-/// How soon after the load the queue is empty when a fenced replicator came back. The
-/// load goes on for 5 s after the heal, and both replicators keep up with it (the queue
-/// empties 1-100 ms after the load). A replicator whose session expired in the
-/// partition and that kept its node connections through it had copies stall for 4-5 s
-/// after the heal: the queue emptied 0.05-4.9 s after the load, over 1 s in 13 of 15
-/// runs.
+/// How soon after the load (which goes on 5 s past the heal) the queue is empty. A
+/// replicator that kept its node connections through an expired session had copies stall
+/// 4-5 s after the heal: emptied over 1 s after the load in 13 of 15 runs (fresh: 1-100 ms).
 const DRAINED_AFTER_THE_LOAD: Duration = Duration::from_secs(1);
 
 /// Runs a scenario whose fault cuts replicator A, its copies slowed first, off from
-/// ZooKeeper, checks it, and checks that A fenced itself in time and copied at full speed
-/// again after the heal.
+/// ZooKeeper, checks it, and that A fenced itself in time and then copied at full speed.
 fn run_fenced(rig: &mut Rig, name: &str, cut: impl FnOnce(&mut Rig)) {
     slow_copies(rig, "replicator-a");
     let outcome = ensemble::run(rig, name, PARTITION, cut, heal);
     outcome.print_and_check();
-    let after_load = outcome.row.report.drained_after_load;
-    println!("the queue drained {after_load:?} after the load ended");
-    assert!(
-        after_load.is_some_and(|after| after <= DRAINED_AFTER_THE_LOAD),
-        "the queue drained {after_load:?} after the load, over {DRAINED_AFTER_THE_LOAD:?}"
-    );
+    let after = outcome.row.report.drained_after_load;
+    let within = after.is_some_and(|after| after <= DRAINED_AFTER_THE_LOAD);
+    assert!(within, "the queue drained {after:?} after the load");
     let struck = outcome.row.report.fault_at.elapsed().as_secs_f64();
     assert_fenced(rig, 0, time_of_day(None).expect("the clock") - struck);
 }
