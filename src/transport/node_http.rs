@@ -232,10 +232,6 @@ impl NodeAgents {
     }
 }
 
-#[cfg(test)]
-#[path = "node_http_tests.rs"]
-mod tests;
-
 /// Reads a node's answer body to its end (at most `at_most` bytes) and drops it, which is
 /// what returns the connection to the agent's pool. Answers are a few bytes: a small
 /// buffer on the stack, not `io::copy`, which zeroes an 8 KiB buffer on every call.
@@ -253,3 +249,7 @@ pub fn drain_answer(mut body: impl io::Read, at_most: usize) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "node_http_tests.rs"]
+mod tests;
