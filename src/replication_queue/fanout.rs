@@ -12,7 +12,6 @@ use crate::affinity::Home;
 use crate::error::{Error, Result};
 use crate::transport::peer::worth_a_fresh_try;
 use crate::transport::redis::{RedisConnection, RedisPool};
-use redis::ConnectionLike;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -88,7 +87,7 @@ impl Replies<Vec<redis::Value>> {
                 let pool = &pools[i];
                 *outcome = pool.with(|conn| {
                     conn.send(&packed())?;
-                    receive_all(conn, replies)
+                    conn.receive_all(replies)
                 });
                 pool.record(outcome);
             }
@@ -122,14 +121,12 @@ pub(super) fn to_every<'a>(
         .map(|(i, (pool, sent))| {
             let packed = packed(i);
             let reply = sent.and_then(|(mut conn, pooled)| {
-                let reply = receive_all(&mut conn, replies);
+                let reply = conn.receive_all(replies);
                 pool.checkin(conn);
                 match &reply {
                     Err(err) if worth_a_fresh_try(pooled, err.is_timeout()) => {
                         let (mut fresh, _) = pool.checkout(home)?;
-                        let reply = fresh
-                            .send(packed)
-                            .and_then(|()| receive_all(&mut fresh, replies));
+                        let reply = fresh.send(packed).and_then(|()| fresh.receive_all(replies));
                         pool.checkin(fresh);
                         reply
                     }
@@ -141,28 +138,6 @@ pub(super) fn to_every<'a>(
         })
         .collect();
     Replies { outcomes }
-}
-
-/// Reads `replies` replies. Every one is read, also after an error reply, so that none is
-/// left behind on a connection that goes back to the pool; the first error is the result.
-fn receive_all(
-    conn: &mut RedisConnection,
-    replies: usize,
-) -> redis::RedisResult<Vec<redis::Value>> {
-    let mut values = Vec::with_capacity(replies);
-    let mut first_error = None;
-    for _ in 0..replies {
-        if !conn.is_open() {
-            return Err(first_error.unwrap_or_else(closed));
-        }
-        match conn.receive() {
-            Ok(value) => values.push(value),
-            Err(err) => {
-                first_error.get_or_insert(err);
-            }
-        }
-    }
-    first_error.map_or(Ok(values), Err)
 }
 
 /// Asks the servers in `order` one after another until one answers (`ask` is told which
@@ -182,8 +157,4 @@ pub(super) fn first_answer<'p, T>(
         }
     }
     Err(none_answered(failures))
-}
-
-fn closed() -> redis::RedisError {
-    redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
 }

@@ -160,9 +160,8 @@ impl ReplicationQueue {
                 taken_ms,
                 u64::from(LOOK_AT_MOST),
             ];
-            // One command, not a pipeline: a connection whose first answer is an error
-            // (`NOSCRIPT`) is not read further, and would answer the next request with
-            // the rest of this one.
+            // One command: the script draws the random items itself, so a `NOSCRIPT`
+            // answer costs one more exchange and no second command to send again.
             let answer = PICK.query_on_keys::<redis::Value>(conn, &keys, &args);
             match answer.and_then(read_pick) {
                 Ok(picked) => return Ok(picked),

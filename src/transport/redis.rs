@@ -83,28 +83,37 @@ impl RedisConnection {
         }
     }
 
-    /// Sends a packed command (or pipeline) and reads `replies` replies. A server's error
-    /// answers one command of a pipeline, and the answers to the others still come: all
-    /// are read before the first error is returned, or the next request on this pooled
-    /// connection would read an answer meant for this one.
-    fn exchange(&mut self, packed: &[u8], replies: usize) -> RedisResult<Vec<Value>> {
-        self.send(packed)?;
+    /// Reads `replies` replies. Every one is read, also after an error reply (a server's
+    /// error answers one command of a pipeline, and the answers to the others still come),
+    /// so that none is left behind for the next request on this pooled connection; the
+    /// first error is the result. A connection that broke is not read further.
+    pub fn receive_all(&mut self, replies: usize) -> RedisResult<Vec<Value>> {
         let mut values = Vec::with_capacity(replies);
-        let mut refused = None;
+        let mut first_error = None;
         for _ in 0..replies {
+            if !self.is_open() {
+                return Err(first_error.unwrap_or_else(closed));
+            }
             match self.receive() {
                 Ok(value) => values.push(value),
-                Err(err) if self.is_open() => {
-                    refused.get_or_insert(err);
+                Err(err) => {
+                    first_error.get_or_insert(err);
                 }
-                Err(err) => return Err(err),
             }
         }
-        match refused {
-            Some(err) => Err(err),
-            None => Ok(values),
-        }
+        first_error.map_or(Ok(values), Err)
     }
+
+    /// Sends a packed command (or pipeline) and reads `replies` replies.
+    fn exchange(&mut self, packed: &[u8], replies: usize) -> RedisResult<Vec<Value>> {
+        self.send(packed)?;
+        self.receive_all(replies)
+    }
+}
+
+/// What a read on a connection that already broke ends with.
+fn closed() -> redis::RedisError {
+    redis::RedisError::from(io::Error::from(io::ErrorKind::BrokenPipe))
 }
 
 /// The reading half of a connection. In a coroutine a read parks the coroutine (`may`).
