@@ -193,6 +193,22 @@ fn replication_reports_backlog_drain_and_cpu_by_role() {
         .unwrap();
     let replicators: f64 = with.split('|').nth(4).unwrap().trim().parse().unwrap();
     assert!(replicators > 0.0, "the replicators' CPU is counted: {with}");
+    // The run without replicators' items, copied afterwards with nothing else going on:
+    // all of them, and what each cost the replicators.
+    let alone = said
+        .lines()
+        .find(|l| l.starts_with("| 1 | ") && l.ends_with("x |"))
+        .unwrap_or_else(|| panic!("no row for the copies alone: {said}"));
+    let cells: Vec<&str> = alone.split('|').map(str::trim).collect();
+    let copies: u64 = cells[2].parse().unwrap_or_else(|_| panic!("{alone}"));
+    assert!(copies > 0, "{alone}");
+    assert!(
+        cells[3].ends_with('s') && cells[3] != "not drained",
+        "{alone}"
+    );
+    let per_copy: f64 = cells[5].parse().unwrap_or_else(|_| panic!("{alone}"));
+    assert!(per_copy > 0.0, "{alone}");
+    assert!(said.contains("| 1 | copies alone, per copy | "), "{said}");
 }
 
 /// Open loop: every rate's row has the lag from the replicators' histogram and from

@@ -9,12 +9,11 @@
 //! replicators measured themselves (their `backpack_replicator_lag_seconds` histogram,
 //! the difference over the rate's run), so the two can be compared bucket by bucket.
 
+use super::cpu_roles::{cpu_by_role, minus, ROLES};
 use super::lag_histogram::{scrape_lags, Buckets};
 use super::lag_watch::{Watcher, WAIT_LIMIT};
 use super::load::{percentile_ms, run, LoadSpec};
-use super::replication::{
-    cpu_by_role, empty_queue, minus, queued, seed_example_with_coordinator, ROLES,
-};
+use super::replication::{empty_queue, queued, seed_example_with_coordinator};
 use crate::{LocalCluster, NodeKind, ServerProcess};
 use backpack::size::format_size;
 use std::collections::BTreeMap;

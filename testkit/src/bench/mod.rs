@@ -14,6 +14,7 @@ mod client;
 pub mod command;
 mod console;
 mod contenders;
+mod cpu_roles;
 mod lag;
 mod lag_histogram;
 mod lag_watch;

@@ -6,26 +6,23 @@
 //! in. For the second run it prints how many items were still queued when the load ended,
 //! how long the queue then took to drain, and the replicators' CPU per copy. Each upload
 //! queues exactly one item (shards of two nodes), so copies = uploads acknowledged.
+//!
+//! Between the two runs the replicators copy the first run's items with no upload coming
+//! in: what a copy costs each role when copies are the machine's only work, beside what
+//! an upload cost in the run without replicators. (During the second run the two share
+//! the cores, and every role's CPU per operation rises with the load, the coordinator's
+//! too.)
 
+use super::cpu_roles::{cpu_by_role, minus, ROLES};
 use super::load::{run, LoadReport, LoadSpec};
 use super::turns::median;
 use crate::measure::cpu_seconds;
+use crate::metrics::{get_text, sample};
 use crate::{CoordinatorProcess, LocalCluster, NodeKind, ServerProcess, QUEUE_KEY};
 use backpack::size::format_size;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// The roles `cpu_by_role` sums by, in table order.
-pub(super) const ROLES: [&str; 7] = [
-    "coordinator",
-    "replicators",
-    "nodes",
-    "redis",
-    "zookeeper",
-    "load generator",
-    "other",
-];
 
 /// The longest drain the benchmark waits for.
 const DRAIN_LIMIT: Duration = Duration::from_secs(180);
@@ -48,10 +45,20 @@ struct Turn {
     queued_at_end: u64,
     drain: Option<Duration>,
     cpu_ms_per_copy: f64,
+    /// The first run's items, copied with no upload coming in: the copies the replicators
+    /// counted, how long that took, and CPU seconds by role meanwhile.
+    alone: Alone,
     /// CPU seconds by role during the run without replicators, and during the run with
     /// them plus the drain.
     roles_without: BTreeMap<&'static str, f64>,
     roles_with: BTreeMap<&'static str, f64>,
+}
+
+/// Copies made while nothing else ran.
+struct Alone {
+    copies: u64,
+    took: Option<Duration>,
+    roles: BTreeMap<&'static str, f64>,
 }
 
 /// The queue's length on every Redis server, the largest.
@@ -70,65 +77,6 @@ pub(super) fn queued(cluster: &LocalCluster) -> Result<u64, String> {
     Ok(most)
 }
 
-/// Every process on the machine now: pid -> (role, CPU seconds used so far). Roles: the
-/// coordinator, the replicators, the nodes (nginx or Node.js), Redis, ZooKeeper, this
-/// load generator, and the rest.
-pub(super) type Processes = BTreeMap<u32, (&'static str, f64)>;
-
-pub(super) fn cpu_by_role() -> Processes {
-    let mut roles = Processes::new();
-    let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return roles;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Some(cpu) = cpu_seconds(pid) else {
-            continue;
-        };
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let arg0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
-        let arg0 = String::from_utf8_lossy(arg0);
-        let name = arg0.rsplit('/').next().unwrap_or_default();
-        let role = if pid == me {
-            "load generator"
-        } else if name.starts_with("backpack-coordinator") {
-            "coordinator"
-        } else if name.starts_with("backpack-replicator") {
-            "replicators"
-        } else if name.starts_with("nginx") || name == "node" {
-            "nodes"
-        } else if name.starts_with("redis-server") {
-            "redis"
-        } else if name == "java" {
-            "zookeeper"
-        } else {
-            "other"
-        };
-        roles.insert(pid, (role, cpu));
-    }
-    roles
-}
-
-/// CPU seconds by role between two looks, counting only the processes seen both times
-/// (one that ended in between, or changed its name while exiting, would count its whole
-/// life, or minus it).
-pub(super) fn minus(after: &Processes, before: &Processes) -> BTreeMap<&'static str, f64> {
-    let mut roles = BTreeMap::new();
-    for (pid, (role, cpu)) in after {
-        if let Some((_, earlier)) = before.get(pid) {
-            *roles.entry(*role).or_insert(0.0) += cpu - earlier;
-        }
-    }
-    roles
-}
-
 /// Empties the queue and its lag records on every Redis server.
 pub(super) fn empty_queue(cluster: &LocalCluster) -> Result<(), String> {
     for redis in &cluster.redis {
@@ -142,6 +90,62 @@ pub(super) fn empty_queue(cluster: &LocalCluster) -> Result<(), String> {
             .map_err(|err| format!("Redis {}: {err}", redis.address()))?;
     }
     Ok(())
+}
+
+/// Renames the queue and its lag records on every Redis server (`hold`: to a key no
+/// replicator reads; else back), so that replicators can start and settle before they
+/// see the items.
+fn hold_queue(cluster: &LocalCluster, hold: bool) -> Result<(), String> {
+    let held = |key: &str| format!("{key}-held-by-bench");
+    for redis in &cluster.redis {
+        let mut conn = redis::Client::open(format!("redis://{}/", redis.address()))
+            .and_then(|c| c.get_connection())
+            .map_err(|err| format!("Redis {}: {err}", redis.address()))?;
+        for key in [QUEUE_KEY.to_string(), format!("{QUEUE_KEY}-queued")] {
+            let (from, to) = match hold {
+                true => (key.clone(), held(&key)),
+                false => (held(&key), key.clone()),
+            };
+            // A key that is not there (no lag records, say) has nothing to move.
+            let exists: bool = redis::cmd("EXISTS")
+                .arg(&from)
+                .query(&mut conn)
+                .map_err(|err| format!("Redis {}: {err}", redis.address()))?;
+            if exists {
+                redis::cmd("RENAME")
+                    .arg(&from)
+                    .arg(&to)
+                    .query::<()>(&mut conn)
+                    .map_err(|err| format!("Redis {}: {err}", redis.address()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Waits for the queue to empty: how long it took, or None past `DRAIN_LIMIT`.
+fn wait_for_drain(cluster: &LocalCluster) -> Result<Option<Duration>, String> {
+    let started = Instant::now();
+    loop {
+        if queued(cluster)? == 0 {
+            return Ok(Some(started.elapsed()));
+        }
+        if started.elapsed() > DRAIN_LIMIT {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The files the replicators say they copied so far (`backpack_replicator_copies_total`).
+fn copies_made(metrics: &[String]) -> Result<u64, String> {
+    let mut copies = 0.0;
+    for url in metrics {
+        let text = get_text(url)?;
+        copies += sample(&text, "backpack_replicator_copies_total")
+            .ok_or_else(|| format!("{url} has no backpack_replicator_copies_total"))?;
+    }
+    Ok(copies as u64)
 }
 
 fn process_cpu(processes: &[ServerProcess]) -> f64 {
@@ -171,32 +175,49 @@ fn one_turn(
     let roles_before = cpu_by_role();
     let without = run(&load(format!("without-{turn}")))?;
     let roles_without = minus(&cpu_by_role(), &roles_before);
-    // Its items are not copied: the run with replicators starts from an empty queue.
-    empty_queue(cluster)?;
+    // Its items wait aside until the replicators are up, then are copied with nothing
+    // else going on; the run with replicators starts from an empty queue.
+    hold_queue(cluster, true)?;
 
-    let flags: Vec<&str> = std::iter::once("--quiet")
-        .chain(spec.replicator_flags.iter().map(String::as_str))
-        .collect();
-    let mut replicators = (0..spec.replicators)
-        .map(|i| cluster.start_replicator(&format!("replicator-{turn}-{i}"), &flags))
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(|err| format!("cannot start a replicator: {err}"))?;
-    // Connected and idle before the load starts.
+    let mut replicators = Vec::new();
+    let mut metrics = Vec::new();
+    for i in 0..spec.replicators {
+        let listen = format!(
+            "127.0.0.1:{}",
+            crate::free_port().map_err(|e| e.to_string())?
+        );
+        let flags: Vec<&str> = ["--quiet", "--listen", &listen]
+            .into_iter()
+            .chain(spec.replicator_flags.iter().map(String::as_str))
+            .collect();
+        replicators.push(
+            cluster
+                .start_replicator(&format!("replicator-{turn}-{i}"), &flags)
+                .map_err(|err| format!("cannot start a replicator: {err}"))?,
+        );
+        metrics.push(format!("http://{listen}/metrics"));
+    }
+    // Connected and idle before the items come back.
     std::thread::sleep(Duration::from_secs(1));
+    let copied_before = copies_made(&metrics)?;
+    let roles_before = cpu_by_role();
+    hold_queue(cluster, false)?;
+    let took = wait_for_drain(cluster)?;
+    let roles = minus(&cpu_by_role(), &roles_before);
+    let alone = Alone {
+        copies: copies_made(&metrics)? - copied_before,
+        took,
+        roles,
+    };
+    if took.is_none() {
+        empty_queue(cluster)?;
+    }
     let cpu_before = process_cpu(&replicators);
     let roles_before = cpu_by_role();
     let with = run(&load(format!("with-{turn}")))?;
     let load_ended = Instant::now();
     let queued_at_end = queued(cluster)?;
-    let drain = loop {
-        if queued(cluster)? == 0 {
-            break Some(load_ended.elapsed());
-        }
-        if load_ended.elapsed() > DRAIN_LIMIT {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let drain = wait_for_drain(cluster)?.map(|_| load_ended.elapsed());
     let cpu = process_cpu(&replicators) - cpu_before;
     let roles_with = minus(&cpu_by_role(), &roles_before);
     for replicator in &mut replicators {
@@ -208,6 +229,7 @@ fn one_turn(
         with,
         queued_at_end,
         drain,
+        alone,
         roles_without,
         roles_with,
     })
@@ -290,6 +312,7 @@ pub fn run_replication(bin: &Path, spec: &ReplicationSpec) -> Result<(), String>
             m(&|t| t.cpu_ms_per_copy),
         );
     }
+    print_alone(&turns);
     // Where the machine's CPU went, per upload: the extra work replication costs the
     // nodes and the rest shows how much ingest any replicator can leave on these cores.
     println!("\nCPU ms per upload by role (the run with replicators includes its drain):\n");
@@ -299,6 +322,7 @@ pub fn run_replication(bin: &Path, spec: &ReplicationSpec) -> Result<(), String>
         for (run, roles, uploads) in [
             ("without", &t.roles_without, t.without.ok),
             ("with", &t.roles_with, t.with.ok),
+            ("copies alone, per copy", &t.alone.roles, t.alone.copies),
         ] {
             let per = |cpu: f64| cpu * 1000.0 / uploads.max(1) as f64;
             let cells: Vec<String> = ROLES
@@ -314,4 +338,39 @@ pub fn run_replication(bin: &Path, spec: &ReplicationSpec) -> Result<(), String>
         }
     }
     Ok(())
+}
+
+/// The copies made with nothing else running, against the uploads without replicators.
+fn print_alone(turns: &[Turn]) {
+    println!("\nthe run without replicators' items, copied with no upload coming in:\n");
+    println!("| turn | copies | took | copies/s | replicator CPU ms/copy | coordinator CPU ms/upload without replicators | ratio |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let per = |roles: &BTreeMap<&str, f64>, role: &str, count: u64| {
+        roles.get(role).copied().unwrap_or(0.0) * 1000.0 / count.max(1) as f64
+    };
+    let mut ratios = Vec::new();
+    for (i, t) in turns.iter().enumerate() {
+        let copy = per(&t.alone.roles, "replicators", t.alone.copies);
+        let upload = per(&t.roles_without, "coordinator", t.without.ok);
+        let ratio = copy / upload.max(1e-9);
+        ratios.push(ratio);
+        let (took, rate) = match t.alone.took {
+            Some(took) => (
+                format!("{:.2}s", took.as_secs_f64()),
+                format!(
+                    "{:.0}",
+                    t.alone.copies as f64 / took.as_secs_f64().max(1e-9)
+                ),
+            ),
+            None => ("not drained".to_string(), "-".to_string()),
+        };
+        println!(
+            "| {} | {} | {took} | {rate} | {copy:.3} | {upload:.3} | {ratio:.2}x |",
+            i + 1,
+            t.alone.copies
+        );
+    }
+    if ratios.len() > 1 {
+        println!("| median | | | | | | {:.2}x |", median(ratios));
+    }
 }
