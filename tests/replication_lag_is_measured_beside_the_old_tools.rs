@@ -227,6 +227,52 @@ fn a_backlog_is_copied_oldest_first() {
     }
 }
 
+/// Two replicators on one backlog, queued on two Redis servers: each item is copied once,
+/// and a worker is seldom handed items another has just copied (which would cost it a
+/// round of ZooKeeper work for nothing and a pause).
+#[test]
+fn two_replicators_share_a_backlog_without_picking_each_others_items() {
+    let cluster = example_cluster("lag-two-replicators");
+    let coordinator = coordinator(&cluster, &["--quiet"]);
+    const FILES: usize = 240;
+    let acks = upload_n(
+        &coordinator.url(""),
+        FILES,
+        "shared",
+        BodySizes::LogUniform(500, 4500),
+    );
+    let listens: Vec<String> = (0..2)
+        .map(|_| {
+            format!(
+                "127.0.0.1:{}",
+                backpack_testkit::free_port().expect("a port")
+            )
+        })
+        .collect();
+    let replicators: Vec<_> = listens
+        .iter()
+        .enumerate()
+        .map(|(i, listen)| {
+            let name = format!("replicator-{i}");
+            replicator(&cluster, &name, &["--batch", "4", "--listen", listen])
+        })
+        .collect();
+    let logs: Vec<_> = replicators.iter().collect();
+    wait_until_drained(&cluster, Duration::from_secs(60), &logs);
+    assert_replicated(&cluster, &acks);
+    let (mut copies, mut copied_elsewhere) = (0.0, 0.0);
+    for listen in &listens {
+        let metrics = scrape_metrics(&format!("http://{listen}"));
+        copies += metrics["backpack_replicator_copies_total"];
+        copied_elsewhere += metrics["backpack_replicator_copied_elsewhere_total"];
+    }
+    assert_eq!(copies, FILES as f64, "one copy an item");
+    assert!(
+        copied_elsewhere <= (FILES / 20) as f64,
+        "{copied_elsewhere} items were locked after another replicator had copied them"
+    );
+}
+
 #[test]
 fn a_redis_that_refuses_scripts_still_takes_every_upload() {
     let cluster = example_cluster("lag-no-scripts");

@@ -24,7 +24,6 @@
 use super::records::{records_key, with_clock, Script, Scripting};
 use super::{fanout, Picked, ReplicationQueue};
 use crate::error::Result;
-use crate::transport::peer::try_order;
 use crate::transport::redis::{RedisConnection, RedisPool};
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -50,8 +49,9 @@ pub fn taken_key(key: &str) -> String {
 /// KEYS: queue, records, taken; ARGV: count, workers, taken for (ms), look at most.
 /// Answers the queue's length; oldest first, up to `count` (and at most the queue over
 /// `workers`: a worker's share) queued items with a record and no mark, each now marked
-/// as taken; and up to `count` items drawn at random. Ends the marks past their time,
-/// and drops the records it meets whose items have left the queue.
+/// as taken; and those of `count` items drawn at random that no one has taken. Ends the
+/// marks past their time, and drops the records it meets whose items have left the
+/// queue.
 const PICK_BODY: &str = with_clock!(
     "local count, workers = tonumber(ARGV[1]), tonumber(ARGV[2])
 local mark, look = now + tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -75,7 +75,11 @@ while #picked < want and start < look do
   start = start + 100
 end
 if #gone > 0 then redis.call('ZREM', KEYS[2], unpack(gone)) end
-return {length, picked, redis.call('SRANDMEMBER', KEYS[1], count)}"
+local random = {}
+for _, item in ipairs(redis.call('SRANDMEMBER', KEYS[1], count)) do
+  if not redis.call('ZSCORE', KEYS[3], item) then random[#random + 1] = item end
+end
+return {length, picked, random}"
 );
 
 /// KEYS: taken; ARGV: item, ms, item, ms... Marks each item taken for its ms from now.
@@ -89,11 +93,19 @@ return 0"
 impl ReplicationQueue {
     /// Items for one of `workers` workers to copy, and the queue's length: the oldest
     /// untaken ones (a worker's share of the queue, `count` at most), then up to `count`
-    /// more drawn at random (`SRANDMEMBER`), in one round trip. Asks the servers in
-    /// random order until one answers (servers that failed recently are asked last); the
+    /// more drawn at random (`SRANDMEMBER`), in one round trip. Asks the servers in the
+    /// queue's order until one answers (servers that failed recently are asked last); the
     /// server that answered comes with them. An error when none does.
+    ///
+    /// Every new replicator asks the same server first: the marks of what is taken live
+    /// on the server that handed the items out, so a worker that asked another server
+    /// would be handed the same oldest items again. Measured with two servers asked in
+    /// random order, under a backlog, a second worker often locked items whose copy had
+    /// just ended and found them gone: a round of ZooKeeper work for no copy.
     pub fn pick(&self, count: usize, workers: usize) -> Result<Picked<'_>> {
-        let order = try_order(self.pools.iter().collect(), |pool| pool.failed_recently());
+        let mut order: Vec<_> = self.pools.iter().collect();
+        // A stable sort: the queue's order, with the servers that failed recently last.
+        order.sort_by_key(|pool| pool.failed_recently());
         let ((length, mut items, random), server) = fanout::first_answer(order, |pool, conn| {
             let scripts = self.runs_scripts(pool);
             self.pick_on(scripts, conn, count.max(1), workers.max(1))

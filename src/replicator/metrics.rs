@@ -59,6 +59,7 @@ pub struct Metrics {
     pub copied_bytes: Counter,
     failures: Family<ReasonLabel, Counter>,
     pub locked_elsewhere: Counter,
+    pub copied_elsewhere: Counter,
     pub waiting: Counter,
     pub moved_dead: Counter,
     pub in_flight: Gauge,
@@ -97,6 +98,12 @@ impl Default for Metrics {
                 r,
                 "locked_elsewhere",
                 "Items skipped because another replicator held their lock",
+                Counter::default(),
+            ),
+            copied_elsewhere: registered(
+                r,
+                "copied_elsewhere",
+                "Items locked and then found gone from the queue: another replicator had copied them since they were picked",
                 Counter::default(),
             ),
             waiting: registered(

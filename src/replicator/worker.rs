@@ -165,7 +165,10 @@ impl Worker {
             |path| self.claims.release_lock(path),
         );
         let picked = match queue.pick(self.batch, self.workers) {
-            Ok(picked) if picked.items.is_empty() => return Round::Empty,
+            Ok(picked) if picked.items.is_empty() && picked.length == 0 => return Round::Empty,
+            // Queued items, every one taken: by a worker copying it, or held until its
+            // retry pause ends.
+            Ok(picked) if picked.items.is_empty() => return Round::Locked,
             Ok(picked) => picked,
             Err(err) => {
                 log_line!("{err}");
@@ -271,6 +274,9 @@ impl Worker {
             .filter(|(_, queued)| *queued)
             .map(|(job, _)| (job.text.as_str(), &job.plan))
             .collect();
+        self.metrics
+            .copied_elsewhere
+            .inc_by((mine.len() - items.len()) as u64);
         let outcomes = self.copier.copy_all(&items, session);
         let (mut copied, mut failed) = (Vec::new(), Vec::new());
         let mut fenced = false;
