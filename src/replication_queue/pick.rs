@@ -24,8 +24,10 @@
 use super::records::{records_key, with_clock, Script, Scripting};
 use super::{fanout, Picked, ReplicationQueue};
 use crate::error::Result;
+use crate::transport::peer::try_order;
 use crate::transport::redis::{RedisConnection, RedisPool};
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 /// How long an item handed out stays taken, unless copied sooner: longer than a copy
@@ -33,6 +35,12 @@ use std::time::Duration;
 /// attempt, which fails harmlessly). An item left for later (a recent failure) is marked
 /// again until its retry pause ends (`hold`).
 pub const TAKEN_FOR: Duration = Duration::from_secs(10);
+
+/// One pick in this many asks the servers in random order (see `pick`).
+const RANDOM_ORDER_EVERY: u64 = 8;
+
+/// Picks made by this process, for `RANDOM_ORDER_EVERY`.
+static PICKS: AtomicU64 = AtomicU64::new(0);
 
 /// Records looked at, at most, in one pick: bounds its time on the server when many of the
 /// oldest items are taken, or left the queue through old replicators.
@@ -49,9 +57,9 @@ pub fn taken_key(key: &str) -> String {
 /// KEYS: queue, records, taken; ARGV: count, workers, taken for (ms), look at most.
 /// Answers the queue's length; oldest first, up to `count` (and at most the queue over
 /// `workers`: a worker's share) queued items with a record and no mark, each now marked
-/// as taken; and those of `count` items drawn at random that no one has taken. Ends the
-/// marks past their time, and drops the records it meets whose items have left the
-/// queue.
+/// as taken; and up to `count` items drawn at random (marked or not: a mark left by a
+/// pick whose answer was lost must not hide its item for long). Ends the marks past
+/// their time, and drops the records it meets whose items have left the queue.
 const PICK_BODY: &str = with_clock!(
     "local count, workers = tonumber(ARGV[1]), tonumber(ARGV[2])
 local mark, look = now + tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -75,11 +83,7 @@ while #picked < want and start < look do
   start = start + 100
 end
 if #gone > 0 then redis.call('ZREM', KEYS[2], unpack(gone)) end
-local random = {}
-for _, item in ipairs(redis.call('SRANDMEMBER', KEYS[1], count)) do
-  if not redis.call('ZSCORE', KEYS[3], item) then random[#random + 1] = item end
-end
-return {length, picked, random}"
+return {length, picked, redis.call('SRANDMEMBER', KEYS[1], count)}"
 );
 
 /// KEYS: taken; ARGV: item, ms, item, ms... Marks each item taken for its ms from now.
@@ -90,38 +94,74 @@ end
 return 0"
 );
 
-impl ReplicationQueue {
-    /// Items for one of `workers` workers to copy, and the queue's length: the oldest
-    /// untaken ones (a worker's share of the queue, `count` at most), then up to `count`
-    /// more drawn at random (`SRANDMEMBER`), in one round trip. Asks the servers in the
-    /// queue's order until one answers (servers that failed recently are asked last); the
-    /// server that answered comes with them. An error when none does.
-    ///
-    /// Every new replicator asks the same server first: the marks of what is taken live
-    /// on the server that handed the items out, so a worker that asked another server
-    /// would be handed the same oldest items again. Measured with two servers asked in
-    /// random order, under a backlog, a second worker often locked items whose copy had
-    /// just ended and found them gone: a round of ZooKeeper work for no copy.
-    pub fn pick(&self, count: usize, workers: usize) -> Result<Picked<'_>> {
-        let mut order: Vec<_> = self.pools.iter().collect();
-        // A stable sort: the queue's order, with the servers that failed recently last.
-        order.sort_by_key(|pool| pool.failed_recently());
-        let ((length, mut items, random), server) = fanout::first_answer(order, |pool, conn| {
-            let scripts = self.runs_scripts(pool);
-            self.pick_on(scripts, conn, count.max(1), workers.max(1))
-        })?;
+impl<'a> Picked<'a> {
+    /// The oldest items, then those of the random ones not among them.
+    fn of(
+        mut items: Vec<String>,
+        random: Vec<String>,
+        length: u64,
+        server: &'a Arc<RedisPool>,
+    ) -> Picked<'a> {
         let oldest = items.len();
         for item in random {
             if !items.contains(&item) {
                 items.push(item);
             }
         }
-        Ok(Picked {
+        Picked {
             items,
             oldest,
             length,
             server,
-        })
+        }
+    }
+}
+
+impl ReplicationQueue {
+    /// Items for one of `workers` workers to copy, and the queue's length: the oldest
+    /// untaken ones (a worker's share of the queue, `count` at most), then up to `count`
+    /// more drawn at random (`SRANDMEMBER`), in one round trip. Asks the servers in turn
+    /// until one answers with a queue that is not empty (servers that failed recently are
+    /// asked last); the server that answered comes with them. An error when none answers.
+    ///
+    /// Every new replicator asks the servers in the queue's order: the marks of what is
+    /// taken live on the server that handed the items out, so a worker that asked another
+    /// server would be handed the same oldest items again. Measured with two servers
+    /// asked in random order, under a backlog, a second worker often locked items whose
+    /// copy had just ended and found them gone: a round of ZooKeeper work for no copy.
+    /// But the servers are independent copies: an item queued while the first was down is
+    /// only on the others. So an empty queue sends the pick on to the next server, and one
+    /// pick in `RANDOM_ORDER_EVERY` asks in random order, as the old replicators always
+    /// do, so that such items are reached under a standing backlog too.
+    pub fn pick(&self, count: usize, workers: usize) -> Result<Picked<'_>> {
+        let mut order: Vec<&Arc<RedisPool>> = self.pools.iter().collect();
+        match PICKS.fetch_add(1, Ordering::Relaxed) % RANDOM_ORDER_EVERY == 0 {
+            true => order = try_order(order, |pool| pool.failed_recently()),
+            // A stable sort: the queue's order, with the servers that failed recently last.
+            false => order.sort_by_key(|pool| pool.failed_recently()),
+        }
+        let mut empty = None;
+        while !order.is_empty() {
+            let answer = fanout::first_answer(order.iter().copied(), |pool, conn| {
+                let scripts = self.runs_scripts(pool);
+                self.pick_on(scripts, conn, count.max(1), workers.max(1))
+            });
+            let ((length, items, random), server) = match (answer, empty.take()) {
+                (Ok(answer), _) => answer,
+                // The servers after an empty one do not answer: it was empty.
+                (Err(_), Some(earlier)) => return Ok(earlier),
+                (Err(err), None) => return Err(err),
+            };
+            let picked = Picked::of(items, random, length, server);
+            if length > 0 {
+                return Ok(picked);
+            }
+            let asked = order.iter().position(|pool| Arc::ptr_eq(pool, server));
+            order.drain(..=asked.unwrap_or(order.len() - 1));
+            empty = Some(picked);
+        }
+        // Every server that answered has an empty queue.
+        empty.ok_or_else(|| crate::error::Error::invalid("the queue has no servers"))
     }
 
     /// Marks `items` taken on `server`, each for its time: items the worker left for
