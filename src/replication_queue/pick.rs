@@ -158,6 +158,9 @@ impl ReplicationQueue {
             }
             let asked = order.iter().position(|pool| Arc::ptr_eq(pool, server));
             order.drain(..=asked.unwrap_or(order.len() - 1));
+            // Not on to a server that failed recently: an idle worker would wait out its
+            // timeout at every pick (the picks in random order still reach it).
+            order.retain(|pool| !pool.failed_recently());
             empty = Some(picked);
         }
         // Every server that answered has an empty queue.
