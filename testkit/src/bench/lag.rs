@@ -13,8 +13,8 @@ use super::cpu_roles::{cpu_by_role, minus, ROLES};
 use super::lag_histogram::{scrape_lags, Buckets};
 use super::lag_watch::{Watcher, WAIT_LIMIT};
 use super::load::{percentile_ms, run, LoadSpec};
-use super::replication::{empty_queue, queued, seed_example_with_coordinator};
-use crate::{LocalCluster, NodeKind, ServerProcess};
+use super::replication::{empty_queue, queued, seed_example_with_coordinator, start_replicators};
+use crate::{LocalCluster, NodeKind};
 use backpack::size::format_size;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -168,22 +168,12 @@ pub fn run_open_loop(bin: &Path, spec: &OpenLoopSpec) -> Result<(), String> {
         / capacity.ok.max(1) as f64;
     empty_queue(&cluster)?;
 
-    let mut replicators: Vec<ServerProcess> = Vec::new();
-    let mut metrics = Vec::new();
-    for i in 0..spec.replicators {
-        let port = crate::free_port().map_err(|e| e.to_string())?;
-        let listen = format!("127.0.0.1:{port}");
-        let flags: Vec<&str> = ["--quiet", "--listen", &listen]
-            .into_iter()
-            .chain(spec.replicator_flags.iter().map(String::as_str))
-            .collect();
-        replicators.push(
-            cluster
-                .start_replicator(&format!("replicator-{i}"), &flags)
-                .map_err(|err| format!("cannot start a replicator: {err}"))?,
-        );
-        metrics.push(format!("http://{listen}"));
-    }
+    let (mut replicators, metrics) = start_replicators(
+        &cluster,
+        "replicator",
+        spec.replicators,
+        &spec.replicator_flags,
+    )?;
     // Connected and idle before the load starts.
     std::thread::sleep(Duration::from_secs(1));
 

@@ -137,11 +137,39 @@ fn wait_for_drain(cluster: &LocalCluster) -> Result<Option<Duration>, String> {
     }
 }
 
+/// Starts `count` quiet replicators named `<name>-<i>` with `flags`, each serving
+/// `/metrics` on a port of its own: the processes, and the base URL of each one's metrics.
+pub(super) fn start_replicators(
+    cluster: &LocalCluster,
+    name: &str,
+    count: usize,
+    flags: &[String],
+) -> Result<(Vec<ServerProcess>, Vec<String>), String> {
+    let mut replicators = Vec::new();
+    let mut bases = Vec::new();
+    for i in 0..count {
+        let port = crate::free_port().map_err(|e| e.to_string())?;
+        let listen = format!("127.0.0.1:{port}");
+        let all: Vec<&str> = ["--quiet", "--listen", &listen]
+            .into_iter()
+            .chain(flags.iter().map(String::as_str))
+            .collect();
+        replicators.push(
+            cluster
+                .start_replicator(&format!("{name}-{i}"), &all)
+                .map_err(|err| format!("cannot start a replicator: {err}"))?,
+        );
+        bases.push(format!("http://{listen}"));
+    }
+    Ok((replicators, bases))
+}
+
 /// The files the replicators say they copied so far (`backpack_replicator_copies_total`).
-fn copies_made(metrics: &[String]) -> Result<u64, String> {
+fn copies_made(bases: &[String]) -> Result<u64, String> {
     let mut copies = 0.0;
-    for url in metrics {
-        let text = get_text(url)?;
+    for base in bases {
+        let url = format!("{base}/metrics");
+        let text = get_text(&url)?;
         copies += sample(&text, "backpack_replicator_copies_total")
             .ok_or_else(|| format!("{url} has no backpack_replicator_copies_total"))?;
     }
@@ -179,24 +207,12 @@ fn one_turn(
     // else going on; the run with replicators starts from an empty queue.
     hold_queue(cluster, true)?;
 
-    let mut replicators = Vec::new();
-    let mut metrics = Vec::new();
-    for i in 0..spec.replicators {
-        let listen = format!(
-            "127.0.0.1:{}",
-            crate::free_port().map_err(|e| e.to_string())?
-        );
-        let flags: Vec<&str> = ["--quiet", "--listen", &listen]
-            .into_iter()
-            .chain(spec.replicator_flags.iter().map(String::as_str))
-            .collect();
-        replicators.push(
-            cluster
-                .start_replicator(&format!("replicator-{turn}-{i}"), &flags)
-                .map_err(|err| format!("cannot start a replicator: {err}"))?,
-        );
-        metrics.push(format!("http://{listen}/metrics"));
-    }
+    let (mut replicators, metrics) = start_replicators(
+        cluster,
+        &format!("replicator-{turn}"),
+        spec.replicators,
+        &spec.replicator_flags,
+    )?;
     // Connected and idle before the items come back.
     std::thread::sleep(Duration::from_secs(1));
     let copied_before = copies_made(&metrics)?;
